@@ -1,0 +1,44 @@
+"""budgetgraph: budget-aware, tool-using LLM agents on LangGraph with an exact, live ledger."""
+
+from .agents import Agent, RunResult, StopReason
+from .budget import Budget, Ledger, ModelPrice, PriceTable, Usage
+from .errors import (
+    BudgetExceeded,
+    BudgetExhausted,
+    BudgetgraphError,
+    ConfigError,
+    MissingExtra,
+    ModelError,
+    PriceError,
+    ToolCallError,
+)
+from .models import Message, ScriptedModel, ToolCall
+from .tools import Corpus, Tool, tool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "Budget",
+    "BudgetExceeded",
+    "BudgetExhausted",
+    "BudgetgraphError",
+    "ConfigError",
+    "Corpus",
+    "Ledger",
+    "Message",
+    "MissingExtra",
+    "ModelError",
+    "ModelPrice",
+    "PriceError",
+    "PriceTable",
+    "RunResult",
+    "ScriptedModel",
+    "StopReason",
+    "Tool",
+    "ToolCall",
+    "ToolCallError",
+    "Usage",
+    "__version__",
+    "tool",
+]

@@ -1,0 +1,210 @@
+"""The Agent facade: ``run`` / ``arun`` / ``astream`` over the compiled graph, and the run result."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+
+from ..budget.ledger import Ledger, Usage
+from ..budget.limits import Budget
+from ..budget.prices import PriceTable
+from ..errors import BudgetExhausted, ConfigError
+from ..models.base import ChatModel
+from ..models.messages import Message, ModelSettings
+from ..models.registry import infer_model
+from ..tools.base import Tool
+from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
+from .graph import LEDGER_KEY, LoopConfig, build_graph
+from .prompts import system_prompt
+from .state import AgentState
+
+__all__ = ["Agent", "RunResult", "StopReason"]
+
+PLANNERS = ("react", "tracker")
+
+
+@dataclass(frozen=True, slots=True)
+class StopReason:
+    """``kind``: answered | budget_exhausted | max_turns | error; ``resource`` names the exhausted budget."""
+
+    kind: str
+    resource: str = ""
+    message: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "budget_exhausted":
+            return f"budget_exhausted: {self.resource.removeprefix('tool:')}"
+        if self.kind == "error":
+            return f"error: {self.message}"
+        return self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run produced and what it spent."""
+
+    answer: str | None
+    stop_reason: StopReason
+    usage: Usage
+    messages: Sequence[Message]
+    ledger: dict[str, Any] = field(default_factory=dict)
+    thread_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "stop_reason": str(self.stop_reason),
+            "stop": {"kind": self.stop_reason.kind, "resource": self.stop_reason.resource,
+                     "message": self.stop_reason.message},
+            "usage": self.usage.to_dict(),
+            "messages": [
+                {"role": m.role, "content": m.content, "tool_call_id": m.tool_call_id,
+                 "tool_calls": [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in m.tool_calls]}
+                for m in self.messages
+            ],
+        }
+
+
+class Agent:
+    """A budget-aware tool-using agent.
+
+    ``planner="react"`` is the baseline that shows the model no budget; ``"tracker"`` adds the BATS budget
+    tracker (regime policy in the system prompt, a ``<budget>`` block after each tool result).
+    """
+
+    def __init__(
+        self,
+        model: str | ChatModel = "local",
+        tools: Sequence[Tool] = (),
+        budget: Budget | str | None = None,
+        *,
+        planner: Literal["react", "tracker"] | str = "tracker",
+        prices: PriceTable | None = None,
+        instructions: str | None = None,
+        settings: ModelSettings | None = None,
+        max_tokens: int = 512,
+        answer_max_tokens: int = 256,
+        max_turns: int = 30,
+        on_exhausted: Literal["answer", "raise"] = "answer",
+        checkpointer: Any = None,
+        interrupt_before: Sequence[str] | None = None,
+    ) -> None:
+        if planner not in PLANNERS:
+            raise ConfigError(f"unknown planner {planner!r}; available here: {', '.join(PLANNERS)}")
+        if on_exhausted not in ("answer", "raise"):
+            raise ConfigError("on_exhausted must be 'answer' or 'raise'")
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"tool names must be unique, got {names}")
+        self.model = infer_model(model)
+        self.tools = list(tools)
+        self.budget = Budget.parse(budget) if isinstance(budget, str) else (budget or Budget())
+        self.planner = planner
+        self.on_exhausted = on_exhausted
+        self.config = LoopConfig(
+            model=self.model,
+            tools={t.name: t for t in self.tools},
+            system_prompt=system_prompt(planner, instructions),
+            show_budget=planner != "react",
+            prices=prices or PriceTable(),
+            settings=settings or ModelSettings(temperature=0.0),
+            max_tokens=max_tokens,
+            answer_max_tokens=answer_max_tokens,
+            max_turns=max_turns,
+        )
+        if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
+            self.config.prices.require_model_price(self.model.name, self.model.price)
+        self.checkpointer = checkpointer
+        self.graph = build_graph(self.config).compile(
+            checkpointer=checkpointer, interrupt_before=list(interrupt_before or []) or None
+        )
+
+    # -- running -------------------------------------------------------------------------------
+    def _start(self, question: str, thread_id: str | None, ledger: Ledger | None) -> tuple[Any, RunnableConfig, Ledger]:
+        live = ledger or Ledger(self.budget)
+        tid = thread_id or uuid.uuid4().hex
+        config: RunnableConfig = {
+            "configurable": {"thread_id": tid, LEDGER_KEY: live},
+            "recursion_limit": 4 * self.config.max_turns + 10,
+        }
+        state: AgentState = {"messages": [Message.user(question)], "ledger": live.snapshot(), "phase": "act", "turns": 0}
+        return state, config, live
+
+    async def _resume_input(self, thread_id: str) -> tuple[RunnableConfig, Ledger]:
+        if self.checkpointer is None:
+            raise ConfigError("resume needs an Agent built with checkpointer=...")
+        probe: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        snapshot = await self.graph.aget_state(probe)
+        if not snapshot.values:
+            raise ConfigError(f"no checkpoint for thread {thread_id!r}")
+        live = Ledger.from_snapshot(snapshot.values.get("ledger") or {})
+        config: RunnableConfig = {
+            "configurable": {"thread_id": thread_id, LEDGER_KEY: live},
+            "recursion_limit": 4 * self.config.max_turns + 10,
+        }
+        return config, live
+
+    async def arun(self, question: str, *, thread_id: str | None = None, ledger: Ledger | None = None) -> RunResult:
+        """Run one question to its end. ``ledger`` lets a parent pass a child ledger."""
+        state, config, live = self._start(question, thread_id, ledger)
+        final = await self.graph.ainvoke(state, config)
+        return self._result(final, live, config)
+
+    async def aresume(self, thread_id: str) -> RunResult:
+        """Continue a checkpointed run; the ledger continues from what was really spent."""
+        config, live = await self._resume_input(thread_id)
+        final = await self.graph.ainvoke(None, config)
+        return self._result(final, live, config)
+
+    def run(self, question: str, *, thread_id: str | None = None) -> RunResult:
+        """Synchronous :meth:`arun` (not from inside a running event loop: use ``await agent.arun``)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(question, thread_id=thread_id))
+        raise RuntimeError("Agent.run() was called inside an event loop; use 'await agent.arun(...)'")
+
+    async def astream(self, question: str, *, thread_id: str | None = None) -> AsyncIterator[AgentEvent]:
+        """Typed events as the run goes: model turns, tool results, budget updates, the final answer."""
+        state, config, live = self._start(question, thread_id, None)
+        calls: dict[str, Any] = {}
+        final: dict[str, Any] = dict(state)
+        async for chunk in self.graph.astream(state, config, stream_mode="updates"):
+            for node, update in chunk.items():
+                if not isinstance(update, dict):
+                    continue
+                final.update({k: v for k, v in update.items() if k != "messages"})
+                final["messages"] = final.get("messages", []) + list(update.get("messages", []))
+                for m in update.get("messages", []):
+                    if m.role == "assistant":
+                        calls.update({c.id: c for c in m.tool_calls})
+                        yield ModelTurn(message=m, node=node)
+                    elif m.role == "tool":
+                        call = calls.get(m.tool_call_id or "")
+                        yield ToolResult(name=m.name or "", call=call, content=m.content)
+                if "ledger" in update and node == "tools":
+                    yield BudgetUpdate(ledger=update["ledger"], regime=live.regime())
+        result = self._result(final, live, config)
+        yield FinalAnswer(result=result)
+
+    def _result(self, final: dict[str, Any], live: Ledger, config: RunnableConfig) -> RunResult:
+        stop = final.get("stop") or {}
+        if final.get("phase") not in ("done", None) and not stop:
+            stop = {"kind": "interrupted", "message": "the run was interrupted before it finished"}
+        reason = StopReason(stop.get("kind", "answered"), stop.get("resource", ""), stop.get("message", ""))
+        result = RunResult(
+            answer=final.get("answer"),
+            stop_reason=reason,
+            usage=live.usage(),
+            messages=list(final.get("messages", [])),
+            ledger=live.snapshot(),
+            thread_id=(config.get("configurable") or {}).get("thread_id"),
+        )
+        if self.on_exhausted == "raise" and reason.kind == "budget_exhausted":
+            raise BudgetExhausted(f"run stopped: {reason}", result)
+        return result

@@ -1,0 +1,321 @@
+"""The LangGraph agent loop: a model node and a tool node that both go through the ledger, and an answer
+node that spends the final-answer reserve (architecture rules 1-3)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+
+from ..budget.block import render_budget_block
+from ..budget.ledger import Ledger, Reservation
+from ..budget.limits import Amount, tool_key
+from ..budget.prices import ModelPrice, PriceTable
+from ..errors import BudgetExceeded, ModelError, ToolCallError
+from ..models.base import ChatModel
+from ..models.messages import Message, ModelSettings, RequestUsage, ToolCall
+from ..tools.base import Tool
+from .prompts import ANSWER_NOW, extract_answer
+from .state import AgentState, StopInfo
+
+__all__ = ["LEDGER_KEY", "LoopConfig", "build_graph"]
+
+LEDGER_KEY = "budgetgraph_ledger"
+"""Key in ``config["configurable"]`` of the live ledger of a run (else it is rebuilt from the state)."""
+
+_TOKEN_KEYS = ("input_tokens", "output_tokens", "total_tokens", "usd")
+_MIN_OUTPUT = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopConfig:
+    """Everything the nodes need that does not change during a run."""
+
+    model: ChatModel
+    tools: Mapping[str, Tool]
+    system_prompt: str
+    show_budget: bool
+    prices: PriceTable = field(default_factory=PriceTable)
+    settings: ModelSettings = field(default_factory=lambda: ModelSettings())
+    max_tokens: int = 512
+    answer_max_tokens: int = 256
+    answer_input_reserve: int = 256
+    max_turns: int = 30
+
+    def model_price(self, ledger: Ledger) -> ModelPrice | None:
+        if "usd" in ledger.limits:
+            return self.prices.require_model_price(self.model.name, self.model.price)
+        return self.prices.model_price(self.model.name, self.model.price)
+
+    def tool_price(self, tool: Tool) -> Decimal:
+        return self.prices.tool_price(tool.name, tool.price)
+
+
+def _ledger(state: AgentState, config: RunnableConfig) -> Ledger:
+    live = (config.get("configurable") or {}).get(LEDGER_KEY)
+    return live if isinstance(live, Ledger) else Ledger.from_snapshot(state.get("ledger") or {})
+
+
+def _stop(kind: str, resource: str = "", message: str = "") -> StopInfo:
+    return {"kind": kind, "resource": resource, "message": message}
+
+
+def _refusal_text(exc: BudgetExceeded) -> str:
+    label = exc.resource.removeprefix("tool:")
+    return f"Budget exhausted for {label}: needed {exc.requested}, {exc.remaining} left of {exc.limit}."
+
+
+class _Loop:
+    def __init__(self, cfg: LoopConfig) -> None:
+        self.cfg = cfg
+        self.system = Message.system(cfg.system_prompt)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _available_tools(self, ledger: Ledger) -> list[Tool]:
+        return [t for t in self.cfg.tools.values() if ledger.tool_remaining(t.budget_key) != 0]
+
+    def _exhausted_tool(self, ledger: Ledger) -> str:
+        for t in self.cfg.tools.values():
+            if ledger.tool_remaining(t.budget_key) == 0:
+                return t.budget_key
+        return "tool_calls"
+
+    def _call_amounts(
+        self, ledger: Ledger, price: ModelPrice | None, n_in: int, max_out: int, use_hold: bool
+    ) -> tuple[dict[str, Amount], int] | BudgetExceeded:
+        """The reservation for one model call, with ``max_tokens`` lowered to what the budget allows."""
+        limits = ledger.limits
+        hold = {} if use_hold else ledger.hold
+
+        def room(key: str) -> Amount | None:
+            rem = ledger.remaining(key)
+            return None if rem is None else rem - hold.get(key, 0)
+
+        caps = [max_out]
+        if (r := room("output_tokens")) is not None:
+            caps.append(int(r))
+        if (r := room("total_tokens")) is not None:
+            caps.append(int(r) - n_in)
+        if (r := room("usd")) is not None and price is not None and price.output > 0:
+            spare = Decimal(r) - price.cost(n_in, 0)
+            caps.append(int(spare * 1_000_000 / price.output))
+        allowed = min(caps)
+        if allowed < min(_MIN_OUTPUT, max_out):
+            key = next((k for k in ("output_tokens", "total_tokens", "usd", "input_tokens") if k in limits), "tokens")
+            return BudgetExceeded(key, f"{n_in} input + {_MIN_OUTPUT} output tokens", room(key), limits.get(key))
+        amounts: dict[str, Amount] = {"llm_calls": 1}
+        if any(k in limits for k in _TOKEN_KEYS):
+            amounts.update(input_tokens=n_in, output_tokens=allowed, total_tokens=n_in + allowed)
+            if price is not None:
+                amounts["usd"] = price.cost(n_in, allowed)
+        return amounts, allowed
+
+    def _actual(self, usage: RequestUsage, price: ModelPrice | None, n_in: int) -> dict[str, Amount]:
+        n_in = usage.input_tokens or n_in
+        actual: dict[str, Amount] = {
+            "llm_calls": 1,
+            "input_tokens": n_in,
+            "output_tokens": usage.output_tokens,
+            "total_tokens": n_in + usage.output_tokens,
+            "cached_input_tokens": usage.cached_input_tokens,
+        }
+        if price is not None:
+            actual["usd"] = price.cost(n_in, usage.output_tokens, usage.cached_input_tokens, usage.cache_write_tokens)
+        return actual
+
+    def _needs_count(self, ledger: Ledger) -> bool:
+        return any(k in ledger.limits for k in _TOKEN_KEYS)
+
+    def _set_answer_hold(self, ledger: Ledger, price: ModelPrice | None, n_in: int) -> None:
+        if not ledger.limits:
+            return
+        hold_in = n_in + self.cfg.answer_input_reserve
+        out = self.cfg.answer_max_tokens
+        hold: dict[str, Amount] = {"llm_calls": 1, "input_tokens": hold_in, "output_tokens": out}
+        hold["total_tokens"] = hold_in + out
+        if price is not None:
+            hold["usd"] = price.cost(hold_in, out)
+        ledger.set_hold(hold)
+
+    # -- nodes ---------------------------------------------------------------------------------
+    async def model_node(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        ledger = _ledger(state, config)
+        turns = state.get("turns", 0)
+        if turns >= self.cfg.max_turns:
+            return self._to_answer(ledger, _stop("max_turns", "", f"reached max_turns={self.cfg.max_turns}"))
+        tools = self._available_tools(ledger)
+        if self.cfg.tools and not tools:
+            key = self._exhausted_tool(ledger)
+            return self._to_answer(ledger, _stop("budget_exhausted", key, f"The {key.removeprefix('tool:')} budget is exhausted."))
+        messages = [self.system, *state.get("messages", [])]
+        schemas = [t.schema for t in tools]
+        price = self.cfg.model_price(ledger)
+        n_in = self.cfg.model.count_tokens(messages, schemas) if self._needs_count(ledger) else 0
+        self._set_answer_hold(ledger, price, n_in)
+        planned = self._call_amounts(ledger, price, n_in, self.cfg.max_tokens, use_hold=False)
+        if isinstance(planned, BudgetExceeded):
+            return self._to_answer(ledger, _stop("budget_exhausted", planned.resource, str(planned)))
+        amounts, max_out = planned
+        reservation = ledger.try_reserve(amounts, role="act")
+        if isinstance(reservation, BudgetExceeded):
+            return self._to_answer(ledger, _stop("budget_exhausted", reservation.resource, str(reservation)))
+        settings = ModelSettings(**self.cfg.settings)
+        settings["max_tokens"] = max_out
+        try:
+            response = await self.cfg.model.request(messages, schemas, settings)
+        except Exception as exc:
+            ledger.refund(reservation)
+            stop = _stop("error", "model", f"{type(exc).__name__}: {exc}")
+            return {"phase": "done", "stop": stop, "ledger": ledger.snapshot(), "answer": None}
+        ledger.commit(reservation, self._actual(response.usage, price, n_in))
+        message = response.message
+        update: dict[str, Any] = {"messages": [message], "turns": turns + 1, "ledger": ledger.snapshot()}
+        if message.tool_calls:
+            return {**update, "phase": "tools"}
+        answer = extract_answer(message.content)
+        if not answer:
+            update["phase"] = "answer"
+            update["stop"] = _stop("answered", "", "the model replied with neither a tool call nor an answer")
+            return update
+        return {**update, "phase": "done", "answer": answer, "stop": _stop("answered")}
+
+    def _to_answer(self, ledger: Ledger, stop: StopInfo) -> dict[str, Any]:
+        return {"phase": "answer", "stop": stop, "ledger": ledger.snapshot()}
+
+    async def tools_node(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        ledger = _ledger(state, config)
+        calls = state["messages"][-1].tool_calls
+        results: list[str] = [""] * len(calls)
+        pending: list[tuple[int, Tool, Any, Reservation]] = []
+        refused: list[str] = []
+        for i, call in enumerate(calls):
+            prepared = self._prepare(ledger, call)
+            if isinstance(prepared, str):
+                results[i] = prepared
+            elif isinstance(prepared, BudgetExceeded):
+                results[i] = _refusal_text(prepared) + " This call was not run."
+                refused.append(prepared.resource)
+            else:
+                pending.append((i, *prepared))
+        outputs = await asyncio.gather(*(self._run(ledger, t, a, r) for _, t, a, r in pending))
+        for (i, *_), text in zip(pending, outputs, strict=True):
+            results[i] = text
+        block = "\n\n" + render_budget_block(ledger) if self.cfg.show_budget and ledger.limits else ""
+        messages = [Message.tool(text + block, c.id, c.name) for c, text in zip(calls, results, strict=True)]
+        update: dict[str, Any] = {"messages": messages, "ledger": ledger.snapshot(), "phase": "act"}
+        if self.cfg.tools and not self._available_tools(ledger):
+            key = self._exhausted_tool(ledger)
+            update.update(phase="answer", stop=_stop("budget_exhausted", key, f"The {key.removeprefix('tool:')} budget is exhausted."))
+        elif refused and not pending:
+            update.update(phase="answer", stop=_stop("budget_exhausted", refused[0], "every tool call was refused"))
+        return update
+
+    def _prepare(self, ledger: Ledger, call: ToolCall) -> tuple[Tool, Any, Reservation] | BudgetExceeded | str:
+        if call.error:
+            return f"Error: {call.error}. The call was not run; fix it and try again."
+        tool = self.cfg.tools.get(call.name)
+        if tool is None:
+            return f"Error: unknown tool {call.name!r}; available tools: {', '.join(self.cfg.tools)}."
+        try:
+            args = tool.validate(call.arguments)
+        except ToolCallError as exc:
+            return f"Error: {exc}. The call was not run."
+        units = tool.units_for(args)
+        amounts: dict[str, Amount] = {tool_key(tool.budget_key): units, "tool_calls": units}
+        price = self.cfg.tool_price(tool)
+        if price:
+            amounts["usd"] = price * units
+        reservation = ledger.try_reserve(amounts)
+        if isinstance(reservation, BudgetExceeded):
+            return reservation
+        return tool, args, reservation
+
+    async def _run(self, ledger: Ledger, tool: Tool, args: Any, reservation: Reservation) -> str:
+        remaining = ledger.remaining("seconds")
+        try:
+            text = await tool.run(args, None if remaining is None else max(float(remaining), 0.001))
+        except ToolCallError as exc:
+            text = f"Error: {exc}"
+        except Exception as exc:  # a tool's own bug must not end the run
+            text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
+        ledger.commit(reservation)
+        return text
+
+    async def answer_node(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        ledger = _ledger(state, config)
+        stop = state.get("stop") or _stop("answered")
+        reason = stop.get("message") or "The budget is exhausted."
+        history = list(state.get("messages", []))
+        price = self.cfg.model_price(ledger)
+        nudge = Message.user(ANSWER_NOW.format(reason=reason.rstrip(".") + "."))
+        planned: tuple[dict[str, Amount], int] | BudgetExceeded = BudgetExceeded("llm_calls", 1, 0, 0)
+        messages: list[Message] = []
+        n_in = 0
+        for _ in range(len(history) + 1):
+            messages = [self.system, *history, nudge]
+            n_in = self.cfg.model.count_tokens(messages, []) if self._needs_count(ledger) else 0
+            planned = self._call_amounts(ledger, price, n_in, self.cfg.answer_max_tokens, use_hold=True)
+            if not isinstance(planned, BudgetExceeded) or not _shrink(history):
+                break
+        reservation = None if isinstance(planned, BudgetExceeded) else ledger.try_reserve(planned[0], role="answer", use_hold=True)
+        fallback = {"phase": "done", "stop": stop, "ledger": ledger.snapshot(), "answer": _last_text(history)}
+        if reservation is None or isinstance(reservation, BudgetExceeded) or isinstance(planned, BudgetExceeded):
+            return fallback
+        settings = ModelSettings(**self.cfg.settings)
+        settings.update(max_tokens=planned[1], tool_choice="none")
+        try:
+            response = await self.cfg.model.request(messages, [], settings)
+        except Exception as exc:
+            ledger.refund(reservation)
+            return {**fallback, "stop": _stop("error", "model", f"{type(exc).__name__}: {exc}"), "ledger": ledger.snapshot()}
+        ledger.commit(reservation, self._actual(response.usage, price, n_in))
+        text = response.message.content
+        return {
+            "messages": [nudge, Message.assistant(text)],
+            "phase": "done",
+            "answer": extract_answer(text) if text else _last_text(history),
+            "stop": stop,
+            "ledger": ledger.snapshot(),
+        }
+
+
+def _shrink(history: list[Message]) -> bool:
+    """Blank the oldest tool result still holding text, so the answer call fits; False when none is left."""
+    for i, m in enumerate(history):
+        if m.role == "tool" and not m.content.startswith("[removed"):
+            history[i] = Message.tool("[removed to fit the budget]", m.tool_call_id or "", m.name)
+            return True
+    return False
+
+
+def _last_text(history: Sequence[Message]) -> str | None:
+    for m in reversed(history):
+        if m.role == "assistant" and m.content.strip():
+            return extract_answer(m.content)
+    return None
+
+
+def _route(state: AgentState) -> str:
+    phase = state.get("phase", "act")
+    return {"tools": "tools", "answer": "answer", "act": "model"}.get(phase, END)
+
+
+def build_graph(cfg: LoopConfig) -> StateGraph[AgentState]:
+    """The uncompiled graph (compile it with your own checkpointer, or embed it as a subgraph)."""
+    loop = _Loop(cfg)
+    graph: StateGraph[AgentState] = StateGraph(AgentState)
+    graph.add_node("model", loop.model_node)
+    graph.add_node("tools", loop.tools_node)
+    graph.add_node("answer", loop.answer_node)
+    graph.add_edge(START, "model")
+    graph.add_conditional_edges("model", _route, ["tools", "answer", END])
+    graph.add_conditional_edges("tools", _route, ["model", "answer"])
+    graph.add_edge("answer", END)
+    return graph
+
+

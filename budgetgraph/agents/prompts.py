@@ -1,0 +1,42 @@
+"""System prompts of the built-in planners and the answer extraction."""
+
+from __future__ import annotations
+
+import re
+
+from ..budget.block import render_policy
+
+__all__ = ["ANSWER_NOW", "extract_answer", "system_prompt"]
+
+_BASE = (
+    "You are a careful research agent. Use the tools to find the facts you need: search with short keyword "
+    "queries, open the most promising documents, and reason step by step. Call tools only as the tool-call "
+    "format says. When you are confident, reply with the final answer only, inside <answer></answer>, as short "
+    "as possible: a name, date, number or short phrase, e.g. <answer>Paris</answer>."
+)
+
+ANSWER_NOW = (
+    "{reason} No more tool calls are possible. Give your best final answer now from what you found, "
+    "inside <answer></answer>, as short as possible."
+)
+
+_ANSWER = re.compile(r"<answer>\s*(.*?)\s*(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
+_PREFIX = re.compile(r"^\s*(?:final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
+
+
+def system_prompt(planner: str, extra: str | None = None) -> str:
+    """``react`` gets no budget information (the baseline); ``tracker`` gets the BATS regime policy."""
+    parts = [_BASE]
+    if planner != "react":
+        parts.append(render_policy())
+    if extra:
+        parts.append(extra)
+    return "\n\n".join(parts)
+
+
+def extract_answer(text: str) -> str:
+    """The text inside the last ``<answer>`` tag, else the reply without an "Answer:" prefix."""
+    found = _ANSWER.findall(text)
+    if found:
+        return str(found[-1]).strip()
+    return _PREFIX.sub("", text.strip()).strip()

@@ -1,0 +1,290 @@
+"""The ledger: reserve before a call, commit after, refuse what does not fit (never an overshoot).
+
+Every check-and-reserve happens under one lock, so concurrent reservations (threads or asyncio tasks) can
+never exceed a cap. A *hold* is a standing reserve (the final-answer call) that ordinary reservations may not
+touch. A child ledger reserves through its parent, so a sub-agent's spend is the parent's spend, its own
+caps bound it, and whatever it does not use simply stays with the parent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from ..errors import BudgetExceeded
+from .limits import TOOL_PREFIX, Amount, Budget, tool_key
+
+__all__ = ["Ledger", "Regime", "Reservation", "Usage", "regime_of"]
+
+Regime = Literal["HIGH", "MEDIUM", "LOW", "CRITICAL"]
+_ids = itertools.count(1)
+
+def regime_of(fraction: float | None) -> Regime:
+    """BATS regimes by remaining fraction: >= 70% HIGH, 30-70% MEDIUM, 10-30% LOW, < 10% CRITICAL."""
+    if fraction is None or fraction >= 0.7:
+        return "HIGH"
+    if fraction >= 0.3:
+        return "MEDIUM"
+    if fraction >= 0.1:
+        return "LOW"
+    return "CRITICAL"
+
+def _zero(key: str) -> Amount:
+    return Decimal(0) if key == "usd" else 0
+
+def _plain(value: Amount) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+def _restore(key: str, value: Any) -> Amount:
+    if key == "usd":
+        return Decimal(str(value))
+    if key == "seconds":
+        return float(value)
+    return int(value)
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Amounts set aside for one call until it is committed or refunded."""
+
+    id: int
+    amounts: Mapping[str, Amount]
+    role: str | None = None
+    parent: Reservation | None = None
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a run spent. ``tool_calls`` counts units per tool (one per call, or per query/URL when batched)."""
+
+    tool_calls: Mapping[str, int] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    llm_calls: int = 0
+    usd: Decimal = Decimal(0)
+    seconds: float = 0.0
+    by_role: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def total_tool_calls(self) -> int:
+        return sum(self.tool_calls.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tool_calls": dict(self.tool_calls),
+            "total_tool_calls": self.total_tool_calls,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "llm_calls": self.llm_calls,
+            "usd": float(self.usd),
+            "seconds": round(self.seconds, 3),
+            "by_role": {k: dict(v) for k, v in self.by_role.items()},
+        }
+
+class Ledger:
+    """Live budget accounting for one run (see the architecture's seven rules)."""
+
+    def __init__(
+        self,
+        budget: Budget | None = None,
+        *,
+        parent: Ledger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.budget = budget or Budget()
+        self.parent = parent
+        self._limits: dict[str, Amount] = self.budget.limits()
+        self._spent: dict[str, Amount] = {}
+        self._reserved: dict[str, Amount] = {}
+        self._hold: dict[str, Amount] = {}
+        self._by_role: dict[str, dict[str, int]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._seconds_base = 0.0
+        self._started = clock()
+
+    # -- reading -------------------------------------------------------------------------------
+    @property
+    def limits(self) -> Mapping[str, Amount]:
+        return self._limits
+
+    def elapsed(self) -> float:
+        return self._seconds_base + (self._clock() - self._started)
+
+    def spent(self, key: str) -> Amount:
+        if key == "seconds":
+            return self.elapsed()
+        return self._spent.get(key, _zero(key))
+
+    def remaining(self, key: str) -> Amount | None:
+        """What is left of a capped resource (reservations in flight count as used); None if uncapped."""
+        limit = self._limits.get(key)
+        own = None
+        if limit is not None:
+            own = limit - self.spent(key) - self._reserved.get(key, _zero(key))
+            own = max(own, _zero(key))
+        if self.parent is not None:
+            up = self.parent.remaining(key)
+            if up is not None and (own is None or up < own):
+                own = up
+        return own
+
+    def fraction_remaining(self, key: str) -> float | None:
+        limit = self._limits.get(key)
+        rem = self.remaining(key)
+        if limit is None or rem is None:
+            return None
+        return 1.0 if not limit else float(rem) / float(limit)
+
+    def capped(self) -> list[str]:
+        """Keys of the capped resources, tools first."""
+        return list(self._limits)
+
+    def regime(self) -> Regime:
+        """The regime of the scarcest capped resource."""
+        fractions = [f for k in self._limits if (f := self.fraction_remaining(k)) is not None]
+        return regime_of(min(fractions) if fractions else None)
+
+    def tool_remaining(self, name: str) -> int | None:
+        """Units left for a tool: its own cap and the total tool cap, whichever is smaller."""
+        values = [r for r in (self.remaining(tool_key(name)), self.remaining("tool_calls")) if r is not None]
+        return int(min(values)) if values else None
+
+    def usage(self) -> Usage:
+        tools = {k[len(TOOL_PREFIX) :]: int(v) for k, v in self._spent.items() if k.startswith(TOOL_PREFIX)}
+        usd = self._spent.get("usd", Decimal(0))
+        return Usage(
+            tool_calls=tools,
+            input_tokens=int(self._spent.get("input_tokens", 0)),
+            output_tokens=int(self._spent.get("output_tokens", 0)),
+            cached_input_tokens=int(self._spent.get("cached_input_tokens", 0)),
+            llm_calls=int(self._spent.get("llm_calls", 0)),
+            usd=usd if isinstance(usd, Decimal) else Decimal(str(usd)),
+            seconds=self.elapsed(),
+            by_role={k: dict(v) for k, v in self._by_role.items()},
+        )
+
+    # -- reserving -----------------------------------------------------------------------------
+    def set_hold(self, amounts: Mapping[str, Amount]) -> None:
+        """Set the standing reserve (only reservations with ``use_hold=True`` may dip into it)."""
+        with self._lock:
+            self._hold = {k: v for k, v in amounts.items() if k in self._limits}
+
+    @property
+    def hold(self) -> Mapping[str, Amount]:
+        return self._hold
+
+    def _refusal(self, amounts: Mapping[str, Amount], use_hold: bool) -> BudgetExceeded | None:
+        if "seconds" in self._limits and self.elapsed() >= self._limits["seconds"]:
+            return BudgetExceeded("seconds", "any time", 0, self._limits["seconds"])
+        for key, amount in amounts.items():
+            limit = self._limits.get(key)
+            if limit is None or not amount:
+                continue
+            available = limit - self._spent.get(key, _zero(key)) - self._reserved.get(key, _zero(key))
+            if not use_hold:
+                available -= self._hold.get(key, _zero(key))
+            if amount > available:
+                return BudgetExceeded(key, _plain(amount), _plain(max(available, _zero(key))), _plain(limit))
+        return None
+
+    def try_reserve(
+        self, amounts: Mapping[str, Amount], *, role: str | None = None, use_hold: bool = False
+    ) -> Reservation | BudgetExceeded:
+        """Reserve atomically, or return the refusal (which resource, requested, remaining)."""
+        with self._lock:
+            refusal = self._refusal(amounts, use_hold)
+            if refusal is not None:
+                return refusal
+            up: Reservation | BudgetExceeded | None = None
+            if self.parent is not None:
+                up = self.parent.try_reserve(amounts, role=role, use_hold=use_hold)
+                if isinstance(up, BudgetExceeded):
+                    return up
+            for key, amount in amounts.items():
+                if amount:
+                    self._reserved[key] = self._reserved.get(key, _zero(key)) + amount
+            return Reservation(next(_ids), dict(amounts), role, up)
+
+    def reserve(
+        self, amounts: Mapping[str, Amount], *, role: str | None = None, use_hold: bool = False
+    ) -> Reservation:
+        """Like :meth:`try_reserve` but raises :class:`BudgetExceeded` on refusal."""
+        result = self.try_reserve(amounts, role=role, use_hold=use_hold)
+        if isinstance(result, BudgetExceeded):
+            raise result
+        return result
+
+    def commit(self, reservation: Reservation, actual: Mapping[str, Amount] | None = None) -> None:
+        """Record what the call really used (default: what was reserved) and release the reservation.
+
+        ``actual`` may hold keys that were not reserved (e.g. ``cached_input_tokens``); they are recorded.
+        """
+        used = reservation.amounts if actual is None else actual
+        with self._lock:
+            self._release(reservation)
+            for key, amount in used.items():
+                if amount:
+                    self._spent[key] = self._spent.get(key, _zero(key)) + amount
+            if reservation.role is not None and "llm_calls" in used:
+                row = self._by_role.setdefault(
+                    reservation.role, {"input_tokens": 0, "output_tokens": 0, "llm_calls": 0}
+                )
+                for key in row:
+                    row[key] += int(used.get(key, 0))
+        if self.parent is not None and reservation.parent is not None:
+            self.parent.commit(reservation.parent, used)
+
+    def refund(self, reservation: Reservation) -> None:
+        """Release a reservation whose call did not run."""
+        with self._lock:
+            self._release(reservation)
+        if self.parent is not None and reservation.parent is not None:
+            self.parent.refund(reservation.parent)
+
+    def _release(self, reservation: Reservation) -> None:
+        for key, amount in reservation.amounts.items():
+            if amount:
+                self._reserved[key] = self._reserved.get(key, _zero(key)) - amount
+
+    # -- children and persistence --------------------------------------------------------------
+    def child(self, budget: Budget | None = None) -> Ledger:
+        """A ledger for a sub-agent: bounded by ``budget`` and by whatever this ledger has left."""
+        return Ledger(budget, parent=self, clock=self._clock)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain, JSON-able state for graph state and checkpoints (dollars as exact strings)."""
+        with self._lock:
+            return {
+                "limits": {k: _plain(v) for k, v in self._limits.items()},
+                "spent": {k: _plain(v) for k, v in self._spent.items()},
+                "seconds": self.elapsed(),
+                "hold": {k: _plain(v) for k, v in self._hold.items()},
+                "by_role": {k: dict(v) for k, v in self._by_role.items()},
+            }
+
+    @classmethod
+    def from_snapshot(cls, data: Mapping[str, Any], *, clock: Callable[[], float] = time.monotonic) -> Ledger:
+        """Rebuild a ledger that continues from what was really spent."""
+        limits = {k: _restore(k, v) for k, v in data.get("limits", {}).items()}
+        ledger = cls(Budget.from_limits(limits), clock=clock)
+        ledger._spent = {k: _restore(k, v) for k, v in data.get("spent", {}).items()}
+        ledger._hold = {k: _restore(k, v) for k, v in data.get("hold", {}).items()}
+        ledger._by_role = {k: dict(v) for k, v in data.get("by_role", {}).items()}
+        ledger._seconds_base = float(data.get("seconds", 0.0))
+        return ledger
+
+    def __repr__(self) -> str:
+        parts = [f"{k}={_plain(self.spent(k))}/{_plain(v)}" for k, v in self._limits.items()]
+        return f"Ledger({', '.join(parts) or 'unlimited'})"
+

@@ -1,0 +1,162 @@
+"""Budget: the frozen caps of a run (None means unlimited) and its string form for the CLI."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["Amount", "Budget", "RESOURCES", "tool_key"]
+
+Amount = int | float | Decimal
+"""A quantity of one resource: int for counts and tokens, Decimal for dollars, float for seconds."""
+
+TOOL_PREFIX = "tool:"
+RESOURCES = ("tool_calls", "input_tokens", "output_tokens", "total_tokens", "usd", "seconds", "llm_calls")
+"""Ledger keys of the global resources; per-tool caps use ``tool:<name>``."""
+
+_ALIASES = {
+    "tools": "tool_calls",
+    "total_tool_calls": "tool_calls",
+    "tool_calls": "tool_calls",
+    "tokens": "total_tokens",
+    "total_tokens": "total_tokens",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "usd": "usd",
+    "dollars": "usd",
+    "cost": "usd",
+    "seconds": "seconds",
+    "time": "seconds",
+    "llm_calls": "llm_calls",
+    "model_calls": "llm_calls",
+}
+_FIELD_OF = {"tool_calls": "total_tool_calls"}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def tool_key(name: str) -> str:
+    """Ledger key of a tool's own cap."""
+    return TOOL_PREFIX + name
+
+
+def _empty() -> Mapping[str, int]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """Caps for one run. Every field is optional; ``None`` (or a missing tool) means unlimited.
+
+    Tool caps count *units*: one per call, or one per query string / URL for batched tools (as in BATS).
+    """
+
+    tool_calls: Mapping[str, int] = field(default_factory=_empty)
+    total_tool_calls: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    usd: Decimal | None = None
+    seconds: float | None = None
+    llm_calls: int | None = None
+
+    def __post_init__(self) -> None:
+        caps = dict(self.tool_calls)
+        for name, cap in caps.items():
+            if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
+                raise ConfigError(f"tool cap for {name!r} must be a non-negative int, got {cap!r}")
+        object.__setattr__(self, "tool_calls", MappingProxyType(caps))
+        if self.usd is not None and not isinstance(self.usd, Decimal):
+            object.__setattr__(self, "usd", Decimal(str(self.usd)))
+        for name in ("total_tool_calls", "input_tokens", "output_tokens", "total_tokens", "usd", "seconds", "llm_calls"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"budget {name} must be >= 0, got {value!r}")
+
+    @classmethod
+    def uniform(cls, calls: int, tools: Iterable[str], **caps: Any) -> Budget:
+        """The same call cap for each named tool (the evaluation sweeps' ``--budget B``)."""
+        return cls(tool_calls={name: calls for name in tools}, **caps)
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        """Parse ``"search=5,open=5,usd=0.02,tokens=20000,seconds=60,llm_calls=8"``.
+
+        Known names are the global resources (and their aliases); any other name is a tool's cap.
+        """
+        tools: dict[str, int] = {}
+        caps: dict[str, Any] = {}
+        if not text or not text.strip():
+            raise ConfigError("empty budget string: give NAME=NUMBER pairs, e.g. 'search=5,open=5,usd=0.02'")
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, raw = part.partition("=")
+            name, raw = name.strip(), raw.strip().lstrip("$")
+            if not sep or not name or not raw or not _NAME.match(name):
+                raise ConfigError(
+                    f"cannot parse budget item {part!r} in {text!r}: expected NAME=NUMBER pairs separated by "
+                    f"commas, e.g. 'search=5,open=5,usd=0.02'. Global names: {', '.join(sorted(_ALIASES))}; "
+                    "any other name is a tool's call cap"
+                )
+            key = _ALIASES.get(name.lower())
+            try:
+                if key == "usd":
+                    value: Any = Decimal(raw)
+                    if not value.is_finite():
+                        raise InvalidOperation
+                elif key == "seconds":
+                    value = float(raw)
+                else:
+                    value = int(raw)
+            except (ValueError, InvalidOperation):
+                kind = "a number" if key in ("usd", "seconds") else "a whole number"
+                raise ConfigError(f"budget item {part!r}: {raw!r} is not {kind}") from None
+            if key is None:
+                tools[name] = value
+            else:
+                caps[_FIELD_OF.get(key, key)] = value
+        return cls(tool_calls=tools, **caps)
+
+    def limits(self) -> dict[str, Amount]:
+        """The caps as ledger keys (only the capped resources)."""
+        out: dict[str, Amount] = {tool_key(name): cap for name, cap in self.tool_calls.items()}
+        for key in RESOURCES:
+            value = getattr(self, _FIELD_OF.get(key, key))
+            if value is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_limits(cls, limits: Mapping[str, Amount]) -> Budget:
+        """Inverse of :meth:`limits` (used for child budgets and snapshots)."""
+        tools = {k[len(TOOL_PREFIX) :]: int(v) for k, v in limits.items() if k.startswith(TOOL_PREFIX)}
+        caps: dict[str, Any] = {}
+        for key in RESOURCES:
+            if key in limits:
+                value = limits[key]
+                if key == "usd":
+                    caps["usd"] = Decimal(str(value))
+                elif key == "seconds":
+                    caps["seconds"] = float(value)
+                else:
+                    caps[_FIELD_OF.get(key, key)] = int(value)
+        return cls(tool_calls=tools, **caps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (``usd`` as a string to keep it exact)."""
+        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.limits().items()}
+
+    def __str__(self) -> str:
+        parts = [f"{name}={cap}" for name, cap in self.tool_calls.items()]
+        for key in RESOURCES:
+            value = getattr(self, _FIELD_OF.get(key, key))
+            if value is not None:
+                parts.append(f"{key}={value}")
+        return ",".join(parts) or "unlimited"

@@ -1,0 +1,3 @@
+"""Evaluation environments and the runner: not built yet (see the evaluation issue)."""
+
+__all__: list[str] = []

@@ -1,0 +1,79 @@
+"""Exceptions raised by budgetgraph.
+
+    BudgetgraphError
+    ├── ConfigError          bad user input: a budget string, a model spec, a price file, a corpus file
+    │   ├── MissingExtra     an optional dependency is not installed (names the pip command)
+    │   └── PriceError       a dollar cap is set and a model or tool has no known price
+    ├── BudgetExceeded       a reservation does not fit a cap (resource, requested, remaining)
+    │   └── BudgetExhausted  a run stopped on a budget with on_exhausted="raise" (carries the partial result)
+    ├── ModelError           a model backend failed after its retries (names the backend and what to check)
+    └── ToolCallError        a tool call was malformed, raised or timed out (shown to the model, never fatal)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BudgetExceeded",
+    "BudgetExhausted",
+    "BudgetgraphError",
+    "ConfigError",
+    "MissingExtra",
+    "ModelError",
+    "PriceError",
+    "ToolCallError",
+]
+
+
+class BudgetgraphError(Exception):
+    """Base class of every budgetgraph error."""
+
+
+class ConfigError(BudgetgraphError, ValueError):
+    """User input that cannot be used; the message says what was wrong and how to fix it."""
+
+
+class MissingExtra(ConfigError, ImportError):
+    """An optional dependency is missing."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        super().__init__(
+            f"this feature needs the optional dependency {module!r}: install it with "
+            f"pip install 'budgetgraph[{extra}]'"
+        )
+        self.extra = extra
+        self.module = module
+
+
+class PriceError(ConfigError):
+    """A dollar cap is set but a price is unknown (never silently zero)."""
+
+
+class BudgetExceeded(BudgetgraphError):
+    """A reservation was refused because it does not fit the remaining budget."""
+
+    def __init__(self, resource: str, requested: Any, remaining: Any, limit: Any) -> None:
+        super().__init__(
+            f"budget for {resource} exhausted: needs {requested}, {remaining} remaining of {limit}"
+        )
+        self.resource = resource
+        self.requested = requested
+        self.remaining = remaining
+        self.limit = limit
+
+
+class BudgetExhausted(BudgetgraphError):
+    """A run ended on a budget and the agent was configured with on_exhausted="raise"."""
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class ModelError(BudgetgraphError):
+    """A model call failed for good (after retries)."""
+
+
+class ToolCallError(BudgetgraphError):
+    """A tool call could not be run or failed; its message goes back to the model."""

@@ -1,0 +1,206 @@
+"""The embedded default backend: llama.cpp (llama-cpp-python) on the CPU.
+
+The prompt is rendered with the GGUF's own chat template (Qwen2.5 puts tool schemas in the system turn and
+expects ``<tool_call>{...}</tool_call>``). The model writes calls unconstrained (fast); only a reply that
+tries a call and does not parse is redone with decoding constrained by a small GBNF grammar built from the
+tool names. One llama.cpp context is shared per model file, so consecutive turns of an episode reuse the KV
+cache of their common prompt prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..budget.prices import FREE, ModelPrice
+from ..errors import ConfigError, ModelError
+from .._extras import require
+from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema, to_openai_tools
+from .toolparse import parse_tool_calls
+
+__all__ = ["LocalModel", "LocalStats", "tool_call_grammar"]
+
+_STOP = ["<|im_end|>", "<|endoftext|>"]
+_ENGINES: dict[tuple[str, int], _Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+_JSON_GBNF = r"""
+object ::= "{" ws ( member ( ws "," ws member )* )? ws "}"
+member ::= string ws ":" ws value
+value ::= object | array | string | number | "true" | "false" | "null"
+array ::= "[" ws ( value ( ws "," ws value )* )? ws "]"
+string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] ) )* "\""
+number ::= "-"? [0-9]+ ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )?
+ws ::= [ \t\n]?
+"""
+
+
+def tool_call_grammar(tool_names: Sequence[str]) -> str:
+    """A compact GBNF grammar for one or more ``<tool_call>`` blocks naming only the given tools."""
+    names = " | ".join(json.dumps(json.dumps(n)[1:-1]) for n in tool_names)
+    call = r'"<tool_call>\n{\"name\": \"" name "\", \"arguments\": " object "}\n</tool_call>"'
+    return f"root ::= call ( \"\\n\" call )*\ncall ::= {call}\nname ::= {names}\n" + _JSON_GBNF
+
+
+@dataclass
+class LocalStats:
+    """Turn statistics: how often a reply needed the grammar redo, and turn latency."""
+
+    turns: int = 0
+    parse_failures: int = 0
+    unparsed_after_redo: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def parse_failure_rate(self) -> float:
+        return self.parse_failures / self.turns if self.turns else 0.0
+
+    @property
+    def median_latency(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else 0.0
+
+
+class _Engine:
+    """One llama.cpp context plus its chat template; calls are serialised (llama.cpp is not thread-safe)."""
+
+    def __init__(self, path: Path, n_ctx: int, n_threads: int | None) -> None:
+        llama_cpp = require("llama_cpp", "local")
+        jinja2_sandbox = require("jinja2.sandbox", "local")
+        threads = n_threads or os.cpu_count() or 2
+        try:
+            self.llm = llama_cpp.Llama(
+                str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False, seed=0
+            )
+        except Exception as exc:
+            raise ConfigError(f"cannot load GGUF model {path}: {exc}") from exc
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ConfigError(f"{path} has no chat template in its metadata; pass chat_template=")
+        env = jinja2_sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.policies["json.dumps_kwargs"] = {"ensure_ascii": False}
+        self.template = env.from_string(template)
+        self.grammar_cls = llama_cpp.LlamaGrammar
+        self.n_ctx = n_ctx
+        self.lock = threading.Lock()
+
+    def render(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> str:
+        items: list[dict[str, Any]] = []
+        for m in messages:
+            item: dict[str, Any] = {"role": m.role, "content": m.content}
+            if m.tool_calls:
+                item["tool_calls"] = [{"name": c.name, "arguments": dict(c.arguments)} for c in m.tool_calls]
+            items.append(item)
+        return str(
+            self.template.render(messages=items, tools=to_openai_tools(tools) or None, add_generation_prompt=True)
+        )
+
+    def count(self, prompt: str) -> int:
+        return len(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
+
+    def generate(self, prompt: str, settings: ModelSettings, grammar: str | None) -> tuple[str, int, int]:
+        with self.lock:
+            out = self.llm.create_completion(
+                prompt,
+                max_tokens=settings.get("max_tokens", 512),
+                temperature=settings.get("temperature", 0.0),
+                top_p=settings.get("top_p", 1.0),
+                seed=settings.get("seed", 0),
+                stop=_STOP + list(settings.get("stop", [])),
+                grammar=self.grammar_cls.from_string(grammar, verbose=False) if grammar else None,
+            )
+        usage = out["usage"]
+        return out["choices"][0]["text"], int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+
+
+class LocalModel:
+    """A GGUF model run in-process by llama.cpp. ``LocalModel()`` is the embedded default model."""
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        name: str | None = None,
+        price: ModelPrice | None = FREE,
+    ) -> None:
+        self._path = Path(path).expanduser() if path else None
+        if self._path is not None and not self._path.is_file():
+            raise ConfigError(f"model file {self._path} does not exist; give the path of a .gguf file")
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.name = name or (self._path.stem if self._path else "local")
+        self.price = price
+        self.stats = LocalStats()
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            from .local_assets import default_model_path
+
+            self._path = default_model_path()
+        return self._path
+
+    def _engine(self) -> _Engine:
+        key = (str(self.path), self.n_ctx)
+        with _ENGINES_LOCK:
+            engine = _ENGINES.get(key)
+            if engine is None:
+                engine = _ENGINES[key] = _Engine(self.path, self.n_ctx, self.n_threads)
+        return engine
+
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
+        engine = self._engine()
+        return engine.count(engine.render(messages, tools))
+
+    async def request(
+        self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: ModelSettings
+    ) -> ModelResponse:
+        return await asyncio.to_thread(self._request_sync, messages, tools, settings)
+
+    def _request_sync(
+        self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: ModelSettings
+    ) -> ModelResponse:
+        started = time.perf_counter()
+        engine = self._engine()
+        choice = settings.get("tool_choice", "auto")
+        offered = [] if choice == "none" else list(tools)
+        if choice not in ("auto", "none", "required"):
+            offered = [t for t in tools if t.name == choice]
+        prompt = engine.render(messages, offered)
+        max_tokens = settings.get("max_tokens", 512)
+        prompt_tokens = engine.count(prompt)
+        if prompt_tokens + max_tokens > engine.n_ctx:
+            raise ModelError(
+                f"the prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) exceeds the context window "
+                f"({engine.n_ctx}); use LocalModel(n_ctx=...) or shorter tool results"
+            )
+        names = [t.name for t in offered]
+        forced = bool(offered) and choice != "auto"
+        text, n_in, n_out = engine.generate(prompt, settings, tool_call_grammar(names) if forced else None)
+        parsed = parse_tool_calls(text, names)
+        self.stats.turns += 1
+        if offered and not forced and parsed.attempted and not parsed.calls and n_out < max_tokens:
+            self.stats.parse_failures += 1
+            redo = dict(settings, max_tokens=max_tokens - n_out)
+            text, _, extra = engine.generate(prompt, redo, tool_call_grammar(names))  # type: ignore[arg-type]
+            n_out += extra
+            parsed = parse_tool_calls(text, names)
+            if not parsed.calls:
+                self.stats.unparsed_after_redo += 1
+        self.stats.latencies.append(time.perf_counter() - started)
+        finish = "tool_calls" if parsed.calls else ("length" if n_out >= max_tokens else "stop")
+        return ModelResponse(
+            Message.assistant(parsed.text if parsed.calls else text.strip(), parsed.calls),
+            RequestUsage(input_tokens=n_in, output_tokens=n_out),
+            self.name,
+            finish,
+        )

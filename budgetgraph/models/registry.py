@@ -1,0 +1,34 @@
+"""Resolve a model string (``"local"``, ``"local:/m.gguf"``, ``"openai:NAME[@URL]"``, ``"scripted"``) lazily."""
+
+from __future__ import annotations
+
+from .base import ChatModel
+from ..errors import ConfigError
+
+__all__ = ["infer_model"]
+
+
+def infer_model(spec: str | ChatModel) -> ChatModel:
+    """A ChatModel from its string form; backend modules (and their extras) are imported only when named."""
+    if not isinstance(spec, str):
+        return spec
+    provider, _, rest = spec.partition(":")
+    if provider == "local":
+        from .local import LocalModel
+
+        return LocalModel(rest or None)
+    if provider == "scripted":
+        from .scripted import ScriptedModel
+
+        return ScriptedModel.qa_policy()
+    if provider == "openai":
+        if not rest:
+            raise ConfigError("model 'openai:' needs a model name, e.g. 'openai:gpt-4.1-mini'")
+        from .openai import OpenAIModel
+
+        name, _, url = rest.partition("@")
+        return OpenAIModel(name, base_url=url or None)
+    raise ConfigError(
+        f"unknown model {spec!r}: use 'local', 'local:/path/model.gguf', 'openai:MODEL', "
+        "'openai:MODEL@http://host:port/v1' or 'scripted'"
+    )

@@ -1,0 +1,149 @@
+"""Tool: a named, priced, budgeted function with a pydantic argument model, and the ``@tool`` decorator."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
+from typing import Any, get_type_hints, overload
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from ..errors import ConfigError, ToolCallError
+from ..models.messages import ToolSchema
+
+__all__ = ["Tool", "tool"]
+
+Units = Callable[[BaseModel], int] | str | None
+
+
+def _doc_parts(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
+    """Description (the docstring before ``Args:``) and per-argument text from a Google-style docstring."""
+    doc = inspect.getdoc(fn) or ""
+    head, _, args_block = doc.partition("\nArgs:\n")
+    params: dict[str, str] = {}
+    current = None
+    for line in args_block.splitlines():
+        m = re.match(r"^\s{2,}(\w+)(?:\s*\(.*?\))?:\s*(.*)$", line)
+        if m:
+            current = m.group(1)
+            params[current] = m.group(2).strip()
+        elif current and line.strip() and not re.match(r"^\S", line):
+            params[current] += " " + line.strip()
+        elif re.match(r"^\S", line):
+            break
+    return head.strip(), params
+
+
+def _model_from_signature(fn: Callable[..., Any], name: str, arg_docs: Mapping[str, str]) -> type[BaseModel]:
+    hints = get_type_hints(fn, include_extras=True)
+    fields: dict[str, Any] = {}
+    for pname, param in inspect.signature(fn).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ConfigError(f"tool {name!r}: *args and **kwargs cannot be described to a model")
+        annotation = hints.get(pname, Any)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (annotation, Field(default, description=arg_docs.get(pname)))
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    return model
+
+
+class Tool:
+    """A tool the agent can call.
+
+    ``units`` says how many budget units a call uses: ``None`` means one, a string names a list argument
+    whose length counts (BATS: one unit per query or URL), or a function of the parsed arguments.
+    ``budget_key`` is the cap it draws from (its name by default; tools may share one).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        args_model: type[BaseModel] | None = None,
+        price: Decimal | float | str = 0,
+        units: Units = None,
+        budget_key: str | None = None,
+        timeout: float | None = 60.0,
+        max_result_chars: int = 6000,
+    ) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        doc, arg_docs = _doc_parts(fn)
+        self.description = description or doc or self.name
+        self.args_model = args_model or _model_from_signature(fn, self.name, arg_docs)
+        self.price = Decimal(str(price))
+        self.units = units
+        self.budget_key = budget_key or self.name
+        self.timeout = timeout
+        self.max_result_chars = max_result_chars
+        self._is_async = inspect.iscoroutinefunction(fn)
+        if isinstance(units, str) and units not in self.args_model.model_fields:
+            raise ConfigError(f"tool {self.name!r}: units={units!r} is not one of its arguments")
+        self.schema = ToolSchema(self.name, self.description, self.args_model.model_json_schema())
+
+    def __repr__(self) -> str:
+        return f"Tool({self.name!r}, price={self.price}, budget_key={self.budget_key!r})"
+
+    def validate(self, arguments: Mapping[str, Any]) -> BaseModel:
+        """Parse the model's arguments; a bad call raises :class:`ToolCallError` saying what to fix."""
+        try:
+            return self.args_model.model_validate(dict(arguments))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
+            )
+            schema = json.dumps(self.schema.parameters.get("properties", {}))
+            raise ToolCallError(f"invalid arguments for {self.name}: {problems}. Expected: {schema}") from None
+
+    def units_for(self, args: BaseModel) -> int:
+        if self.units is None:
+            return 1
+        if isinstance(self.units, str):
+            return max(1, len(getattr(args, self.units) or ()))
+        return max(1, int(self.units(args)))
+
+    async def run(self, args: BaseModel, timeout: float | None = None) -> str:
+        """Run with a timeout; the result is text (JSON for non-strings), truncated to ``max_result_chars``."""
+        kwargs = {k: getattr(args, k) for k in type(args).model_fields}
+        limit = self.timeout if timeout is None else (timeout if self.timeout is None else min(timeout, self.timeout))
+        call: Awaitable[Any] = self.fn(**kwargs) if self._is_async else asyncio.to_thread(self.fn, **kwargs)
+        try:
+            result = await asyncio.wait_for(call, limit) if limit is not None else await call
+        except asyncio.TimeoutError:
+            raise ToolCallError(f"{self.name} timed out after {limit:g}s; try a narrower call") from None
+        text = result if isinstance(result, str) else json.dumps(result, default=str, ensure_ascii=False)
+        if len(text) > self.max_result_chars:
+            text = text[: self.max_result_chars] + f"\n[... truncated {len(text) - self.max_result_chars} characters]"
+        return text
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    price: Decimal | float | str = 0,
+    units: Units = None,
+    budget_key: str | None = None,
+    timeout: float | None = 60.0,
+    max_result_chars: int = 6000,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(fn: Callable[..., Any] | None = None, /, **options: Any) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a plain function (sync or async) into a :class:`Tool`; its signature becomes the argument schema."""
+    if fn is not None:
+        return Tool(fn, **options)
+    return lambda f: Tool(f, **options)
