@@ -69,7 +69,7 @@ class Budget:
         caps = dict(self.tool_calls)
         for name, cap in caps.items():
             if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
-                raise ConfigError(f"tool cap for {name!r} must be a non-negative int, got {cap!r}")
+                raise ConfigError(f"budget: tool cap for {name!r} must be a non-negative whole number, got {cap!r}")
         object.__setattr__(self, "tool_calls", MappingProxyType(caps))
         if self.usd is not None and not isinstance(self.usd, Decimal):
             object.__setattr__(self, "usd", Decimal(str(self.usd)))

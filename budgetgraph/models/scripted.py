@@ -51,7 +51,7 @@ class ScriptedModel:
                 out.append(call)
             else:
                 name, args = call
-                out.append(ToolCall(f"call_{i}", name, dict(args)))
+                out.append(ToolCall("", name, dict(args)))
         return Message.assistant("", out)
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
@@ -80,7 +80,7 @@ class ScriptedModel:
         offered = {t.name for t in tools} if settings.get("tool_choice") != "none" else set()
         turn = self.calls
         calls = tuple(
-            ToolCall(f"call_{turn}_{i}", c.name, c.arguments, c.error) for i, c in enumerate(reply.tool_calls)
+            ToolCall(c.id or f"call_{turn}_{i}", c.name, c.arguments, c.error) for i, c in enumerate(reply.tool_calls)
         )
         if calls and not offered:
             latest = [_BLOCK.sub("", m.content).strip() for m in messages if m.role == "tool"][-2:]

@@ -1,0 +1,177 @@
+"""Control flow of the agent loop with the ScriptedModel test double (real ledger, real graph)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from budgetgraph import Agent, Budget, BudgetExhausted, PriceError, ScriptedModel, ToolCall, tool
+from budgetgraph.agents import BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
+
+
+def make_search(log: list[str]):
+    @tool
+    async def search(query: str) -> str:
+        """Search for a query."""
+        log.append(query)
+        return f"result for {query}"
+
+    return search
+
+
+def test_four_parallel_searches_under_a_cap_of_three():
+    log: list[str] = []
+    model = ScriptedModel(
+        lambda msgs, tools: ScriptedModel.tool_calls([("search", {"query": f"q{i}"}) for i in range(4)])
+    )
+    agent = Agent(model=model, tools=[make_search(log)], budget=Budget(tool_calls={"search": 3}))
+    result = agent.run("what?")
+    assert len(log) == 3 == result.usage.tool_calls["search"]
+    calls = [c for m in result.messages for c in m.tool_calls]
+    answered = {m.tool_call_id for m in result.messages if m.role == "tool"}
+    assert {c.id for c in calls} == answered  # every call got a tool message
+    refused = [m for m in result.messages if m.role == "tool" and "not run" in m.content]
+    assert len(refused) == 1 and "Budget exhausted for search" in refused[0].content
+    assert result.stop_reason.kind == "budget_exhausted" and result.stop_reason.resource == "search"
+    assert str(result.stop_reason) == "budget_exhausted: search"
+    assert result.answer and "result for q" in result.answer
+    assert result.usage.llm_calls == 2  # one act turn, one final answer
+    assert sum(r["llm_calls"] for r in result.usage.by_role.values()) == result.usage.llm_calls
+
+
+def test_tracker_shows_a_budget_block_and_react_does_not():
+    seen: dict[str, list[str]] = {}
+
+    def policy(planner):
+        def fn(msgs, tools):
+            tool_msgs = [m.content for m in msgs if m.role == "tool"]
+            if tool_msgs:
+                seen[planner] = tool_msgs
+                return ScriptedModel.text("<answer>done</answer>")
+            return ScriptedModel.tool_calls([("search", {"query": "x"})])
+
+        return fn
+
+    for planner in ("react", "tracker"):
+        agent = Agent(model=ScriptedModel(policy(planner)), tools=[make_search([])],
+                      budget=Budget(tool_calls={"search": 4}), planner=planner)
+        result = agent.run("q")
+        assert result.answer == "done" and result.stop_reason.kind == "answered"
+    assert "<budget>" in seen["tracker"][0] and "search: used 1, remaining 3 of 4" in seen["tracker"][0]
+    assert "<budget>" not in seen["react"][0]
+    tracker_system = Agent(model=ScriptedModel([]), planner="tracker").config.system_prompt
+    react_system = Agent(model=ScriptedModel([]), planner="react").config.system_prompt
+    assert "CRITICAL" in tracker_system and "CRITICAL" not in react_system
+
+
+def test_bad_tool_calls_raising_and_hanging_tools_do_not_end_the_run():
+    @tool
+    def boom(x: int) -> str:
+        """Always fails."""
+        raise RuntimeError("disk on fire")
+
+    @tool(timeout=0.2)
+    async def slow() -> str:
+        """Never returns in time."""
+        await asyncio.sleep(5)
+        return "late"
+
+    replies = [
+        ScriptedModel.tool_calls([
+            ToolCall("a", "boom", {"x": "not a number"}),
+            ToolCall("b", "nope", {}),
+            ToolCall("c", "boom", {}, error="arguments of 'boom' are not valid JSON: {x:"),
+            ToolCall("d", "boom", {"x": 1}),
+            ToolCall("e", "slow", {}),
+        ]),
+        ScriptedModel.text("<answer>survived</answer>"),
+    ]
+    started = time.monotonic()
+    result = Agent(model=ScriptedModel(replies), tools=[boom, slow], budget=Budget(tool_calls={"boom": 5})).run("q")
+    assert time.monotonic() - started < 4
+    tool_msgs = {m.tool_call_id: m.content for m in result.messages if m.role == "tool"}
+    assert "invalid arguments for boom" in tool_msgs["a"] and "x" in tool_msgs["a"]
+    assert "unknown tool 'nope'" in tool_msgs["b"]
+    assert "not valid JSON" in tool_msgs["c"]
+    assert "RuntimeError: disk on fire" in tool_msgs["d"]
+    assert "timed out after 0.2s" in tool_msgs["e"]
+    assert result.answer == "survived"
+    assert result.usage.tool_calls == {"boom": 1, "slow": 1}  # malformed calls are not charged
+
+
+def test_token_and_call_caps_are_never_exceeded_and_the_answer_reserve_holds():
+    model = ScriptedModel(lambda m, t: ScriptedModel.tool_calls([("search", {"query": "y" * 200})]))
+    budget = Budget(total_tokens=3000, llm_calls=4)
+    result = Agent(model=model, tools=[make_search([])], budget=budget, max_tokens=200).run("question")
+    u = result.usage
+    assert u.total_tokens <= 3000 and u.llm_calls <= 4
+    assert result.stop_reason.kind == "budget_exhausted"
+    assert u.by_role.get("answer", {}).get("llm_calls") == 1  # the reserve paid for a final answer
+
+
+def test_unknown_price_with_a_dollar_cap_is_an_error_before_any_call():
+    model = ScriptedModel([ScriptedModel.text("x")], name="mystery-model")
+    model.price = None
+    with pytest.raises(PriceError, match="mystery-model"):
+        Agent(model=model, budget=Budget(usd="0.01"))
+
+
+def test_dollar_cap_counts_tool_prices():
+    log: list[str] = []
+    search = make_search(log)
+    search.price = __import__("decimal").Decimal("0.001")
+    model = ScriptedModel(lambda m, t: ScriptedModel.tool_calls([("search", {"query": "q"})] * 2))
+    result = Agent(model=model, tools=[search], budget=Budget(usd="0.003")).run("q")
+    assert len(log) == 3 and result.usage.usd == __import__("decimal").Decimal("0.003")
+    assert result.stop_reason.resource == "usd"
+
+
+def test_on_exhausted_raise_carries_the_partial_result():
+    model = ScriptedModel(lambda m, t: ScriptedModel.tool_calls([("search", {"query": "q"})]))
+    agent = Agent(model=model, tools=[make_search([])], budget=Budget(tool_calls={"search": 1}), on_exhausted="raise")
+    with pytest.raises(BudgetExhausted) as err:
+        agent.run("q")
+    assert err.value.result.usage.tool_calls == {"search": 1}
+
+
+def test_checkpointed_run_resumes_from_the_real_spend():
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    log: list[str] = []
+
+    def fn(msgs, tools):
+        n = sum(1 for m in msgs if m.role == "tool")
+        return ScriptedModel.tool_calls([("search", {"query": f"q{n}"})]) if n < 2 else ScriptedModel.text("<answer>ok</answer>")
+
+    saver = InMemorySaver()
+    budget = Budget(tool_calls={"search": 2}, llm_calls=5)
+    first = Agent(model=ScriptedModel(fn), tools=[make_search(log)], budget=budget, checkpointer=saver,
+                  interrupt_before=["tools"])
+    partial = asyncio.run(first.arun("q", thread_id="t1"))
+    assert partial.stop_reason.kind == "interrupted" and partial.usage.llm_calls == 1 and not log
+    again = Agent(model=ScriptedModel(fn), tools=[make_search(log)], budget=budget, checkpointer=saver)
+    final = asyncio.run(again.aresume("t1"))
+    assert log == ["q0", "q1"]
+    assert final.usage.tool_calls == {"search": 2}
+    assert final.usage.llm_calls >= 3  # the first turn, spent before the interrupt, is still counted
+    assert final.usage.llm_calls <= 5 and final.answer
+
+
+def test_astream_yields_typed_events():
+    def fn(msgs, tools):
+        if any(m.role == "tool" for m in msgs):
+            return ScriptedModel.text("<answer>streamed</answer>")
+        return ScriptedModel.tool_calls([("search", {"query": "x"})])
+
+    agent = Agent(model=ScriptedModel(fn), tools=[make_search([])], budget=Budget(tool_calls={"search": 2}))
+
+    async def collect():
+        return [e async for e in agent.astream("q")]
+
+    events = asyncio.run(collect())
+    kinds = [type(e) for e in events]
+    assert kinds == [ModelTurn, ToolResult, BudgetUpdate, ModelTurn, FinalAnswer]
+    assert events[1].call is not None and events[1].call.name == "search"
+    assert events[-1].result.answer == "streamed"
