@@ -75,6 +75,8 @@ class Agent:
 
     ``planner="react"`` is the baseline that shows the model no budget; ``"tracker"`` adds the BATS budget
     tracker (regime policy in the system prompt, a ``<budget>`` block after each tool result).
+    ``force_first_tool`` makes the first turn a tool call when tools are given (small models otherwise
+    answer from memory); turn it off for agents that may rightly answer without tools.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class Agent:
         max_tokens: int = 512,
         answer_max_tokens: int = 256,
         max_turns: int = 30,
+        force_first_tool: bool = True,
         on_exhausted: Literal["answer", "raise"] = "answer",
         checkpointer: Any = None,
         interrupt_before: Sequence[str] | None = None,
@@ -116,6 +119,7 @@ class Agent:
             max_tokens=max_tokens,
             answer_max_tokens=answer_max_tokens,
             max_turns=max_turns,
+            force_first_tool=force_first_tool,
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(self.model.name, self.model.price)

