@@ -37,7 +37,7 @@ def _usage_table(result: RunResult, budget: Budget) -> Table:
     for name in budget.tool_calls:
         if name not in u.tool_calls:
             table.add_row(f"tool {name}", "0", str(budget.tool_calls[name]))
-    rows = [
+    rows: list[tuple[str, object, object]] = [
         ("input tokens", u.input_tokens, budget.input_tokens),
         ("output tokens", u.output_tokens, budget.output_tokens),
         ("total tokens", u.total_tokens, budget.total_tokens),
@@ -45,18 +45,26 @@ def _usage_table(result: RunResult, budget: Budget) -> Table:
         ("dollars", f"{u.usd:.6f}", budget.usd),
         ("seconds", f"{u.seconds:.1f}", budget.seconds),
     ]
-    for label, used, cap in rows:
-        table.add_row(label, str(used), "-" if cap is None else str(cap))
+    for label, value, cap in rows:
+        table.add_row(label, str(value), "-" if cap is None else str(cap))
     return table
 
 
 @app.command()
 def run(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
-    model: Annotated[str, typer.Option(help="local | local:/path.gguf | openai:MODEL or openai:MODEL@URL, scripted")] = "local",
-    corpus: Annotated[Optional[Path], typer.Option(help="A folder of .md/.txt files or a .jsonl of {id,title,text}.")] = None,  # noqa: UP045
-    budget: Annotated[str, typer.Option(help="Caps, e.g. search=5,open=5,usd=0.02,tokens=20000,seconds=120")] = "search=5,open=5",
-    planner: Annotated[str, typer.Option(help="react (no budget shown) | tracker (BATS budget tracker)")] = "tracker",
+    model: Annotated[
+        str, typer.Option(help="local | local:/path.gguf | openai:MODEL or openai:MODEL@URL, scripted")
+    ] = "local",
+    corpus: Annotated[
+        Path | None, typer.Option(help="A folder of .md/.txt files or a .jsonl of {id,title,text}.")
+    ] = None,  # noqa: UP045
+    budget: Annotated[
+        str, typer.Option(help="Caps, e.g. search=5,open=5,usd=0.02,tokens=20000,seconds=120")
+    ] = "search=5,open=5",
+    planner: Annotated[
+        str, typer.Option(help="react (no budget shown) | tracker (BATS budget tracker)")
+    ] = "tracker",
     prices: Annotated[Optional[Path], typer.Option(help="YAML/JSON price file for models and tools.")] = None,  # noqa: UP045
     max_tokens: Annotated[int, typer.Option(help="Output tokens per model turn.")] = 512,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -67,8 +75,12 @@ def run(
         table = PriceTable.from_file(prices) if prices else None
         tools = Corpus.open_path(corpus).tools() if corpus else []
         if not tools:
-            console.print("[yellow]no --corpus given: the agent has no tools and answers from the model alone[/]")
-        agent = Agent(model=model, tools=tools, budget=caps, planner=planner, prices=table, max_tokens=max_tokens)
+            console.print(
+                "[yellow]no --corpus given: the agent has no tools and answers from the model alone[/]"
+            )
+        agent = Agent(
+            model=model, tools=tools, budget=caps, planner=planner, prices=table, max_tokens=max_tokens
+        )
         result = agent.run(question)
     except BudgetgraphError as exc:
         console.print(f"[red]error:[/] {exc}")

@@ -1,13 +1,13 @@
 """Exceptions raised by budgetgraph.
 
-    BudgetgraphError
-    ├── ConfigError          bad user input: a budget string, a model spec, a price file, a corpus file
-    │   ├── MissingExtra     an optional dependency is not installed (names the pip command)
-    │   └── PriceError       a dollar cap is set and a model or tool has no known price
-    ├── BudgetExceeded       a reservation does not fit a cap (resource, requested, remaining)
-    │   └── BudgetExhausted  a run stopped on a budget with on_exhausted="raise" (carries the partial result)
-    ├── ModelError           a model backend failed after its retries (names the backend and what to check)
-    └── ToolCallError        a tool call was malformed, raised or timed out (shown to the model, never fatal)
+BudgetgraphError
+├── ConfigError          bad user input: a budget string, a model spec, a price file, a corpus file
+│   ├── MissingExtra     an optional dependency is not installed (names the pip command)
+│   └── PriceError       a dollar cap is set and a model or tool has no known price
+├── BudgetExceeded       a reservation does not fit a cap (resource, requested, remaining)
+│   └── BudgetExhausted  a run stopped on a budget with on_exhausted="raise" (carries the partial result)
+├── ModelError           a model backend failed after its retries (names the backend and what to check)
+└── ToolCallError        a tool call was malformed, raised or timed out (shown to the model, never fatal)
 """
 
 from __future__ import annotations

@@ -55,8 +55,12 @@ def test_tracker_shows_a_budget_block_and_react_does_not():
         return fn
 
     for planner in ("react", "tracker"):
-        agent = Agent(model=ScriptedModel(policy(planner)), tools=[make_search([])],
-                      budget=Budget(tool_calls={"search": 4}), planner=planner)
+        agent = Agent(
+            model=ScriptedModel(policy(planner)),
+            tools=[make_search([])],
+            budget=Budget(tool_calls={"search": 4}),
+            planner=planner,
+        )
         result = agent.run("q")
         assert result.answer == "done" and result.stop_reason.kind == "answered"
     assert "<budget>" in seen["tracker"][0] and "search: used 1, remaining 3 of 4" in seen["tracker"][0]
@@ -79,17 +83,21 @@ def test_bad_tool_calls_raising_and_hanging_tools_do_not_end_the_run():
         return "late"
 
     replies = [
-        ScriptedModel.tool_calls([
-            ToolCall("a", "boom", {"x": "not a number"}),
-            ToolCall("b", "nope", {}),
-            ToolCall("c", "boom", {}, error="arguments of 'boom' are not valid JSON: {x:"),
-            ToolCall("d", "boom", {"x": 1}),
-            ToolCall("e", "slow", {}),
-        ]),
+        ScriptedModel.tool_calls(
+            [
+                ToolCall("a", "boom", {"x": "not a number"}),
+                ToolCall("b", "nope", {}),
+                ToolCall("c", "boom", {}, error="arguments of 'boom' are not valid JSON: {x:"),
+                ToolCall("d", "boom", {"x": 1}),
+                ToolCall("e", "slow", {}),
+            ]
+        ),
         ScriptedModel.text("<answer>survived</answer>"),
     ]
     started = time.monotonic()
-    result = Agent(model=ScriptedModel(replies), tools=[boom, slow], budget=Budget(tool_calls={"boom": 5})).run("q")
+    result = Agent(
+        model=ScriptedModel(replies), tools=[boom, slow], budget=Budget(tool_calls={"boom": 5})
+    ).run("q")
     assert time.monotonic() - started < 4
     tool_msgs = {m.tool_call_id: m.content for m in result.messages if m.role == "tool"}
     assert "invalid arguments for boom" in tool_msgs["a"] and "x" in tool_msgs["a"]
@@ -130,7 +138,9 @@ def test_dollar_cap_counts_tool_prices():
 
 def test_on_exhausted_raise_carries_the_partial_result():
     model = ScriptedModel(lambda m, t: ScriptedModel.tool_calls([("search", {"query": "q"})]))
-    agent = Agent(model=model, tools=[make_search([])], budget=Budget(tool_calls={"search": 1}), on_exhausted="raise")
+    agent = Agent(
+        model=model, tools=[make_search([])], budget=Budget(tool_calls={"search": 1}), on_exhausted="raise"
+    )
     with pytest.raises(BudgetExhausted) as err:
         agent.run("q")
     assert err.value.result.usage.tool_calls == {"search": 1}
@@ -143,12 +153,21 @@ def test_checkpointed_run_resumes_from_the_real_spend():
 
     def fn(msgs, tools):
         n = sum(1 for m in msgs if m.role == "tool")
-        return ScriptedModel.tool_calls([("search", {"query": f"q{n}"})]) if n < 2 else ScriptedModel.text("<answer>ok</answer>")
+        return (
+            ScriptedModel.tool_calls([("search", {"query": f"q{n}"})])
+            if n < 2
+            else ScriptedModel.text("<answer>ok</answer>")
+        )
 
     saver = InMemorySaver()
     budget = Budget(tool_calls={"search": 2}, llm_calls=5)
-    first = Agent(model=ScriptedModel(fn), tools=[make_search(log)], budget=budget, checkpointer=saver,
-                  interrupt_before=["tools"])
+    first = Agent(
+        model=ScriptedModel(fn),
+        tools=[make_search(log)],
+        budget=budget,
+        checkpointer=saver,
+        interrupt_before=["tools"],
+    )
     partial = asyncio.run(first.arun("q", thread_id="t1"))
     assert partial.stop_reason.kind == "interrupted" and partial.usage.llm_calls == 1 and not log
     again = Agent(model=ScriptedModel(fn), tools=[make_search(log)], budget=budget, checkpointer=saver)

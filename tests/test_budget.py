@@ -78,7 +78,14 @@ def test_child_ledger_spends_through_parent_and_returns_the_rest():
 
 def test_regimes_follow_the_remaining_fraction():
     assert [regime_of(x) for x in (1.0, 0.7, 0.69, 0.3, 0.29, 0.1, 0.09, 0.0)] == [
-        "HIGH", "HIGH", "MEDIUM", "MEDIUM", "LOW", "LOW", "CRITICAL", "CRITICAL"
+        "HIGH",
+        "HIGH",
+        "MEDIUM",
+        "MEDIUM",
+        "LOW",
+        "LOW",
+        "CRITICAL",
+        "CRITICAL",
     ]
     ledger = Ledger(Budget(tool_calls={"search": 10, "open": 10}))
     ledger.commit(ledger.reserve({"tool:search": 8}))
@@ -109,7 +116,9 @@ def test_prices_unknown_model_with_dollar_cap_is_an_error(tmp_path):
     cap=st.integers(min_value=0, max_value=12),
     token_cap=st.integers(min_value=0, max_value=500),
     requests=st.lists(
-        st.tuples(st.integers(min_value=1, max_value=3), st.integers(min_value=0, max_value=120), st.booleans()),
+        st.tuples(
+            st.integers(min_value=1, max_value=3), st.integers(min_value=0, max_value=120), st.booleans()
+        ),
         min_size=1,
         max_size=40,
     ),

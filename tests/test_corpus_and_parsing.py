@@ -39,7 +39,9 @@ def test_jsonl_corpus_cache_is_rebuilt_when_the_source_changes(tmp_path):
     first = Corpus.from_jsonl(src, cache_dir=tmp_path / "cache")
     again = Corpus.from_jsonl(src, cache_dir=tmp_path / "cache")
     assert first.path == again.path and len(again) == 1
-    src.write_text(src.read_text() + json.dumps({"id": "2", "title": "Beta", "text": "beta words here"}) + "\n")
+    src.write_text(
+        src.read_text() + json.dumps({"id": "2", "title": "Beta", "text": "beta words here"}) + "\n"
+    )
     changed = Corpus.from_jsonl(src, cache_dir=tmp_path / "cache")
     assert changed.path != first.path and len(changed) == 2
     assert changed.search("beta")[0].title == "Beta"
@@ -50,7 +52,10 @@ def test_jsonl_corpus_cache_is_rebuilt_when_the_source_changes(tmp_path):
     [
         ('{"id": "1", "title": "A", "text": "x"}\n{broken\n', "c.jsonl:2: not valid JSON"),
         ('{"id": "1", "title": "A"}\n', "missing field(s) text"),
-        ('{"id": "1", "title": "A", "text": "x"}\n{"id": "1", "title": "B", "text": "y"}\n', "duplicate id '1'"),
+        (
+            '{"id": "1", "title": "A", "text": "x"}\n{"id": "1", "title": "B", "text": "y"}\n',
+            "duplicate id '1'",
+        ),
         ("\n\n", "the corpus is empty"),
     ],
 )
@@ -79,8 +84,11 @@ def test_docs_folder_is_indexed_by_section(tmp_path):
     "text, names",
     [
         ('<tool_call>\n{"name": "search", "arguments": {"queries": ["a"]}}\n</tool_call>', ["search"]),
-        ('<tool_call>{"name": "search", "arguments": {"queries": ["a"]}}</tool_call>\n'
-         '<tool_call>{"name": "open", "arguments": {"title": "A"}}</tool_call>', ["search", "open"]),
+        (
+            '<tool_call>{"name": "search", "arguments": {"queries": ["a"]}}</tool_call>\n'
+            '<tool_call>{"name": "open", "arguments": {"title": "A"}}</tool_call>',
+            ["search", "open"],
+        ),
         ('{"name": "search", "arguments": {"queries": ["a"]}}', ["search"]),
         ('```json\n{"name": "search", "arguments": "{\\"queries\\": [\\"a\\"]}"}\n```', ["search"]),
         ('[{"name": "search", "parameters": {"queries": ["a"]}}]', ["search"]),
@@ -105,17 +113,35 @@ def test_import_needs_no_extra_and_cli_reports_bad_input():
     code = "import sys, budgetgraph; print(sorted(m for m in ('llama_cpp', 'openai') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    bad = subprocess.run([sys.executable, "-m", "budgetgraph.cli", "run", "q", "--budget", "search=lots"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "budgetgraph.cli", "run", "q", "--budget", "search=lots"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "'lots' is not a whole number" in bad.stderr
 
 
 def test_cli_run_with_the_scripted_model_prints_json(tmp_path):
     env = {**__import__("os").environ, "BUDGETGRAPH_CACHE": str(tmp_path)}
     out = subprocess.run(
-        [sys.executable, "-m", "budgetgraph.cli", "run", "What does the ledger refuse?", "--model", "scripted",
-         "--corpus", str(ROOT / "docs"), "--budget", "search=1,open=1", "--json"],
-        capture_output=True, text=True, env=env, check=True,
+        [
+            sys.executable,
+            "-m",
+            "budgetgraph.cli",
+            "run",
+            "What does the ledger refuse?",
+            "--model",
+            "scripted",
+            "--corpus",
+            str(ROOT / "docs"),
+            "--budget",
+            "search=1,open=1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     data = json.loads(out.stdout)
     assert data["usage"]["tool_calls"] == {"search": 1, "open": 1}

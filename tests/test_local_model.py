@@ -12,7 +12,9 @@ from budgetgraph.models.messages import Message
 
 pytestmark = pytest.mark.model
 
-llama_cpp = pytest.importorskip("llama_cpp", reason="the embedded model needs pip install 'budgetgraph[local]'")
+llama_cpp = pytest.importorskip(
+    "llama_cpp", reason="the embedded model needs pip install 'budgetgraph[local]'"
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,8 @@ def test_end_to_end_agent_over_hotpot_paragraphs_under_a_budget(model, hotpot20,
     tool_msgs = [m for m in result.messages if m.role == "tool"]
     assert tool_msgs, "the model should use the corpus at least once"
     assert all("<budget>" in m.content for m in tool_msgs)
-    print(f"\nQ: {question}\nA: {result.answer} (gold: {hotpot20[0]['answer']})\nstop: {result.stop_reason}\n"
-          f"usage: {u.to_dict()}\nlocal stats: turns={model.stats.turns} "
-          f"parse_failure_rate={model.stats.parse_failure_rate:.2f} median_turn={model.stats.median_latency:.1f}s")
+    print(
+        f"\nQ: {question}\nA: {result.answer} (gold: {hotpot20[0]['answer']})\nstop: {result.stop_reason}\n"
+        f"usage: {u.to_dict()}\nlocal stats: turns={model.stats.turns} "
+        f"parse_failure_rate={model.stats.parse_failure_rate:.2f} median_turn={model.stats.median_latency:.1f}s"
+    )

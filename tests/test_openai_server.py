@@ -21,10 +21,15 @@ from budgetgraph.models.messages import Message, ToolSchema
 openai = pytest.importorskip("openai", reason="needs pip install 'budgetgraph[openai]'")
 from budgetgraph.models.openai import OpenAIModel  # noqa: E402
 
-SEARCH = ToolSchema("search", "Search documents.", {
-    "type": "object", "properties": {"queries": {"type": "array", "items": {"type": "string"}}},
-    "required": ["queries"],
-})
+SEARCH = ToolSchema(
+    "search",
+    "Search documents.",
+    {
+        "type": "object",
+        "properties": {"queries": {"type": "array", "items": {"type": "string"}}},
+        "required": ["queries"],
+    },
+)
 
 
 def _free_port() -> int:
@@ -40,9 +45,23 @@ def llama_server():
 
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "4096", "--model_alias", "qwen-local"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_model_path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--model_alias",
+            "qwen-local",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 180
@@ -80,8 +99,12 @@ def test_streaming_reports_usage(llama_server):
 
 @pytest.mark.model
 def test_agent_over_the_server_stays_within_budget(llama_server, hotpot_corpus, hotpot20):
-    agent = Agent(model=f"openai:qwen-local@{llama_server}", tools=hotpot_corpus.tools(),
-                  budget=Budget(tool_calls={"search": 2, "open": 1}, llm_calls=4), max_tokens=192)
+    agent = Agent(
+        model=f"openai:qwen-local@{llama_server}",
+        tools=hotpot_corpus.tools(),
+        budget=Budget(tool_calls={"search": 2, "open": 1}, llm_calls=4),
+        max_tokens=192,
+    )
     result = agent.run(hotpot20[1]["question"])
     assert result.usage.llm_calls <= 4 and result.usage.llm_calls >= 1
     assert result.usage.tool_calls.get("search", 0) <= 2 and result.usage.tool_calls.get("open", 0) <= 1
@@ -99,12 +122,27 @@ class _Flaky(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("content-length", 0)))
         status = self.script.pop(0) if self.script else 200
         self.seen.append(status)
-        body = {"error": {"message": "slow down", "type": "rate_limit"}} if status != 200 else {
-            "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": '{"name": "search", "arguments": {"queries": ["a"]}}'}}],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-        }
+        body = (
+            {"error": {"message": "slow down", "type": "rate_limit"}}
+            if status != 200
+            else {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {
+                            "role": "assistant",
+                            "content": '{"name": "search", "arguments": {"queries": ["a"]}}',
+                        },
+                    }
+                ],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+            }
+        )
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
@@ -129,7 +167,9 @@ def test_retries_429_and_5xx_then_parses_calls_from_content(flaky_server):
     model = OpenAIModel("m", base_url=flaky_server, max_attempts=4)
     r = asyncio.run(model.request([Message.user("q")], [SEARCH], {"max_tokens": 16}))
     assert _Flaky.seen == [429, 500, 503, 200]  # one layer of retries: the SDK's own are off
-    assert r.message.tool_calls[0].name == "search" and r.message.tool_calls[0].arguments == {"queries": ["a"]}
+    assert r.message.tool_calls[0].name == "search" and r.message.tool_calls[0].arguments == {
+        "queries": ["a"]
+    }
     assert r.usage.input_tokens == 11 and r.usage.output_tokens == 7
 
 
@@ -141,7 +181,9 @@ def test_persistent_failure_becomes_a_clear_model_error(flaky_server):
     assert _Flaky.seen == [500, 500]
 
 
-@pytest.mark.skipif(not os.environ.get("OPENAI_API_KEY"), reason="OPENAI_API_KEY is not set: live OpenAI test skipped")
+@pytest.mark.skipif(
+    not os.environ.get("OPENAI_API_KEY"), reason="OPENAI_API_KEY is not set: live OpenAI test skipped"
+)
 def test_live_openai():
     r = asyncio.run(OpenAIModel("gpt-4.1-nano").request([Message.user("Say OK.")], [], {"max_tokens": 5}))
     assert r.usage.input_tokens > 0

@@ -59,12 +59,21 @@ class RunResult:
         return {
             "answer": self.answer,
             "stop_reason": str(self.stop_reason),
-            "stop": {"kind": self.stop_reason.kind, "resource": self.stop_reason.resource,
-                     "message": self.stop_reason.message},
+            "stop": {
+                "kind": self.stop_reason.kind,
+                "resource": self.stop_reason.resource,
+                "message": self.stop_reason.message,
+            },
             "usage": self.usage.to_dict(),
             "messages": [
-                {"role": m.role, "content": m.content, "tool_call_id": m.tool_call_id,
-                 "tool_calls": [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in m.tool_calls]}
+                {
+                    "role": m.role,
+                    "content": m.content,
+                    "tool_call_id": m.tool_call_id,
+                    "tool_calls": [
+                        {"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in m.tool_calls
+                    ],
+                }
                 for m in self.messages
             ],
         }
@@ -129,14 +138,21 @@ class Agent:
         )
 
     # -- running -------------------------------------------------------------------------------
-    def _start(self, question: str, thread_id: str | None, ledger: Ledger | None) -> tuple[Any, RunnableConfig, Ledger]:
+    def _start(
+        self, question: str, thread_id: str | None, ledger: Ledger | None
+    ) -> tuple[Any, RunnableConfig, Ledger]:
         live = ledger or Ledger(self.budget)
         tid = thread_id or uuid.uuid4().hex
         config: RunnableConfig = {
             "configurable": {"thread_id": tid, LEDGER_KEY: live},
             "recursion_limit": 4 * self.config.max_turns + 10,
         }
-        state: AgentState = {"messages": [Message.user(question)], "ledger": live.snapshot(), "phase": "act", "turns": 0}
+        state: AgentState = {
+            "messages": [Message.user(question)],
+            "ledger": live.snapshot(),
+            "phase": "act",
+            "turns": 0,
+        }
         return state, config, live
 
     async def _resume_input(self, thread_id: str) -> tuple[RunnableConfig, Ledger]:
@@ -153,7 +169,9 @@ class Agent:
         }
         return config, live
 
-    async def arun(self, question: str, *, thread_id: str | None = None, ledger: Ledger | None = None) -> RunResult:
+    async def arun(
+        self, question: str, *, thread_id: str | None = None, ledger: Ledger | None = None
+    ) -> RunResult:
         """Run one question to its end. ``ledger`` lets a parent pass a child ledger."""
         state, config, live = self._start(question, thread_id, ledger)
         final = await self.graph.ainvoke(state, config)

@@ -16,7 +16,7 @@ from ..budget.block import render_budget_block
 from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import Amount, tool_key
 from ..budget.prices import ModelPrice, PriceTable
-from ..errors import BudgetExceeded, ModelError, ToolCallError
+from ..errors import BudgetExceeded, ToolCallError
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings, RequestUsage, ToolCall
 from ..tools.base import Tool
@@ -93,7 +93,7 @@ class _Loop:
         limits = ledger.limits
         hold = {} if use_hold else ledger.hold
 
-        def room(key: str) -> Amount | None:
+        def room(key: str) -> Any:
             rem = ledger.remaining(key)
             return None if rem is None else rem - hold.get(key, 0)
 
@@ -107,8 +107,12 @@ class _Loop:
             caps.append(int(spare * 1_000_000 / price.output))
         allowed = min(caps)
         if allowed < min(_MIN_OUTPUT, max_out):
-            key = next((k for k in ("output_tokens", "total_tokens", "usd", "input_tokens") if k in limits), "tokens")
-            return BudgetExceeded(key, f"{n_in} input + {_MIN_OUTPUT} output tokens", room(key), limits.get(key))
+            key = next(
+                (k for k in ("output_tokens", "total_tokens", "usd", "input_tokens") if k in limits), "tokens"
+            )
+            return BudgetExceeded(
+                key, f"{n_in} input + {_MIN_OUTPUT} output tokens", room(key), limits.get(key)
+            )
         amounts: dict[str, Amount] = {"llm_calls": 1}
         if any(k in limits for k in _TOKEN_KEYS):
             amounts.update(input_tokens=n_in, output_tokens=allowed, total_tokens=n_in + allowed)
@@ -126,7 +130,9 @@ class _Loop:
             "cached_input_tokens": usage.cached_input_tokens,
         }
         if price is not None:
-            actual["usd"] = price.cost(n_in, usage.output_tokens, usage.cached_input_tokens, usage.cache_write_tokens)
+            actual["usd"] = price.cost(
+                n_in, usage.output_tokens, usage.cached_input_tokens, usage.cache_write_tokens
+            )
         return actual
 
     def _needs_count(self, ledger: Ledger) -> bool:
@@ -152,7 +158,10 @@ class _Loop:
         tools = self._available_tools(ledger)
         if self.cfg.tools and not tools:
             key = self._exhausted_tool(ledger)
-            return self._to_answer(ledger, _stop("budget_exhausted", key, f"The {key.removeprefix('tool:')} budget is exhausted."))
+            return self._to_answer(
+                ledger,
+                _stop("budget_exhausted", key, f"The {key.removeprefix('tool:')} budget is exhausted."),
+            )
         messages = [self.system, *state.get("messages", [])]
         schemas = [t.schema for t in tools]
         price = self.cfg.model_price(ledger)
@@ -213,12 +222,19 @@ class _Loop:
         update: dict[str, Any] = {"messages": messages, "ledger": ledger.snapshot(), "phase": "act"}
         if self.cfg.tools and not self._available_tools(ledger):
             key = self._exhausted_tool(ledger)
-            update.update(phase="answer", stop=_stop("budget_exhausted", key, f"The {key.removeprefix('tool:')} budget is exhausted."))
+            update.update(
+                phase="answer",
+                stop=_stop("budget_exhausted", key, f"The {key.removeprefix('tool:')} budget is exhausted."),
+            )
         elif refused and not pending:
-            update.update(phase="answer", stop=_stop("budget_exhausted", refused[0], "every tool call was refused"))
+            update.update(
+                phase="answer", stop=_stop("budget_exhausted", refused[0], "every tool call was refused")
+            )
         return update
 
-    def _prepare(self, ledger: Ledger, call: ToolCall) -> tuple[Tool, Any, Reservation] | BudgetExceeded | str:
+    def _prepare(
+        self, ledger: Ledger, call: ToolCall
+    ) -> tuple[Tool, Any, Reservation] | BudgetExceeded | str:
         if call.error:
             return f"Error: {call.error}. The call was not run; fix it and try again."
         tool = self.cfg.tools.get(call.name)
@@ -265,17 +281,30 @@ class _Loop:
             planned = self._call_amounts(ledger, price, n_in, self.cfg.answer_max_tokens, use_hold=True)
             if not isinstance(planned, BudgetExceeded) or not _shrink(history):
                 break
-        reservation = None if isinstance(planned, BudgetExceeded) else ledger.try_reserve(planned[0], role="answer", use_hold=True)
+        reservation = (
+            None
+            if isinstance(planned, BudgetExceeded)
+            else ledger.try_reserve(planned[0], role="answer", use_hold=True)
+        )
         fallback = {"phase": "done", "stop": stop, "ledger": ledger.snapshot(), "answer": _last_text(history)}
-        if reservation is None or isinstance(reservation, BudgetExceeded) or isinstance(planned, BudgetExceeded):
+        if (
+            reservation is None
+            or isinstance(reservation, BudgetExceeded)
+            or isinstance(planned, BudgetExceeded)
+        ):
             return fallback
         settings = ModelSettings(**self.cfg.settings)
-        settings.update(max_tokens=planned[1], tool_choice="none")
+        settings["max_tokens"] = planned[1]
+        settings["tool_choice"] = "none"
         try:
             response = await self.cfg.model.request(messages, [], settings)
         except Exception as exc:
             ledger.refund(reservation)
-            return {**fallback, "stop": _stop("error", "model", f"{type(exc).__name__}: {exc}"), "ledger": ledger.snapshot()}
+            return {
+                **fallback,
+                "stop": _stop("error", "model", f"{type(exc).__name__}: {exc}"),
+                "ledger": ledger.snapshot(),
+            }
         ledger.commit(reservation, self._actual(response.usage, price, n_in))
         text = response.message.content
         return {
@@ -320,5 +349,3 @@ def build_graph(cfg: LoopConfig) -> StateGraph[AgentState]:
     graph.add_conditional_edges("tools", _route, ["model", "answer"])
     graph.add_edge("answer", END)
     return graph
-
-

@@ -24,6 +24,7 @@ __all__ = ["Ledger", "Regime", "Reservation", "Usage", "regime_of"]
 Regime = Literal["HIGH", "MEDIUM", "LOW", "CRITICAL"]
 _ids = itertools.count(1)
 
+
 def regime_of(fraction: float | None) -> Regime:
     """BATS regimes by remaining fraction: >= 70% HIGH, 30-70% MEDIUM, 10-30% LOW, < 10% CRITICAL."""
     if fraction is None or fraction >= 0.7:
@@ -34,11 +35,14 @@ def regime_of(fraction: float | None) -> Regime:
         return "LOW"
     return "CRITICAL"
 
-def _zero(key: str) -> Amount:
+
+def _zero(key: str) -> Any:
     return Decimal(0) if key == "usd" else 0
+
 
 def _plain(value: Amount) -> Any:
     return str(value) if isinstance(value, Decimal) else value
+
 
 def _restore(key: str, value: Any) -> Amount:
     if key == "usd":
@@ -46,6 +50,7 @@ def _restore(key: str, value: Any) -> Amount:
     if key == "seconds":
         return float(value)
     return int(value)
+
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
@@ -55,6 +60,7 @@ class Reservation:
     amounts: Mapping[str, Amount]
     role: str | None = None
     parent: Reservation | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -91,6 +97,7 @@ class Usage:
             "by_role": {k: dict(v) for k, v in self.by_role.items()},
         }
 
+
 class Ledger:
     """Live budget accounting for one run (see the architecture's seven rules)."""
 
@@ -103,10 +110,11 @@ class Ledger:
     ) -> None:
         self.budget = budget or Budget()
         self.parent = parent
-        self._limits: dict[str, Amount] = self.budget.limits()
-        self._spent: dict[str, Amount] = {}
-        self._reserved: dict[str, Amount] = {}
-        self._hold: dict[str, Amount] = {}
+        self._limits: dict[str, Any] = self.budget.limits()
+        # Any: a key always holds one numeric type (Decimal for usd, float for seconds, int otherwise)
+        self._spent: dict[str, Any] = {}
+        self._reserved: dict[str, Any] = {}
+        self._hold: dict[str, Any] = {}
         self._by_role: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
         self._clock = clock
@@ -121,15 +129,15 @@ class Ledger:
     def elapsed(self) -> float:
         return self._seconds_base + (self._clock() - self._started)
 
-    def spent(self, key: str) -> Amount:
+    def spent(self, key: str) -> Any:
         if key == "seconds":
             return self.elapsed()
         return self._spent.get(key, _zero(key))
 
-    def remaining(self, key: str) -> Amount | None:
+    def remaining(self, key: str) -> Any:
         """What is left of a capped resource (reservations in flight count as used); None if uncapped."""
         limit = self._limits.get(key)
-        own = None
+        own: Any = None
         if limit is not None:
             own = limit - self.spent(key) - self._reserved.get(key, _zero(key))
             own = max(own, _zero(key))
@@ -214,7 +222,7 @@ class Ledger:
             for key, amount in amounts.items():
                 if amount:
                     self._reserved[key] = self._reserved.get(key, _zero(key)) + amount
-            return Reservation(next(_ids), dict(amounts), role, up)
+            return Reservation(next(_ids), dict(amounts), role, up if isinstance(up, Reservation) else None)
 
     def reserve(
         self, amounts: Mapping[str, Amount], *, role: str | None = None, use_hold: bool = False
@@ -287,4 +295,3 @@ class Ledger:
     def __repr__(self) -> str:
         parts = [f"{k}={_plain(self.spent(k))}/{_plain(v)}" for k, v in self._limits.items()]
         return f"Ledger({', '.join(parts) or 'unlimited'})"
-

@@ -69,11 +69,21 @@ class Budget:
         caps = dict(self.tool_calls)
         for name, cap in caps.items():
             if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
-                raise ConfigError(f"budget: tool cap for {name!r} must be a non-negative whole number, got {cap!r}")
+                raise ConfigError(
+                    f"budget: tool cap for {name!r} must be a non-negative whole number, got {cap!r}"
+                )
         object.__setattr__(self, "tool_calls", MappingProxyType(caps))
         if self.usd is not None and not isinstance(self.usd, Decimal):
             object.__setattr__(self, "usd", Decimal(str(self.usd)))
-        for name in ("total_tool_calls", "input_tokens", "output_tokens", "total_tokens", "usd", "seconds", "llm_calls"):
+        for name in (
+            "total_tool_calls",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "usd",
+            "seconds",
+            "llm_calls",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"budget {name} must be >= 0, got {value!r}")

@@ -139,13 +139,17 @@ class PriceTable:
         models: dict[str, ModelPrice] = {}
         for name, spec in (data.get("models") or {}).items():
             if not isinstance(spec, Mapping) or "input" not in spec or "output" not in spec:
-                raise ConfigError(f"{source}: model {name!r} needs 'input' and 'output' prices per million tokens")
+                raise ConfigError(
+                    f"{source}: model {name!r} needs 'input' and 'output' prices per million tokens"
+                )
             try:
                 models[str(name)] = ModelPrice.of(
                     spec["input"], spec["output"], spec.get("cached_input"), spec.get("cache_write")
                 )
             except InvalidOperation:
-                raise ConfigError(f"{source}: model {name!r} has a price that is not a number: {spec}") from None
+                raise ConfigError(
+                    f"{source}: model {name!r} has a price that is not a number: {spec}"
+                ) from None
         tools: dict[str, Decimal] = {}
         for name, price in (data.get("tools") or {}).items():
             try:

@@ -32,6 +32,8 @@ class ChatModel(Protocol):
 
 def estimate_tokens(messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
     """A deliberately high estimate (3 characters a token plus framing) for backends without a tokenizer."""
-    chars = sum(len(m.content) + sum(len(str(c.arguments)) + len(c.name) for c in m.tool_calls) for m in messages)
+    chars = sum(
+        len(m.content) + sum(len(str(c.arguments)) + len(c.name) for c in m.tool_calls) for m in messages
+    )
     chars += sum(len(t.name) + len(t.description) + len(str(t.parameters)) for t in tools)
     return chars // 3 + 8 * len(messages) + 16 * len(tools) + 8

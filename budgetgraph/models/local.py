@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._extras import require
 from ..budget.prices import FREE, ModelPrice
 from ..errors import ConfigError, ModelError
-from .._extras import require
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema, to_openai_tools
 from .toolparse import parse_tool_calls
 
@@ -47,7 +47,7 @@ def tool_call_grammar(tool_names: Sequence[str]) -> str:
     """A compact GBNF grammar for one or more ``<tool_call>`` blocks naming only the given tools."""
     names = " | ".join(json.dumps(json.dumps(n)[1:-1]) for n in tool_names)
     call = r'"<tool_call>\n{\"name\": \"" name "\", \"arguments\": " object "}\n</tool_call>"'
-    return f"root ::= call ( \"\\n\" call )*\ncall ::= {call}\nname ::= {names}\n" + _JSON_GBNF
+    return f'root ::= call ( "\\n" call )*\ncall ::= {call}\nname ::= {names}\n' + _JSON_GBNF
 
 
 @dataclass
@@ -99,7 +99,9 @@ class _Engine:
                 item["tool_calls"] = [{"name": c.name, "arguments": dict(c.arguments)} for c in m.tool_calls]
             items.append(item)
         return str(
-            self.template.render(messages=items, tools=to_openai_tools(tools) or None, add_generation_prompt=True)
+            self.template.render(
+                messages=items, tools=to_openai_tools(tools) or None, add_generation_prompt=True
+            )
         )
 
     def count(self, prompt: str) -> int:

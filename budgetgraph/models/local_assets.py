@@ -40,7 +40,9 @@ def _part_files() -> list[Path]:
         data = Path(next(iter(spec.submodule_search_locations))) / "data"
         found = sorted(data.glob("part*.bin"))
         if len(found) != 1:
-            raise ConfigError(f"model part package {_PACKAGE.format(i)} is damaged: expected one part*.bin in {data}")
+            raise ConfigError(
+                f"model part package {_PACKAGE.format(i)} is damaged: expected one part*.bin in {data}"
+            )
         files.append(found[0])
     return files
 

@@ -65,7 +65,9 @@ class OpenAIModel:
         self.max_attempts = max_attempts
         self._official = base_url is None or _OFFICIAL in base_url
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("" if self._official else "sk-no-key-required")
-        self.client = client or openai.AsyncOpenAI(base_url=base_url, api_key=key or None, max_retries=0, timeout=timeout)
+        self.client = client or openai.AsyncOpenAI(
+            base_url=base_url, api_key=key or None, max_retries=0, timeout=timeout
+        )
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
         return estimate_tokens(messages, tools)
@@ -76,7 +78,7 @@ class OpenAIModel:
         params: dict[str, Any] = {"model": self.name, "messages": to_openai_messages(messages)}
         if tools and settings.get("tool_choice") != "none":
             params["tools"] = to_openai_tools(tools)
-            choice = settings.get("tool_choice", "auto")
+            choice: Any = settings.get("tool_choice", "auto")
             if choice not in ("auto", "required"):
                 choice = {"type": "function", "function": {"name": choice}}
             params["tool_choice"] = choice
@@ -123,10 +125,16 @@ class OpenAIModel:
         if not calls and names and text:
             parsed = parse_tool_calls(text, names)
             calls, text = parsed.calls, (parsed.text if parsed.calls else text)
-        return ModelResponse(Message.assistant(text, calls), _usage(completion.usage), completion.model, choice.finish_reason)
+        return ModelResponse(
+            Message.assistant(text, calls), _usage(completion.usage), completion.model, choice.finish_reason
+        )
 
     async def _stream(
-        self, params: dict[str, Any], names: Sequence[str], messages: Sequence[Message], tools: Sequence[ToolSchema]
+        self,
+        params: dict[str, Any],
+        names: Sequence[str],
+        messages: Sequence[Message],
+        tools: Sequence[ToolSchema],
     ) -> ModelResponse:
         params = dict(params, stream=True, stream_options={"include_usage": True})
         text: list[str] = []
@@ -155,7 +163,9 @@ class OpenAIModel:
         message = Message.assistant(content, calls)
         if usage is None:  # some servers (llama.cpp) ignore stream_options: charge a high estimate instead
             out = estimate_tokens([message], [])
-            return ModelResponse(message, RequestUsage(estimate_tokens(messages, tools), out, estimated=True), model, finish)
+            return ModelResponse(
+                message, RequestUsage(estimate_tokens(messages, tools), out, estimated=True), model, finish
+            )
         return ModelResponse(message, _usage(usage), model, finish)
 
 

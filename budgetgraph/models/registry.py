@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import ChatModel
 from ..errors import ConfigError
+from .base import ChatModel
 
 __all__ = ["infer_model"]
 

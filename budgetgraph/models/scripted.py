@@ -46,7 +46,7 @@ class ScriptedModel:
     @staticmethod
     def tool_calls(calls: Iterable[tuple[str, Mapping[str, Any]] | ToolCall]) -> Message:
         out: list[ToolCall] = []
-        for i, call in enumerate(calls):
+        for _i, call in enumerate(calls):
             if isinstance(call, ToolCall):
                 out.append(call)
             else:
@@ -80,7 +80,8 @@ class ScriptedModel:
         offered = {t.name for t in tools} if settings.get("tool_choice") != "none" else set()
         turn = self.calls
         calls = tuple(
-            ToolCall(c.id or f"call_{turn}_{i}", c.name, c.arguments, c.error) for i, c in enumerate(reply.tool_calls)
+            ToolCall(c.id or f"call_{turn}_{i}", c.name, c.arguments, c.error)
+            for i, c in enumerate(reply.tool_calls)
         )
         if calls and not offered:
             latest = [_BLOCK.sub("", m.content).strip() for m in messages if m.role == "tool"][-2:]

@@ -50,11 +50,17 @@ def _as_call(obj: Any, tool_names: Collection[str]) -> ToolCall | None:
         try:
             args = json.loads(args) if args.strip() else {}
         except json.JSONDecodeError:
-            return ToolCall(new_call_id(), name, {}, error=f"arguments of {name!r} are not valid JSON: {args[:200]}")
+            return ToolCall(
+                new_call_id(), name, {}, error=f"arguments of {name!r} are not valid JSON: {args[:200]}"
+            )
     if not isinstance(args, dict):
-        return ToolCall(new_call_id(), name, {}, error=f"arguments of {name!r} must be a JSON object, got {args!r}")
+        return ToolCall(
+            new_call_id(), name, {}, error=f"arguments of {name!r} must be a JSON object, got {args!r}"
+        )
     if tool_names and name not in tool_names:
-        return ToolCall(new_call_id(), name, args, error=f"unknown tool {name!r}; available: {sorted(tool_names)}")
+        return ToolCall(
+            new_call_id(), name, args, error=f"unknown tool {name!r}; available: {sorted(tool_names)}"
+        )
     return ToolCall(new_call_id(), name, args)
 
 
@@ -106,4 +112,6 @@ def parse_tool_calls(text: str, tool_names: Collection[str] = ()) -> ParsedText:
     attempted = stripped.startswith(("{", "[{", "```json", "<tool_call")) or (
         '"name"' in stripped and ('"arguments"' in stripped or '"parameters"' in stripped)
     )
-    return ParsedText((), text, attempted, "the reply looks like a tool call but is not valid JSON" if attempted else None)
+    return ParsedText(
+        (), text, attempted, "the reply looks like a tool call but is not valid JSON" if attempted else None
+    )

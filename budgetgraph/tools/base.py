@@ -101,7 +101,9 @@ class Tool:
                 f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
             )
             schema = json.dumps(self.schema.parameters.get("properties", {}))
-            raise ToolCallError(f"invalid arguments for {self.name}: {problems}. Expected: {schema}") from None
+            raise ToolCallError(
+                f"invalid arguments for {self.name}: {problems}. Expected: {schema}"
+            ) from None
 
     def units_for(self, args: BaseModel) -> int:
         if self.units is None:
@@ -113,7 +115,11 @@ class Tool:
     async def run(self, args: BaseModel, timeout: float | None = None) -> str:
         """Run with a timeout; the result is text (JSON for non-strings), truncated to ``max_result_chars``."""
         kwargs = {k: getattr(args, k) for k in type(args).model_fields}
-        limit = self.timeout if timeout is None else (timeout if self.timeout is None else min(timeout, self.timeout))
+        limit = (
+            self.timeout
+            if timeout is None
+            else (timeout if self.timeout is None else min(timeout, self.timeout))
+        )
         call: Awaitable[Any] = self.fn(**kwargs) if self._is_async else asyncio.to_thread(self.fn, **kwargs)
         try:
             result = await asyncio.wait_for(call, limit) if limit is not None else await call
@@ -121,7 +127,10 @@ class Tool:
             raise ToolCallError(f"{self.name} timed out after {limit:g}s; try a narrower call") from None
         text = result if isinstance(result, str) else json.dumps(result, default=str, ensure_ascii=False)
         if len(text) > self.max_result_chars:
-            text = text[: self.max_result_chars] + f"\n[... truncated {len(text) - self.max_result_chars} characters]"
+            text = (
+                text[: self.max_result_chars]
+                + f"\n[... truncated {len(text) - self.max_result_chars} characters]"
+            )
         return text
 
 
@@ -142,7 +151,9 @@ def tool(
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
-def tool(fn: Callable[..., Any] | None = None, /, **options: Any) -> Tool | Callable[[Callable[..., Any]], Tool]:
+def tool(
+    fn: Callable[..., Any] | None = None, /, **options: Any
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a plain function (sync or async) into a :class:`Tool`; its signature becomes the argument schema."""
     if fn is not None:
         return Tool(fn, **options)

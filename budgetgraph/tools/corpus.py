@@ -66,7 +66,9 @@ def _read_jsonl(path: Path) -> Iterator[Document]:
                 raise ConfigError(f"{path}:{n}: expected a JSON object with id, title, text")
             missing = [k for k in ("id", "title", "text") if k not in row]
             if missing:
-                raise ConfigError(f"{path}:{n}: missing field(s) {', '.join(missing)}; each line needs id, title, text")
+                raise ConfigError(
+                    f"{path}:{n}: missing field(s) {', '.join(missing)}; each line needs id, title, text"
+                )
             doc_id, title, text = str(row["id"]), row["title"], row["text"]
             if not isinstance(title, str) or not isinstance(text, str):
                 raise ConfigError(f"{path}:{n}: title and text must be strings")
@@ -76,14 +78,17 @@ def _read_jsonl(path: Path) -> Iterator[Document]:
             count += 1
             yield Document(doc_id, title, text)
     if count == 0:
-        raise ConfigError(f"{path}: the corpus is empty; add lines like {{\"id\": \"1\", \"title\": ..., \"text\": ...}}")
+        raise ConfigError(
+            f'{path}: the corpus is empty; add lines like {{"id": "1", "title": ..., "text": ...}}'
+        )
 
 
 def _split_markdown(rel: str, text: str) -> Iterator[Document]:
     """One document per level-1/2 section, titled "File title: Section" so search can point at a part."""
     lines = text.splitlines()
     doc_title = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("# ")), Path(rel).stem)
-    section, body, index = doc_title, [], 0
+    section, index = doc_title, 0
+    body: list[str] = []
     for line in lines + ["## "]:
         if line.startswith("## "):
             content = "\n".join(body).strip()
@@ -105,7 +110,9 @@ def _read_folder(folder: Path) -> Iterator[Document]:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not UTF-8 text; convert it or remove it from the corpus folder") from None
+            raise ConfigError(
+                f"{path}: not UTF-8 text; convert it or remove it from the corpus folder"
+            ) from None
         if path.suffix.lower() in (".md", ".markdown"):
             yield from _split_markdown(rel, text)
         else:
@@ -131,7 +138,9 @@ class Corpus:
         try:
             (self._size,) = self._db.execute("SELECT count(*) FROM docs").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"corpus index {self.path} is unreadable ({exc}); delete it to rebuild") from None
+            raise ConfigError(
+                f"corpus index {self.path} is unreadable ({exc}); delete it to rebuild"
+            ) from None
 
     # -- building ------------------------------------------------------------------------------
     @classmethod
@@ -160,7 +169,9 @@ class Corpus:
         if not root.is_dir():
             raise ConfigError(f"corpus folder {root} does not exist")
         files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _TEXT_SUFFIXES]
-        return cls._cached(lambda: _read_folder(root), root.resolve().name, _fingerprint_files(files, root), cache_dir)
+        return cls._cached(
+            lambda: _read_folder(root), root.resolve().name, _fingerprint_files(files, root), cache_dir
+        )
 
     @classmethod
     def open_path(cls, path: str | Path) -> Corpus:
@@ -220,10 +231,13 @@ class Corpus:
     def get(self, title: str) -> Document | None:
         """The document with this title (exact, then case-insensitive)."""
         with self._lock:
-            row = self._db.execute("SELECT id, title, text FROM docs WHERE title = ? LIMIT 1", (title,)).fetchone()
+            row = self._db.execute(
+                "SELECT id, title, text FROM docs WHERE title = ? LIMIT 1", (title,)
+            ).fetchone()
             if row is None:
                 row = self._db.execute(
-                    "SELECT id, title, text FROM docs WHERE title = ? COLLATE NOCASE LIMIT 1", (title.strip(),)
+                    "SELECT id, title, text FROM docs WHERE title = ? COLLATE NOCASE LIMIT 1",
+                    (title.strip(),),
                 ).fetchone()
         return Document(*row) if row else None
 
@@ -287,7 +301,9 @@ def _build(path: Path, docs: Iterable[Document]) -> None:
             " tokenize='porter unicode61');"
         )
         try:
-            db.executemany("INSERT INTO docs(id, title, text) VALUES (?, ?, ?)", ((d.id, d.title, d.text) for d in docs))
+            db.executemany(
+                "INSERT INTO docs(id, title, text) VALUES (?, ?, ?)", ((d.id, d.title, d.text) for d in docs)
+            )
         except sqlite3.IntegrityError as exc:
             raise ConfigError(f"corpus has duplicate document ids ({exc}); ids must be unique") from None
         db.execute("INSERT INTO fts(rowid, title, text) SELECT rowid, title, text FROM docs")
