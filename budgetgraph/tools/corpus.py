@@ -263,7 +263,7 @@ class Corpus:
             search unit. Returns titles with snippets; open a title to read the document.
 
             Args:
-                queries: keyword queries, e.g. ["Apple Remote", "Front Row software"]
+                queries: one or more short keyword queries, each a few words
             """
             blocks = []
             for q in queries:
@@ -276,7 +276,7 @@ class Corpus:
             """Open a document by its exact title (as shown in search results) and read its text.
 
             Args:
-                title: the document title, e.g. "Apple Remote"
+                title: a title exactly as it appears in the search results
             """
             doc = corpus.get(title)
             if doc is None:
