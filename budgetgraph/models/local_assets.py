@@ -47,14 +47,6 @@ def _part_files() -> list[Path]:
     return files
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def default_model_path() -> Path:
     """Path of the assembled default GGUF, assembling and verifying it on first use."""
     target = cache_dir() / "models" / DEFAULT_MODEL_FILE
@@ -84,8 +76,3 @@ def default_model_path() -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
-
-
-def verify(path: Path) -> bool:
-    """Recompute the hash of the cached default model (for ``budgetgraph doctor``-style checks)."""
-    return _sha256(path) == DEFAULT_MODEL_SHA256

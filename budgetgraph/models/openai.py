@@ -7,7 +7,6 @@ are off so attempts are not counted twice. Servers that leave tool calls in the 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from .messages import (
     to_openai_messages,
     to_openai_tools,
 )
-from .toolparse import new_call_id, parse_tool_calls
+from .toolparse import make_call, new_call_id, parse_tool_calls
 
 __all__ = ["OpenAIModel"]
 
@@ -170,16 +169,7 @@ class OpenAIModel:
 
 
 def _call(call_id: str | None, name: str, arguments: str | None, names: Sequence[str]) -> ToolCall:
-    cid = call_id or new_call_id()
-    try:
-        args = json.loads(arguments) if arguments else {}
-    except json.JSONDecodeError:
-        return ToolCall(cid, name, {}, error=f"arguments of {name!r} are not valid JSON: {arguments!r:.200}")
-    if not isinstance(args, dict):
-        return ToolCall(cid, name, {}, error=f"arguments of {name!r} must be a JSON object")
-    if names and name not in names:
-        return ToolCall(cid, name, args, error=f"unknown tool {name!r}; available: {sorted(names)}")
-    return ToolCall(cid, name, args)
+    return make_call(call_id or new_call_id(), name, arguments or "", names)
 
 
 def _usage(usage: Any) -> RequestUsage:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .messages import ToolCall
 
-__all__ = ["ParsedText", "new_call_id", "parse_tool_calls"]
+__all__ = ["ParsedText", "make_call", "new_call_id", "parse_tool_calls"]
 
 _TAG = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _FENCE = re.compile(r"```(?:json|tool_call|tool_code)?\s*(.*?)```", re.DOTALL)
@@ -37,6 +37,24 @@ class ParsedText:
     error: str | None = None
 
 
+def make_call(call_id: str, name: str, args: Any, tool_names: Collection[str]) -> ToolCall:
+    """A ToolCall from raw arguments (a JSON string or an object), with ``error`` set when it is malformed."""
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError:
+            return ToolCall(
+                call_id, name, {}, error=f"arguments of {name!r} are not valid JSON: {args[:200]}"
+            )
+    if not isinstance(args, dict):
+        return ToolCall(
+            call_id, name, {}, error=f"arguments of {name!r} must be a JSON object, got {args!r:.200}"
+        )
+    if tool_names and name not in tool_names:
+        return ToolCall(call_id, name, args, error=f"unknown tool {name!r}; available: {sorted(tool_names)}")
+    return ToolCall(call_id, name, args)
+
+
 def _as_call(obj: Any, tool_names: Collection[str]) -> ToolCall | None:
     if not isinstance(obj, dict):
         return None
@@ -46,22 +64,7 @@ def _as_call(obj: Any, tool_names: Collection[str]) -> ToolCall | None:
     if not isinstance(name, str):
         return None
     args: Any = obj.get("arguments", obj.get("parameters", obj.get("args", {})))
-    if isinstance(args, str):
-        try:
-            args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError:
-            return ToolCall(
-                new_call_id(), name, {}, error=f"arguments of {name!r} are not valid JSON: {args[:200]}"
-            )
-    if not isinstance(args, dict):
-        return ToolCall(
-            new_call_id(), name, {}, error=f"arguments of {name!r} must be a JSON object, got {args!r}"
-        )
-    if tool_names and name not in tool_names:
-        return ToolCall(
-            new_call_id(), name, args, error=f"unknown tool {name!r}; available: {sorted(tool_names)}"
-        )
-    return ToolCall(new_call_id(), name, args)
+    return make_call(new_call_id(), name, args, tool_names)
 
 
 def _json_values(text: str) -> list[tuple[int, int, Any]]:
