@@ -1,11 +1,11 @@
-"""The command line: ``budgetgraph run QUESTION`` (evaluation commands come with the envs)."""
+"""The command line: ``budgetgraph run QUESTION``, ``budgetgraph eval ENV``, ``budgetgraph report FILE``."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,7 +18,12 @@ from .errors import BudgetgraphError
 from .tools.corpus import Corpus
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Budget-aware tool-using agents.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
+
+
+def _out() -> Console:
+    """stdout; wide when it is not a terminal, so tables written to files or CI logs stay readable."""
+    return Console() if sys.stdout.isatty() else Console(width=220)
 
 
 @app.callback()
@@ -58,14 +63,14 @@ def run(
     ] = "local",
     corpus: Annotated[
         Path | None, typer.Option(help="A folder of .md/.txt files or a .jsonl of {id,title,text}.")
-    ] = None,  # noqa: UP045
+    ] = None,
     budget: Annotated[
         str, typer.Option(help="Caps, e.g. search=5,open=5,usd=0.02,tokens=20000,seconds=120")
     ] = "search=5,open=5",
     planner: Annotated[
         str, typer.Option(help="react (no budget shown) | tracker (BATS budget tracker)")
     ] = "tracker",
-    prices: Annotated[Optional[Path], typer.Option(help="YAML/JSON price file for models and tools.")] = None,  # noqa: UP045
+    prices: Annotated[Path | None, typer.Option(help="YAML/JSON price file for models and tools.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Output tokens per model turn.")] = 512,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -92,6 +97,125 @@ def run(
     out.print(f"[bold]answer:[/] {result.answer if result.answer is not None else '(none)'}")
     out.print(f"[bold]stop reason:[/] {result.stop_reason}")
     out.print(_usage_table(result, caps))
+
+
+@app.command("eval")
+def eval_(
+    env: Annotated[str, typer.Argument(help="hotpotqa | qa | bfcl")],
+    data: Annotated[Path | None, typer.Option(help="The environment's data file (or BFCL folder).")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="qa only: a corpus JSONL of {id,title,text}.")] = None,
+    model: Annotated[
+        str, typer.Option(help="local | local:/path.gguf | openai:MODEL[@URL] | scripted")
+    ] = "local",
+    planner: Annotated[
+        str, typer.Option(help="Comma-separated planners, e.g. react,tracker")
+    ] = "react,tracker",
+    budget: Annotated[
+        list[str],
+        typer.Option(help="Budgets: '2,5' = 2 and 5 calls per capped tool; full strings separated by ';'."),
+    ] = ["5"],  # noqa: B006
+    limit: Annotated[
+        int | None, typer.Option(help="Use the first N tasks (a seeded sample with --seed).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Episodes run at once.")] = 4,
+    out: Annotated[Path, typer.Option(help="Results JSONL; rerunning the same command resumes it.")] = Path(
+        "results.jsonl"
+    ),
+    seed: Annotated[int | None, typer.Option(help="Seed for the task sample.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="YAML/JSON price file for models and tools.")] = None,
+    executor: Annotated[str, typer.Option(help="asyncio (this process) | ray")] = "asyncio",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(help="Output tokens per model turn.")] = 512,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""
+    import asyncio
+
+    from .envs.report import render_rows, summarize
+    from .envs.results import ResultsFile
+    from .envs.runner import EvalSpec, parse_budgets, run_eval
+
+    options: dict[str, object] = {"data": str(data) if data else None, "max_tokens": max_tokens}
+    if corpus:
+        options["corpus"] = str(corpus)
+    if prices:
+        options["prices_file"] = str(prices)
+    try:
+        spec = EvalSpec(
+            env=env,
+            env_options=options,
+            model=model,
+            planners=tuple(p.strip() for p in planner.split(",") if p.strip()),
+            budgets=parse_budgets(budget),
+            limit=limit,
+            seed=seed,
+            concurrency=concurrency,
+        )
+        summary = asyncio.run(run_eval(spec, out, executor=executor, address=address, progress=progress))
+    except BudgetgraphError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print(
+            f"[yellow]interrupted[/]: finished episodes are in {out}; rerun the same command to resume"
+        )
+        raise typer.Exit(130) from None
+    console.print(
+        f"{summary.ran} episodes run, {summary.skipped} already in {summary.path}, {summary.errors} errors, "
+        f"{summary.seconds:.1f} s"
+    )
+    _, records = ResultsFile(out).read()
+    keep = set(spec.planners), set(spec.budgets)
+    Console().print(
+        render_rows(summarize(r for r in records if r["planner"] in keep[0] and r["budget"] in keep[1]))
+    )
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results JSONL written by 'budgetgraph eval'.")],
+    plot: Annotated[
+        Path | None, typer.Option(help="Write the cost-accuracy Pareto plot to this PNG.")
+    ] = None,
+    x: Annotated[str, typer.Option(help="Plot x axis: cost | tokens.")] = "cost",
+) -> None:
+    """Print accuracy (EM, F1), tool calls, tokens, cost, cost-of-pass and E3 per planner and budget."""
+    from .envs.report import category_table, render_rows, summarize
+    from .envs.results import ResultsFile
+
+    if not results.exists():
+        console.print(f"[red]error:[/] no results file at {results}")
+        raise typer.Exit(2)
+    try:
+        _, records = ResultsFile(results).read()
+    except BudgetgraphError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if not records:
+        console.print(f"[red]error:[/] {results} holds no finished episodes yet")
+        raise typer.Exit(2)
+    rows = summarize(records)
+    out = _out()
+    out.print(render_rows(rows))
+    if (per_category := category_table(records)) is not None:
+        out.print(per_category)
+    if plot:
+        from .envs.plot import plot_pareto
+
+        axis = x
+        if axis == "cost" and all(r.cost == 0 for r in rows):
+            console.print(
+                "[yellow]every cost is 0 (free model and tools): plotting against tokens instead[/]"
+            )
+            axis = "tokens"
+        try:
+            path = plot_pareto(rows, plot, x=axis)
+        except BudgetgraphError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        out.print(f"plot written to {path}")
 
 
 def main() -> None:

@@ -43,11 +43,15 @@ ws ::= [ \t\n]?
 """
 
 
-def tool_call_grammar(tool_names: Sequence[str]) -> str:
-    """A compact GBNF grammar for one or more ``<tool_call>`` blocks naming only the given tools."""
+def tool_call_grammar(tool_names: Sequence[str], max_calls: int = 3) -> str:
+    """A compact GBNF grammar for 1 to ``max_calls`` ``<tool_call>`` blocks naming only the given tools.
+
+    The bound matters: with an unbounded repeat a small model loops on the same call until ``max_tokens``.
+    """
     names = " | ".join(json.dumps(json.dumps(n)[1:-1]) for n in tool_names)
     call = r'"<tool_call>\n{\"name\": \"" name "\", \"arguments\": " object "}\n</tool_call>"'
-    return f'root ::= call ( "\\n" call )*\ncall ::= {call}\nname ::= {names}\n' + _JSON_GBNF
+    more = ' ( "\\n" call )?' * max(0, max_calls - 1)
+    return f"root ::= call{more}\ncall ::= {call}\nname ::= {names}\n" + _JSON_GBNF
 
 
 @dataclass

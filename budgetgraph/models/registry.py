@@ -20,7 +20,13 @@ def infer_model(spec: str | ChatModel) -> ChatModel:
     if provider == "scripted":
         from .scripted import ScriptedModel
 
-        return ScriptedModel.qa_policy()
+        try:
+            latency = float(rest) if rest else 0.0
+        except ValueError:
+            raise ConfigError(
+                f"'scripted:{rest}': the part after 'scripted:' is a latency in seconds"
+            ) from None
+        return ScriptedModel.qa_policy(latency)
     if provider == "openai":
         if not rest:
             raise ConfigError("model 'openai:' needs a model name, e.g. 'openai:gpt-4.1-mini'")
@@ -30,5 +36,5 @@ def infer_model(spec: str | ChatModel) -> ChatModel:
         return OpenAIModel(name, base_url=url or None)
     raise ConfigError(
         f"unknown model {spec!r}: use 'local', 'local:/path/model.gguf', 'openai:MODEL', "
-        "'openai:MODEL@http://host:port/v1' or 'scripted'"
+        "'openai:MODEL@http://host:port/v1', 'scripted' or 'scripted:SECONDS'"
     )

@@ -7,6 +7,7 @@ tool-call reply then becomes a text reply quoting the latest tool results.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -28,8 +29,17 @@ class ScriptedModel:
 
     price: ModelPrice | None = FREE
 
-    def __init__(self, script: Script | Sequence[Message], *, name: str = "scripted") -> None:
+    def __init__(
+        self,
+        script: Script | Sequence[Message],
+        *,
+        name: str = "scripted",
+        latency: float = 0.0,
+        record: bool = True,
+    ) -> None:
         self.name = name
+        self.latency = latency
+        self.record = record
         self._fn: Script | None = None
         self._replies: list[Message] = []
         if callable(script):
@@ -74,7 +84,10 @@ class ScriptedModel:
     async def request(
         self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: ModelSettings
     ) -> ModelResponse:
-        self.requests.append((list(messages), list(tools), dict(settings)))  # type: ignore[arg-type]
+        if self.record:
+            self.requests.append((list(messages), list(tools), dict(settings)))  # type: ignore[arg-type]
+        if self.latency:
+            await asyncio.sleep(self.latency)
         reply = self._next(messages, tools)
         self.calls += 1
         offered = {t.name for t in tools} if settings.get("tool_choice") != "none" else set()
@@ -101,9 +114,12 @@ class ScriptedModel:
         )
 
     @classmethod
-    def qa_policy(cls) -> ScriptedModel:
-        """A built-in QA policy: search the question, open the best hit, answer with what it opened."""
-        return cls(_qa_policy, name="scripted")
+    def qa_policy(cls, latency: float = 0.0) -> ScriptedModel:
+        """A built-in QA policy: search the question, open the best hit, answer with what it opened.
+
+        ``latency`` seconds of sleep per call stand in for a remote model (benchmarks, kill-and-resume tests).
+        """
+        return cls(_qa_policy, name="scripted", latency=latency, record=False)
 
 
 _BLOCK = re.compile(r"<budget>.*?</budget>", re.DOTALL)

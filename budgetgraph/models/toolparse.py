@@ -85,6 +85,18 @@ def _json_values(text: str) -> list[tuple[int, int, Any]]:
     return found
 
 
+def _unique(calls: list[ToolCall]) -> tuple[ToolCall, ...]:
+    """Drop exact repeats (same tool, same arguments): small models loop on one call within a reply."""
+    seen: set[str] = set()
+    out = []
+    for c in calls:
+        key = c.name + json.dumps(c.arguments, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return tuple(out)
+
+
 def parse_tool_calls(text: str, tool_names: Collection[str] = ()) -> ParsedText:
     """Find tool calls in ``text``. ``attempted`` is True when the text tries a call that does not parse."""
     calls: list[ToolCall] = []
@@ -99,7 +111,7 @@ def parse_tool_calls(text: str, tool_names: Collection[str] = ()) -> ParsedText:
             if not parsed:
                 return ParsedText(tuple(calls), text, True, f"cannot parse the tool call {body[:200]!r}")
             calls.extend(parsed)
-        return ParsedText(tuple(calls), rest, False)
+        return ParsedText(_unique(calls), rest, False)
     candidates = _FENCE.findall(text) or [text]
     rest = text
     for chunk in candidates:
@@ -110,7 +122,7 @@ def parse_tool_calls(text: str, tool_names: Collection[str] = ()) -> ParsedText:
                 calls.extend(parsed)
                 rest = rest.replace(chunk[start:end], "", 1)
     if calls:
-        return ParsedText(tuple(calls), _EMPTY_FENCE.sub("", rest).strip(), False)
+        return ParsedText(_unique(calls), _EMPTY_FENCE.sub("", rest).strip(), False)
     stripped = text.strip()
     attempted = stripped.startswith(("{", "[{", "```json", "<tool_call")) or (
         '"name"' in stripped and ('"arguments"' in stripped or '"parameters"' in stripped)

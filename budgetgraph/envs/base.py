@@ -1,0 +1,121 @@
+"""The environment protocol: tasks, the episode an agent runs on one, and its score."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..agents.agent import PLANNERS, Agent, RunResult
+from ..budget.limits import Budget
+from ..budget.prices import PriceTable
+from ..errors import ConfigError
+from ..models.base import ChatModel
+from ..tools.base import Tool
+
+__all__ = ["CorpusQAEnv", "Env", "Task", "parse_budget_value"]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One evaluation item. ``gold`` is whatever the environment's scorer compares against."""
+
+    id: str
+    question: str
+    gold: Any
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_budget_value(value: str, capped_tools: Sequence[str]) -> Budget:
+    """``"5"`` means 5 calls of each capped tool; ``"none"`` means no caps; anything else is a budget string."""
+    text = value.strip()
+    if text.lower() in ("none", "unlimited", ""):
+        return Budget()
+    if text.isdigit():
+        if not capped_tools:
+            return Budget(total_tool_calls=int(text))
+        return Budget.uniform(int(text), capped_tools)
+    return Budget.parse(text)
+
+
+class Env(ABC):
+    """An evaluation environment. Subclasses give tasks, run one episode and score it.
+
+    ``run_episode`` gets a shared model; it must charge everything it spends to a ledger built from
+    ``budget`` and return the agent's :class:`RunResult`.
+    """
+
+    name: str = "env"
+    capped_tools: tuple[str, ...] = ()
+
+    @abstractmethod
+    def tasks(self) -> Sequence[Task]: ...
+
+    @abstractmethod
+    async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult: ...
+
+    @abstractmethod
+    def score(self, task: Task, result: RunResult) -> dict[str, float]:
+        """Scores for one episode; ``correct`` (0 or 1) is the accuracy the report uses."""
+
+    def budget(self, value: str) -> Budget:
+        return parse_budget_value(value, self.capped_tools)
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies this environment's data, for the results header."""
+        return {"env": self.name}
+
+    def category(self, task: Task) -> str | None:
+        return None
+
+    def zero_scores(self) -> dict[str, float]:
+        """The scores of an episode that failed with an error."""
+        return {"correct": 0.0}
+
+    def check_planner(self, planner: str) -> None:
+        """Raise ConfigError before a run starts when ``planner`` cannot run here."""
+        if planner not in PLANNERS:
+            raise ConfigError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
+
+
+class CorpusQAEnv(Env):
+    """Question answering over a local corpus with the ``search``/``open`` tools; scored by EM and F1."""
+
+    capped_tools = ("search", "open")
+
+    def __init__(
+        self,
+        tools: Sequence[Tool],
+        *,
+        prices: PriceTable | None = None,
+        max_turns: int = 30,
+        max_tokens: int = 512,
+    ) -> None:
+        self._tools = list(tools)
+        self._prices = prices
+        self._max_turns = max_turns
+        self._max_tokens = max_tokens
+        self._agents: dict[tuple[str, str, str, int], Agent] = {}
+
+    def agent(self, model: ChatModel, planner: str, budget: Budget) -> Agent:
+        """One compiled agent per (model, planner, budget), reused by every episode of that cell."""
+        key = (model.name, planner, str(budget), id(model))
+        if key not in self._agents:
+            self.check_planner(planner)
+            self._agents[key] = Agent(
+                model,
+                self._tools,
+                budget,
+                planner=planner,
+                prices=self._prices,
+                max_turns=self._max_turns,
+                max_tokens=self._max_tokens,
+            )
+        return self._agents[key]
+
+    async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
+        return await self.agent(model, planner, budget).arun(task.question)
+
+    def zero_scores(self) -> dict[str, float]:
+        return {"correct": 0.0, "em": 0.0, "f1": 0.0}

@@ -1,0 +1,229 @@
+"""BFCL v4 single-turn function calling: the listed functions are offered as tools; the call is the answer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..agents.agent import RunResult, StopReason
+from ..budget.ledger import Ledger
+from ..budget.limits import Amount, Budget
+from ..budget.prices import PriceTable
+from ..errors import BudgetExceeded, ConfigError
+from ..models.base import ChatModel
+from ..models.messages import Message, ModelSettings, ToolSchema
+from .base import Env, Task
+from .bfcl_check import calls_match
+
+__all__ = ["BFCLEnv", "to_json_schema"]
+
+CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
+_TYPES = {
+    "dict": "object",
+    "float": "number",
+    "tuple": "array",
+    "int": "integer",
+    "bool": "boolean",
+    "list": "array",
+}
+NO_CALL = "(no function call)"
+SYSTEM = (
+    "You are an expert in composing function calls. Given a question and a set of functions, make the "
+    "function call(s) that answer it, with argument values taken from the question. If none of the functions "
+    "fits the question, do not call any; say so briefly instead."
+)
+
+
+def to_json_schema(spec: Any) -> Any:
+    """BFCL's Python-flavoured types (dict, float, tuple, any) as JSON Schema."""
+    if isinstance(spec, list):
+        return [to_json_schema(s) for s in spec]
+    if not isinstance(spec, Mapping):
+        return spec
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key == "type":
+            if value == "any":
+                continue
+            out["type"] = _TYPES.get(value, value)
+        elif key in ("properties",):
+            out[key] = {k: to_json_schema(v) for k, v in value.items()}
+        elif key in ("items", "additionalProperties"):
+            out[key] = to_json_schema(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _tool_name(name: str) -> str:
+    """OpenAI-style APIs allow only ``[A-Za-z0-9_-]`` in names (BFCL does the same replacement)."""
+    return name.replace(".", "_")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+    return rows
+
+
+def _category(path: Path) -> str:
+    return path.stem.removeprefix("BFCL_v4_").removeprefix("BFCL_v3_")
+
+
+class BFCLEnv(Env):
+    """Tool-calling accuracy per BFCL category; ``irrelevance`` passes only when no function is called.
+
+    An integer budget ``B`` caps the total number of calls: calls past the cap are refused and not scored.
+    """
+
+    name = "bfcl"
+
+    def __init__(
+        self,
+        data: str | Path,
+        *,
+        categories: Sequence[str] | None = None,
+        prices: PriceTable | None = None,
+        max_tokens: int = 512,
+    ) -> None:
+        self.path = Path(data)
+        files = sorted(self.path.glob("BFCL_v*_*.json")) if self.path.is_dir() else [self.path]
+        if not files or not all(f.is_file() for f in files):
+            raise ConfigError(
+                f"no BFCL files at {self.path}; point --data at a BFCL_v4_*.json file or its folder"
+            )
+        wanted = set(categories or CATEGORIES)
+        self._prices = prices or PriceTable()
+        self._max_tokens = max_tokens
+        self._tasks: list[Task] = []
+        for f in files:
+            category = _category(f)
+            if category not in wanted:
+                continue
+            if category not in CATEGORIES:
+                raise ConfigError(
+                    f"{f}: category {category!r} is not single-turn; supported: {', '.join(CATEGORIES)}"
+                )
+            answers: dict[str, Any] = {}
+            if category != "irrelevance":
+                answer_file = f.parent / "possible_answer" / f.name
+                if not answer_file.is_file():
+                    raise ConfigError(f"{f}: its answers are missing; expected {answer_file}")
+                answers = {r["id"]: r["ground_truth"] for r in _read_jsonl(answer_file)}
+            for row in _read_jsonl(f):
+                if category != "irrelevance" and row["id"] not in answers:
+                    raise ConfigError(f"{f}: item {row['id']} has no entry in {f.parent / 'possible_answer'}")
+                turns = (
+                    row["question"][0]
+                    if row["question"] and isinstance(row["question"][0], list)
+                    else row["question"]
+                )
+                self._tasks.append(
+                    Task(
+                        row["id"],
+                        json.dumps(turns, ensure_ascii=False),
+                        answers.get(row["id"], []),
+                        {"category": category, "functions": row["function"], "turns": turns},
+                    )
+                )
+        if not self._tasks:
+            raise ConfigError(f"no BFCL items for categories {sorted(wanted)} in {self.path}")
+
+    def tasks(self) -> list[Task]:
+        return list(self._tasks)
+
+    def category(self, task: Task) -> str | None:
+        return str(task.meta["category"])
+
+    def check_planner(self, planner: str) -> None:
+        if planner not in ("react", "tracker"):
+            raise ConfigError(f"bfcl runs single calls; planner {planner!r} does not apply (use react)")
+
+    async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
+        ledger = Ledger(budget)
+        names = {_tool_name(f["name"]): f["name"] for f in task.meta["functions"]}
+        schemas = [
+            ToolSchema(
+                _tool_name(f["name"]), f.get("description", ""), to_json_schema(f.get("parameters", {}))
+            )
+            for f in task.meta["functions"]
+        ]
+        messages = [Message.system(SYSTEM)] + [
+            Message(role=t["role"], content=t["content"]) for t in task.meta["turns"]
+        ]
+        price = self._prices.model_price(model.name, model.price)
+        if "usd" in ledger.limits:
+            price = self._prices.require_model_price(model.name, model.price)
+        reservation = ledger.reserve({"llm_calls": 1}, role="act")
+        settings = ModelSettings(temperature=0.0, max_tokens=self._max_tokens, tool_choice="auto")
+        try:
+            response = await model.request(messages, schemas, settings)
+        except BaseException:
+            ledger.refund(reservation)
+            raise
+        u = response.usage
+        actual: dict[str, Amount] = {
+            "llm_calls": 1,
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "total_tokens": u.input_tokens + u.output_tokens,
+            "cached_input_tokens": u.cached_input_tokens,
+        }
+        if price is not None:
+            actual["usd"] = price.cost(
+                u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens
+            )
+        ledger.commit(reservation, actual)
+        kept, refused = [], 0
+        for call in response.message.tool_calls:
+            if call.error:
+                continue
+            held = ledger.try_reserve({"tool_calls": 1, f"tool:{call.name}": 1})
+            if isinstance(held, BudgetExceeded):
+                refused += 1
+                continue
+            ledger.commit(held)
+            kept.append(call)
+        stop = StopReason("answered") if not refused else StopReason("budget_exhausted", "tool_calls")
+        answer = json.dumps(
+            [{names.get(c.name, c.name): dict(c.arguments)} for c in kept], ensure_ascii=False
+        )
+        return RunResult(
+            answer=answer if kept else f"{NO_CALL} {response.message.content}".strip(),
+            stop_reason=stop,
+            usage=ledger.usage(),
+            messages=[*messages, response.message],
+            ledger=ledger.snapshot(),
+        )
+
+    def score(self, task: Task, result: RunResult) -> dict[str, float]:
+        calls = _answer_calls(result)
+        if task.meta["category"] == "irrelevance":
+            return {"correct": float(not calls)}
+        return {"correct": float(calls_match(calls, task.gold) is None)}
+
+    def describe(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for t in self._tasks:
+            counts[t.meta["category"]] = counts.get(t.meta["category"], 0) + 1
+        return {"env": self.name, "data": str(self.path.resolve()), "categories": counts}
+
+
+def _answer_calls(result: RunResult) -> list[tuple[str, Mapping[str, Any]]]:
+    if not result.answer or result.answer.startswith(NO_CALL):
+        return []
+    try:
+        parsed = json.loads(result.answer)
+    except json.JSONDecodeError:
+        return []
+    if not isinstance(parsed, list):
+        return []
+    return [next(iter(c.items())) for c in parsed if isinstance(c, dict) and len(c) == 1]

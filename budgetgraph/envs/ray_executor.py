@@ -1,0 +1,75 @@
+"""Run episodes as Ray tasks (async actors that each hold the environment and the model) on a Ray cluster."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._extras import require
+from .base import Task
+
+if TYPE_CHECKING:
+    from .base import Env
+    from .runner import EvalSpec
+
+__all__ = ["run_on_ray"]
+
+
+class _EpisodeWorker:
+    """One per worker process: builds the environment and the model once, runs many episodes concurrently."""
+
+    def __init__(
+        self, env_factory: Callable[[], Env], model_factory: Callable[[], Any], model_label: str
+    ) -> None:
+        self.env = env_factory()
+        self.model = model_factory()
+        self.label = model_label
+        self.tasks = {t.id: t for t in self.env.tasks()}
+
+    async def run(self, task_id: str, planner: str, budget: str) -> dict[str, Any]:
+        from .runner import episode_record
+
+        return await episode_record(self.env, self.tasks[task_id], self.model, self.label, planner, budget)
+
+
+async def run_on_ray(
+    env_factory: Callable[[], Env],
+    model_factory: Callable[[], Any],
+    spec: EvalSpec,
+    cells: Sequence[tuple[Task, str, str]],
+    address: str | None,
+    done: Callable[[dict[str, Any]], object],
+    workers: int | None = None,
+) -> None:
+    """Spread ``cells`` over ``workers`` actors (default: the cluster's CPUs, at most ``spec.concurrency``)."""
+    ray = require("ray", "ray")
+    import asyncio
+
+    if not ray.is_initialized():
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": {"BUDGETGRAPH_CACHE": os.environ.get("BUDGETGRAPH_CACHE", "")}}
+            if os.environ.get("BUDGETGRAPH_CACHE")
+            else None,
+        )
+    if not cells:
+        return
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    n = max(1, min(workers or cpus, spec.concurrency, len(cells)))
+    per_actor = max(1, math.ceil(spec.concurrency / n))
+    actor_cls = ray.remote(num_cpus=0)(_EpisodeWorker).options(max_concurrency=per_actor)
+    actors = [actor_cls.remote(env_factory, model_factory, spec.model) for _ in range(n)]
+    refs = [
+        actors[i % n].run.remote(task.id, planner, budget) for i, (task, planner, budget) in enumerate(cells)
+    ]
+    try:
+        for fut in asyncio.as_completed([asyncio.wrap_future(r.future()) for r in refs]):
+            done(await fut)
+    finally:
+        for a in actors:
+            ray.kill(a)

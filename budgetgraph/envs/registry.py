@@ -1,0 +1,37 @@
+"""Environments by name, built lazily from picklable options (the Ray workers rebuild them the same way)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError
+from .base import Env
+
+__all__ = ["ENVS", "make_env"]
+
+ENVS = ("hotpotqa", "qa", "bfcl")
+
+
+def make_env(name: str, data: str | None = None, corpus: str | None = None, **options: Any) -> Env:
+    """``hotpotqa --data FILE``, ``qa --data QUESTIONS --corpus DOCS``, ``bfcl --data FILE_OR_FOLDER``."""
+    if prices_file := options.pop("prices_file", None):
+        from ..budget.prices import PriceTable
+
+        options["prices"] = PriceTable.from_file(prices_file)
+    if name in ("hotpotqa", "qa", "bfcl") and not data:
+        raise ConfigError(f"env {name!r} needs --data (the path of its data file)")
+    if name == "hotpotqa":
+        from .hotpotqa import HotpotQAEnv
+
+        return HotpotQAEnv(str(data), **options)
+    if name == "qa":
+        if not corpus:
+            raise ConfigError("env 'qa' needs --corpus (a JSONL of {id, title, text}) besides --data")
+        from .qa import QAEnv
+
+        return QAEnv(str(data), corpus, **options)
+    if name == "bfcl":
+        from .bfcl import BFCLEnv
+
+        return BFCLEnv(str(data), **options)
+    raise ConfigError(f"unknown environment {name!r}; available: {', '.join(ENVS)}")

@@ -1,0 +1,177 @@
+"""Summaries of a results file: accuracy, spend, cost-of-pass and E3 per (model, planner, budget)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Any
+
+__all__ = ["Row", "category_table", "pareto_front", "render_rows", "summarize"]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One (model, planner, budget) cell of a sweep."""
+
+    model: str
+    planner: str
+    budget: str
+    n: int
+    accuracy: float
+    em: float | None
+    f1: float | None
+    tool_calls: Mapping[str, float]
+    tokens: float
+    cost: float
+    errors: int
+    extra: Mapping[str, float]
+
+    @property
+    def cost_of_pass(self) -> float:
+        """Mean unified cost per correct answer (infinite when nothing is correct)."""
+        return self.cost / self.accuracy if self.accuracy > 0 else math.inf
+
+    @property
+    def e3(self) -> float:
+        """Accuracy squared over mean tokens."""
+        return self.accuracy**2 / self.tokens if self.tokens > 0 else 0.0
+
+
+def _budget_order(label: str) -> tuple[int, float, str]:
+    return (0, float(label), "") if label.isdigit() else (1, 0.0, label)
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    vals = list(values)
+    return fmean(vals) if vals else None
+
+
+def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(str(r["model"]), str(r["planner"]), str(r["budget"]))].append(r)
+    rows = []
+    for (model, planner, budget), recs in groups.items():
+        tools: set[str] = set()
+        for r in recs:
+            tools.update((r.get("usage") or {}).get("tool_calls", {}))
+        usage = [r.get("usage") or {} for r in recs]
+        scores = [r.get("scores") or {} for r in recs]
+        extra_keys = sorted({k for s in scores for k in s} - {"correct", "em", "f1"})
+        rows.append(
+            Row(
+                model=model,
+                planner=planner,
+                budget=budget,
+                n=len(recs),
+                accuracy=fmean(float(s.get("correct", 0.0)) for s in scores),
+                em=_mean(float(s["em"]) for s in scores if "em" in s),
+                f1=_mean(float(s["f1"]) for s in scores if "f1" in s),
+                tool_calls={
+                    t: fmean(float(u.get("tool_calls", {}).get(t, 0)) for u in usage) for t in sorted(tools)
+                },
+                tokens=fmean(float(u.get("total_tokens", 0)) for u in usage),
+                cost=fmean(float(u.get("usd", 0.0)) for u in usage),
+                errors=sum(1 for r in recs if r.get("error")),
+                extra={k: fmean(float(s.get(k, 0.0)) for s in scores) for k in extra_keys},
+            )
+        )
+    rows.sort(key=lambda r: (r.model, r.planner, _budget_order(r.budget)))
+    return rows
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats (cost no higher and accuracy no lower, one strictly)."""
+    front = []
+    for i, (c, a) in enumerate(points):
+        dominated = any(
+            (c2 <= c and a2 >= a) and (c2 < c or a2 > a) for j, (c2, a2) in enumerate(points) if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}"
+
+
+def render_rows(rows: Sequence[Row]) -> Any:
+    """A rich Table of the summary rows."""
+    from rich.table import Table
+
+    table = Table(title="accuracy vs unified cost", show_lines=False)
+    extra_keys = sorted({k for r in rows for k in r.extra})
+    headers = [
+        "model",
+        "planner",
+        "budget",
+        "n",
+        "acc",
+        "EM",
+        "F1",
+        *extra_keys,
+        "tool calls (mean)",
+        "tokens",
+        "cost $",
+        "cost-of-pass $",
+        "E3",
+        "errors",
+    ]
+    for h in headers:
+        table.add_column(
+            h, justify="left" if h in ("model", "planner", "budget", "tool calls (mean)") else "right"
+        )
+    for r in rows:
+        calls = ", ".join(f"{k} {v:.2f}" for k, v in r.tool_calls.items()) or "-"
+        table.add_row(
+            r.model,
+            r.planner,
+            r.budget,
+            str(r.n),
+            _fmt(r.accuracy),
+            _fmt(r.em),
+            _fmt(r.f1),
+            *(_fmt(r.extra.get(k)) for k in extra_keys),
+            calls,
+            f"{r.tokens:.0f}",
+            _fmt(r.cost, 5),
+            _fmt(r.cost_of_pass, 5),
+            f"{r.e3:.2e}",
+            str(r.errors),
+        )
+    return table
+
+
+def category_table(records: Iterable[Mapping[str, Any]]) -> Any | None:
+    """Accuracy per category (BFCL) and per (model, planner, budget), or None when records have none."""
+    from rich.table import Table
+
+    cells: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        if "category" in r:
+            key = (str(r["model"]), str(r["planner"]), str(r["budget"]))
+            cells[key][str(r["category"])].append(float((r.get("scores") or {}).get("correct", 0.0)))
+    if not cells:
+        return None
+    categories = sorted({c for per in cells.values() for c in per})
+    table = Table(title="accuracy per category (n)")
+    for h in ["model", "planner", "budget", *categories, "overall"]:
+        table.add_column(h)
+    for (model, planner, budget), per in sorted(cells.items()):
+        values = [v for vs in per.values() for v in vs]
+        table.add_row(
+            model,
+            planner,
+            budget,
+            *(f"{fmean(per[c]):.3f} ({len(per[c])})" if per.get(c) else "-" for c in categories),
+            f"{fmean(values):.3f} ({len(values)})",
+        )
+    return table

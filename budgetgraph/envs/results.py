@@ -1,0 +1,81 @@
+"""The results file: a JSON Lines log (a header, then one line per finished episode), durable and resumable."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..errors import ConfigError
+
+__all__ = ["ResultsFile", "episode_key"]
+
+Key = tuple[str, str, str, str]
+
+
+def episode_key(record: Mapping[str, Any]) -> Key:
+    """What makes an episode unique in a sweep: task, planner, budget and model."""
+    return (str(record["task_id"]), str(record["planner"]), str(record["budget"]), str(record["model"]))
+
+
+class ResultsFile:
+    """Append-only episode log. Every line is flushed and fsynced, so a crash loses only what was in flight.
+
+    A line cut short by a kill is dropped (and the file trimmed) when the file is opened again.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fh: TextIO | None = None
+
+    def read(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The header and the episodes (first record of each key wins); repairs a torn last line."""
+        if not self.path.exists():
+            return None, []
+        header: dict[str, Any] | None = None
+        episodes: dict[Key, dict[str, Any]] = {}
+        data = self.path.read_bytes()
+        *complete, tail = data.split(b"\n")
+        for n, raw in enumerate(complete, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ConfigError(
+                    f"{self.path}:{n}: not a valid JSON line; the results file is damaged. "
+                    "Remove or fix that line, or write to a new --out file."
+                ) from None
+            if row.get("type") == "header":
+                header = header or row
+            elif row.get("type") == "episode":
+                episodes.setdefault(episode_key(row), row)
+        if tail:  # a write torn by a kill has no newline: drop it
+            with self.path.open("r+b") as fh:
+                fh.truncate(len(data) - len(tail))
+        return header, list(episodes.values())
+
+    def episodes(self) -> Iterator[dict[str, Any]]:
+        yield from self.read()[1]
+
+    def open(self, header: Mapping[str, Any]) -> None:
+        """Open for appending; writes ``header`` first when the file is new."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._fh = self.path.open("a", encoding="utf-8")
+        if new:
+            self.append({"type": "header", **header})
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        if self._fh is None:
+            raise RuntimeError("ResultsFile.open() must be called before append()")
+        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

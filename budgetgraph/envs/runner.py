@@ -1,0 +1,317 @@
+"""The evaluation runner: planners x budgets x tasks, run concurrently, logged durably, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import random
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..models.base import ChatModel
+from ..models.registry import infer_model
+from .base import Env, Task
+from .results import ResultsFile, episode_key
+
+__all__ = ["EvalSpec", "EvalSummary", "episode_record", "parse_budgets", "run_eval", "select_tasks"]
+
+EnvFactory = Callable[[], Env]
+ModelFactory = Callable[[], ChatModel]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvalSpec:
+    """A sweep: what the results header records and what a resume must agree with."""
+
+    env: str
+    env_options: Mapping[str, Any] = field(default_factory=dict)
+    model: str = "local"
+    planners: tuple[str, ...] = ("react", "tracker")
+    budgets: tuple[str, ...] = ("5",)
+    limit: int | None = None
+    seed: int | None = None
+    concurrency: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSummary:
+    path: Path
+    total: int
+    skipped: int
+    ran: int
+    errors: int
+    seconds: float
+
+
+def parse_budgets(values: Sequence[str]) -> tuple[str, ...]:
+    """``["2,5"]`` -> ``("2", "5")``; full budget strings are separated by ``;`` (``"search=2,open=1;search=5"``)."""
+    out: list[str] = []
+    for value in values:
+        parts = [p.strip() for p in value.split(",")]
+        if all(p.isdigit() or p.lower() == "none" for p in parts):
+            out.extend(parts)
+        else:
+            out.extend(p.strip() for p in value.split(";") if p.strip())
+    if not out:
+        raise ConfigError("no budget given; e.g. --budget 2,5 or --budget 'search=3,open=2'")
+    return tuple(dict.fromkeys(out))
+
+
+def select_tasks(tasks: Sequence[Task], limit: int | None, seed: int | None) -> list[Task]:
+    """The first ``limit`` tasks, or a seeded random sample of them when ``seed`` is set."""
+    ids = [t.id for t in tasks]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ConfigError(f"task id {dup!r} appears twice; task ids must be unique")
+    chosen = list(tasks)
+    if seed is not None:
+        chosen = random.Random(seed).sample(chosen, len(chosen))
+    return chosen[:limit] if limit is not None else chosen
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("budgetgraph", "langgraph", "llama-cpp-python", "openai"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _transcript(messages: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "role": m.role,
+            "content": m.content,
+            **(
+                {"tool_calls": [{"name": c.name, "arguments": dict(c.arguments)} for c in m.tool_calls]}
+                if m.tool_calls
+                else {}
+            ),
+        }
+        for m in messages
+    ]
+
+
+async def episode_record(
+    env: Env, task: Task, model: ChatModel, model_label: str, planner: str, budget: str
+) -> dict[str, Any]:
+    """Run one episode and return its results line; an error is recorded (and scored wrong), not raised."""
+    base: dict[str, Any] = {
+        "type": "episode",
+        "task_id": task.id,
+        "planner": planner,
+        "budget": budget,
+        "model": model_label,
+        "gold": task.gold,
+    }
+    if (category := env.category(task)) is not None:
+        base["category"] = category
+    start = time.monotonic()
+    try:
+        result = await env.run_episode(task, model, planner, env.budget(budget))
+        scores = env.score(task, result)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return {
+            **base,
+            "answer": None,
+            "scores": env.zero_scores(),
+            "stop_reason": f"error: {type(exc).__name__}",
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(limit=8),
+            "usage": {},
+            "wall_seconds": round(time.monotonic() - start, 3),
+        }
+    error = result.stop_reason.message if result.stop_reason.kind == "error" else None
+    return {
+        **base,
+        "answer": result.answer,
+        "scores": scores if not error else {**scores, "correct": 0.0},
+        "stop_reason": str(result.stop_reason),
+        "error": error,
+        "usage": result.usage.to_dict(),
+        "wall_seconds": round(time.monotonic() - start, 3),
+        "transcript": _transcript(result.messages),
+    }
+
+
+class _Tally:
+    """Running figures for the progress bar."""
+
+    def __init__(self) -> None:
+        self.n = self.correct = 0
+        self.cost = 0.0
+        self.errors = 0
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self.n += 1
+        self.correct += int(record["scores"].get("correct", 0) >= 1)
+        self.cost += float((record.get("usage") or {}).get("usd", 0.0))
+        self.errors += int(bool(record.get("error")))
+
+    def text(self) -> str:
+        if not self.n:
+            return "acc -  cost -"
+        return f"acc {self.correct / self.n:.2f}  mean cost ${self.cost / self.n:.4f}  errors {self.errors}"
+
+
+def _check_header(path: Path, old: Mapping[str, Any] | None, header: Mapping[str, Any]) -> None:
+    if old is None:
+        return
+    was, now = old.get("env_info", {}), header["env_info"]
+    if was != now:
+        raise ConfigError(
+            f"{path} holds results of another environment or data ({was}, now {now}); "
+            "use a different --out to start a new file"
+        )
+
+
+async def run_eval(
+    spec: EvalSpec,
+    out: str | Path,
+    *,
+    env_factory: EnvFactory | None = None,
+    model_factory: ModelFactory | None = None,
+    executor: str = "asyncio",
+    address: str | None = None,
+    progress: bool = True,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> EvalSummary:
+    """Run every (task, planner, budget) cell not yet in ``out``; append each finished one at once."""
+    from .registry import make_env
+
+    def default_env() -> Env:
+        return make_env(spec.env, **dict(spec.env_options))
+
+    env_factory = env_factory or default_env
+    model_factory = model_factory or (lambda: infer_model(spec.model))
+    env = env_factory()
+    for planner in spec.planners:
+        env.check_planner(planner)
+    for budget in spec.budgets:
+        env.budget(budget)  # a malformed budget fails before anything runs
+    tasks = select_tasks(env.tasks(), spec.limit, spec.seed)
+    results = ResultsFile(out)
+    old_header, done = results.read()
+    header = {
+        "spec": _jsonable(asdict(spec)),
+        "env_info": env.describe(),
+        "versions": _versions(),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _check_header(results.path, old_header, header)
+    done_keys = {episode_key(r) for r in done}
+    cells = [
+        (task, planner, budget)
+        for task in tasks  # task-major, so a partial run still compares every cell on the same tasks
+        for budget in spec.budgets
+        for planner in spec.planners
+        if (task.id, planner, budget, spec.model) not in done_keys
+    ]
+    total = len(tasks) * len(spec.planners) * len(spec.budgets)
+    tally = _Tally()
+    for r in done:
+        if (r["planner"], r["budget"]) in {(p, b) for p in spec.planners for b in spec.budgets}:
+            tally.add(r)
+    results.open(header)
+    bar = _progress(progress, total, total - len(cells), tally)
+    advance = bar.advance
+    start = time.monotonic()
+    ran = errors = 0
+
+    def write(record: dict[str, Any]) -> None:
+        nonlocal ran, errors
+        results.append(record)
+        advance()
+        tally.add(record)
+        ran += 1
+        errors += int(bool(record.get("error")))
+        if on_record:
+            on_record(record)
+
+    try:
+        with bar:
+            if executor == "ray":
+                from .ray_executor import run_on_ray
+
+                await run_on_ray(env_factory, model_factory, spec, cells, address, write)
+            elif executor == "asyncio":
+                model = model_factory()
+                await _run_local(env, model, spec, cells, write)
+            else:
+                raise ConfigError(f"unknown executor {executor!r}; use asyncio or ray")
+    finally:
+        results.close()
+    return EvalSummary(results.path, total, total - len(cells), ran, errors, time.monotonic() - start)
+
+
+async def _run_local(
+    env: Env,
+    model: ChatModel,
+    spec: EvalSpec,
+    cells: Sequence[tuple[Task, str, str]],
+    done: Callable[[dict[str, Any]], object],
+) -> None:
+    gate = asyncio.Semaphore(max(1, spec.concurrency))
+
+    async def one(task: Task, planner: str, budget: str) -> dict[str, Any]:
+        async with gate:
+            return await episode_record(env, task, model, spec.model, planner, budget)
+
+    pending: list[Awaitable[dict[str, Any]]] = [one(*c) for c in cells]
+    for next_done in asyncio.as_completed(pending):
+        done(await next_done)
+
+
+class _progress:
+    """A rich progress bar (episodes, ETA, running accuracy and cost), or nothing when turned off."""
+
+    def __init__(self, show: bool, total: int, completed: int, tally: _Tally) -> None:
+        self.show, self.total, self.completed, self.tally = show, total, completed, tally
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if self.show:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]episodes"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.description}"),
+                console=Console(stderr=True),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.tally.text(), total=self.total, completed=self.completed)
+        return self.advance
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=self.tally.text())
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,211 @@
+"""The evaluation runner: a scripted sweep end to end, resume after SIGINT and SIGKILL, errors, report, Ray."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import HOTPOT
+
+from budgetgraph.envs import EvalSpec, ResultsFile, run_eval
+from budgetgraph.envs.hotpotqa import HotpotQAEnv
+from budgetgraph.envs.report import pareto_front, summarize
+from budgetgraph.errors import ConfigError
+from budgetgraph.models import ScriptedModel
+
+REQUIRED = {"task_id", "planner", "budget", "model", "answer", "gold", "scores", "stop_reason", "usage"}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("BUDGETGRAPH_CACHE", str(tmp_path_factory.getbasetemp() / "bg-cache"))
+    if not HOTPOT.exists():
+        pytest.skip(f"shared data not found at {HOTPOT}")
+
+
+def _spec(**kw) -> EvalSpec:
+    base = dict(
+        env="hotpotqa",
+        env_options={"data": str(HOTPOT)},
+        model="scripted",
+        planners=("react", "tracker"),
+        budgets=("1", "3"),
+        limit=6,
+        concurrency=8,
+    )
+    return EvalSpec(**{**base, **kw})
+
+
+def _episodes(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if '"type": "episode"' in line]
+
+
+def test_scripted_sweep_writes_every_cell_once_and_resumes(tmp_path):
+    out = tmp_path / "r.jsonl"
+    summary = asyncio.run(run_eval(_spec(), out, progress=False))
+    assert (summary.total, summary.ran, summary.skipped, summary.errors) == (24, 24, 0, 0)
+    lines = out.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["type"] == "header" and header["spec"]["budgets"] == ["1", "3"]
+    assert header["versions"]["budgetgraph"] and header["env_info"]["questions"] == 350
+    records = _episodes(out)
+    assert len(records) == 24 and all(REQUIRED <= r.keys() for r in records)
+    assert Counter((r["planner"], r["budget"]) for r in records) == {
+        ("react", "1"): 6,
+        ("react", "3"): 6,
+        ("tracker", "1"): 6,
+        ("tracker", "3"): 6,
+    }
+    r = records[0]
+    assert r["usage"]["tool_calls"] == {"search": 1, "open": 1} and r["usage"]["usd"] == pytest.approx(0.002)
+    assert r["transcript"][0]["role"] == "user" and r["transcript"][1]["tool_calls"][0]["name"] == "search"
+    # the policy answers with the title it opened: sometimes right on this data, never an error
+    assert {r["scores"]["correct"] for r in records} <= {0.0, 1.0}
+
+    again = asyncio.run(run_eval(_spec(), out, progress=False))
+    assert (again.ran, again.skipped) == (0, 24)
+    wider = asyncio.run(run_eval(_spec(budgets=("1", "3", "5")), out, progress=False))
+    assert (wider.ran, wider.skipped) == (12, 24)
+    assert (
+        len(_episodes(out)) == 36 == len({(r["task_id"], r["planner"], r["budget"]) for r in _episodes(out)})
+    )
+
+
+def test_resume_refuses_a_file_from_another_environment(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text(json.dumps({"type": "header", "spec": {}, "env_info": {"env": "bfcl"}}) + "\n")
+    with pytest.raises(ConfigError, match="another environment"):
+        asyncio.run(run_eval(_spec(), out, progress=False))
+
+
+def test_a_torn_last_line_is_dropped_and_a_damaged_middle_line_is_an_error(tmp_path):
+    out = tmp_path / "r.jsonl"
+    asyncio.run(run_eval(_spec(limit=2, budgets=("1",)), out, progress=False))
+    whole = out.read_bytes()
+    out.write_bytes(whole + b'{"type": "episode", "task_id": "x", "plan')
+    header, records = ResultsFile(out).read()
+    assert header is not None and len(records) == 4 and out.read_bytes() == whole
+    lines = whole.split(b"\n")
+    out.write_bytes(b"\n".join([lines[0], b"{oops", *lines[1:]]))
+    with pytest.raises(ConfigError, match=r"r.jsonl:2: not a valid JSON line"):
+        ResultsFile(out).read()
+
+
+def test_an_episode_that_errors_is_recorded_wrong_and_the_run_goes_on(tmp_path):
+    env = HotpotQAEnv(HOTPOT)
+    bad = env.tasks()[1].question
+
+    def policy(messages, tools):
+        if messages[1].content == bad:
+            raise RuntimeError("backend fell over")
+        return ScriptedModel.qa_policy()._fn(messages, tools)  # type: ignore[misc]
+
+    out = tmp_path / "r.jsonl"
+    summary = asyncio.run(
+        run_eval(
+            _spec(limit=3, budgets=("2",), planners=("react",)),
+            out,
+            progress=False,
+            env_factory=lambda: env,
+            model_factory=lambda: ScriptedModel(policy, record=False),
+        )
+    )
+    assert (summary.ran, summary.errors) == (3, 1)
+    failed = [r for r in _episodes(out) if r["error"]]
+    assert len(failed) == 1 and "backend fell over" in failed[0]["error"]
+    assert failed[0]["scores"]["correct"] == 0.0 and failed[0]["stop_reason"].startswith("error")
+
+
+def test_report_table_pareto_and_plot(tmp_path):
+    out = tmp_path / "r.jsonl"
+    asyncio.run(run_eval(_spec(), out, progress=False))
+    rows = summarize(_episodes(out))
+    assert [(r.planner, r.budget, r.n) for r in rows] == [
+        ("react", "1", 6),
+        ("react", "3", 6),
+        ("tracker", "1", 6),
+        ("tracker", "3", 6),
+    ]
+    row = rows[0]
+    assert row.tool_calls == {"open": 1.0, "search": 1.0} and row.cost == pytest.approx(0.002)
+    assert row.e3 == pytest.approx(row.accuracy**2 / row.tokens)
+    assert pareto_front([(1, 0.2), (2, 0.1), (2, 0.3), (0.5, 0.2)]) == [3, 2]
+    png = tmp_path / "p.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "budgetgraph.cli", "report", str(out), "--plot", str(png)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "cost-of-pass" in proc.stdout and "tracker" in proc.stdout
+    from matplotlib.image import imread
+
+    image = imread(png)
+    assert image.shape[0] > 400 and image.shape[1] > 600 and image.std() > 0.01
+
+
+def _cli(out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "budgetgraph.cli",
+        "eval",
+        "hotpotqa",
+        "--data",
+        str(HOTPOT),
+        "--model",
+        "scripted:0.05",
+        "--planner",
+        "react,tracker",
+        "--budget",
+        "1,2",
+        "--limit",
+        "15",
+        "--concurrency",
+        "3",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_killed_run_resumes_without_losing_or_duplicating(tmp_path, sig):
+    out = tmp_path / "r.jsonl"
+    proc = subprocess.Popen(_cli(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or len(_episodes(out)) < 8):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    partial = len(_episodes(out))
+    assert 8 <= partial < 60, "the kill must land part-way through the run"
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "rerun the same command to resume" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    done = subprocess.run(_cli(out), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"{60 - partial} episodes run, {partial} already in" in done.stderr
+    keys = [(r["task_id"], r["planner"], r["budget"]) for r in _episodes(out)]
+    assert len(keys) == 60 == len(set(keys))
+
+
+def test_ray_executor_writes_the_same_file(tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    out = tmp_path / "r.jsonl"
+    summary = asyncio.run(run_eval(_spec(limit=4), out, executor="ray", progress=False))
+    assert (summary.ran, summary.errors) == (16, 0)
+    local = tmp_path / "l.jsonl"
+    asyncio.run(run_eval(_spec(limit=4), local, progress=False))
+    pick = lambda p: sorted((r["task_id"], r["planner"], r["budget"], r["answer"]) for r in _episodes(p))  # noqa: E731
+    assert pick(out) == pick(local)
