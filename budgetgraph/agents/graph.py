@@ -4,13 +4,14 @@ node that spends the final-answer reserve (architecture rules 1-3)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
 from ..budget.block import render_budget_block
 from ..budget.ledger import Ledger, Reservation
@@ -332,20 +333,29 @@ def _last_text(history: Sequence[Message]) -> str | None:
     return None
 
 
-def _route(state: AgentState) -> str:
-    phase = state.get("phase", "act")
+def _route(update: Mapping[str, Any]) -> str:
+    phase = update.get("phase", "act")
     return {"tools": "tools", "answer": "answer", "act": "model"}.get(phase, END)
+
+
+def _routed(node: Callable[[AgentState, RunnableConfig], Awaitable[dict[str, Any]]]) -> Any:
+    """The node's update plus where to go next, as one ``Command`` (no separate routing step per turn)."""
+
+    async def run(state: AgentState, config: RunnableConfig) -> Command[str]:
+        update = await node(state, config)
+        return Command(update=update, goto=_route(update))
+
+    run.__name__ = getattr(node, "__name__", "node")
+    return run
 
 
 def build_graph(cfg: LoopConfig) -> StateGraph[AgentState]:
     """The uncompiled graph (compile it with your own checkpointer, or embed it as a subgraph)."""
     loop = _Loop(cfg)
     graph: StateGraph[AgentState] = StateGraph(AgentState)
-    graph.add_node("model", loop.model_node)
-    graph.add_node("tools", loop.tools_node)
+    graph.add_node("model", _routed(loop.model_node), destinations=("tools", "answer", END))
+    graph.add_node("tools", _routed(loop.tools_node), destinations=("model", "answer"))
     graph.add_node("answer", loop.answer_node)
     graph.add_edge(START, "model")
-    graph.add_conditional_edges("model", _route, ["tools", "answer", END])
-    graph.add_conditional_edges("tools", _route, ["model", "answer"])
     graph.add_edge("answer", END)
     return graph

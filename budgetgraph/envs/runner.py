@@ -7,7 +7,7 @@ import platform
 import random
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -268,9 +268,14 @@ async def _run_local(
         async with gate:
             return await episode_record(env, task, model, spec.model, planner, budget)
 
-    pending: list[Awaitable[dict[str, Any]]] = [one(*c) for c in cells]
-    for next_done in asyncio.as_completed(pending):
-        done(await next_done)
+    # tasks start in cell order (the semaphore is FIFO), so a partial run covers the first tasks fully
+    pending = [asyncio.ensure_future(one(*c)) for c in cells]
+    try:
+        for next_done in asyncio.as_completed(pending):
+            done(await next_done)
+    finally:
+        for t in pending:
+            t.cancel()
 
 
 class _progress:
