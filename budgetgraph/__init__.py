@@ -11,6 +11,7 @@ from .errors import (
     ModelError,
     PriceError,
     ToolCallError,
+    ToolRejected,
 )
 from .models import Message, ScriptedModel, ToolCall
 from .tools import Corpus, Tool, tool
@@ -38,6 +39,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolCallError",
+    "ToolRejected",
     "Usage",
     "__version__",
     "tool",

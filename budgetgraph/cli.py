@@ -101,7 +101,7 @@ def run(
 
 @app.command("eval")
 def eval_(
-    env: Annotated[str, typer.Argument(help="hotpotqa | qa | bfcl")],
+    env: Annotated[str, typer.Argument(help="hotpotqa | qa | bfcl | costplan")],
     data: Annotated[Path | None, typer.Option(help="The environment's data file (or BFCL folder).")] = None,
     corpus: Annotated[Path | None, typer.Option(help="qa only: a corpus JSONL of {id,title,text}.")] = None,
     model: Annotated[
@@ -128,6 +128,14 @@ def eval_(
         str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")
     ] = None,
     max_tokens: Annotated[int, typer.Option(help="Output tokens per model turn.")] = 512,
+    tasks: Annotated[int, typer.Option(help="costplan: how many tasks to generate.")] = 50,
+    level: Annotated[int, typer.Option(help="costplan: refinement stages per task.")] = 2,
+    event: Annotated[
+        str,
+        typer.Option(
+            help="costplan: none | ban_tool | cost_change | preference_change | steplen_change | mixed"
+        ),
+    ] = "none",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""
@@ -140,6 +148,15 @@ def eval_(
     options: dict[str, object] = {"data": str(data) if data else None, "max_tokens": max_tokens}
     if corpus:
         options["corpus"] = str(corpus)
+    if env == "costplan":
+        options = {
+            "tasks": tasks,
+            "seed": seed or 0,
+            "level": level,
+            "event": event,
+            "max_tokens": max_tokens,
+        }
+        seed = None  # the seed generates the tasks; they are all used unless --limit says otherwise
     if prices:
         options["prices_file"] = str(prices)
     try:
@@ -168,7 +185,7 @@ def eval_(
     )
     _, records = ResultsFile(out).read()
     keep = set(spec.planners), set(spec.budgets)
-    Console().print(
+    _out().print(
         render_rows(summarize(r for r in records if r["planner"] in keep[0] and r["budget"] in keep[1]))
     )
 

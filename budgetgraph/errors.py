@@ -8,6 +8,7 @@ BudgetgraphError
 │   └── BudgetExhausted  a run stopped on a budget with on_exhausted="raise" (carries the partial result)
 ├── ModelError           a model backend failed after its retries (names the backend and what to check)
 └── ToolCallError        a tool call was malformed, raised or timed out (shown to the model, never fatal)
+    └── ToolRejected     the tool refused the call before doing any work: it is refunded, not charged
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "ModelError",
     "PriceError",
     "ToolCallError",
+    "ToolRejected",
 ]
 
 
@@ -77,3 +79,7 @@ class ModelError(BudgetgraphError):
 
 class ToolCallError(BudgetgraphError):
     """A tool call could not be run or failed; its message goes back to the model."""
+
+
+class ToolRejected(ToolCallError):
+    """Raised by a tool that refuses a call before doing any work (wrong input, tool disabled): no charge."""

@@ -17,7 +17,7 @@ from ..budget.block import render_budget_block
 from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import Amount, tool_key
 from ..budget.prices import ModelPrice, PriceTable
-from ..errors import BudgetExceeded, ToolCallError
+from ..errors import BudgetExceeded, ToolCallError, ToolRejected
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings, RequestUsage, ToolCall
 from ..tools.base import Tool
@@ -259,6 +259,9 @@ class _Loop:
         remaining = ledger.remaining("seconds")
         try:
             text = await tool.run(args, None if remaining is None else max(float(remaining), 0.001))
+        except ToolRejected as exc:
+            ledger.refund(reservation)
+            return f"Error: {exc} (not charged)"
         except ToolCallError as exc:
             text = f"Error: {exc}"
         except Exception as exc:  # a tool's own bug must not end the run

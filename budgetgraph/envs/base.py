@@ -62,6 +62,10 @@ class Env(ABC):
     def budget(self, value: str) -> Budget:
         return parse_budget_value(value, self.capped_tools)
 
+    def budget_for(self, task: Task, value: str) -> Budget:
+        """The budget of one episode; environments with task-relative budgets override this."""
+        return self.budget(value)
+
     def describe(self) -> dict[str, Any]:
         """What identifies this environment's data, for the results header."""
         return {"env": self.name}

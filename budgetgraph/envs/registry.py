@@ -9,7 +9,7 @@ from .base import Env
 
 __all__ = ["ENVS", "make_env"]
 
-ENVS = ("hotpotqa", "qa", "bfcl")
+ENVS = ("hotpotqa", "qa", "bfcl", "costplan")
 
 
 def make_env(name: str, data: str | None = None, corpus: str | None = None, **options: Any) -> Env:
@@ -34,4 +34,8 @@ def make_env(name: str, data: str | None = None, corpus: str | None = None, **op
         from .bfcl import BFCLEnv
 
         return BFCLEnv(str(data), **options)
+    if name == "costplan":
+        from .costplan import CostPlanEnv
+
+        return CostPlanEnv(data=data, **options)
     raise ConfigError(f"unknown environment {name!r}; available: {', '.join(ENVS)}")

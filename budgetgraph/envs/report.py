@@ -76,7 +76,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
                 tokens=fmean(float(u.get("total_tokens", 0)) for u in usage),
                 cost=fmean(float(u.get("usd", 0.0)) for u in usage),
                 errors=sum(1 for r in recs if r.get("error")),
-                extra={k: fmean(float(s.get(k, 0.0)) for s in scores) for k in extra_keys},
+                extra={k: fmean(float(s[k]) for s in scores if k in s) for k in extra_keys},
             )
         )
     rows.sort(key=lambda r: (r.model, r.planner, _budget_order(r.budget)))
@@ -131,6 +131,8 @@ def render_rows(rows: Sequence[Row]) -> Any:
         )
     for r in rows:
         calls = ", ".join(f"{k} {v:.2f}" for k, v in r.tool_calls.items()) or "-"
+        if len(r.tool_calls) > 4:  # many tools (costplan): the total, not a wall of names
+            calls = f"{sum(r.tool_calls.values()):.2f} over {len(r.tool_calls)} tools"
         table.add_row(
             r.model,
             r.planner,

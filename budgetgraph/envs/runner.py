@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import random
+import re
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -50,12 +51,15 @@ class EvalSummary:
     seconds: float
 
 
+_SIMPLE_BUDGET = re.compile(r"^(none|x?\d+(\.\d+)?)$", re.IGNORECASE)
+
+
 def parse_budgets(values: Sequence[str]) -> tuple[str, ...]:
-    """``["2,5"]`` -> ``("2", "5")``; full budget strings are separated by ``;`` (``"search=2,open=1;search=5"``)."""
+    """``["2,5"]`` -> ``("2", "5")`` (also ``x1.5``: relative budgets); full budget strings are separated by ``;`` (``"search=2,open=1;search=5"``)."""
     out: list[str] = []
     for value in values:
         parts = [p.strip() for p in value.split(",")]
-        if all(p.isdigit() or p.lower() == "none" for p in parts):
+        if all(_SIMPLE_BUDGET.match(p) for p in parts):
             out.extend(parts)
         else:
             out.extend(p.strip() for p in value.split(";") if p.strip())
@@ -117,7 +121,7 @@ async def episode_record(
         base["category"] = category
     start = time.monotonic()
     try:
-        result = await env.run_episode(task, model, planner, env.budget(budget))
+        result = await env.run_episode(task, model, planner, env.budget_for(task, budget))
         scores = env.score(task, result)
     except asyncio.CancelledError:
         raise
@@ -198,9 +202,10 @@ async def run_eval(
     env = env_factory()
     for planner in spec.planners:
         env.check_planner(planner)
-    for budget in spec.budgets:
-        env.budget(budget)  # a malformed budget fails before anything runs
     tasks = select_tasks(env.tasks(), spec.limit, spec.seed)
+    for budget in spec.budgets:
+        if tasks:
+            env.budget_for(tasks[0], budget)  # a malformed budget fails before anything runs
     results = ResultsFile(out)
     old_header, done = results.read()
     header = {

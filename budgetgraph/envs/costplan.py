@@ -1,0 +1,303 @@
+"""``costplan``: cost-aware travel planning with costed tools and blocking events (see costplan_world).
+
+Planners: ``react`` and ``tracker`` drive the tools with the model; ``mcts`` plans with cost-augmented MCTS
+(the model scores the tools once per plan as the prior) and re-plans after an event; ``mcts-uniform`` is the
+same search with no model at all. Tool costs are charged to the ledger's ``usd``, so a budget is a cost cap:
+``x1.5`` means 1.5 times the task's optimal cost, a number is an absolute cap. Every episode also has the
+CostBench limit of 20 tool steps.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from ..agents.agent import Agent, RunResult, StopReason
+from ..budget.ledger import Ledger
+from ..budget.limits import Budget
+from ..budget.prices import PriceTable
+from ..errors import BudgetExceeded, ConfigError, ToolRejected
+from ..models.base import ChatModel
+from ..models.messages import Message, ModelSettings, ToolCall
+from ..planners.mcts import mcts_search
+from ..tools.base import Tool
+from .base import Env, Task
+from .costplan_world import EVENTS, World, edit_distance, generate_tasks
+
+__all__ = ["CostPlanEnv"]
+
+STEP_LIMIT = 20
+PLANNERS = ("react", "tracker", "mcts", "mcts-uniform")
+
+
+class _Problem:
+    """The world's stage DAG as a planning problem for :func:`mcts_search`."""
+
+    def __init__(self, world: World) -> None:
+        self.goal = world.task.stages
+        self.tools = {t.name: t for t in world.available()}
+        share = [float("inf")] * self.goal
+        for t in self.tools.values():
+            for s in range(t.start, t.end):
+                share[s] = min(share[s], t.cost / (t.end - t.start))
+        self.suffix = [0.0] * (self.goal + 1)
+        for s in range(self.goal - 1, -1, -1):
+            self.suffix[s] = self.suffix[s + 1] + share[s]
+
+    def actions(self, state: int) -> list[tuple[str, float]]:
+        return [(t.name, t.cost) for t in self.tools.values() if t.start == state]
+
+    def step(self, state: int, action: str) -> int:
+        return self.tools[action].end
+
+    def is_goal(self, state: int) -> bool:
+        return state == self.goal
+
+    def lower_bound(self, state: int) -> float:
+        return self.suffix[state]
+
+
+def _fixed(weights: dict[str, float]) -> Callable[[object, Sequence[tuple[str, float]]], dict[str, float]]:
+    """A prior that gives every state the same per-tool weights."""
+
+    def prior(state: object, options: Sequence[tuple[str, float]]) -> dict[str, float]:
+        return weights
+
+    return prior
+
+
+def _question(world: World) -> str:
+    t = world.task
+    chain = " -> ".join(t.stage_types())
+    return (
+        f"Plan the {t.family.lower()} part of a trip for a traveller who wants {t.query}. You hold {world.data_id()}. "
+        f"Tools move your data along the stages {chain}; a composite tool does several stages in one call. "
+        "Each tool's cost is in its description. Reach the final selection at the lowest total cost, passing "
+        "each tool the data ID you hold, then answer with the final selection's ID inside <answer></answer>. "
+        "If the budget cannot pay for any complete plan, answer <answer>infeasible</answer>."
+    )
+
+
+class CostPlanEnv(Env):
+    """Generated travel-planning tasks; scores: success, exact match with the optimal plan, cost ratio, NED."""
+
+    name = "costplan"
+
+    def __init__(
+        self,
+        tasks: int = 50,
+        seed: int = 0,
+        *,
+        level: int = 2,
+        event: str | None = None,
+        iterations: int = 300,
+        prices: PriceTable | None = None,
+        max_tokens: int = 256,
+        data: str | None = None,
+    ) -> None:
+        if data:
+            raise ConfigError("costplan generates its tasks: use --tasks N --seed S instead of --data")
+        if event in ("none", ""):
+            event = None
+        if event is not None and event not in (*EVENTS, "mixed"):
+            raise ConfigError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}, mixed or none")
+        if level < 1:
+            raise ConfigError("level (the number of refinement stages) must be at least 1")
+        self.spec = {"tasks": tasks, "seed": seed, "level": level, "event": event}
+        self._tasks = {t.id: t for t in generate_tasks(tasks, seed, level=level, event=event)}
+        self.iterations = iterations
+        self._prices = prices or PriceTable()
+        self._max_tokens = max_tokens
+
+    def tasks(self) -> list[Task]:
+        out = []
+        for t in self._tasks.values():
+            world = World(t)
+            out.append(Task(t.id, _question(world), world.answer_id(), {"event": t.event or "static"}))
+        return out
+
+    def category(self, task: Task) -> str | None:
+        return str(task.meta["event"])
+
+    def check_planner(self, planner: str) -> None:
+        if planner not in PLANNERS:
+            raise ConfigError(f"planner {planner!r} does not run costplan; use one of {', '.join(PLANNERS)}")
+
+    def budget_for(self, task: Task, value: str) -> Budget:
+        text = value.strip().lower()
+        if text.startswith("x"):
+            try:
+                factor = Decimal(text[1:])
+            except ArithmeticError:
+                raise ConfigError(
+                    f"budget {value!r}: use xF (F times the optimal cost), a number, or a string"
+                ) from None
+            cap = (Decimal(str(World(self._tasks[task.id]).reference_cost)) * factor).quantize(
+                Decimal("0.01")
+            )
+            return Budget(usd=cap, total_tool_calls=STEP_LIMIT)
+        if text in ("none", ""):
+            return Budget(total_tool_calls=STEP_LIMIT)
+        try:
+            return Budget(usd=Decimal(text), total_tool_calls=STEP_LIMIT)
+        except ArithmeticError:
+            return Budget.parse(value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"env": self.name, **self.spec}
+
+    # -- episodes ---------------------------------------------------------------------------------
+    def _tools(self, world: World) -> list[Tool]:
+        types = world.task.stage_types()
+        out: list[Tool] = []
+
+        def make(name: str) -> Tool:
+            async def call(data: str) -> str:
+                world.check(name, data)
+                text = world.apply(name)
+                for tool in out:  # a cost change applies from the next call on
+                    if tool.name in world.tools:
+                        tool.price = Decimal(str(world.tools[tool.name].cost))
+                return text
+
+            spec = world.tools[name]
+            desc = f"{spec.description} Input: the {types[spec.start].replace('_', ' ')} ID you hold. Cost: {spec.cost:g}."
+            return Tool(call, name=name, description=desc, price=Decimal(str(spec.cost)), timeout=None)
+
+        out.extend(make(n) for n in world.tools)
+        return out
+
+    async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
+        world = World(self._tasks[task.id])
+        if planner in ("mcts", "mcts-uniform"):
+            return await self._run_mcts(task, world, model if planner == "mcts" else None, budget)
+        agent = Agent(
+            model,
+            self._tools(world),
+            budget,
+            planner=planner,
+            prices=self._prices,
+            max_tokens=self._max_tokens,
+            max_turns=STEP_LIMIT + 2,
+        )
+        return await agent.arun(task.question)
+
+    async def _prior(
+        self, world: World, model: ChatModel, ledger: Ledger, remaining: float
+    ) -> dict[str, float]:
+        """One model call: a 0-10 score per available tool, given the costs and the remaining budget."""
+        listing = "\n".join(
+            f"- {t.name}: stages {t.start}->{t.end}, cost {t.cost:g}" for t in world.available()
+        )
+        prompt = (
+            f"You plan tool use for: {world.task.query}. The goal is stage {world.task.stages}; you are at stage "
+            f"{world.stage}. Remaining budget: {remaining:g}. Tools:\n{listing}\nScore how promising each tool is "
+            'for the cheapest complete plan, as JSON {"tool name": score 0-10, ...}. Reply with the JSON only.'
+        )
+        messages = [Message.user(prompt)]
+        price = self._prices.model_price(model.name, model.price)
+        n_in = model.count_tokens(messages, [])
+        held = ledger.try_reserve({"llm_calls": 1}, role="plan")
+        if isinstance(held, BudgetExceeded):
+            return {}
+        response = await model.request(
+            messages, [], ModelSettings(temperature=0.0, max_tokens=self._max_tokens)
+        )
+        u = response.usage
+        actual: dict[str, Any] = {
+            "llm_calls": 1,
+            "input_tokens": u.input_tokens or n_in,
+            "output_tokens": u.output_tokens,
+            "total_tokens": (u.input_tokens or n_in) + u.output_tokens,
+        }
+        if price is not None:
+            actual["usd"] = price.cost(u.input_tokens or n_in, u.output_tokens)
+        ledger.commit(held, actual)
+        match = re.search(r"\{.*\}", response.message.content, re.DOTALL)
+        try:
+            scores = json.loads(match.group(0)) if match else {}
+        except json.JSONDecodeError:
+            return {}
+        return {str(k): float(v) + 0.5 for k, v in scores.items() if isinstance(v, int | float) and v >= 0}
+
+    async def _run_mcts(self, task: Task, world: World, model: ChatModel | None, budget: Budget) -> RunResult:
+        ledger = Ledger(budget)
+        messages: list[Message] = [Message.user(task.question)]
+        answer: str | None = None
+        stop = StopReason("answered")
+        for _ in range(STEP_LIMIT):
+            remaining = ledger.remaining("usd")
+            room = float(remaining) if remaining is not None else 1e12
+            weights = await self._prior(world, model, ledger, room) if model is not None else {}
+            problem = _Problem(world)
+            result = mcts_search(
+                problem,
+                world.stage,
+                room,
+                iterations=self.iterations,
+                prior=_fixed(weights) if weights else None,
+                seed=zlib.crc32(task.id.encode()),
+            )
+            if not result.feasible:
+                answer = "infeasible"
+                messages.append(Message.assistant(f"<answer>infeasible</answer> ({result.reason})"))
+                break
+            replan = False
+            for name in result.plan:
+                call = ToolCall(f"call_{world.calls}_{name}", name, {"data": world.data_id()})
+                cost = Decimal(str(world.tools[name].cost))
+                held = ledger.try_reserve({"usd": cost, "tool_calls": 1, f"tool:{name}": 1})
+                if isinstance(held, BudgetExceeded):
+                    stop = StopReason("budget_exhausted", held.resource, str(held))
+                    replan = False
+                    break
+                messages.append(Message.assistant("", [call]))
+                try:
+                    world.check(name, world.data_id())
+                except ToolRejected as exc:
+                    ledger.refund(held)
+                    messages.append(Message.tool(f"Error: {exc} (not charged)", call.id, name))
+                    replan = True
+                    break
+                ledger.commit(held)
+                before = world.fired
+                messages.append(Message.tool(world.apply(name), call.id, name))
+                if world.fired and not before:
+                    replan = True
+                    break
+            if world.done:
+                answer = world.answer_id()
+                messages.append(Message.assistant(f"<answer>{answer}</answer>"))
+                break
+            if not replan:
+                break
+        return RunResult(answer, stop, ledger.usage(), messages, ledger.snapshot())
+
+    # -- scoring ----------------------------------------------------------------------------------
+    def score(self, task: Task, result: RunResult) -> dict[str, float]:
+        world = World(self._tasks[task.id])
+        for m in result.messages:  # replay the successful calls: the world is deterministic
+            if m.role == "tool" and m.name and m.content.startswith(f"{m.name} done."):
+                world.apply(m.name)
+        cap = (result.ledger.get("limits") or {}).get("usd")
+        feasible = cap is None or world.reference_cost <= float(Decimal(str(cap))) + 1e-9
+        answer = (result.answer or "").strip()
+        reached = world.done and world.answer_id() in answer
+        said_infeasible = "infeasible" in answer.lower()
+        correct = reached if feasible else said_infeasible
+        scores: dict[str, float] = {"correct": float(correct), "success": float(correct)}
+        longest = max(len(world.path), len(world.reference), 1)
+        scores["em"] = float(world.path == world.reference) if feasible else float(correct)
+        scores["ned"] = edit_distance(world.path, world.reference) / longest if reached else 1.0
+        if reached and world.reference_cost > 0:
+            scores["cost_ratio"] = world.spent / world.reference_cost
+        if world.fired:
+            scores["adapted"] = float(reached)
+        return scores
+
+    def zero_scores(self) -> dict[str, float]:
+        return {"correct": 0.0, "success": 0.0, "em": 0.0, "ned": 1.0}

@@ -1,0 +1,220 @@
+"""Cost-augmented Monte Carlo tree search (papers.md section 2): plans whose actions have known costs.
+
+Nodes are states; an action is a tool call with a cost. Selection is value plus an exploration bonus, with
+values conditioned on the remaining budget (the reward of a plan is ``1 - cost / budget``). A child whose spent
+cost plus an admissible lower bound on the rest exceeds the budget is pruned as infeasible, so a budget below
+the optimal cost is reported as infeasible at the root, without search. ``prior`` (e.g. model scores of the
+candidate actions) biases selection (PUCT); without one the prior is uniform: the model-free mode.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+__all__ = ["MCTSResult", "PlanningProblem", "mcts_search"]
+
+S = TypeVar("S", bound=Hashable)
+
+
+class PlanningProblem(Protocol[S]):
+    """What the search needs from an environment."""
+
+    def actions(self, state: S) -> Sequence[tuple[str, float]]:
+        """(action, cost) pairs available in ``state``."""
+        ...
+
+    def step(self, state: S, action: str) -> S: ...
+
+    def is_goal(self, state: S) -> bool: ...
+
+    def lower_bound(self, state: S) -> float:
+        """A cost no plan from ``state`` to the goal can beat (0 is always valid, but prunes nothing)."""
+        ...
+
+
+Prior = Callable[[object, Sequence[tuple[str, float]]], dict[str, float]]
+
+
+@dataclass
+class _Node(Generic[S]):
+    state: S
+    spent: float
+    parent: _Node[S] | None = None
+    action: str | None = None
+    prior: float = 1.0
+    children: dict[str, _Node[S]] = field(default_factory=dict)
+    visits: int = 0
+    value: float = 0.0
+    expanded: bool = False
+    dead: bool = False  # no feasible goal below this node
+
+
+@dataclass(frozen=True, slots=True)
+class MCTSResult:
+    """The best feasible plan found (``plan`` empty and ``feasible`` False when there is none)."""
+
+    feasible: bool
+    plan: tuple[str, ...]
+    cost: float
+    iterations: int
+    nodes: int
+    seconds: float
+    reason: str = ""
+
+
+class _Search(Generic[S]):
+    def __init__(
+        self,
+        problem: PlanningProblem[S],
+        budget: float,
+        exploration: float,
+        prior: Prior | None,
+        seed: int,
+        max_depth: int,
+    ) -> None:
+        self.problem, self.budget, self.exploration, self.prior = problem, budget, exploration, prior
+        self.rng = random.Random(seed)
+        self.max_depth = max_depth
+        self.nodes = 1
+        self.best_plan: tuple[str, ...] = ()
+        self.best_cost = math.inf
+
+    def feasible(self, state: S, spent: float) -> list[tuple[str, float]]:
+        """Actions whose cost plus the lower bound after them still fits the budget."""
+        p = self.problem
+        return [
+            (a, c)
+            for a, c in p.actions(state)
+            if spent + c + p.lower_bound(p.step(state, a)) <= self.budget + 1e-9
+        ]
+
+    def expand(self, node: _Node[S]) -> None:
+        node.expanded = True
+        options = self.feasible(node.state, node.spent)
+        weights = self.prior(node.state, options) if (self.prior and options) else {}
+        total = sum(max(weights.get(a, 0.0), 0.0) for a, _ in options)
+        for a, c in options:
+            share = max(weights.get(a, 0.0), 0.0) / total if total else 1.0 / len(options)
+            node.children[a] = _Node(self.problem.step(node.state, a), node.spent + c, node, a, share)
+            self.nodes += 1
+        if not node.children:
+            node.dead = True
+
+    def select(self, node: _Node[S]) -> _Node[S]:
+        live = [ch for ch in node.children.values() if not ch.dead]
+        log_n = math.log(node.visits + 1)
+
+        def score(ch: _Node[S]) -> float:
+            q = ch.value / ch.visits if ch.visits else 0.5
+            weight = ch.prior * len(node.children) if self.prior else 1.0
+            return (
+                q
+                + self.exploration * weight * math.sqrt(log_n + 1) / (1 + ch.visits)
+                + self.rng.random() * 1e-6
+            )
+
+        return max(live, key=score)
+
+    def rollout(self, node: _Node[S]) -> tuple[float, list[str], float]:
+        """A random feasible completion: reward 1 - cost/budget at a goal, 0 when it gets stuck."""
+        state, spent = node.state, node.spent
+        path: list[str] = []
+        for _ in range(self.max_depth):
+            if self.problem.is_goal(state):
+                return (1.0 - spent / self.budget if self.budget > 0 else 1.0), path, spent
+            options = self.feasible(state, spent)
+            if not options:
+                break
+            a, c = self.rng.choice(options)
+            state, spent = self.problem.step(state, a), spent + c
+            path.append(a)
+        return 0.0, path, spent
+
+    def descend(self, root: _Node[S]) -> _Node[S]:
+        node, depth = root, 0
+        while (
+            node.expanded
+            and node.children
+            and not self.problem.is_goal(node.state)
+            and depth < self.max_depth
+        ):
+            if all(ch.dead for ch in node.children.values()):
+                node.dead = True
+                break
+            node = self.select(node)
+            depth += 1
+        return node
+
+    def iterate(self, root: _Node[S]) -> None:
+        node = self.descend(root)
+        if not node.dead and not self.problem.is_goal(node.state) and not node.expanded:
+            self.expand(node)
+            if not node.dead:
+                node = self.rng.choice(list(node.children.values()))
+        if node.dead:
+            _mark_dead(node)
+            return
+        reward, tail, cost = self.rollout(node)
+        if reward > 0 or self.problem.is_goal(node.state):
+            if cost < self.best_cost - 1e-9:
+                self.best_plan, self.best_cost = _path(node) + tuple(tail), cost
+        elif not tail:
+            node.dead = True
+            _mark_dead(node)
+        walk: _Node[S] | None = node
+        while walk is not None:
+            walk.visits += 1
+            walk.value += reward
+            walk = walk.parent
+
+
+def mcts_search(
+    problem: PlanningProblem[S],
+    start: S,
+    budget: float,
+    *,
+    iterations: int = 400,
+    exploration: float = 1.0,
+    prior: Prior | None = None,
+    seed: int = 0,
+    max_depth: int = 64,
+) -> MCTSResult:
+    """Search for the cheapest plan from ``start`` to a goal whose cost is at most ``budget``."""
+    began = time.perf_counter()
+    if problem.is_goal(start):
+        return MCTSResult(True, (), 0.0, 0, 1, 0.0)
+    bound = problem.lower_bound(start)
+    if bound > budget + 1e-9:
+        reason = f"infeasible within budget: the cheapest plan costs at least {bound:g} > {budget:g}"
+        return MCTSResult(False, (), math.inf, 0, 1, time.perf_counter() - began, reason)
+    search = _Search(problem, budget, exploration, prior, seed, max_depth)
+    root: _Node[S] = _Node(start, 0.0)
+    runs = 0
+    while runs < iterations and not root.dead:
+        search.iterate(root)
+        runs += 1
+    seconds = time.perf_counter() - began
+    if search.best_plan:
+        return MCTSResult(True, search.best_plan, search.best_cost, runs, search.nodes, seconds)
+    reason = "infeasible within budget: no plan within the budget was found"
+    return MCTSResult(False, (), math.inf, runs, search.nodes, seconds, reason)
+
+
+def _path(node: _Node[S]) -> tuple[str, ...]:
+    out = []
+    while node.parent is not None and node.action is not None:
+        out.append(node.action)
+        node = node.parent
+    return tuple(reversed(out))
+
+
+def _mark_dead(node: _Node[S]) -> None:
+    parent = node.parent
+    while parent is not None and parent.children and all(ch.dead for ch in parent.children.values()):
+        parent.dead = True
+        parent = parent.parent
