@@ -221,7 +221,9 @@ def main() -> None:
                 break
             except Exception:
                 if not proc.is_alive():
-                    raise SystemExit(f"{name}: the benchmark process died (exit code {proc.exitcode})") from None
+                    raise SystemExit(
+                        f"{name}: the benchmark process died (exit code {proc.exitcode})"
+                    ) from None
         proc.join()
         if "error" in results[name]:
             raise SystemExit(f"{name}: {results[name]['error']}")
@@ -234,7 +236,7 @@ def main() -> None:
         table.add_column(col, justify="left" if col == "variant" else "right")
     for name, r in results.items():
         table.add_row(name, f"{r['wall']:.2f}", f"{r['wall'] / ideal:.1f}", f"{r['rss_mib']:.0f}")
-    console = Console()
+    console = Console(width=200)
     console.print(table)
     base = results["langgraph create_react_agent, gather"]["wall"]
     console.print(f"ideal: {ideal:.2f} s")
