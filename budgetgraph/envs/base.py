@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..agents.agent import PLANNERS, Agent, RunResult
+from ..agents.orchestrator import Orchestrator, SubAgent
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
@@ -119,7 +120,29 @@ class CorpusQAEnv(Env):
         return self._agents[key]
 
     async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
+        if planner == "orchestrator":
+            return await self.orchestrator(model, budget).arun(task.question)
         return await self.agent(model, planner, budget).arun(task.question)
+
+    def orchestrator(self, model: ChatModel, budget: Budget) -> Orchestrator:
+        """A researcher with the corpus tools and a tool-less reasoner, chosen and funded per sub-question."""
+        team = [
+            SubAgent(
+                "researcher",
+                "search and read documents to find facts: who, what, where, when, which",
+                tools=self._tools,
+                cost=1,
+                value=2.0,
+            ),
+            SubAgent(
+                "reasoner", "compare or combine facts already found, answer yes or no", cost=0, value=0.5
+            ),
+        ]
+        return Orchestrator(model, team, budget, prices=self._prices, max_tokens=self._max_tokens)
+
+    def check_planner(self, planner: str) -> None:
+        if planner != "orchestrator":
+            super().check_planner(planner)
 
     def zero_scores(self) -> dict[str, float]:
         return {"correct": 0.0, "em": 0.0, "f1": 0.0}

@@ -1,0 +1,208 @@
+"""An orchestrator that decomposes a task, picks sub-agents with the knapsack composer, and delegates each
+sub-task under a child ledger carved from what it has left (architecture rule 6).
+
+A child ledger reserves through its parent, so a sub-agent can spend neither more than its share nor more
+than the parent has; what it leaves unspent is simply never charged and stays with the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ..budget.ledger import Ledger
+from ..budget.limits import Amount, Budget
+from ..budget.prices import PriceTable
+from ..errors import BudgetExceeded, ConfigError
+from ..models.base import ChatModel
+from ..models.messages import Message, ModelSettings
+from ..models.registry import infer_model
+from ..planners.knapsack import Component, select
+from ..tools.base import Tool
+from .agent import Agent, RunResult, StopReason
+from .prompts import extract_answer
+
+__all__ = ["Orchestrator", "SubAgent"]
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an and are as at be by did do does for from how in is it its of on or the to was were what when where "
+    "which who whom why with".split()
+)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+DECOMPOSE = (
+    "Split the task into 1 to {n} short, self-contained sub-questions that together answer it. Reply with a JSON "
+    'list of strings only, e.g. ["...", "..."].\n\nTask: {question}'
+)
+SYNTHESIZE = (
+    "Task: {question}\n\nFindings of the sub-agents:\n{findings}\n\nGive the final answer to the task inside "
+    "<answer></answer>, as short as possible (a name, a date, yes or no)."
+)
+
+
+@dataclass
+class SubAgent:
+    """A worker with its own model, tools and prices. ``cost`` estimates one delegation (knapsack weight, in
+    the budget's unit for ``unit``: dollars or tool calls); ``value`` is its prior usefulness."""
+
+    name: str
+    description: str
+    tools: Sequence[Tool] = ()
+    model: str | ChatModel | None = None
+    prices: PriceTable | None = None
+    cost: Decimal | float = 1
+    value: float = 1.0
+    planner: str = "tracker"
+    agent: Agent | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    sub_question: str
+    sub_agent: str
+    budget: dict[str, Any]
+    result: RunResult | None
+    note: str = ""
+
+
+class Orchestrator:
+    """``Orchestrator(model, [SubAgent(...), ...], budget).arun(question)`` -> :class:`RunResult`."""
+
+    def __init__(
+        self,
+        model: str | ChatModel,
+        sub_agents: Sequence[SubAgent],
+        budget: Budget | str | None = None,
+        *,
+        prices: PriceTable | None = None,
+        max_subtasks: int = 3,
+        max_tokens: int = 256,
+        unit: str = "tool_calls",
+    ) -> None:
+        if not sub_agents:
+            raise ConfigError("an orchestrator needs at least one SubAgent")
+        self.model = infer_model(model)
+        self.sub_agents = list(sub_agents)
+        self.budget = Budget.parse(budget) if isinstance(budget, str) else (budget or Budget())
+        self.prices = prices or PriceTable()
+        self.max_subtasks = max_subtasks
+        self.max_tokens = max_tokens
+        self.unit = unit
+        self.delegations: list[Delegation] = []
+
+    async def _ask(self, ledger: Ledger, prompt: str, role: str) -> str | None:
+        messages = [Message.user(prompt)]
+        price = self.prices.model_price(self.model.name, self.model.price)
+        n_in = self.model.count_tokens(messages, [])
+        amounts: dict[str, Amount] = {
+            "llm_calls": 1,
+            "input_tokens": n_in,
+            "output_tokens": self.max_tokens,
+            "total_tokens": n_in + self.max_tokens,
+        }
+        if price is not None:
+            amounts["usd"] = price.cost(n_in, self.max_tokens)
+        held = ledger.try_reserve(amounts, role=role, use_hold=role == "answer")
+        if isinstance(held, BudgetExceeded):
+            return None
+        try:
+            response = await self.model.request(
+                messages, [], ModelSettings(temperature=0.0, max_tokens=self.max_tokens)
+            )
+        except Exception:
+            ledger.refund(held)
+            raise
+        u = response.usage
+        n = u.input_tokens or n_in
+        actual: dict[str, Amount] = {
+            "llm_calls": 1,
+            "input_tokens": n,
+            "output_tokens": u.output_tokens,
+            "total_tokens": n + u.output_tokens,
+        }
+        if price is not None:
+            actual["usd"] = price.cost(n, u.output_tokens, u.cached_input_tokens)
+        ledger.commit(held, actual)
+        return response.message.content
+
+    def _choose(self, ledger: Ledger, question: str) -> list[SubAgent]:
+        """Knapsack over the sub-agents: value = prior value x relevance to the task, cost = estimate."""
+        words = _words(question)
+        room = ledger.remaining(self.unit)
+        comps = []
+        for sa in self.sub_agents:
+            overlap = len(words & _words(sa.description))
+            comps.append(Component(sa.name, sa.cost, sa.value * (1 + overlap), sa))
+        chosen = select(comps, room) if room is not None else comps
+        return [c.payload for c in sorted(chosen, key=lambda c: -c.value)] or [self.sub_agents[0]]
+
+    def _share(self, ledger: Ledger, sub: SubAgent, parts: int) -> Budget:
+        """An equal share of what is left, for the caps this sub-agent can touch."""
+        limits: dict[str, Amount] = {}
+        tool_keys = {f"tool:{t.budget_key}" for t in sub.tools}
+        for key in ledger.limits:
+            if key.startswith("tool:") and key not in tool_keys:
+                continue
+            left = ledger.remaining(key)
+            if left is None:
+                continue
+            if isinstance(left, Decimal):
+                limits[key] = (left - Decimal(str(ledger.hold.get(key, 0)))) / parts
+            elif isinstance(left, float):
+                limits[key] = left / parts
+            else:
+                limits[key] = max(0, (int(left) - int(ledger.hold.get(key, 0))) // parts)
+        return Budget.from_limits(limits)
+
+    async def arun(self, question: str, *, ledger: Ledger | None = None) -> RunResult:
+        live = ledger or Ledger(self.budget)
+        transcript: list[Message] = [Message.user(question)]
+        live.set_hold({"llm_calls": 1, "output_tokens": self.max_tokens})
+        text = await self._ask(live, DECOMPOSE.format(n=self.max_subtasks, question=question), "plan")
+        subs = _parse_list(text or "")[: self.max_subtasks] or [question]
+        transcript.append(Message.assistant(json.dumps(subs)))
+        team = self._choose(live, question)
+        findings = []
+        for i, sub_q in enumerate(subs):
+            words = _words(sub_q)
+            worker = max(team, key=lambda s: (len(words & _words(s.description)), s.value))
+            share = self._share(live, worker, len(subs) - i)
+            child = live.child(share)
+            agent = worker.agent or Agent(
+                worker.model or self.model,
+                worker.tools,
+                share,
+                planner=worker.planner,
+                prices=worker.prices or self.prices,
+                max_tokens=self.max_tokens,
+            )
+            result = await agent.arun(sub_q, ledger=child)
+            self.delegations.append(Delegation(sub_q, worker.name, share.to_dict(), result))
+            transcript.extend(result.messages)
+            findings.append(f"- {sub_q} -> {result.answer or '(no answer)'}")
+        final = await self._ask(
+            live, SYNTHESIZE.format(question=question, findings="\n".join(findings)), "answer"
+        )
+        answer = extract_answer(final) if final else (findings[-1].split("-> ", 1)[-1] if findings else None)
+        transcript.append(Message.assistant(final or ""))
+        return RunResult(answer, StopReason("answered"), live.usage(), transcript, live.snapshot())
+
+
+def _parse_list(text: str) -> list[str]:
+    match = re.search(r"\[.*\]", text, re.DOTALL)
+    if not match:
+        return []
+    try:
+        items = json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return []
+    return [str(x).strip() for x in items if isinstance(x, str | int | float) and str(x).strip()]
