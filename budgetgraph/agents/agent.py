@@ -18,14 +18,16 @@ from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings
 from ..models.registry import infer_model
 from ..tools.base import Tool
+from .bats_graph import build_bats_graph
 from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
 from .graph import LEDGER_KEY, LoopConfig, build_graph
+from .plan_and_budget import PlanAndBudget
 from .prompts import system_prompt
 from .state import AgentState
 
 __all__ = ["Agent", "RunResult", "StopReason"]
 
-PLANNERS = ("react", "tracker")
+PLANNERS = ("react", "tracker", "bats", "plan_and_budget")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,9 @@ class Agent:
     """A budget-aware tool-using agent.
 
     ``planner="react"`` is the baseline that shows the model no budget; ``"tracker"`` adds the BATS budget
-    tracker (regime policy in the system prompt, a ``<budget>`` block after each tool result).
+    tracker (regime policy in the system prompt, a ``<budget>`` block after each tool result); ``"bats"`` adds
+    the plan checklist, the verifier (SUCCESS / CONTINUE / PIVOT) and answer selection (``bats_mode``:
+    ``early_stop`` or ``full``); ``"plan_and_budget"`` splits the question and funds each part by credit.
     ``force_first_tool`` makes the first turn a tool call when tools are given (small models otherwise
     answer from memory); turn it off for agents that may rightly answer without tools.
     """
@@ -105,6 +109,9 @@ class Agent:
         on_exhausted: Literal["answer", "raise"] = "answer",
         checkpointer: Any = None,
         interrupt_before: Sequence[str] | None = None,
+        bats_mode: Literal["early_stop", "full"] = "early_stop",
+        max_attempts: int = 3,
+        schedule: str = "linear",
     ) -> None:
         if planner not in PLANNERS:
             raise ConfigError(f"unknown planner {planner!r}; available here: {', '.join(PLANNERS)}")
@@ -133,7 +140,13 @@ class Agent:
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(self.model.name, self.model.price)
         self.checkpointer = checkpointer
-        self.graph = build_graph(self.config).compile(
+        self.schedule = schedule
+        uncompiled: Any = (
+            build_bats_graph(self.config, mode=bats_mode, max_attempts=max_attempts)
+            if planner == "bats"
+            else build_graph(self.config)
+        )
+        self.graph = uncompiled.compile(
             checkpointer=checkpointer, interrupt_before=list(interrupt_before or []) or None
         )
 
@@ -173,6 +186,8 @@ class Agent:
         self, question: str, *, thread_id: str | None = None, ledger: Ledger | None = None
     ) -> RunResult:
         """Run one question to its end. ``ledger`` lets a parent pass a child ledger."""
+        if self.planner == "plan_and_budget":
+            return await self._plan_and_budget(question, ledger or Ledger(self.budget))
         state, config, live = self._start(question, thread_id, ledger)
         final = await self.graph.ainvoke(state, config)
         return self._result(final, live, config)
@@ -213,6 +228,26 @@ class Agent:
                     yield BudgetUpdate(ledger=update["ledger"], regime=live.regime())
         result = self._result(final, live, config)
         yield FinalAnswer(result=result)
+
+    async def _plan_and_budget(self, question: str, live: Ledger) -> RunResult:
+        def solver(share: Budget) -> Agent:
+            return Agent(
+                self.model,
+                self.tools,
+                share,
+                planner="tracker",
+                prices=self.config.prices,
+                settings=self.config.settings,
+                max_tokens=self.config.max_tokens,
+                answer_max_tokens=self.config.answer_max_tokens,
+                max_turns=self.config.max_turns,
+                force_first_tool=self.config.force_first_tool,
+            )
+
+        answer, transcript, _plan = await PlanAndBudget(self.config, solver, self.schedule).run(
+            question, live
+        )
+        return RunResult(answer, StopReason("answered"), live.usage(), transcript, live.snapshot())
 
     def _result(self, final: dict[str, Any], live: Ledger, config: RunnableConfig) -> RunResult:
         stop = final.get("stop") or {}

@@ -1,0 +1,409 @@
+"""The BATS graph: plan -> act <-> tools -> verify -> (act | plan | select), every call through the ledger.
+
+The verifier's summary replaces the raw trajectory on CONTINUE and PIVOT (``segment`` marks where the live
+context starts), the checklist lives in graph state, and the final-answer reserve covers one verifier and one
+selection call, so BATS never overshoots a cap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
+
+from ..budget.block import render_policy
+from ..budget.ledger import Ledger
+from ..budget.limits import Amount
+from ..errors import BudgetExceeded
+from ..models.messages import Message, ModelSettings, ToolSchema
+from ..planners.bats import (
+    PLAN,
+    SELECT,
+    SYSTEM,
+    VERIFY,
+    PlanOut,
+    Selection,
+    Verdict,
+    add_steps,
+    apply_budget_rule,
+    current,
+    mark,
+    parse_structured,
+    render_checklist,
+    schema_tool,
+)
+from .graph import LoopConfig, _ledger, _Loop, _stop
+from .prompts import extract_answer
+from .state import AgentState
+
+__all__ = ["BATSState", "build_bats_graph"]
+
+_PLAN_TOOL = schema_tool("submit_plan", PlanOut, "Submit the plan.")
+_VERDICT_TOOL = schema_tool("submit_verdict", Verdict, "Submit the verification verdict.")
+_SELECT_TOOL = schema_tool("select_answer", Selection, "Select the best attempt by its number.")
+_FAILED = ("Error:", "No document titled", "(no results)", "Budget exhausted")
+_NONE = {"", "none", "unknown", "n/a", "i don't know"}
+
+
+class BATSState(AgentState, total=False):
+    plan: list[dict[str, Any]]
+    constraints: list[str]
+    attempts: list[dict[str, Any]]
+    summary: str
+    segment: int
+    proposed: str
+    verdict: dict[str, Any]
+
+
+class _BATS(_Loop):
+    def __init__(self, cfg: LoopConfig, mode: Literal["early_stop", "full"], max_attempts: int) -> None:
+        super().__init__(cfg)
+        self.mode = mode
+        self.max_attempts = max_attempts
+        self.verify_tokens = max(cfg.answer_max_tokens, 384)
+
+    # -- one structured or free call under a role --------------------------------------------------
+    async def _call(
+        self,
+        ledger: Ledger,
+        messages: list[Message],
+        role: str,
+        tool: ToolSchema | None,
+        max_out: int,
+        use_hold: bool,
+    ) -> tuple[Message | None, BudgetExceeded | None]:
+        price = self.cfg.model_price(ledger)
+        tools = [tool] if tool else []
+        n_in = self.cfg.model.count_tokens(messages, tools) if self._needs_count(ledger) else 0
+        planned = self._call_amounts(ledger, price, n_in, max_out, use_hold=use_hold)
+        if isinstance(planned, BudgetExceeded):
+            return None, planned
+        held = ledger.try_reserve(planned[0], role=role, use_hold=use_hold)
+        if isinstance(held, BudgetExceeded):
+            return None, held
+        settings = ModelSettings(**self.cfg.settings)
+        settings["max_tokens"] = planned[1]
+        if tool:
+            settings["tool_choice"] = tool.name
+        try:
+            response = await self.cfg.model.request(messages, tools, settings)
+        except Exception:
+            ledger.refund(held)
+            raise
+        ledger.commit(held, self._actual(response.usage, price, n_in))
+        return response.message, None
+
+    def _set_answer_hold(self, ledger: Ledger, price: Any, n_in: int) -> None:
+        """Hold back one verifier call and one selection call (the answer reserve of the BATS graph)."""
+        if not ledger.limits:
+            return
+        hold_in = n_in + self.cfg.answer_input_reserve
+        out = self.verify_tokens + self.cfg.answer_max_tokens
+        hold: dict[str, Amount] = {
+            "llm_calls": 2,
+            "input_tokens": 2 * hold_in,
+            "output_tokens": out,
+            "total_tokens": 2 * hold_in + out,
+        }
+        if price is not None:
+            hold["usd"] = price.cost(2 * hold_in, out)
+        ledger.set_hold(hold)
+
+    def _budget_text(self, ledger: Ledger) -> str:
+        parts = []
+        for key in ledger.limits:
+            left = ledger.remaining(key)
+            parts.append(f"{key.removeprefix('tool:')} {left} of {ledger.limits[key]} left")
+        return ", ".join(parts) or "unlimited"
+
+    def _fraction_left(self, ledger: Ledger) -> float | None:
+        fractions = [f for k in ledger.limits if (f := ledger.fraction_remaining(k)) is not None]
+        return min(fractions) if fractions else None
+
+    # -- nodes ------------------------------------------------------------------------------------
+    async def plan_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
+        ledger = _ledger(state, config)
+        question = state["messages"][0].content
+        context = f"What happened so far: {state['summary']}\n\n" if state.get("summary") else ""
+        prompt = PLAN.format(question=question, context=context, budget=self._budget_text(ledger))
+        msg, refused = await self._call(
+            ledger,
+            [Message.system(SYSTEM), Message.user(prompt)],
+            "plan",
+            _PLAN_TOOL,
+            self.cfg.answer_max_tokens,
+            use_hold=False,
+        )
+        if refused is not None or msg is None:
+            return {
+                "phase": "select",
+                "ledger": ledger.snapshot(),
+                "stop": _stop("budget_exhausted", refused.resource if refused else "", str(refused)),
+            }
+        out = next((parse_structured(PlanOut, c.arguments) for c in msg.tool_calls), None)
+        plan = (
+            out
+            if isinstance(out, PlanOut) and out.steps
+            else PlanOut(steps=[f"Search for the key entities of: {question}"])
+        )
+        checklist = list(state.get("plan") or [])
+        failed = [s["id"] for s in checklist if s["status"] == "failed" and "." not in s["id"]]
+        checklist = add_steps(checklist, plan.steps[:5], branch_of=failed[-1] if failed else None)
+        constraints = (plan.exploration + plan.verification) or list(state.get("constraints") or [])
+        note = Message.assistant("Plan:\n" + render_checklist(checklist))
+        return {
+            "plan": checklist,
+            "constraints": constraints,
+            "phase": "act",
+            "messages": [note],
+            "segment": len(state["messages"]) + 1,
+            "ledger": ledger.snapshot(),
+        }
+
+    def _context(self, state: BATSState, ledger: Ledger) -> list[Message]:
+        parts = [SYSTEM]
+        if self.cfg.show_budget:
+            parts.append(render_policy())
+        parts.append(
+            "Your checklist ([ ] pending, [x] done, [!] failed, [~] partial):\n"
+            + render_checklist(state.get("plan") or [])
+        )
+        if state.get("summary"):
+            parts.append("Summary of earlier attempts (their raw results were removed): " + state["summary"])
+        messages = list(state["messages"])
+        live = messages[state.get("segment", 1) :]
+        last_call = max((i for i, m in enumerate(live) if m.role == "assistant" and m.tool_calls), default=-1)
+        kept = [
+            Message.tool("[older result removed; see the checklist]", m.tool_call_id or "", m.name)
+            if m.role == "tool" and i < last_call
+            else m
+            for i, m in enumerate(live)
+            if m.role != "assistant" or m.tool_calls  # plan notes and verdicts are summarised, not replayed
+        ]
+        return [Message.system("\n\n".join(parts)), messages[0], *kept]
+
+    async def act_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
+        ledger = _ledger(state, config)
+        turns = state.get("turns", 0)
+        tools = self._available_tools(ledger)
+        if turns >= self.cfg.max_turns or (self.cfg.tools and not tools):
+            key = self._exhausted_tool(ledger) if self.cfg.tools and not tools else ""
+            return {
+                "phase": "select",
+                "ledger": ledger.snapshot(),
+                "stop": _stop("budget_exhausted" if key else "max_turns", key),
+            }
+        messages = self._context(state, ledger)
+        schemas = [t.schema for t in tools]
+        price = self.cfg.model_price(ledger)
+        n_in = self.cfg.model.count_tokens(messages, schemas) if self._needs_count(ledger) else 0
+        self._set_answer_hold(ledger, price, n_in)
+        planned = self._call_amounts(ledger, price, n_in, self.cfg.max_tokens, use_hold=False)
+        held = planned if isinstance(planned, BudgetExceeded) else ledger.try_reserve(planned[0], role="act")
+        if isinstance(held, BudgetExceeded):
+            return {
+                "phase": "select",
+                "ledger": ledger.snapshot(),
+                "stop": _stop("budget_exhausted", held.resource, str(held)),
+            }
+        assert not isinstance(planned, BudgetExceeded)
+        settings = ModelSettings(**self.cfg.settings)
+        settings["max_tokens"] = planned[1]
+        fresh = not any(m.role == "tool" for m in state["messages"][state.get("segment", 1) :])
+        if fresh and schemas and self.cfg.force_first_tool:
+            settings["tool_choice"] = "required"
+        try:
+            response = await self.cfg.model.request(messages, schemas, settings)
+        except Exception as exc:
+            ledger.refund(held)
+            stop = _stop("error", "model", f"{type(exc).__name__}: {exc}")
+            return {"phase": "select", "stop": stop, "ledger": ledger.snapshot()}
+        ledger.commit(held, self._actual(response.usage, price, n_in))
+        message = response.message
+        update: dict[str, Any] = {"messages": [message], "turns": turns + 1, "ledger": ledger.snapshot()}
+        if message.tool_calls:
+            return {**update, "phase": "tools"}
+        return {
+            **update,
+            "phase": "verify",
+            "proposed": extract_answer(message.content) or message.content.strip(),
+        }
+
+    async def bats_tools_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
+        ledger = _ledger(state, config)
+        before = dict(ledger.usage().tool_calls)
+        update = await self.tools_node(state, config)
+        after = ledger.usage().tool_calls
+        spent = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+        checklist = list(state.get("plan") or [])
+        step = current(checklist)
+        if step is not None:
+            texts = [m.content for m in update["messages"]]
+            ok = any(not t.startswith(_FAILED) for t in texts)
+            checklist = mark(checklist, step["id"], "done" if ok else "failed", spent)
+        update["plan"] = checklist
+        if update.get("phase") == "answer":
+            update["phase"] = "select"
+        return update
+
+    async def verify_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
+        ledger = _ledger(state, config)
+        question = state["messages"][0].content
+        answer = state.get("proposed") or ""
+        evidence = [
+            m.content.split("\n\n<budget>")[0][:600]
+            for m in state["messages"][state.get("segment", 1) :]
+            if m.role == "tool"
+        ]
+        prompt = VERIFY.format(
+            question=question,
+            answer=answer,
+            constraints="; ".join(state.get("constraints") or []) or "(none listed)",
+            evidence="\n---\n".join(evidence[-4:]) or "(none)",
+            budget=self._budget_text(ledger),
+        )
+        msg, _refused = await self._call(
+            ledger,
+            [Message.system(SYSTEM), Message.user(prompt)],
+            "verify",
+            _VERDICT_TOOL,
+            self.verify_tokens,
+            use_hold=True,
+        )
+        parsed = next((parse_structured(Verdict, c.arguments) for c in (msg.tool_calls if msg else ())), None)
+        verdict = (
+            parsed
+            if isinstance(parsed, Verdict)
+            else Verdict(decision="CONTINUE", justification="unparsed verdict")
+        )
+        failures = sum(1 for s in state.get("plan") or [] if s["status"] == "failed")
+        verdict = apply_budget_rule(verdict, self._fraction_left(ledger), failures)
+        attempts = [
+            *(state.get("attempts") or []),
+            {"answer": answer, "decision": verdict.decision, "summary": verdict.summary},
+        ]
+        note = Message.assistant(f"Verifier: {verdict.decision}. {verdict.justification}\n{verdict.summary}")
+        update: dict[str, Any] = {
+            "attempts": attempts,
+            "messages": [note],
+            "ledger": ledger.snapshot(),
+            "segment": len(state["messages"]) + 1,
+            "verdict": verdict.model_dump(),
+        }
+        summary = " ".join(
+            x
+            for x in (
+                state.get("summary", ""),
+                verdict.summary,
+                f"Next: {verdict.next_step}" if verdict.next_step else "",
+            )
+            if x
+        )
+        update["summary"] = summary[-1500:]
+        out_of_tools = bool(self.cfg.tools) and not self._available_tools(ledger)
+        if verdict.decision == "SUCCESS" and self.mode == "early_stop":
+            return {**update, "phase": "done", "answer": answer, "stop": _stop("answered")}
+        if out_of_tools or len(attempts) >= self.max_attempts or msg is None:
+            return {**update, "phase": "select"}
+        checklist = list(state.get("plan") or [])
+        if verdict.decision == "CONTINUE":
+            anchor = current(checklist) or (checklist[-1] if checklist else None)
+            top = anchor["id"].split(".")[0] if anchor else None
+            update["plan"] = add_steps(
+                checklist, [verdict.next_step or "verify the unverifiable constraint"], branch_of=top
+            )
+            return {**update, "phase": "act"}
+        for s in checklist:  # PIVOT (or SUCCESS in full mode): the open steps of this path failed
+            if s["status"] == "pending":
+                checklist = mark(checklist, s["id"], "failed")
+        update["plan"] = checklist
+        return {**update, "phase": "plan"}
+
+    async def select_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
+        ledger = _ledger(state, config)
+        attempts = list(state.get("attempts") or [])
+        stop = state.get("stop") or _stop("answered")
+        if state.get("proposed") and not any(a["answer"] == state["proposed"] for a in attempts):
+            attempts.append({"answer": state["proposed"], "decision": "UNVERIFIED", "summary": ""})
+        real = [a for a in attempts if a["answer"].strip().lower() not in _NONE] or attempts
+        if not real:
+            return await self.answer_node(state, config)
+        rank = {"SUCCESS": 0, "CONTINUE": 1, "UNVERIFIED": 2, "PIVOT": 3}
+        best = min(range(len(real)), key=lambda i: (rank.get(real[i]["decision"], 4), -i))
+        if len({a["answer"] for a in real}) > 1:
+            listing = "\n".join(
+                f"{i + 1}. {a['answer']} (verifier: {a['decision']}; {a['summary'][:200]})"
+                for i, a in enumerate(real)
+            )
+            prompt = SELECT.format(question=state["messages"][0].content, attempts=listing)
+            msg, _ = await self._call(
+                ledger,
+                [Message.system(SYSTEM), Message.user(prompt)],
+                "select",
+                _SELECT_TOOL,
+                self.cfg.answer_max_tokens,
+                use_hold=True,
+            )
+            pick = next(
+                (parse_structured(Selection, c.arguments) for c in (msg.tool_calls if msg else ())), None
+            )
+            if isinstance(pick, Selection) and 1 <= pick.index <= len(real):
+                best = pick.index - 1
+        return {
+            "phase": "done",
+            "answer": real[best]["answer"],
+            "stop": stop,
+            "attempts": attempts,
+            "ledger": ledger.snapshot(),
+            "messages": [Message.assistant(f"Selected: {real[best]['answer']}")],
+        }
+
+
+_NEXT = {
+    "act": "act",
+    "tools": "tools",
+    "verify": "verify",
+    "plan": "plan",
+    "select": "select",
+    "answer": "select",
+}
+
+
+def _routed(node: Any) -> Any:
+    async def run(state: BATSState, config: RunnableConfig) -> Command[str]:
+        update = await node(state, config)
+        return Command(update=update, goto=_NEXT.get(update.get("phase", "done"), END))
+
+    return run
+
+
+def build_bats_graph(
+    cfg: LoopConfig, *, mode: Literal["early_stop", "full"] = "early_stop", max_attempts: int = 3
+) -> StateGraph[BATSState]:
+    loop = _BATS(cfg, mode, max_attempts)
+    graph: StateGraph[BATSState] = StateGraph(BATSState)
+    graph.add_node("plan", _routed(loop.plan_node), destinations=("act", "select"))
+    graph.add_node("act", _routed(loop.act_node), destinations=("tools", "verify", "select"))
+    graph.add_node("tools", _routed(loop.bats_tools_node), destinations=("act", "select"))
+    graph.add_node("verify", _routed(loop.verify_node), destinations=("act", "plan", "select", END))
+    graph.add_node("select", loop.select_node)
+    graph.add_edge(START, "plan")
+    graph.add_edge("select", END)
+    return graph
+
+
+def render_verdicts(messages: Sequence[Message]) -> list[str]:
+    """The verifier lines of a transcript (for reports and streaming)."""
+    return [
+        m.content.split("\n")[0]
+        for m in messages
+        if m.role == "assistant" and m.content.startswith("Verifier:")
+    ]
+
+
+def dumps_plan(plan: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(plan), ensure_ascii=False)

@@ -1,0 +1,150 @@
+"""``planner="plan_and_budget"``: split the question into sub-questions with credits, give each a child
+ledger with its share (credit x schedule) of what is left, solve them in order, then synthesise the answer.
+A sub-question that spends less than its share leaves the rest to the next ones (its child ledger only
+charges what was really spent)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from ..budget.ledger import Ledger
+from ..budget.limits import Amount, Budget
+from ..errors import BudgetExceeded
+from ..models.messages import Message, ModelSettings
+from ..planners.allocation import SubQuestions, allocate
+from ..planners.bats import parse_structured, schema_tool
+from .graph import LoopConfig
+from .prompts import extract_answer
+
+__all__ = ["PlanAndBudget"]
+
+_SPLIT_TOOL = schema_tool("submit_subquestions", SubQuestions, "Submit the sub-questions with their credits.")
+SPLIT = (
+    "Split the question into 2 to 5 sub-questions that are answered one after another (later ones may use "
+    "earlier answers; write #1, #2 for them). Give each a credit: how much of the effort it needs, all credits "
+    "summing to 100. Do not answer. Question: {question}"
+)
+SYNTH = (
+    "Question: {question}\n\nAnswers to its sub-questions:\n{found}\n\nGive the final answer inside "
+    "<answer></answer>, as short as possible."
+)
+
+
+class PlanAndBudget:
+    """Runs inside :class:`~budgetgraph.agents.Agent`; ``make_agent(budget)`` builds the sub-question solver."""
+
+    def __init__(self, cfg: LoopConfig, make_agent: Any, schedule: str = "linear") -> None:
+        self.cfg = cfg
+        self.make_agent = make_agent
+        self.schedule = schedule
+
+    async def _ask(
+        self, ledger: Ledger, messages: list[Message], role: str, tool: Any = None
+    ) -> Message | None:
+        price = self.cfg.model_price(ledger)
+        tools = [tool] if tool else []
+        n_in = self.cfg.model.count_tokens(messages, tools)
+        out = self.cfg.answer_max_tokens
+        amounts: dict[str, Amount] = {
+            "llm_calls": 1,
+            "input_tokens": n_in,
+            "output_tokens": out,
+            "total_tokens": n_in + out,
+        }
+        if price is not None:
+            amounts["usd"] = price.cost(n_in, out)
+        held = ledger.try_reserve(amounts, role=role, use_hold=role == "answer")
+        if isinstance(held, BudgetExceeded):
+            return None
+        settings = ModelSettings(**self.cfg.settings)
+        settings["max_tokens"] = out
+        if tool:
+            settings["tool_choice"] = tool.name
+        try:
+            response = await self.cfg.model.request(messages, tools, settings)
+        except Exception:
+            ledger.refund(held)
+            raise
+        u = response.usage
+        n = u.input_tokens or n_in
+        actual: dict[str, Amount] = {
+            "llm_calls": 1,
+            "input_tokens": n,
+            "output_tokens": u.output_tokens,
+            "total_tokens": n + u.output_tokens,
+        }
+        if price is not None:
+            actual["usd"] = price.cost(n, u.output_tokens, u.cached_input_tokens)
+        ledger.commit(held, actual)
+        return response.message
+
+    def _shares(self, ledger: Ledger, credits: Sequence[float]) -> list[Budget]:
+        """Per-key splits of what is left (minus the answer reserve), by credit x schedule."""
+        per: list[dict[str, Amount]] = [{} for _ in credits]
+        for key in ledger.limits:
+            left = ledger.remaining(key)
+            if left is None or key == "seconds":
+                continue
+            reserve = ledger.hold.get(key, 0)
+            if isinstance(left, Decimal):
+                cents = int((left - Decimal(str(reserve))) * 1_000_000)
+                for i, s in enumerate(allocate(max(cents, 0), credits, self.schedule)):
+                    per[i][key] = Decimal(s) / 1_000_000
+            else:
+                for i, s in enumerate(allocate(max(int(left) - int(reserve), 0), credits, self.schedule)):
+                    per[i][key] = s
+        return [Budget.from_limits(p) for p in per]
+
+    async def run(self, question: str, ledger: Ledger) -> tuple[str | None, list[Message], dict[str, Any]]:
+        ledger.set_hold(
+            {
+                "llm_calls": 1,
+                "output_tokens": self.cfg.answer_max_tokens,
+                "total_tokens": 2 * self.cfg.answer_max_tokens + 512,
+            }
+        )
+        msg = await self._ask(ledger, [Message.user(SPLIT.format(question=question))], "plan", _SPLIT_TOOL)
+        parsed = next(
+            (parse_structured(SubQuestions, c.arguments) for c in (msg.tool_calls if msg else ())), None
+        )
+        subs = parsed.subquestions[:5] if isinstance(parsed, SubQuestions) and parsed.subquestions else []
+        questions = [s.question for s in subs] or [question]
+        credits = [s.credit for s in subs] or [100.0]
+        transcript: list[Message] = [
+            Message.user(question),
+            Message.assistant(
+                "Sub-questions: "
+                + "; ".join(f"{q} (credit {c:g})" for q, c in zip(questions, credits, strict=True))
+            ),
+        ]
+        found: list[str] = []
+        plan: list[dict[str, Any]] = []
+        for i, q in enumerate(questions):
+            share = self._shares(ledger, credits[i:])[0]
+            resolved = q
+            for j, a in enumerate(found):
+                resolved = resolved.replace(f"#{j + 1}", a)
+            child = ledger.child(share)
+            result = await self.make_agent(share).arun(resolved, ledger=child)
+            found.append(result.answer or "unknown")
+            transcript.extend(result.messages)
+            plan.append(
+                {
+                    "question": resolved,
+                    "credit": credits[i],
+                    "budget": share.to_dict(),
+                    "spent": result.usage.to_dict()["tool_calls"],
+                    "answer": result.answer,
+                }
+            )
+        listing = "\n".join(
+            f"{i + 1}. {q} -> {a}" for i, (q, a) in enumerate(zip(questions, found, strict=True))
+        )
+        final = await self._ask(
+            ledger, [Message.user(SYNTH.format(question=question, found=listing))], "answer"
+        )
+        answer = extract_answer(final.content) if final and final.content else (found[-1] if found else None)
+        transcript.append(Message.assistant(final.content if final else f"<answer>{answer}</answer>"))
+        return answer, transcript, {"subquestions": plan}

@@ -1,0 +1,171 @@
+"""BATS (papers.md section 1): the plan checklist, the verifier's structured verdict and decision rule, and
+answer selection. The graph that runs them is ``agents.bats_graph``; this module holds no graph code.
+
+Structured outputs (plan, verdict, selection) are requested as a forced call of one "submit" tool whose schema
+is the pydantic model below: function calling is the structured-output path every backend has (the local
+model decodes it under a GBNF grammar), and the arguments are validated with pydantic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ..models.messages import ToolSchema
+
+__all__ = [
+    "Decision",
+    "PlanOut",
+    "Selection",
+    "Step",
+    "Verdict",
+    "add_steps",
+    "apply_budget_rule",
+    "mark",
+    "render_checklist",
+    "schema_tool",
+]
+
+Decision = Literal["SUCCESS", "CONTINUE", "PIVOT"]
+Status = Literal["pending", "done", "failed", "partial"]
+_MARK = {"pending": "[ ]", "done": "[x]", "failed": "[!]", "partial": "[~]"}
+
+
+class PlanOut(BaseModel):
+    """The planner's output: the question's clues split in two, and the steps to take."""
+
+    exploration: list[str] = Field(
+        default_factory=list, description="broad clues that build the candidate set"
+    )
+    verification: list[str] = Field(
+        default_factory=list, description="narrow clues to check candidates against"
+    )
+    steps: list[str] = Field(
+        default_factory=list, description="2-5 short steps, each one search or one document"
+    )
+
+
+class ConstraintCheck(BaseModel):
+    constraint: str
+    status: Literal["satisfied", "contradicted", "unverifiable"] = "unverifiable"
+
+
+class Verdict(BaseModel):
+    """The verifier's JSON: per-constraint checks, the decision, and the summary that replaces the trajectory."""
+
+    checks: list[ConstraintCheck] = Field(default_factory=list)
+    decision: Decision = "CONTINUE"
+    justification: str = ""
+    summary: str = Field(default="", description="what was found and what failed, in two or three sentences")
+    next_step: str = Field(default="", description="what to do next (CONTINUE) or the new angle (PIVOT)")
+
+
+class Selection(BaseModel):
+    index: int = Field(description="the number of the best attempt")
+    reason: str = ""
+
+
+def schema_tool(name: str, model: type[BaseModel], description: str) -> ToolSchema:
+    return ToolSchema(name, description, model.model_json_schema())
+
+
+def parse_structured(model: type[BaseModel], arguments: Mapping[str, Any]) -> BaseModel | None:
+    try:
+        return model.model_validate(dict(arguments))
+    except ValidationError:
+        return None
+
+
+# -- checklist: a list of {"id", "text", "status", "units"} dicts, so it is plain JSON in graph state ------
+Step = dict[str, Any]
+
+
+def add_steps(checklist: Sequence[Step], texts: Sequence[str], branch_of: str | None = None) -> list[Step]:
+    """Append steps; alternatives after a failure become numbered branches (2.1, 2.2) of ``branch_of``."""
+    out = [dict(s) for s in checklist]
+    if branch_of is None:
+        top = sum(1 for s in out if "." not in s["id"])
+        ids = [str(top + i + 1) for i in range(len(texts))]
+    else:
+        sub = sum(1 for s in out if s["id"].startswith(branch_of + "."))
+        ids = [f"{branch_of}.{sub + i + 1}" for i in range(len(texts))]
+    out.extend(
+        {"id": i, "text": t.strip(), "status": "pending", "units": {}}
+        for i, t in zip(ids, texts, strict=True)
+        if t.strip()
+    )
+    return out
+
+
+def current(checklist: Sequence[Step]) -> Step | None:
+    return next((s for s in checklist if s["status"] == "pending"), None)
+
+
+def mark(
+    checklist: Sequence[Step], step_id: str, status: Status, units: Mapping[str, int] | None = None
+) -> list[Step]:
+    """Set a step's status and add the tool units it spent (steps are never deleted)."""
+    out = []
+    for s in checklist:
+        s = dict(s)
+        if s["id"] == step_id:
+            s["status"] = status
+            merged = dict(s.get("units", {}))
+            for k, v in (units or {}).items():
+                merged[k] = merged.get(k, 0) + v
+            s["units"] = merged
+        out.append(s)
+    return out
+
+
+def render_checklist(checklist: Sequence[Step]) -> str:
+    lines = []
+    for s in checklist:
+        spent = ", ".join(f"{k}={v}" for k, v in s.get("units", {}).items())
+        indent = "  " * s["id"].count(".")
+        lines.append(
+            f"{indent}{_MARK[s['status']]} {s['id']}. {s['text']}" + (f" ({spent})" if spent else "")
+        )
+    return "\n".join(lines) or "(no plan yet)"
+
+
+def apply_budget_rule(verdict: Verdict, fraction_left: float | None, repeated_failures: int) -> Verdict:
+    """The paper's rule, enforced: CONTINUE needs enough budget (>= 30% left) and no repeated failed look-ups;
+    otherwise it becomes PIVOT. Contradicted constraints can never be SUCCESS."""
+    decision = verdict.decision
+    if decision == "SUCCESS" and any(c.status == "contradicted" for c in verdict.checks):
+        decision = "PIVOT"
+    if decision == "CONTINUE" and (
+        (fraction_left is not None and fraction_left < 0.3) or repeated_failures >= 2
+    ):
+        decision = "PIVOT"
+    if decision == verdict.decision:
+        return verdict
+    why = f" [budget rule: {verdict.decision} -> {decision}]"
+    return verdict.model_copy(update={"decision": decision, "justification": verdict.justification + why})
+
+
+SYSTEM = (
+    "You are a careful research agent that plans, searches and verifies. Use the tools to find facts; never "
+    "answer from memory. Follow your checklist, one step at a time. When the documents you read support an "
+    "answer, reply with it inside <answer></answer>, as short as possible (a name, a date, yes or no)."
+)
+PLAN = (
+    "Question: {question}\n\n{context}Split the question's clues into exploration constraints (broad, to find "
+    "candidates) and verification constraints (narrow, to check a candidate), and write 2-5 short steps, each "
+    "one search or one document to open. Remaining budget: {budget}. Call submit_plan."
+)
+VERIFY = (
+    "Question: {question}\nProposed answer: {answer}\nConstraints: {constraints}\n\nEvidence gathered:\n"
+    "{evidence}\n\nRemaining budget: {budget}.\nCheck each constraint against the evidence (satisfied, "
+    "contradicted or unverifiable). Decide SUCCESS if all are satisfied; CONTINUE if only a few are unverifiable, "
+    "the path is sound and enough budget remains; PIVOT if there is a dead end, repeated failed look-ups, or too "
+    "little budget for a correction. Summarise what was found and what failed, and say what to do next. "
+    "Call submit_verdict."
+)
+SELECT = (
+    "Question: {question}\n\nAttempts:\n{attempts}\n\nPick the most accurate and specific answer (never one that "
+    "says none or unknown when another exists). Call select_answer with its number."
+)
