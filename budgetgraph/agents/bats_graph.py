@@ -151,8 +151,8 @@ class _BATS(_Loop):
             else PlanOut(steps=[f"Search for the key entities of: {question}"])
         )
         checklist = list(state.get("plan") or [])
-        failed = [s["id"] for s in checklist if s["status"] == "failed" and "." not in s["id"]]
-        checklist = add_steps(checklist, plan.steps[:5], branch_of=failed[-1] if failed else None)
+        dead = [s["id"].split(".")[0] for s in checklist if s["status"] in ("failed", "partial")]
+        checklist = add_steps(checklist, plan.steps[:5], branch_of=dead[-1] if dead else None)
         constraints = (plan.exploration + plan.verification) or list(state.get("constraints") or [])
         note = Message.assistant("Plan:\n" + render_checklist(checklist))
         return {
@@ -317,9 +317,11 @@ class _BATS(_Loop):
                 checklist, [verdict.next_step or "verify the unverifiable constraint"], branch_of=top
             )
             return {**update, "phase": "act"}
-        for s in checklist:  # PIVOT (or SUCCESS in full mode): the open steps of this path failed
-            if s["status"] == "pending":
-                checklist = mark(checklist, s["id"], "failed")
+        pending = [s["id"] for s in checklist if s["status"] == "pending"]
+        for step_id in pending:  # PIVOT (or SUCCESS in full mode): the open steps of this path failed
+            checklist = mark(checklist, step_id, "failed")
+        if not pending and checklist:  # the path was followed to its end: it only partly worked
+            checklist = mark(checklist, checklist[-1]["id"], "partial")
         update["plan"] = checklist
         return {**update, "phase": "plan"}
 

@@ -1,0 +1,205 @@
+"""BATS and plan-and-budget control flow with a scripted model: verifier decisions, context replacement,
+selection, exact per-role accounting and caps that hold."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from budgetgraph import Agent, Budget
+from budgetgraph.models import ScriptedModel
+from budgetgraph.planners.allocation import allocate
+from budgetgraph.planners.bats import Verdict, add_steps, apply_budget_rule, mark, render_checklist
+
+
+def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1):
+    """Plan, act (search, open the first hit, answer), verify with the given decisions, select ``pick``."""
+    state = {"verdicts": list(decisions), "attempt": 0}
+
+    def policy(messages, tools):
+        names = [t.name for t in tools]
+        if names == ["submit_plan"]:
+            return ScriptedModel.tool_calls(
+                [
+                    (
+                        "submit_plan",
+                        {
+                            "exploration": ["remote"],
+                            "verification": ["designer"],
+                            "steps": ["search the remote", "open its page"],
+                        },
+                    )
+                ]
+            )
+        if names == ["submit_verdict"]:
+            decision = state["verdicts"].pop(0) if state["verdicts"] else "PIVOT"
+            n = state["attempt"]
+            state["attempt"] += 1
+            return ScriptedModel.tool_calls(
+                [
+                    (
+                        "submit_verdict",
+                        {
+                            "checks": [{"constraint": "designer", "status": "unverifiable"}],
+                            "decision": decision,
+                            "justification": "j",
+                            "summary": f"SUMMARY-{n}",
+                            "next_step": f"NEXT-{n}",
+                        },
+                    )
+                ]
+            )
+        if names == ["select_answer"]:
+            return ScriptedModel.tool_calls([("select_answer", {"index": pick, "reason": "r"})])
+        live = [m for m in messages if m.role == "tool"]
+        if not live:
+            return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
+        if len(live) == 1:
+            return ScriptedModel.tool_calls([("open", {"title": "Apple Remote"})])
+        return ScriptedModel.text(f"<answer>{answers[min(state['attempt'], len(answers) - 1)]}</answer>")
+
+    return ScriptedModel(policy)
+
+
+def _check_ledger(result):
+    limits, spent = result.ledger["limits"], result.ledger["spent"]
+    for key, cap in limits.items():
+        assert float(spent.get(key, 0)) <= float(cap), (key, spent.get(key), cap)
+    roles = result.usage.by_role
+    assert sum(r["llm_calls"] for r in roles.values()) == result.usage.llm_calls
+    assert sum(r["input_tokens"] for r in roles.values()) == result.usage.input_tokens
+    assert sum(r["output_tokens"] for r in roles.values()) == result.usage.output_tokens
+
+
+def _run(model, budget, hotpot_corpus, **kw):
+    agent = Agent(model, hotpot_corpus.tools(), budget, planner="bats", **kw)
+    return agent, asyncio.run(agent.arun("Who designed the Apple Remote?"))
+
+
+def _requests(model, tool):
+    return [msgs for msgs, tools, _ in model.requests if [t.name for t in tools] == [tool]]
+
+
+def _act_requests(model):
+    return [msgs for msgs, tools, _ in model.requests if "search" in [t.name for t in tools]]
+
+
+def test_success_in_early_stop_mode_ends_the_run(hotpot_corpus):
+    model = _driver(["SUCCESS"])
+    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), hotpot_corpus)
+    assert result.answer == "Alpha" and str(result.stop_reason) == "answered"
+    assert (
+        set(result.usage.by_role) == {"plan", "act", "verify"}
+        and result.usage.by_role["verify"]["llm_calls"] == 1
+    )
+    _check_ledger(result)
+
+
+def test_pivot_replans_and_the_new_context_holds_the_summary_not_the_old_results(hotpot_corpus):
+    model = _driver(["PIVOT", "SUCCESS"])
+    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), hotpot_corpus)
+    assert result.answer == "Beta" and len(_requests(model, "submit_plan")) == 2
+    acts = _act_requests(model)
+    first_search_result = next(m.content for m in model.requests[2][0] if m.role == "tool")
+    after_pivot = [msgs for msgs in acts if "SUMMARY-0" in msgs[0].content]
+    assert after_pivot, "the act context after PIVOT must carry the verifier's summary"
+    fresh = after_pivot[0]
+    assert not any(m.role == "tool" for m in fresh), "old tool results must be gone after PIVOT"
+    assert all(first_search_result not in m.content for m in fresh)
+    plan_text = next(
+        m.content for m in result.messages if m.content.startswith("Plan:") and "[~]" in m.content
+    )
+    assert "1.1." in plan_text or "2.1." in plan_text  # alternatives are numbered branches; nothing deleted
+    _check_ledger(result)
+
+
+def test_continue_keeps_the_plan_and_digs(hotpot_corpus):
+    model = _driver(["CONTINUE", "SUCCESS"])
+    _, result = _run(model, Budget(tool_calls={"search": 6, "open": 6}), hotpot_corpus)
+    assert len(_requests(model, "submit_plan")) == 1  # no re-plan on CONTINUE
+    after = [msgs for msgs in _act_requests(model) if "SUMMARY-0" in msgs[0].content]
+    assert after and "NEXT-0" in after[0][0].content  # the dig-deeper step is now on the checklist
+    assert result.answer == "Beta"
+    _check_ledger(result)
+
+
+def test_continue_with_too_little_budget_becomes_pivot():
+    v = Verdict(decision="CONTINUE", summary="s")
+    assert apply_budget_rule(v, 0.2, 0).decision == "PIVOT"
+    assert apply_budget_rule(v, 0.8, 0).decision == "CONTINUE"
+    assert apply_budget_rule(v, 0.8, 2).decision == "PIVOT"
+
+
+def test_exhaustion_leads_to_selection_and_never_to_none(hotpot_corpus):
+    model = _driver(["CONTINUE", "CONTINUE", "CONTINUE"], answers=("Alpha", "Beta", "Gamma"), pick=2)
+    _, result = _run(model, Budget(tool_calls={"search": 3, "open": 3}), hotpot_corpus)
+    assert str(result.stop_reason) == "budget_exhausted: search"
+    assert "select" in result.usage.by_role and result.answer == "Beta"  # two attempts, the judge picked #2
+    assert result.usage.tool_calls == {"search": 3, "open": 3}
+    _check_ledger(result)
+
+
+def test_full_mode_keeps_attempting_after_success_then_selects(hotpot_corpus):
+    model = _driver(["SUCCESS", "SUCCESS", "SUCCESS"], pick=3)
+    _, result = _run(
+        model, Budget(tool_calls={"search": 9, "open": 9}), hotpot_corpus, bats_mode="full", max_attempts=3
+    )
+    assert len(_requests(model, "submit_verdict")) == 3 and result.answer == "Gamma"
+    _check_ledger(result)
+
+
+def test_token_caps_hold_with_the_verifier_and_selection_reserve(hotpot_corpus):
+    for cap in (1500, 3000, 6000):
+        model = _driver(["CONTINUE"] * 5)
+        _, result = _run(
+            model, Budget(tool_calls={"search": 9, "open": 9}, total_tokens=cap, llm_calls=8), hotpot_corpus
+        )
+        assert result.usage.total_tokens <= cap and result.usage.llm_calls <= 8
+        _check_ledger(result)
+
+
+def test_checklist_operations():
+    plan = add_steps([], ["a", "b"])
+    plan = mark(plan, "1", "failed", {"search": 2})
+    plan = add_steps(plan, ["a again"], branch_of="1")
+    assert [s["id"] for s in plan] == ["1", "2", "1.1"]
+    text = render_checklist(plan)
+    assert "[!] 1. a (search=2)" in text and "  [ ] 1.1. a again" in text
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear", "polynomial", "exponential", "cosine"])
+def test_allocation_sums_exactly_and_favours_early_steps(schedule):
+    shares = allocate(10, [40, 30, 30], schedule)
+    assert sum(shares) == 10 and all(s >= 0 for s in shares)
+    if schedule != "constant":
+        assert shares[0] >= shares[-1]
+
+
+def test_plan_and_budget_splits_by_credit_and_totals_add_up(hotpot_corpus):
+    def policy(messages, tools):
+        names = [t.name for t in tools]
+        if names == ["submit_subquestions"]:
+            return ScriptedModel.tool_calls(
+                [
+                    (
+                        "submit_subquestions",
+                        {
+                            "subquestions": [
+                                {"question": "Apple Remote designer", "credit": 70},
+                                {"question": "Who is #1", "credit": 30},
+                            ]
+                        },
+                    )
+                ]
+            )
+        return ScriptedModel.qa_policy()._fn(messages, tools)
+
+    model = ScriptedModel(policy)
+    agent = Agent(
+        model, hotpot_corpus.tools(), Budget(tool_calls={"search": 4, "open": 4}), planner="plan_and_budget"
+    )
+    result = asyncio.run(agent.arun("Who designed the Apple Remote?"))
+    assert result.answer and set(result.usage.by_role) >= {"plan", "act", "answer"}
+    assert sum(result.usage.tool_calls.values()) <= 8
+    _check_ledger(result)
