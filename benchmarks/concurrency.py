@@ -68,6 +68,21 @@ def _model(steps: int, latency: float) -> Any:
 def run_budgetgraph(episodes: int, steps: int, latency: float, executor: str) -> dict[str, Any]:
     from budgetgraph.envs import EvalSpec, run_eval
 
+    env_factory, model_factory = (lambda: _echo_env(episodes, steps)), (lambda: _model(steps, latency))
+    if executor == "ray":  # Ray workers import this file as a module, so the factories travel by reference
+        import functools
+        import sys
+
+        import ray
+
+        here = str(Path(__file__).resolve().parent)
+        sys.path.insert(0, here)
+        import concurrency as bench  # type: ignore[import-not-found]
+
+        ray.init(runtime_env={"env_vars": {"PYTHONPATH": here}}, include_dashboard=False, log_to_driver=False)
+        env_factory = functools.partial(bench._echo_env, episodes, steps)
+        model_factory = functools.partial(bench._model, steps, latency)
+
     spec = EvalSpec(
         env="echo",
         model="scripted-sleep",
@@ -81,8 +96,8 @@ def run_budgetgraph(episodes: int, steps: int, latency: float, executor: str) ->
             run_eval(
                 spec,
                 Path(tmp) / "r.jsonl",
-                env_factory=lambda: _echo_env(episodes, steps),
-                model_factory=lambda: _model(steps, latency),
+                env_factory=env_factory,
+                model_factory=model_factory,
                 executor=executor,
                 progress=False,
             )

@@ -128,6 +128,9 @@ def eval_(
         str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")
     ] = None,
     max_tokens: Annotated[int, typer.Option(help="Output tokens per model turn.")] = 512,
+    per_category: Annotated[
+        int | None, typer.Option(help="bfcl: the first N items of each category.")
+    ] = None,
     tasks: Annotated[int, typer.Option(help="costplan: how many tasks to generate.")] = 50,
     level: Annotated[int, typer.Option(help="costplan: refinement stages per task.")] = 2,
     event: Annotated[
@@ -148,6 +151,8 @@ def eval_(
     options: dict[str, object] = {"data": str(data) if data else None, "max_tokens": max_tokens}
     if corpus:
         options["corpus"] = str(corpus)
+    if per_category:
+        options["per_category"] = per_category
     if env == "costplan":
         options = {
             "tasks": tasks,

@@ -93,8 +93,10 @@ class BFCLEnv(Env):
         categories: Sequence[str] | None = None,
         prices: PriceTable | None = None,
         max_tokens: int = 512,
+        per_category: int | None = None,
     ) -> None:
         self.path = Path(data)
+        self.per_category = per_category
         files = sorted(self.path.glob("BFCL_v*_*.json")) if self.path.is_dir() else [self.path]
         if not files or not all(f.is_file() for f in files):
             raise ConfigError(
@@ -118,7 +120,8 @@ class BFCLEnv(Env):
                 if not answer_file.is_file():
                     raise ConfigError(f"{f}: its answers are missing; expected {answer_file}")
                 answers = {r["id"]: r["ground_truth"] for r in _read_jsonl(answer_file)}
-            for row in _read_jsonl(f):
+            rows = _read_jsonl(f)
+            for row in rows[:per_category] if per_category else rows:
                 if category != "irrelevance" and row["id"] not in answers:
                     raise ConfigError(f"{f}: item {row['id']} has no entry in {f.parent / 'possible_answer'}")
                 turns = (
