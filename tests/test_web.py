@@ -1,0 +1,164 @@
+"""Web tools against a real HTTP server on 127.0.0.1 (guard opened for it) and recorded search rows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trafilatura", reason="the web tools need pip install 'budgetgraph[web]'")
+pytest.importorskip("ddgs", reason="the web tools need pip install 'budgetgraph[web]'")
+
+from budgetgraph import Agent, Budget  # noqa: E402
+from budgetgraph.errors import ToolRejected  # noqa: E402
+from budgetgraph.models import ScriptedModel  # noqa: E402
+from budgetgraph.tools.web import DDGSBackend, FetchGuard, SearchResult, web_tools  # noqa: E402
+
+RECORDED = json.loads((Path(__file__).parent / "data" / "ddgs_text_results.json").read_text())
+ARTICLE = """<!doctype html><html><head><title>Budgets</title><script>var tracking = 1;</script></head>
+<body><nav>Home | About | Login</nav><article><h1>Why budgets matter</h1>
+<p>A budget-aware agent reserves every tool call before it runs and commits it afterwards.</p>
+<p>Calls that do not fit the remaining budget are refused, so the caps are never exceeded.</p></article>
+<footer>Copyright 2026</footer></body></html>"""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _send(self, code, body=b"", ctype="text/html", headers=()):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        routes = {
+            "/article": lambda: self._send(200, ARTICLE.encode()),
+            "/plain": lambda: self._send(200, b"just text", "text/plain"),
+            "/big": lambda: self._send(200, b"x" * 3_000_000, "text/plain"),
+            "/hop": lambda: self._send(302, headers=[("Location", "/article")]),
+            "/to-metadata": lambda: self._send(
+                302, headers=[("Location", "http://169.254.169.254/latest/meta-data")]
+            ),
+            "/loop": lambda: self._send(302, headers=[("Location", "/loop")]),
+        }
+        routes.get(self.path, lambda: self._send(404, b"nope"))()
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _fetch(tools, urls):
+    fetch = next(t for t in tools if t.name == "fetch_page")
+    return asyncio.run(fetch.run(fetch.validate({"urls": urls})))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://169.254.169.254/latest/meta-data",
+        "file:///etc/passwd",
+        "http://[::1]/",
+        "http://[::ffff:10.0.0.1]/",
+        "http://localhost/",
+        "ftp://example.org/",
+    ],
+)
+def test_guard_refuses_non_public_targets_by_default(url):
+    with pytest.raises(ToolRejected, match="refused|cannot resolve"):
+        asyncio.run(FetchGuard().check(url))
+
+
+def test_guard_refuses_a_public_looking_name_that_resolves_private():
+    async def resolver(host):
+        return {"intranet.example.com": ["93.184.216.34", "10.0.0.5"]}[host]
+
+    with pytest.raises(ToolRejected, match="resolves to 10.0.0.5, a private address"):
+        asyncio.run(FetchGuard(resolve=resolver).check("https://intranet.example.com/admin"))
+    asyncio.run(FetchGuard(resolve=lambda h: _const(["93.184.216.34"])).check("https://example.com/"))
+
+
+async def _const(value):
+    return value
+
+
+def test_fetch_extracts_readable_text_and_follows_checked_redirects(server):
+    tools = web_tools(guard=FetchGuard(allow_private=True), backend=None)
+    text = _fetch(tools, [f"{server}/hop"])
+    assert "reserves every tool call" in text and "tracking" not in text and "Login" not in text
+    assert "just text" in _fetch(tools, [f"{server}/plain"])
+    assert "HTTP 404" in _fetch(tools, [f"{server}/missing", f"{server}/plain"])
+    assert "more than 5 redirects" in _fetch(tools, [f"{server}/loop"])
+
+
+def test_size_limit_cuts_large_pages(server):
+    tools = web_tools(guard=FetchGuard(allow_private=True), max_bytes=10_000)
+    assert "[page cut at 10000 bytes]" in _fetch(tools, [f"{server}/big"])
+
+
+def test_a_redirect_into_the_metadata_service_is_refused(server):
+    tools = web_tools(guard=FetchGuard(allow_hosts=["127.0.0.1"]))
+    with pytest.raises(ToolRejected, match="169.254.169.254"):
+        _fetch(tools, [f"{server}/to-metadata"])
+
+
+class _Recorded:
+    def search(self, query, max_results):
+        rows = RECORDED.get(query, [])[:max_results]
+        return [SearchResult(r["title"], r["href"], r["body"]) for r in rows]
+
+
+def test_ddgs_backend_maps_the_ddgs_rows(monkeypatch):
+    import ddgs
+
+    monkeypatch.setattr(ddgs.DDGS, "text", lambda self, q, **kw: RECORDED[q])
+    hits = DDGSBackend().search("sqlite fts5 bm25", 5)
+    assert hits == [
+        SearchResult(
+            "SQLite FTS5 Extension",
+            "https://www.sqlite.org/fts5.html",
+            RECORDED["sqlite fts5 bm25"][0]["body"],
+        )
+    ]
+
+
+def test_agent_with_web_tools_keeps_per_tool_caps_and_refunds_refused_fetches(server):
+    tools = web_tools(backend=_Recorded())  # default guard: the local server is refused
+
+    def policy(messages, offered):
+        n = sum(1 for m in messages if m.role == "tool")
+        if n == 0:
+            return ScriptedModel.tool_calls(
+                [("web_search", {"queries": ["budget aware agents", "sqlite fts5 bm25"]})]
+            )
+        if n == 1:
+            return ScriptedModel.tool_calls([("fetch_page", {"urls": [f"{server}/article"]})])
+        if n == 2:
+            return ScriptedModel.tool_calls([("web_search", {"queries": ["budget aware agents"]})])
+        return ScriptedModel.text("<answer>done</answer>")
+
+    agent = Agent(
+        ScriptedModel(policy), tools, Budget(tool_calls={"web_search": 2, "fetch_page": 1}), planner="tracker"
+    )
+    result = agent.run("What do budget-aware agents do?")
+    texts = [m.content for m in result.messages if m.role == "tool"]
+    assert "arxiv.org/abs/2511.17006" in texts[0]
+    assert "refused" in texts[1] and "(not charged)" in texts[1]
+    assert "needed 1, 0 left" in texts[2]  # the third search does not fit the cap of 2 queries
+    assert result.usage.tool_calls == {"web_search": 2}
+    assert float(result.usage.usd) == pytest.approx(0.002)
