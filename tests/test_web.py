@@ -124,17 +124,18 @@ class _Recorded:
 
 
 def test_ddgs_backend_maps_the_ddgs_rows(monkeypatch):
-    import ddgs
+    backend = DDGSBackend()
+    calls = []
 
-    monkeypatch.setattr(ddgs.DDGS, "text", lambda self, q, **kw: RECORDED[q])
-    hits = DDGSBackend().search("sqlite fts5 bm25", 5)
-    assert hits == [
-        SearchResult(
-            "SQLite FTS5 Extension",
-            "https://www.sqlite.org/fts5.html",
-            RECORDED["sqlite fts5 bm25"][0]["body"],
-        )
-    ]
+    def text(query, **kw):
+        calls.append((query, kw))
+        return RECORDED[query]
+
+    monkeypatch.setattr(backend._ddgs, "text", text)
+    hits = backend.search("sqlite fts5 bm25", 5)
+    row = RECORDED["sqlite fts5 bm25"][0]
+    assert hits == [SearchResult(row["title"], row["href"], row["body"])]
+    assert calls == [("sqlite fts5 bm25", {"max_results": 5, "backend": "auto", "region": "wt-wt"})]
 
 
 def test_agent_with_web_tools_keeps_per_tool_caps_and_refunds_refused_fetches(server):
