@@ -1,0 +1,126 @@
+"""Tools of any MCP server (stdio or streamable HTTP, through the ``mcp`` SDK) as budgetgraph tools.
+
+    async with mcp_tools(["python", "server.py"], prices={"search": "0.002"}) as tools:
+        agent = Agent("local", tools, Budget(tool_calls={"search": 3}))
+
+Every tool gets a price and a budget key (its name unless ``budget_keys`` maps it elsewhere), so per-tool
+caps and dollar caps apply to MCP tools exactly as to local ones. A tool result flagged ``is_error`` becomes
+a :class:`ToolCallError` the model sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from .._extras import require
+from ..errors import ToolCallError
+from ..models.messages import ToolSchema
+from .base import Tool
+
+__all__ = ["mcp_tools"]
+
+_JSON_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+}
+
+
+def _args_model(name: str, schema: Mapping[str, Any]) -> type[BaseModel]:
+    """A pydantic model of the tool's JSON-schema arguments (types checked; the schema itself is sent as is)."""
+    required = set(schema.get("required", []))
+    fields: dict[str, Any] = {}
+    for prop, spec in (schema.get("properties") or {}).items():
+        kind = spec.get("type") if isinstance(spec, Mapping) else None
+        py: Any = _JSON_TYPES.get(kind, Any) if isinstance(kind, str) else Any
+        fields[prop] = (
+            (py, ...)
+            if prop in required
+            else (py | None, spec.get("default") if isinstance(spec, Mapping) else None)
+        )
+    return create_model(f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _text(result: Any) -> str:
+    parts = []
+    for block in getattr(result, "content", None) or []:
+        text = getattr(block, "text", None)
+        parts.append(text if text is not None else f"[{getattr(block, 'type', 'content')} block]")
+    if not parts and getattr(result, "structured_content", None) is not None:
+        import json
+
+        parts.append(json.dumps(result.structured_content, default=str))
+    return "\n".join(parts)
+
+
+@asynccontextmanager
+async def mcp_tools(
+    server: str | Sequence[str] | Any,
+    *,
+    prices: Mapping[str, Decimal | float | str] | Decimal | float | str = 0,
+    budget_keys: Mapping[str, str] | None = None,
+    include: Sequence[str] | None = None,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[list[Tool]]:
+    """Connect to an MCP server and yield its tools; the connection closes when the block ends.
+
+    ``server``: an ``http(s)://`` URL (streamable HTTP), a command list such as ``["python", "server.py"]``
+    (stdio), or an ``mcp.StdioServerParameters``. ``prices``: one price for all tools or a price per tool name.
+    """
+    require("mcp", "mcp")
+    from mcp import Client, StdioServerParameters
+
+    target: Any = server
+    if isinstance(target, str) and not target.startswith(("http://", "https://")):
+        target = target.split()
+    if isinstance(target, list | tuple):
+        if not target:
+            raise ToolCallError("an MCP stdio server needs a command, e.g. ['python', 'server.py']")
+        target = StdioServerParameters(
+            command=target[0], args=list(target[1:]), env=dict(env) if env else None
+        )
+    async with Client(target, read_timeout_seconds=timeout) as client:
+        listed = await client.list_tools()
+        tools: list[Tool] = []
+        for spec in listed.tools:
+            if include is not None and spec.name not in include:
+                continue
+            price = prices.get(spec.name, 0) if isinstance(prices, Mapping) else prices
+            tools.append(_wrap(client, spec, price, (budget_keys or {}).get(spec.name), timeout))
+        yield tools
+
+
+def _wrap(
+    client: Any, spec: Any, price: Decimal | float | str, budget_key: str | None, timeout: float
+) -> Tool:
+    name = spec.name
+    schema = dict(spec.input_schema or {"type": "object", "properties": {}})
+
+    async def call(**kwargs: Any) -> str:
+        arguments = {k: v for k, v in kwargs.items() if v is not None}
+        result = await client.call_tool(name, arguments)
+        text = _text(result)
+        if getattr(result, "is_error", False):
+            raise ToolCallError(f"{name} failed: {text or 'the server reported an error'}")
+        return text
+
+    tool = Tool(
+        call,
+        name=name,
+        description=spec.description or name,
+        args_model=_args_model(name, schema),
+        price=price,
+        budget_key=budget_key,
+        timeout=timeout,
+    )
+    tool.schema = ToolSchema(name, tool.description, schema)
+    return tool
