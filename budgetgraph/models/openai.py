@@ -53,6 +53,7 @@ class OpenAIModel:
         price: ModelPrice | None = None,
         timeout: float = 120.0,
         max_attempts: int = 4,
+        backoff: float = 0.5,
         stream: bool = False,
         client: Any = None,
     ) -> None:
@@ -62,6 +63,7 @@ class OpenAIModel:
         self.price = price
         self.stream = stream
         self.max_attempts = max_attempts
+        self.backoff = backoff
         self._official = base_url is None or _OFFICIAL in base_url
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("" if self._official else "sk-no-key-required")
         self.client = client or openai.AsyncOpenAI(
@@ -99,7 +101,7 @@ class OpenAIModel:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_retryable),
                 stop=stop_after_attempt(self.max_attempts),
-                wait=wait_exponential_jitter(multiplier=0.5, max=8.0),
+                wait=wait_exponential_jitter(multiplier=self.backoff, max=8.0),
                 reraise=True,
             ):
                 with attempt:

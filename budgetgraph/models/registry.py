@@ -34,7 +34,21 @@ def infer_model(spec: str | ChatModel) -> ChatModel:
 
         name, _, url = rest.partition("@")
         return OpenAIModel(name, base_url=url or None)
+    if provider == "anthropic":
+        if not rest:
+            raise ConfigError("model 'anthropic:' needs a model name, e.g. 'anthropic:claude-sonnet-4-5'")
+        from .anthropic import AnthropicModel
+
+        return AnthropicModel(rest)
+    if provider == "vllm":
+        if not rest:
+            raise ConfigError(
+                "model 'vllm:' needs a model name or path, e.g. 'vllm:Qwen/Qwen2.5-7B-Instruct'"
+            )
+        from .vllm import VLLMModel
+
+        return VLLMModel(rest)
     raise ConfigError(
         f"unknown model {spec!r}: use 'local', 'local:/path/model.gguf', 'openai:MODEL', "
-        "'openai:MODEL@http://host:port/v1', 'scripted' or 'scripted:SECONDS'"
+        "'openai:MODEL@http://host:port/v1', 'anthropic:MODEL', 'vllm:MODEL', 'scripted' or 'scripted:SECONDS'"
     )

@@ -1,0 +1,190 @@
+"""Anthropic's Messages API through the ``anthropic`` SDK: tool use (parallel too), usage with cache reads
+and writes priced separately, tenacity retries (the SDK's are off), optional streaming.
+
+``input_tokens`` in budgetgraph counts every prompt token; Anthropic reports uncached, cache-read and
+cache-write tokens separately, so they are summed here and passed on as ``cached_input_tokens`` and
+``cache_write_tokens`` for :class:`~budgetgraph.budget.prices.ModelPrice` to price apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from .._extras import require
+from ..budget.prices import ModelPrice
+from ..errors import ModelError
+from .base import estimate_tokens
+from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema
+from .toolparse import make_call
+
+__all__ = ["AnthropicModel", "to_anthropic_messages"]
+
+_FINISH = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length", "stop_sequence": "stop"}
+
+
+def _retryable(exc: BaseException) -> bool:
+    anthropic = require("anthropic", "anthropic")
+    if isinstance(exc, (anthropic.RateLimitError, anthropic.APITimeoutError, anthropic.APIConnectionError)):
+        return True
+    return isinstance(exc, anthropic.APIStatusError) and (exc.status_code >= 500 or exc.status_code == 529)
+
+
+def to_anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
+    """(system, messages): system text is top-level; tool results become ``tool_result`` blocks of one user turn."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content}
+            if (
+                out
+                and out[-1]["role"] == "user"
+                and isinstance(out[-1]["content"], list)
+                and all(b.get("type") == "tool_result" for b in out[-1]["content"])
+            ):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m.role == "assistant":
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+            blocks += [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": dict(c.arguments)}
+                for c in m.tool_calls
+            ]
+            out.append({"role": "assistant", "content": blocks or [{"type": "text", "text": ""}]})
+        else:
+            out.append({"role": "user", "content": m.content})
+    return system, out
+
+
+class AnthropicModel:
+    """``AnthropicModel("claude-sonnet-4-5")``; the key comes from ``ANTHROPIC_API_KEY`` unless given."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        price: ModelPrice | None = None,
+        timeout: float = 120.0,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+        stream: bool = False,
+        default_max_tokens: int = 1024,
+        http_client: Any = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> None:
+        anthropic = require("anthropic", "anthropic")
+        self.name = model
+        self.price = price
+        self.stream = stream
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.default_max_tokens = default_max_tokens
+        self.on_text = on_text
+        self.client = anthropic.AsyncAnthropic(
+            api_key=api_key or os.environ.get("ANTHROPIC_API_KEY") or "missing-key",
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http_client,
+        )
+
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
+        return estimate_tokens(messages, tools)
+
+    def params(
+        self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: ModelSettings
+    ) -> dict[str, Any]:
+        system, turns = to_anthropic_messages(messages)
+        params: dict[str, Any] = {
+            "model": self.name,
+            "messages": turns,
+            "max_tokens": settings.get("max_tokens", self.default_max_tokens),
+        }
+        if system:
+            params["system"] = system
+        choice = settings.get("tool_choice", "auto")
+        if tools and choice != "none":
+            params["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
+                for t in tools
+            ]
+            params["tool_choice"] = (
+                {"type": "auto"}
+                if choice == "auto"
+                else {"type": "any"}
+                if choice == "required"
+                else {"type": "tool", "name": choice}
+            )
+        if "temperature" in settings:
+            params["temperature"] = settings["temperature"]
+        if "top_p" in settings:
+            params["top_p"] = settings["top_p"]
+        if "stop" in settings:
+            params["stop_sequences"] = list(settings["stop"])
+        if "timeout" in settings:
+            params["timeout"] = settings["timeout"]
+        return params
+
+    async def request(
+        self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: ModelSettings
+    ) -> ModelResponse:
+        params = self.params(messages, tools, settings)
+        names = [t.name for t in tools]
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_retryable),
+                stop=stop_after_attempt(self.max_attempts),
+                wait=wait_exponential_jitter(multiplier=self.backoff, max=8.0),
+                reraise=True,
+            ):
+                with attempt:
+                    if self.stream:
+                        async with self.client.messages.stream(**params) as stream:
+                            async for text in stream.text_stream:
+                                if self.on_text:
+                                    self.on_text(text)
+                            final = await stream.get_final_message()
+                    else:
+                        final = await self.client.messages.create(**params)
+                    return _convert(final, names)
+        except Exception as exc:
+            anthropic = require("anthropic", "anthropic")
+            if isinstance(exc, anthropic.APIError):
+                raise ModelError(f"Anthropic request ({self.name}) failed: {exc}") from exc
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _convert(message: Any, names: Sequence[str]) -> ModelResponse:
+    text, calls = [], []
+    for block in message.content:
+        if block.type == "text":
+            text.append(block.text)
+        elif block.type == "tool_use":
+            args = block.input if isinstance(block.input, dict) else json.loads(block.input or "{}")
+            calls.append(make_call(block.id, block.name, args, names))
+    u = message.usage
+    read = int(getattr(u, "cache_read_input_tokens", 0) or 0)
+    write = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
+    usage = RequestUsage(
+        input_tokens=int(u.input_tokens or 0) + read + write,
+        output_tokens=int(u.output_tokens or 0),
+        cached_input_tokens=read,
+        cache_write_tokens=write,
+    )
+    return ModelResponse(
+        Message.assistant("".join(text), tuple(calls)),
+        usage,
+        message.model,
+        _FINISH.get(message.stop_reason or "", message.stop_reason or "stop"),
+    )

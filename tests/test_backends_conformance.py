@@ -1,0 +1,440 @@
+"""One conformance suite for the HTTP backends, replayed through an httpx transport in each provider's
+documented wire format (OpenAI chat completions, Anthropic messages): tool calls, parallel calls, usage with
+cache tokens, errors, retries with backoff on 429 / 5xx / timeouts, streaming. Live tests run with a key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from budgetgraph.budget.prices import ModelPrice
+from budgetgraph.errors import ModelError
+from budgetgraph.models.messages import Message, ToolCall, ToolSchema
+
+openai = pytest.importorskip("openai", reason="needs pip install 'budgetgraph[openai]'")
+anthropic = pytest.importorskip("anthropic", reason="needs pip install 'budgetgraph[anthropic]'")
+
+httpx2 = pytest.importorskip("httpx2", reason="the anthropic SDK 2.x depends on httpx2")
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+
+from budgetgraph.models.anthropic import AnthropicModel  # noqa: E402
+from budgetgraph.models.openai import OpenAIModel  # noqa: E402
+
+SEARCH = ToolSchema(
+    "search",
+    "Search.",
+    {
+        "type": "object",
+        "properties": {"queries": {"type": "array", "items": {"type": "string"}}},
+        "required": ["queries"],
+    },
+)
+OPEN = ToolSchema(
+    "open", "Open.", {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+)
+
+
+class OpenAIWire:
+    name = "openai"
+    lib = httpx
+
+    def model(self, transport, **kw):
+        client = openai.AsyncOpenAI(
+            api_key="sk-test", max_retries=0, http_client=httpx.AsyncClient(transport=transport)
+        )
+        return OpenAIModel("gpt-4.1-mini", client=client, backoff=0.01, **kw)
+
+    def calls(self, calls, usage=(50, 10, 20)):
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4.1-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": f"call_{i}",
+                                "type": "function",
+                                "function": {"name": n, "arguments": json.dumps(a)},
+                            }
+                            for i, (n, a) in enumerate(calls)
+                        ],
+                    },
+                }
+            ],
+            "usage": {
+                "prompt_tokens": usage[0],
+                "completion_tokens": usage[1],
+                "total_tokens": usage[0] + usage[1],
+                "prompt_tokens_details": {"cached_tokens": usage[2]},
+            },
+        }
+
+    def text(self, text):
+        return {
+            "id": "chatcmpl-2",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4.1-mini",
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+            ],
+            "usage": {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35},
+        }
+
+    def stream(self):
+        chunks = [
+            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]},
+            {"choices": [{"index": 0, "delta": {"content": "lo"}}]},
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {
+                            "tool_calls": [
+                                {
+                                    "index": 0,
+                                    "id": "call_9",
+                                    "type": "function",
+                                    "function": {"name": "search", "arguments": '{"queries": '},
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '["x"]}'}}]},
+                        "finish_reason": "tool_calls",
+                    }
+                ]
+            },
+            {"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}},
+        ]
+        body = "".join(
+            f"data: {json.dumps({'id': 'c', 'object': 'chat.completion.chunk', 'created': 1, 'model': 'gpt-4.1-mini', **c})}\n\n"
+            for c in chunks
+        )
+        return body + "data: [DONE]\n\n"
+
+    def check_request(self, body, headers):
+        assert headers["authorization"] == "Bearer sk-test"
+        assert body["model"] == "gpt-4.1-mini" and body["max_completion_tokens"] == 64
+        assert body["tools"][0] == {
+            "type": "function",
+            "function": {"name": "search", "description": "Search.", "parameters": SEARCH.parameters},
+        }
+        assert body["tool_choice"] == "required" and body["messages"][0] == {
+            "role": "system",
+            "content": "Be brief.",
+        }
+        tool_msgs = [m for m in body["messages"] if m["role"] == "tool"]
+        assert [m["tool_call_id"] for m in tool_msgs] == ["c1", "c2"]
+
+    usage_expect = {"input": 50, "output": 10, "cached": 20, "write": 0}
+    path = "/chat/completions"
+
+
+class AnthropicWire:
+    name = "anthropic"
+    lib = httpx2  # the anthropic SDK 2.x runs on httpx2, httpx's successor fork
+
+    def model(self, transport, **kw):
+        return AnthropicModel(
+            "claude-sonnet-4-5",
+            api_key="sk-ant-test",
+            http_client=httpx2.AsyncClient(transport=transport),
+            backoff=0.01,
+            **kw,
+        )
+
+    def calls(self, calls, usage=(50, 10, 30, 10)):
+        return {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5",
+            "content": [{"type": "text", "text": "Let me look."}]
+            + [
+                {"type": "tool_use", "id": f"toolu_{i}", "name": n, "input": a}
+                for i, (n, a) in enumerate(calls)
+            ],
+            "stop_reason": "tool_use",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": usage[0],
+                "output_tokens": usage[1],
+                "cache_read_input_tokens": usage[2],
+                "cache_creation_input_tokens": usage[3],
+            },
+        }
+
+    def text(self, text):
+        return {
+            "id": "msg_2",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5",
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 30, "output_tokens": 5},
+        }
+
+    def stream(self):
+        events = [
+            (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_3",
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [],
+                        "model": "claude-sonnet-4-5",
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {
+                            "input_tokens": 40,
+                            "output_tokens": 1,
+                            "cache_read_input_tokens": 0,
+                            "cache_creation_input_tokens": 0,
+                        },
+                    },
+                },
+            ),
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            ),
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}},
+            ),
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}},
+            ),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 1,
+                    "content_block": {"type": "tool_use", "id": "toolu_9", "name": "search", "input": {}},
+                },
+            ),
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 1,
+                    "delta": {"type": "input_json_delta", "partial_json": '{"queries": '},
+                },
+            ),
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 1,
+                    "delta": {"type": "input_json_delta", "partial_json": '["x"]}'},
+                },
+            ),
+            ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                    "usage": {"output_tokens": 12},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        return "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in events)
+
+    def check_request(self, body, headers):
+        # the SDK sends the key as x-api-key or as a bearer token, and always an API version
+        assert (
+            headers.get("x-api-key") == "sk-ant-test" or headers.get("authorization") == "Bearer sk-ant-test"
+        )
+        assert headers["anthropic-version"]
+        assert (
+            body["model"] == "claude-sonnet-4-5"
+            and body["max_tokens"] == 64
+            and body["system"] == "Be brief."
+        )
+        assert body["tools"][0] == {
+            "name": "search",
+            "description": "Search.",
+            "input_schema": SEARCH.parameters,
+        }
+        assert body["tool_choice"] == {"type": "any"}
+        assert body["messages"][1]["content"][0] == {
+            "type": "tool_use",
+            "id": "c1",
+            "name": "search",
+            "input": {"queries": ["a"]},
+        }
+        results = body["messages"][2]  # the two parallel results travel in one user turn
+        assert results["role"] == "user" and [b["tool_use_id"] for b in results["content"]] == ["c1", "c2"]
+
+    usage_expect = {"input": 90, "output": 10, "cached": 30, "write": 10}
+    path = "/v1/messages"
+
+
+WIRES = [OpenAIWire(), AnthropicWire()]
+HISTORY = [
+    Message.system("Be brief."),
+    Message.user("Who designed the Apple Remote?"),
+    Message.assistant(
+        "", (ToolCall("c1", "search", {"queries": ["a"]}), ToolCall("c2", "open", {"title": "T"}))
+    ),
+    Message.tool("results", "c1", "search"),
+    Message.tool("page", "c2", "open"),
+]
+
+
+class Replay:
+    """An httpx transport handler that answers from a script of (status, json | exception); records requests."""
+
+    def __init__(self, *script, lib=httpx):
+        self.script = list(script)
+        self.lib = lib
+        self.requests = []
+
+    def transport(self):
+        return self.lib.MockTransport(self)
+
+    def __call__(self, request):
+        self.requests.append(request)
+        item = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(item, Exception):
+            raise item
+        status, payload = item
+        if isinstance(payload, str):
+            return self.lib.Response(status, text=payload, headers={"content-type": "text/event-stream"})
+        return self.lib.Response(status, json=payload)
+
+
+def _replay(wire, *script):
+    return Replay(*script, lib=wire.lib)
+
+
+def _request(model, tools=(SEARCH, OPEN), choice="required"):
+    return asyncio.run(model.request(HISTORY, list(tools), {"max_tokens": 64, "tool_choice": choice}))
+
+
+@pytest.fixture(params=WIRES, ids=lambda w: w.name)
+def wire(request):
+    return request.param
+
+
+def test_tool_call_and_the_request_on_the_wire(wire):
+    replay = _replay(wire, (200, wire.calls([("search", {"queries": ["apple remote"]})])))
+    response = _request(wire.model(replay.transport()))
+    call = response.message.tool_calls[0]
+    assert (call.name, dict(call.arguments), call.error) == ("search", {"queries": ["apple remote"]}, None)
+    assert replay.requests[0].url.path.endswith(wire.path)
+    wire.check_request(json.loads(replay.requests[0].content), replay.requests[0].headers)
+
+
+def test_parallel_calls(wire):
+    replay = _replay(
+        wire, (200, wire.calls([("search", {"queries": ["a"]}), ("open", {"title": "Apple Remote"})]))
+    )
+    calls = _request(wire.model(replay.transport())).message.tool_calls
+    assert [(c.name, dict(c.arguments)) for c in calls] == [
+        ("search", {"queries": ["a"]}),
+        ("open", {"title": "Apple Remote"}),
+    ]
+    assert len({c.id for c in calls}) == 2
+
+
+def test_usage_with_cache_tokens_is_priced_apart(wire):
+    replay = _replay(wire, (200, wire.calls([("search", {"queries": ["a"]})])))
+    u = _request(wire.model(replay.transport())).usage
+    e = wire.usage_expect
+    assert (u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens) == (
+        e["input"],
+        e["output"],
+        e["cached"],
+        e["write"],
+    )
+    price = ModelPrice.of(input=3, output=15, cached_input=0.3, cache_write=3.75)
+    plain = e["input"] - e["cached"] - e["write"]
+    expected = (
+        Decimal(plain) * 3
+        + Decimal(e["cached"]) * Decimal("0.3")
+        + Decimal(e["write"]) * Decimal("3.75")
+        + Decimal(e["output"]) * 15
+    ) / 1_000_000
+    assert (
+        price.cost(u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens) == expected
+    )
+
+
+def test_a_client_error_is_not_retried(wire):
+    replay = _replay(wire, (400, {"error": {"type": "invalid_request_error", "message": "bad tool schema"}}))
+    with pytest.raises(ModelError, match="bad tool schema"):
+        _request(wire.model(replay.transport()))
+    assert len(replay.requests) == 1
+
+
+@pytest.mark.parametrize("first", [429, 500, 503, 529])
+def test_retries_on_rate_limits_and_server_errors(wire, first):
+    err = {"error": {"type": "overloaded_error", "message": "busy"}}
+    replay = _replay(wire, (first, err), (first, err), (200, wire.text("Paris")))
+    response = _request(wire.model(replay.transport()), choice="auto")
+    assert response.message.content == "Paris" and len(replay.requests) == 3
+
+
+def test_timeouts_are_retried_then_reported(wire):
+    replay = _replay(wire, wire.lib.ReadTimeout("slow"), (200, wire.text("ok")))
+    assert _request(wire.model(replay.transport()), choice="auto").message.content == "ok"
+    always = _replay(wire, wire.lib.ReadTimeout("slow"))
+    with pytest.raises(ModelError):
+        _request(wire.model(always.transport(), max_attempts=3), choice="auto")
+    assert len(always.requests) == 3
+
+
+def test_streaming_gives_text_calls_and_usage(wire):
+    replay = _replay(wire, (200, wire.stream()))
+    response = _request(wire.model(replay.transport(), stream=True), choice="auto")
+    assert response.message.content == "Hello"
+    assert [(c.name, dict(c.arguments)) for c in response.message.tool_calls] == [
+        ("search", {"queries": ["x"]})
+    ]
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (40, 12)
+    assert json.loads(replay.requests[0].content)["stream"] is True
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_live_provider_when_a_key_is_set(provider):
+    key = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}[provider]
+    if not os.environ.get(key):
+        pytest.skip(f"{key} is not set: live {provider} test skipped")
+    model = OpenAIModel("gpt-4.1-mini") if provider == "openai" else AnthropicModel("claude-haiku-4-5")
+    response = asyncio.run(
+        model.request(
+            [Message.user("Find the Apple Remote's designer.")],
+            [SEARCH],
+            {"max_tokens": 128, "tool_choice": "required"},
+        )
+    )
+    assert response.message.tool_calls[0].name == "search" and response.usage.input_tokens > 0
