@@ -7,7 +7,6 @@ import asyncio
 import pytest
 
 from budgetgraph import Agent, Budget, BudgetExhausted, PriceError, ScriptedModel, ToolCall, tool
-from budgetgraph.agents import BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
 
 
 def make_search(log: list[str]):
@@ -187,7 +186,25 @@ def test_astream_yields_typed_events():
         return [e async for e in agent.astream("q")]
 
     events = asyncio.run(collect())
-    kinds = [type(e) for e in events]
-    assert kinds == [ModelTurn, ToolResult, BudgetUpdate, ModelTurn, FinalAnswer]
-    assert events[1].call is not None and events[1].call.name == "search"
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == [
+        "ModelTurn",
+        "ToolCallStarted",
+        "ToolCallFinished",
+        "ToolResult",
+        "BudgetUpdate",
+        "TextDelta",
+        "ModelTurn",
+        "FinalAnswer",
+    ]
+    started, finished = events[1], events[2]
+    assert (started.name, started.units, started.cost, started.arguments) == (
+        "search",
+        1,
+        0.0,
+        {"query": "x"},
+    )
+    assert finished.charged and finished.units == 1 and finished.call_id == started.call_id
+    assert events[3].call is not None and events[3].call.name == "search"
+    assert "".join(e.text for e in events if type(e).__name__ == "TextDelta") == "<answer>streamed</answer>"
     assert events[-1].result.answer == "streamed"

@@ -20,7 +20,7 @@ from ..models.registry import infer_model
 from ..tools.base import Tool
 from .bats_graph import build_bats_graph
 from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
-from .graph import LEDGER_KEY, LoopConfig, build_graph
+from .graph import LEDGER_KEY, STREAM_KEY, LoopConfig, build_graph
 from .plan_and_budget import PlanAndBudget
 from .prompts import system_prompt
 from .state import AgentState
@@ -207,11 +207,16 @@ class Agent:
         raise RuntimeError("Agent.run() was called inside an event loop; use 'await agent.arun(...)'")
 
     async def astream(self, question: str, *, thread_id: str | None = None) -> AsyncIterator[AgentEvent]:
-        """Typed events as the run goes: model turns, tool results, budget updates, the final answer."""
+        """Typed events as the run goes: text deltas (streaming backends), model turns, tool calls started and
+        finished (with the units and cost charged), budget updates, verifier decisions, the final answer."""
         state, config, live = self._start(question, thread_id, None)
+        config["configurable"][STREAM_KEY] = True  # type: ignore[index]
         calls: dict[str, Any] = {}
         final: dict[str, Any] = dict(state)
-        async for chunk in self.graph.astream(state, config, stream_mode="updates"):
+        async for mode, chunk in self.graph.astream(state, config, stream_mode=["updates", "custom"]):
+            if mode == "custom":
+                yield chunk
+                continue
             for node, update in chunk.items():
                 if not isinstance(update, dict):
                     continue

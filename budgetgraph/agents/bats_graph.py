@@ -36,7 +36,8 @@ from ..planners.bats import (
     render_checklist,
     schema_tool,
 )
-from .graph import LoopConfig, _ledger, _Loop, _stop
+from .events import VerifierDecision
+from .graph import LoopConfig, _emit, _ledger, _Loop, _request, _stop
 from .prompts import extract_answer
 from .state import AgentState
 
@@ -217,7 +218,7 @@ class _BATS(_Loop):
         if fresh and schemas and self.cfg.force_first_tool:
             settings["tool_choice"] = "required"
         try:
-            response = await self.cfg.model.request(messages, schemas, settings)
+            response = await _request(self.cfg, config, "act", messages, schemas, settings)
         except Exception as exc:
             ledger.refund(held)
             stop = _stop("error", "model", f"{type(exc).__name__}: {exc}")
@@ -287,6 +288,7 @@ class _BATS(_Loop):
             {"answer": answer, "decision": verdict.decision, "summary": verdict.summary},
         ]
         note = Message.assistant(f"Verifier: {verdict.decision}. {verdict.justification}\n{verdict.summary}")
+        _emit(config, VerifierDecision(answer, verdict.decision, verdict.summary))
         update: dict[str, Any] = {
             "attempts": attempts,
             "messages": [note],

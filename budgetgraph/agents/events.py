@@ -10,7 +10,57 @@ from ..models.messages import Message, ToolCall
 if TYPE_CHECKING:
     from .agent import RunResult
 
-__all__ = ["AgentEvent", "BudgetUpdate", "FinalAnswer", "ModelTurn", "ToolResult"]
+__all__ = [
+    "AgentEvent",
+    "BudgetUpdate",
+    "FinalAnswer",
+    "ModelTurn",
+    "TextDelta",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "ToolResult",
+    "VerifierDecision",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the model's reply as it is generated (backends that stream: OpenAI-compatible, Anthropic)."""
+
+    text: str
+    node: str = "model"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    """A tool call was admitted by the ledger and starts now; ``units`` and ``cost`` are what it reserved."""
+
+    name: str
+    call_id: str
+    arguments: dict[str, Any]
+    units: int
+    cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFinished:
+    """A tool call ended; ``charged`` is False when it was refunded (the tool refused before doing work)."""
+
+    name: str
+    call_id: str
+    units: int
+    cost: float
+    charged: bool
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierDecision:
+    """BATS: the verifier's decision on a proposed answer."""
+
+    answer: str
+    decision: str
+    summary: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,4 +93,13 @@ class FinalAnswer:
     result: RunResult
 
 
-AgentEvent = ModelTurn | ToolResult | BudgetUpdate | FinalAnswer
+AgentEvent = (
+    ModelTurn
+    | TextDelta
+    | ToolCallStarted
+    | ToolCallFinished
+    | ToolResult
+    | BudgetUpdate
+    | VerifierDecision
+    | FinalAnswer
+)

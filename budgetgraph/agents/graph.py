@@ -4,12 +4,14 @@ node that spends the final-answer reserve (architecture rules 1-3)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
@@ -18,9 +20,10 @@ from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import Amount, tool_key
 from ..budget.prices import ModelPrice, PriceTable
 from ..errors import BudgetExceeded, ToolCallError, ToolRejected
-from ..models.base import ChatModel
+from ..models.base import ChatModel, text_sink
 from ..models.messages import Message, ModelSettings, RequestUsage, ToolCall
 from ..tools.base import Tool
+from .events import TextDelta, ToolCallFinished, ToolCallStarted
 from .prompts import ANSWER_NOW, extract_answer
 from .state import AgentState, StopInfo
 
@@ -61,6 +64,38 @@ class LoopConfig:
 def _ledger(state: AgentState, config: RunnableConfig) -> Ledger:
     live = (config.get("configurable") or {}).get(LEDGER_KEY)
     return live if isinstance(live, Ledger) else Ledger.from_snapshot(state.get("ledger") or {})
+
+
+STREAM_KEY = "budgetgraph_stream"
+
+
+def _streaming(config: RunnableConfig) -> bool:
+    return bool((config.get("configurable") or {}).get(STREAM_KEY))
+
+
+def _emit(config: RunnableConfig, event: Any) -> None:
+    """Send a typed event to ``Agent.astream`` (LangGraph's custom stream); a no-op otherwise."""
+    if _streaming(config):
+        get_stream_writer()(event)
+
+
+async def _request(
+    cfg: LoopConfig,
+    config: RunnableConfig,
+    node: str,
+    messages: Sequence[Message],
+    tools: Any,
+    settings: ModelSettings,
+) -> Any:
+    """One model request; while streaming, text deltas become :class:`TextDelta` events."""
+    if not _streaming(config):
+        return await cfg.model.request(messages, tools, settings)
+    writer = get_stream_writer()
+    token = text_sink.set(lambda text: writer(TextDelta(text, node)))
+    try:
+        return await cfg.model.request(messages, tools, ModelSettings(**settings, stream=True))
+    finally:
+        text_sink.reset(token)
 
 
 def _stop(kind: str, resource: str = "", message: str = "") -> StopInfo:
@@ -180,7 +215,7 @@ class _Loop:
         if turns == 0 and schemas and self.cfg.force_first_tool:
             settings["tool_choice"] = "required"
         try:
-            response = await self.cfg.model.request(messages, schemas, settings)
+            response = await _request(self.cfg, config, "model", messages, schemas, settings)
         except Exception as exc:
             ledger.refund(reservation)
             stop = _stop("error", "model", f"{type(exc).__name__}: {exc}")
@@ -215,7 +250,9 @@ class _Loop:
                 refused.append(prepared.resource)
             else:
                 pending.append((i, *prepared))
-        outputs = await asyncio.gather(*(self._run(ledger, t, a, r) for _, t, a, r in pending))
+        outputs = await asyncio.gather(
+            *(self._run(ledger, t, a, r, config, calls[i]) for i, t, a, r in pending)
+        )
         for (i, *_), text in zip(pending, outputs, strict=True):
             results[i] = text
         block = "\n\n" + render_budget_block(ledger) if self.cfg.show_budget and ledger.limits else ""
@@ -255,18 +292,40 @@ class _Loop:
             return reservation
         return tool, args, reservation
 
-    async def _run(self, ledger: Ledger, tool: Tool, args: Any, reservation: Reservation) -> str:
+    async def _run(
+        self,
+        ledger: Ledger,
+        tool: Tool,
+        args: Any,
+        reservation: Reservation,
+        config: RunnableConfig,
+        call: ToolCall,
+    ) -> str:
+        units = int(reservation.amounts.get("tool_calls", 1))
+        cost = float(reservation.amounts.get("usd", 0))
+        _emit(config, ToolCallStarted(tool.name, call.id, dict(call.arguments), units, cost))
+        started = time.monotonic()
         remaining = ledger.remaining("seconds")
+        charged = True
         try:
             text = await tool.run(args, None if remaining is None else max(float(remaining), 0.001))
         except ToolRejected as exc:
             ledger.refund(reservation)
-            return f"Error: {exc} (not charged)"
+            charged = False
+            text = f"Error: {exc} (not charged)"
         except ToolCallError as exc:
             text = f"Error: {exc}"
         except Exception as exc:  # a tool's own bug must not end the run
             text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
-        ledger.commit(reservation)
+        if charged:
+            ledger.commit(reservation)
+        seconds = time.monotonic() - started
+        _emit(
+            config,
+            ToolCallFinished(
+                tool.name, call.id, units if charged else 0, cost if charged else 0.0, charged, seconds
+            ),
+        )
         return text
 
     async def answer_node(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
@@ -301,7 +360,7 @@ class _Loop:
         settings["max_tokens"] = planned[1]
         settings["tool_choice"] = "none"
         try:
-            response = await self.cfg.model.request(messages, [], settings)
+            response = await _request(self.cfg, config, "answer", messages, [], settings)
         except Exception as exc:
             ledger.refund(reservation)
             return {

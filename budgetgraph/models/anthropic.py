@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from .._extras import require
 from ..budget.prices import ModelPrice
 from ..errors import ModelError
-from .base import estimate_tokens
+from .base import emit_delta, estimate_tokens
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema
 from .toolparse import make_call
 
@@ -148,9 +148,10 @@ class AnthropicModel:
                 reraise=True,
             ):
                 with attempt:
-                    if self.stream:
+                    if self.stream or settings.get("stream"):
                         async with self.client.messages.stream(**params) as stream:
                             async for text in stream.text_stream:
+                                emit_delta(text)
                                 if self.on_text:
                                     self.on_text(text)
                             final = await stream.get_final_message()

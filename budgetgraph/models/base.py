@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
 
 from ..budget.prices import ModelPrice
 from .messages import Message, ModelResponse, ModelSettings, ToolSchema
 
-__all__ = ["ChatModel", "estimate_tokens"]
+__all__ = ["ChatModel", "emit_delta", "estimate_tokens", "text_sink"]
+
+text_sink: ContextVar[Callable[[str], None] | None] = ContextVar("budgetgraph_text_sink", default=None)
+"""Where a streaming backend sends text deltas; set by the agent loop while ``Agent.astream`` runs."""
+
+
+def emit_delta(text: str) -> None:
+    """Pass a text delta to whoever streams this run (a no-op when nobody does)."""
+    sink = text_sink.get()
+    if sink is not None and text:
+        sink(text)
 
 
 @runtime_checkable

@@ -100,6 +100,8 @@ class ModelSettings(TypedDict, total=False):
     stop: list[str]
     tool_choice: Literal["auto", "none", "required"] | str
     timeout: float
+    stream: bool
+    """Stream the reply (text deltas go to :func:`budgetgraph.models.base.emit_delta`)."""
 
 
 def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:

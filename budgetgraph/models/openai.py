@@ -16,7 +16,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from .._extras import require
 from ..budget.prices import ModelPrice
 from ..errors import ModelError
-from .base import estimate_tokens
+from .base import emit_delta, estimate_tokens
 from .messages import (
     Message,
     ModelResponse,
@@ -85,7 +85,7 @@ class OpenAIModel:
             params["tool_choice"] = choice
         if "max_tokens" in settings:
             params["max_completion_tokens" if self._official else "max_tokens"] = settings["max_tokens"]
-        for key in ("temperature", "top_p", "seed", "stop"):
+        for key in ("temperature", "top_p", "seed", "stop"):  # "stream" is handled by request()
             if key in settings:
                 params[key] = settings[key]  # type: ignore[literal-required]
         if "timeout" in settings:
@@ -105,7 +105,7 @@ class OpenAIModel:
                 reraise=True,
             ):
                 with attempt:
-                    if self.stream:
+                    if self.stream or settings.get("stream"):
                         return await self._stream(params, names, messages, tools)
                     return self._convert(await self.client.chat.completions.create(**params), names)
         except Exception as exc:
@@ -150,6 +150,7 @@ class OpenAIModel:
                 delta = choice.delta
                 if delta.content:
                     text.append(delta.content)
+                    emit_delta(delta.content)
                 for tc in delta.tool_calls or []:
                     slot = parts.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
                     slot["id"] = tc.id or slot["id"]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..budget.prices import FREE, ModelPrice
+from .base import emit_delta
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolCall, ToolSchema
 
 __all__ = ["ScriptedModel"]
@@ -101,6 +102,9 @@ class ScriptedModel:
             reply = Message.assistant(reply.content or "\n".join(latest) or "I could not find the answer.")
             calls = ()
         text = reply.content
+        if settings.get("stream"):
+            for piece in re.findall(r"\S+\s*", text):
+                emit_delta(piece)
         out_tokens = _tokens(text) + sum(8 + _tokens(c.name) + _tokens(str(dict(c.arguments))) for c in calls)
         finish = "tool_calls" if calls else "stop"
         limit = settings.get("max_tokens")
