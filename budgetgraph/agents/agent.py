@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 
+from .. import tracing
 from ..budget.ledger import Ledger, Usage
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
@@ -189,8 +190,28 @@ class Agent:
         if self.planner == "plan_and_budget":
             return await self._plan_and_budget(question, ledger or Ledger(self.budget))
         state, config, live = self._start(question, thread_id, ledger)
-        final = await self.graph.ainvoke(state, config)
-        return self._result(final, live, config)
+        attrs = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": f"budgetgraph.{self.planner}",
+            "gen_ai.request.model": self.model.name,
+            "budgetgraph.thread_id": config["configurable"]["thread_id"],
+        }
+        with tracing.span(f"invoke_agent {self.planner}", attrs) as current:
+            final = await self.graph.ainvoke(state, config)
+            result = self._result(final, live, config)
+            usage = result.usage
+            tracing.set_attributes(
+                current,
+                {
+                    "gen_ai.usage.input_tokens": usage.input_tokens,
+                    "gen_ai.usage.output_tokens": usage.output_tokens,
+                    "budgetgraph.usd": float(usage.usd),
+                    "budgetgraph.tool_calls": usage.total_tool_calls,
+                    "budgetgraph.stop_reason": str(result.stop_reason),
+                    **tracing.budget_attributes(live),
+                },
+            )
+        return result
 
     async def aresume(self, thread_id: str) -> RunResult:
         """Continue a checkpointed run; the ledger continues from what was really spent."""

@@ -15,6 +15,7 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
+from .. import tracing
 from ..budget.block import render_budget_block
 from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import Amount, tool_key
@@ -87,15 +88,34 @@ async def _request(
     tools: Any,
     settings: ModelSettings,
 ) -> Any:
-    """One model request; while streaming, text deltas become :class:`TextDelta` events."""
-    if not _streaming(config):
-        return await cfg.model.request(messages, tools, settings)
-    writer = get_stream_writer()
-    token = text_sink.set(lambda text: writer(TextDelta(text, node)))
-    try:
-        return await cfg.model.request(messages, tools, ModelSettings(**settings, stream=True))
-    finally:
-        text_sink.reset(token)
+    """One model request (a GenAI ``chat`` span when tracing); while streaming, text deltas become events."""
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": cfg.model.name,
+        "budgetgraph.node": node,
+        "gen_ai.request.max_tokens": settings.get("max_tokens"),
+        "gen_ai.request.temperature": settings.get("temperature"),
+    }
+    with tracing.span(f"chat {cfg.model.name}", attrs) as current:
+        if not _streaming(config):
+            response = await cfg.model.request(messages, tools, settings)
+        else:
+            writer = get_stream_writer()
+            token = text_sink.set(lambda text: writer(TextDelta(text, node)))
+            try:
+                response = await cfg.model.request(messages, tools, ModelSettings(**settings, stream=True))
+            finally:
+                text_sink.reset(token)
+        tracing.set_attributes(
+            current,
+            {
+                "gen_ai.usage.input_tokens": response.usage.input_tokens,
+                "gen_ai.usage.output_tokens": response.usage.output_tokens,
+                "gen_ai.response.model": response.model_name,
+                "gen_ai.response.finish_reasons": response.finish_reason,
+            },
+        )
+        return response
 
 
 def _stop(kind: str, resource: str = "", message: str = "") -> StopInfo:
@@ -307,18 +327,30 @@ class _Loop:
         started = time.monotonic()
         remaining = ledger.remaining("seconds")
         charged = True
-        try:
-            text = await tool.run(args, None if remaining is None else max(float(remaining), 0.001))
-        except ToolRejected as exc:
-            ledger.refund(reservation)
-            charged = False
-            text = f"Error: {exc} (not charged)"
-        except ToolCallError as exc:
-            text = f"Error: {exc}"
-        except Exception as exc:  # a tool's own bug must not end the run
-            text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
-        if charged:
-            ledger.commit(reservation)
+        attrs = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool.name,
+            "gen_ai.tool.call.id": call.id,
+            "budgetgraph.tool.units": units,
+            "budgetgraph.tool.cost_usd": cost,
+        }
+        with tracing.span(f"execute_tool {tool.name}", attrs) as current:
+            try:
+                text = await tool.run(args, None if remaining is None else max(float(remaining), 0.001))
+            except ToolRejected as exc:
+                ledger.refund(reservation)
+                charged = False
+                text = f"Error: {exc} (not charged)"
+            except ToolCallError as exc:
+                text = f"Error: {exc}"
+            except Exception as exc:  # a tool's own bug must not end the run
+                text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
+            if charged:
+                ledger.commit(reservation)
+            tracing.set_attributes(
+                current,
+                {"budgetgraph.tool.charged": charged, "budgetgraph.tool.error": text.startswith("Error:")},
+            )
         seconds = time.monotonic() - started
         _emit(
             config,
