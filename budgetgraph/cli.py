@@ -55,6 +55,55 @@ def _usage_table(result: RunResult, budget: Budget) -> Table:
     return table
 
 
+async def _live(agent: Agent, question: str) -> RunResult:
+    """Print the run's events as they come (on stderr), and return the result."""
+    from .agents.events import (
+        BudgetUpdate,
+        FinalAnswer,
+        TextDelta,
+        ToolCallFinished,
+        ToolCallStarted,
+        ToolResult,
+        VerifierDecision,
+    )
+
+    result: RunResult | None = None
+    streamed = False
+    async for event in agent.astream(question):
+        if isinstance(event, TextDelta):
+            console.print(event.text, end="", style="dim", markup=False, highlight=False)
+            streamed = True
+            continue
+        if streamed:
+            console.print()
+            streamed = False
+        if isinstance(event, ToolCallStarted):
+            args = ", ".join(f"{k}={v!r}" for k, v in event.arguments.items())
+            console.print(
+                f"[cyan]-> {event.name}({args})[/] [dim]{event.units} unit(s), ${event.cost:.4f}[/]"
+            )
+        elif isinstance(event, ToolCallFinished):
+            note = "" if event.charged else " [yellow](refunded)[/]"
+            console.print(f"[cyan]<- {event.name}[/] [dim]{event.seconds:.2f}s[/]{note}")
+        elif isinstance(event, ToolResult) and event.call is None:
+            console.print(f"[yellow]{event.content[:200]}[/]", markup=False)
+        elif isinstance(event, BudgetUpdate):
+            spent = event.ledger.get("spent", {})
+            parts = [
+                f"{k.removeprefix('tool:')} {spent.get(k, 0)}/{v}"
+                for k, v in event.ledger.get("limits", {}).items()
+            ]
+            console.print(f"[magenta]budget[/] {', '.join(parts) or 'uncapped'}  regime {event.regime}")
+        elif isinstance(event, VerifierDecision):
+            console.print(
+                f"[bold magenta]verifier: {event.decision}[/] on {event.answer!r}: {event.summary[:160]}"
+            )
+        elif isinstance(event, FinalAnswer):
+            result = event.result
+    assert result is not None
+    return result
+
+
 @app.command()
 def run(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
@@ -73,6 +122,9 @@ def run(
     prices: Annotated[Path | None, typer.Option(help="YAML/JSON price file for models and tools.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Output tokens per model turn.")] = 512,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    stream: Annotated[
+        bool, typer.Option(help="Show the run live: text, tool calls, budget, verifier.")
+    ] = True,
 ) -> None:
     """Answer QUESTION with an agent under a budget and print the answer, the stop reason and the usage."""
     try:
@@ -86,7 +138,12 @@ def run(
         agent = Agent(
             model=model, tools=tools, budget=caps, planner=planner, prices=table, max_tokens=max_tokens
         )
-        result = agent.run(question)
+        if stream and not as_json:
+            import asyncio
+
+            result = asyncio.run(_live(agent, question))
+        else:
+            result = agent.run(question)
     except BudgetgraphError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
