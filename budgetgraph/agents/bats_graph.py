@@ -37,7 +37,7 @@ from ..planners.bats import (
     schema_tool,
 )
 from .events import VerifierDecision
-from .graph import LoopConfig, _emit, _ledger, _Loop, _request, _stop
+from .graph import LoopConfig, _emit, _ledger, _Loop, _request, _stop, charged_call
 from .prompts import extract_answer
 from .state import AgentState
 
@@ -67,7 +67,6 @@ class _BATS(_Loop):
         self.max_attempts = max_attempts
         self.verify_tokens = max(cfg.answer_max_tokens, 384)
 
-    # -- one structured or free call under a role --------------------------------------------------
     async def _call(
         self,
         ledger: Ledger,
@@ -77,26 +76,10 @@ class _BATS(_Loop):
         max_out: int,
         use_hold: bool,
     ) -> tuple[Message | None, BudgetExceeded | None]:
-        price = self.cfg.model_price(ledger)
-        tools = [tool] if tool else []
-        n_in = self.cfg.model.count_tokens(messages, tools) if self._needs_count(ledger) else 0
-        planned = self._call_amounts(ledger, price, n_in, max_out, use_hold=use_hold)
-        if isinstance(planned, BudgetExceeded):
-            return None, planned
-        held = ledger.try_reserve(planned[0], role=role, use_hold=use_hold)
-        if isinstance(held, BudgetExceeded):
-            return None, held
-        settings = ModelSettings(**self.cfg.settings)
-        settings["max_tokens"] = planned[1]
-        if tool:
-            settings["tool_choice"] = tool.name
-        try:
-            response = await self.cfg.model.request(messages, tools, settings)
-        except Exception:
-            ledger.refund(held)
-            raise
-        ledger.commit(held, self._actual(response.usage, price, n_in))
-        return response.message, None
+        out = await charged_call(
+            self.cfg, ledger, messages, role=role, max_out=max_out, tool=tool, use_hold=use_hold
+        )
+        return (None, out) if isinstance(out, BudgetExceeded) else (out, None)
 
     def _set_answer_hold(self, ledger: Ledger, price: Any, n_in: int) -> None:
         """Hold back one verifier call and one selection call (the answer reserve of the BATS graph)."""

@@ -22,13 +22,13 @@ from ..budget.limits import Amount, tool_key
 from ..budget.prices import ModelPrice, PriceTable
 from ..errors import BudgetExceeded, ToolCallError, ToolRejected
 from ..models.base import ChatModel, text_sink
-from ..models.messages import Message, ModelSettings, RequestUsage, ToolCall
+from ..models.messages import Message, ModelSettings, RequestUsage, ToolCall, ToolSchema
 from ..tools.base import Tool
 from .events import TextDelta, ToolCallFinished, ToolCallStarted
 from .prompts import ANSWER_NOW, extract_answer
 from .state import AgentState, StopInfo
 
-__all__ = ["LEDGER_KEY", "LoopConfig", "build_graph"]
+__all__ = ["LEDGER_KEY", "STREAM_KEY", "LoopConfig", "build_graph", "charged_call"]
 
 LEDGER_KEY = "budgetgraph_ledger"
 """Key in ``config["configurable"]`` of the live ledger of a run (else it is rebuilt from the state)."""
@@ -142,8 +142,9 @@ class _Loop:
                 return t.budget_key
         return "tool_calls"
 
+    @staticmethod
     def _call_amounts(
-        self, ledger: Ledger, price: ModelPrice | None, n_in: int, max_out: int, use_hold: bool
+        ledger: Ledger, price: ModelPrice | None, n_in: int, max_out: int, use_hold: bool
     ) -> tuple[dict[str, Amount], int] | BudgetExceeded:
         """The reservation for one model call, with ``max_tokens`` lowered to what the budget allows."""
         limits = ledger.limits
@@ -176,7 +177,8 @@ class _Loop:
                 amounts["usd"] = price.cost(n_in, allowed)
         return amounts, allowed
 
-    def _actual(self, usage: RequestUsage, price: ModelPrice | None, n_in: int) -> dict[str, Amount]:
+    @staticmethod
+    def _actual(usage: RequestUsage, price: ModelPrice | None, n_in: int) -> dict[str, Amount]:
         n_in = usage.input_tokens or n_in
         actual: dict[str, Amount] = {
             "llm_calls": 1,
@@ -191,7 +193,8 @@ class _Loop:
             )
         return actual
 
-    def _needs_count(self, ledger: Ledger) -> bool:
+    @staticmethod
+    def _needs_count(ledger: Ledger) -> bool:
         return any(k in ledger.limits for k in _TOKEN_KEYS)
 
     def _set_answer_hold(self, ledger: Ledger, price: ModelPrice | None, n_in: int) -> None:
@@ -425,6 +428,42 @@ def _last_text(history: Sequence[Message]) -> str | None:
         if m.role == "assistant" and m.content.strip():
             return extract_answer(m.content)
     return None
+
+
+async def charged_call(
+    cfg: LoopConfig,
+    ledger: Ledger,
+    messages: list[Message],
+    *,
+    role: str,
+    max_out: int,
+    tool: ToolSchema | None = None,
+    use_hold: bool = False,
+) -> Message | BudgetExceeded:
+    """One model call outside the act loop (plan, verify, select, split, synthesise), charged under ``role``.
+
+    ``max_tokens`` is lowered to what the budget allows; ``tool`` forces a call of that one tool (the
+    structured-output path); a refusal is returned, not raised, and a failed call is refunded.
+    """
+    price = cfg.model_price(ledger)
+    tools = [tool] if tool else []
+    n_in = cfg.model.count_tokens(messages, tools) if _Loop._needs_count(ledger) else 0
+    planned = _Loop._call_amounts(ledger, price, n_in, max_out, use_hold)
+    if isinstance(planned, BudgetExceeded):
+        return planned
+    held = ledger.try_reserve(planned[0], role=role, use_hold=use_hold)
+    if isinstance(held, BudgetExceeded):
+        return held
+    settings = ModelSettings(**cfg.settings)
+    settings["max_tokens"] = planned[1]
+    settings["tool_choice"] = tool.name if tool else "none"
+    try:
+        response = await cfg.model.request(messages, tools, settings)
+    except Exception:
+        ledger.refund(held)
+        raise
+    ledger.commit(held, _Loop._actual(response.usage, price, n_in))
+    return response.message
 
 
 def _route(update: Mapping[str, Any]) -> str:

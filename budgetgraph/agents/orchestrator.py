@@ -24,6 +24,7 @@ from ..models.registry import infer_model
 from ..planners.knapsack import Component, select
 from ..tools.base import Tool
 from .agent import Agent, RunResult, StopReason
+from .graph import LoopConfig, charged_call
 from .prompts import extract_answer
 
 __all__ = ["Orchestrator", "SubAgent"]
@@ -98,41 +99,25 @@ class Orchestrator:
         self.max_tokens = max_tokens
         self.unit = unit
         self.delegations: list[Delegation] = []
+        self._cfg = LoopConfig(
+            model=self.model,
+            tools={},
+            system_prompt="",
+            show_budget=False,
+            prices=self.prices,
+            settings=ModelSettings(temperature=0.0),
+        )
 
     async def _ask(self, ledger: Ledger, prompt: str, role: str) -> str | None:
-        messages = [Message.user(prompt)]
-        price = self.prices.model_price(self.model.name, self.model.price)
-        n_in = self.model.count_tokens(messages, [])
-        amounts: dict[str, Amount] = {
-            "llm_calls": 1,
-            "input_tokens": n_in,
-            "output_tokens": self.max_tokens,
-            "total_tokens": n_in + self.max_tokens,
-        }
-        if price is not None:
-            amounts["usd"] = price.cost(n_in, self.max_tokens)
-        held = ledger.try_reserve(amounts, role=role, use_hold=role == "answer")
-        if isinstance(held, BudgetExceeded):
-            return None
-        try:
-            response = await self.model.request(
-                messages, [], ModelSettings(temperature=0.0, max_tokens=self.max_tokens)
-            )
-        except Exception:
-            ledger.refund(held)
-            raise
-        u = response.usage
-        n = u.input_tokens or n_in
-        actual: dict[str, Amount] = {
-            "llm_calls": 1,
-            "input_tokens": n,
-            "output_tokens": u.output_tokens,
-            "total_tokens": n + u.output_tokens,
-        }
-        if price is not None:
-            actual["usd"] = price.cost(n, u.output_tokens, u.cached_input_tokens)
-        ledger.commit(held, actual)
-        return response.message.content
+        out = await charged_call(
+            self._cfg,
+            ledger,
+            [Message.user(prompt)],
+            role=role,
+            max_out=self.max_tokens,
+            use_hold=role == "answer",
+        )
+        return None if isinstance(out, BudgetExceeded) else out.content
 
     def _choose(self, ledger: Ledger, question: str) -> list[SubAgent]:
         """Knapsack over the sub-agents: value = prior value x relevance to the task, cost = estimate."""

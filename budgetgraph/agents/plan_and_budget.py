@@ -12,10 +12,10 @@ from typing import Any
 from ..budget.ledger import Ledger
 from ..budget.limits import Amount, Budget
 from ..errors import BudgetExceeded
-from ..models.messages import Message, ModelSettings
+from ..models.messages import Message
 from ..planners.allocation import SubQuestions, allocate
 from ..planners.bats import parse_structured, schema_tool
-from .graph import LoopConfig
+from .graph import LoopConfig, charged_call
 from .prompts import extract_answer
 
 __all__ = ["PlanAndBudget"]
@@ -43,42 +43,16 @@ class PlanAndBudget:
     async def _ask(
         self, ledger: Ledger, messages: list[Message], role: str, tool: Any = None
     ) -> Message | None:
-        price = self.cfg.model_price(ledger)
-        tools = [tool] if tool else []
-        n_in = self.cfg.model.count_tokens(messages, tools)
-        out = self.cfg.answer_max_tokens
-        amounts: dict[str, Amount] = {
-            "llm_calls": 1,
-            "input_tokens": n_in,
-            "output_tokens": out,
-            "total_tokens": n_in + out,
-        }
-        if price is not None:
-            amounts["usd"] = price.cost(n_in, out)
-        held = ledger.try_reserve(amounts, role=role, use_hold=role == "answer")
-        if isinstance(held, BudgetExceeded):
-            return None
-        settings = ModelSettings(**self.cfg.settings)
-        settings["max_tokens"] = out
-        if tool:
-            settings["tool_choice"] = tool.name
-        try:
-            response = await self.cfg.model.request(messages, tools, settings)
-        except Exception:
-            ledger.refund(held)
-            raise
-        u = response.usage
-        n = u.input_tokens or n_in
-        actual: dict[str, Amount] = {
-            "llm_calls": 1,
-            "input_tokens": n,
-            "output_tokens": u.output_tokens,
-            "total_tokens": n + u.output_tokens,
-        }
-        if price is not None:
-            actual["usd"] = price.cost(n, u.output_tokens, u.cached_input_tokens)
-        ledger.commit(held, actual)
-        return response.message
+        out = await charged_call(
+            self.cfg,
+            ledger,
+            messages,
+            role=role,
+            max_out=self.cfg.answer_max_tokens,
+            tool=tool,
+            use_hold=role == "answer",
+        )
+        return None if isinstance(out, BudgetExceeded) else out
 
     def _shares(self, ledger: Ledger, credits: Sequence[float]) -> list[Budget]:
         """Per-key splits of what is left (minus the answer reserve), by credit x schedule."""

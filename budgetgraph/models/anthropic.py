@@ -13,13 +13,11 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-
 from .._extras import require
 from ..budget.prices import ModelPrice
-from ..errors import ModelError
 from .base import emit_delta, estimate_tokens
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema
+from .retry import with_retries
 from .toolparse import make_call
 
 __all__ = ["AnthropicModel", "to_anthropic_messages"]
@@ -140,30 +138,26 @@ class AnthropicModel:
     ) -> ModelResponse:
         params = self.params(messages, tools, settings)
         names = [t.name for t in tools]
-        try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_retryable),
-                stop=stop_after_attempt(self.max_attempts),
-                wait=wait_exponential_jitter(multiplier=self.backoff, max=8.0),
-                reraise=True,
-            ):
-                with attempt:
-                    if self.stream or settings.get("stream"):
-                        async with self.client.messages.stream(**params) as stream:
-                            async for text in stream.text_stream:
-                                emit_delta(text)
-                                if self.on_text:
-                                    self.on_text(text)
-                            final = await stream.get_final_message()
-                    else:
-                        final = await self.client.messages.create(**params)
-                    return _convert(final, names)
-        except Exception as exc:
-            anthropic = require("anthropic", "anthropic")
-            if isinstance(exc, anthropic.APIError):
-                raise ModelError(f"Anthropic request ({self.name}) failed: {exc}") from exc
-            raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        anthropic = require("anthropic", "anthropic")
+
+        async def once() -> ModelResponse:
+            if self.stream or settings.get("stream"):
+                async with self.client.messages.stream(**params) as stream:
+                    async for text in stream.text_stream:
+                        emit_delta(text)
+                        if self.on_text:
+                            self.on_text(text)
+                    return _convert(await stream.get_final_message(), names)
+            return _convert(await self.client.messages.create(**params), names)
+
+        return await with_retries(
+            once,
+            retryable=_retryable,
+            attempts=self.max_attempts,
+            backoff=self.backoff,
+            api_error=anthropic.APIError,
+            describe=f"Anthropic request ({self.name})",
+        )
 
 
 def _convert(message: Any, names: Sequence[str]) -> ModelResponse:

@@ -11,11 +11,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-
 from .._extras import require
 from ..budget.prices import ModelPrice
-from ..errors import ModelError
 from .base import emit_delta, estimate_tokens
 from .messages import (
     Message,
@@ -27,6 +24,7 @@ from .messages import (
     to_openai_messages,
     to_openai_tools,
 )
+from .retry import with_retries
 from .toolparse import make_call, new_call_id, parse_tool_calls
 
 __all__ = ["OpenAIModel"]
@@ -97,24 +95,22 @@ class OpenAIModel:
     ) -> ModelResponse:
         params = self._params(messages, tools, settings)
         names = [t.name for t in tools]
-        try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_retryable),
-                stop=stop_after_attempt(self.max_attempts),
-                wait=wait_exponential_jitter(multiplier=self.backoff, max=8.0),
-                reraise=True,
-            ):
-                with attempt:
-                    if self.stream or settings.get("stream"):
-                        return await self._stream(params, names, messages, tools)
-                    return self._convert(await self.client.chat.completions.create(**params), names)
-        except Exception as exc:
-            openai = require("openai", "openai")
-            if isinstance(exc, openai.APIError):
-                where = self.base_url or "api.openai.com"
-                raise ModelError(f"OpenAI-compatible request to {where} ({self.name}) failed: {exc}") from exc
-            raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        openai = require("openai", "openai")
+
+        async def once() -> ModelResponse:
+            if self.stream or settings.get("stream"):
+                return await self._stream(params, names, messages, tools)
+            return self._convert(await self.client.chat.completions.create(**params), names)
+
+        where = self.base_url or "api.openai.com"
+        return await with_retries(
+            once,
+            retryable=_retryable,
+            attempts=self.max_attempts,
+            backoff=self.backoff,
+            api_error=openai.APIError,
+            describe=f"OpenAI-compatible request to {where} ({self.name})",
+        )
 
     def _convert(self, completion: Any, names: Sequence[str]) -> ModelResponse:
         choice = completion.choices[0]
