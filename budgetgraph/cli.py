@@ -261,7 +261,7 @@ def report(
     x: Annotated[str, typer.Option(help="Plot x axis: cost | tokens.")] = "cost",
 ) -> None:
     """Print accuracy (EM, F1), tool calls, tokens, cost, cost-of-pass and E3 per planner and budget."""
-    from .envs.report import category_table, render_rows, summarize
+    from .envs.report import category_table, render_rows, role_mismatches, summarize
     from .envs.results import ResultsFile
 
     if not results.exists():
@@ -280,6 +280,11 @@ def report(
     out.print(render_rows(rows))
     if (per_category := category_table(records)) is not None:
         out.print(per_category)
+    with_roles = [r for r in records if (r.get("usage") or {}).get("by_role")]
+    if with_roles:
+        bad = role_mismatches(with_roles)
+        verdict = "adds up" if not bad else f"does NOT add up in {len(bad)} episode(s): {', '.join(bad[:5])}"
+        out.print(f"per-role usage (plan/act/verify/select/answer) {verdict} over {len(with_roles)} episodes")
     if plot:
         from .envs.plot import plot_pareto
 

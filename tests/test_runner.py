@@ -209,3 +209,23 @@ def test_ray_executor_writes_the_same_file(tmp_path):
     asyncio.run(run_eval(_spec(limit=4), local, progress=False))
     pick = lambda p: sorted((r["task_id"], r["planner"], r["budget"], r["answer"]) for r in _episodes(p))  # noqa: E731
     assert pick(out) == pick(local)
+
+
+def test_bats_and_plan_and_budget_per_role_usage_adds_up_in_the_results_file(tmp_path):
+    from budgetgraph.envs.report import role_mismatches
+
+    out = tmp_path / "r.jsonl"
+    summary = asyncio.run(
+        run_eval(
+            _spec(planners=("bats", "plan_and_budget"), budgets=("2", "5"), limit=4), out, progress=False
+        )
+    )
+    assert (summary.ran, summary.errors) == (16, 0)
+    records = _episodes(out)
+    assert all(r["usage"]["by_role"] for r in records)
+    assert {"plan", "act", "verify"} <= set(
+        next(r for r in records if r["planner"] == "bats")["usage"]["by_role"]
+    )
+    assert role_mismatches(records) == []
+    broken = dict(records[0], usage=dict(records[0]["usage"], llm_calls=records[0]["usage"]["llm_calls"] + 1))
+    assert role_mismatches([broken]) == [broken["task_id"]]

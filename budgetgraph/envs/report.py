@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
-__all__ = ["Row", "category_table", "pareto_front", "render_rows", "summarize"]
+__all__ = ["Row", "category_table", "pareto_front", "render_rows", "role_mismatches", "summarize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +177,18 @@ def category_table(records: Iterable[Mapping[str, Any]]) -> Any | None:
             f"{fmean(values):.3f} ({len(values)})",
         )
     return table
+
+
+def role_mismatches(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Task ids whose per-role usage does not add up to the episode's totals (should be none)."""
+    bad = []
+    for r in records:
+        usage = r.get("usage") or {}
+        roles = usage.get("by_role") or {}
+        if not roles:
+            continue
+        for key in ("input_tokens", "output_tokens", "llm_calls"):
+            if sum(int(v.get(key, 0)) for v in roles.values()) != int(usage.get(key, 0)):
+                bad.append(str(r.get("task_id")))
+                break
+    return bad
