@@ -208,3 +208,33 @@ def test_astream_yields_typed_events():
     assert events[3].call is not None and events[3].call.name == "search"
     assert "".join(e.text for e in events if type(e).__name__ == "TextDelta") == "<answer>streamed</answer>"
     assert events[-1].result.answer == "streamed"
+
+
+@pytest.mark.parametrize("trim", [True, False])
+def test_a_batch_larger_than_the_budget_runs_what_fits_or_is_refused_whole(trim):
+    seen: list[list[str]] = []
+
+    async def batch(queries: list[str]) -> str:
+        """Search several queries.
+
+        Args:
+            queries: the queries
+        """
+        seen.append(list(queries))
+        return " | ".join(f"hit for {q}" for q in queries)
+
+    from budgetgraph.tools import Tool
+
+    def fn(msgs, tools):
+        if any(m.role == "tool" for m in msgs):
+            return ScriptedModel.text("<answer>done</answer>")
+        return ScriptedModel.tool_calls([("batch", {"queries": ["a", "b", "c", "d"]})])
+
+    tools = [Tool(batch, units="queries", price="0.001", trim_batches=trim)]
+    result = Agent(ScriptedModel(fn), tools, Budget(tool_calls={"batch": 2}, usd="0.01")).run("q")
+    text = next(m.content for m in result.messages if m.role == "tool")
+    if trim:
+        assert seen == [["a", "b"]] and text.startswith("[Budget: only the first 2 of 4 queries were run")
+        assert result.usage.tool_calls == {"batch": 2} and float(result.usage.usd) == pytest.approx(0.002)
+    else:
+        assert seen == [] and "needed 4, 2 left" in text and result.usage.tool_calls == {}

@@ -203,3 +203,25 @@ def test_plan_and_budget_splits_by_credit_and_totals_add_up(hotpot_corpus):
     assert result.answer and set(result.usage.by_role) >= {"plan", "act", "answer"}
     assert sum(result.usage.tool_calls.values()) <= 8
     _check_ledger(result)
+
+
+def test_structured_outputs_from_small_models_are_read_leniently():
+    from budgetgraph.planners.bats import PlanOut, parse_structured
+
+    plan = parse_structured(
+        PlanOut, {"steps": [{"step": 1, "action": "search the remote"}, "open it"], "exploration": "remote"}
+    )
+    assert (
+        plan is not None
+        and plan.steps == ["1 search the remote", "open it"]
+        and plan.exploration == ["remote"]
+    )
+    verdict = parse_structured(
+        Verdict,
+        {"decision": "pivot.", "checks": ["designer known", {"constraint": "year", "status": "Satisfied"}]},
+    )
+    assert verdict is not None and verdict.decision == "PIVOT"
+    assert [(c.constraint, c.status) for c in verdict.checks] == [
+        ("designer known", "unverifiable"),
+        ("year", "satisfied"),
+    ]

@@ -262,7 +262,7 @@ class _Loop:
         ledger = _ledger(state, config)
         calls = state["messages"][-1].tool_calls
         results: list[str] = [""] * len(calls)
-        pending: list[tuple[int, Tool, Any, Reservation]] = []
+        pending: list[tuple[int, Tool, Any, Reservation, str]] = []
         refused: list[str] = []
         for i, call in enumerate(calls):
             prepared = self._prepare(ledger, call)
@@ -274,10 +274,10 @@ class _Loop:
             else:
                 pending.append((i, *prepared))
         outputs = await asyncio.gather(
-            *(self._run(ledger, t, a, r, config, calls[i]) for i, t, a, r in pending)
+            *(self._run(ledger, t, a, r, config, calls[i]) for i, t, a, r, _ in pending)
         )
-        for (i, *_), text in zip(pending, outputs, strict=True):
-            results[i] = text
+        for (i, *_, note), text in zip(pending, outputs, strict=True):
+            results[i] = note + text
         block = "\n\n" + render_budget_block(ledger) if self.cfg.show_budget and ledger.limits else ""
         messages = [Message.tool(text + block, c.id, c.name) for c, text in zip(calls, results, strict=True)]
         update: dict[str, Any] = {"messages": messages, "ledger": ledger.snapshot(), "phase": "act"}
@@ -295,7 +295,7 @@ class _Loop:
 
     def _prepare(
         self, ledger: Ledger, call: ToolCall
-    ) -> tuple[Tool, Any, Reservation] | BudgetExceeded | str:
+    ) -> tuple[Tool, Any, Reservation, str] | BudgetExceeded | str:
         if call.error:
             return f"Error: {call.error}. The call was not run; fix it and try again."
         tool = self.cfg.tools.get(call.name)
@@ -306,14 +306,28 @@ class _Loop:
         except ToolCallError as exc:
             return f"Error: {exc}. The call was not run."
         units = tool.units_for(args)
+        reservation = ledger.try_reserve(self._tool_amounts(tool, units))
+        if not isinstance(reservation, BudgetExceeded):
+            return tool, args, reservation, ""
+        if not (isinstance(tool.units, str) and tool.trim_batches and units > 1):
+            return reservation
+        items = list(getattr(args, tool.units) or [])
+        for n in range(units - 1, 0, -1):  # a batch that does not fit runs its first items that do
+            held = ledger.try_reserve(self._tool_amounts(tool, n))
+            if not isinstance(held, BudgetExceeded):
+                trimmed = args.model_copy(update={tool.units: items[:n]})
+                note = (
+                    f"[Budget: only the first {n} of {units} {tool.units} were run; {units - n} skipped.]\n"
+                )
+                return tool, trimmed, held, note
+        return reservation
+
+    def _tool_amounts(self, tool: Tool, units: int) -> dict[str, Amount]:
         amounts: dict[str, Amount] = {tool_key(tool.budget_key): units, "tool_calls": units}
         price = self.cfg.tool_price(tool)
         if price:
             amounts["usd"] = price * units
-        reservation = ledger.try_reserve(amounts)
-        if isinstance(reservation, BudgetExceeded):
-            return reservation
-        return tool, args, reservation
+        return amounts
 
     async def _run(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ..models.messages import ToolSchema
 
@@ -46,6 +46,12 @@ class PlanOut(BaseModel):
         default_factory=list, description="2-5 short steps, each one search or one document"
     )
 
+    @field_validator("exploration", "verification", "steps", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> list[str]:
+        """Small models write steps as objects or one string; keep their text."""
+        return _as_texts(value)
+
 
 class ConstraintCheck(BaseModel):
     constraint: str
@@ -57,6 +63,28 @@ class Verdict(BaseModel):
 
     checks: list[ConstraintCheck] = Field(default_factory=list)
     decision: Decision = "CONTINUE"
+
+    @field_validator("decision", mode="before")
+    @classmethod
+    def _decision(cls, value: Any) -> str:
+        text = str(value or "").strip().upper()
+        return next((d for d in ("SUCCESS", "PIVOT", "CONTINUE") if d in text), "CONTINUE")
+
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _checks(cls, value: Any) -> list[Any]:
+        items = value if isinstance(value, list) else [value] if value else []
+        out = []
+        for item in items:
+            if isinstance(item, dict):
+                status = str(item.get("status", "unverifiable")).lower()
+                status = status if status in ("satisfied", "contradicted", "unverifiable") else "unverifiable"
+                text = item.get("constraint") or next((v for v in item.values() if isinstance(v, str)), "")
+                out.append({"constraint": str(text), "status": status})
+            else:
+                out.append({"constraint": str(item), "status": "unverifiable"})
+        return out
+
     justification: str = ""
     summary: str = Field(default="", description="what was found and what failed, in two or three sentences")
     next_step: str = Field(default="", description="what to do next (CONTINUE) or the new angle (PIVOT)")
@@ -65,6 +93,18 @@ class Verdict(BaseModel):
 class Selection(BaseModel):
     index: int = Field(description="the number of the best attempt")
     reason: str = ""
+
+
+def _as_texts(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [value] if value else []
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            texts = [str(v) for v in item.values() if isinstance(v, str | int | float) and str(v).strip()]
+            item = " ".join(texts)
+        if str(item).strip():
+            out.append(str(item).strip())
+    return out
 
 
 def schema_tool(name: str, model: type[BaseModel], description: str) -> ToolSchema:

@@ -58,7 +58,9 @@ class Tool:
 
     ``units`` says how many budget units a call uses: ``None`` means one, a string names a list argument
     whose length counts (BATS: one unit per query or URL), or a function of the parsed arguments.
-    ``budget_key`` is the cap it draws from (its name by default; tools may share one).
+    ``budget_key`` is the cap it draws from (its name by default; tools may share one). A batched call
+    (``units`` naming a list argument) that does not fit runs its first items that do when ``trim_batches``;
+    otherwise it is refused whole.
     """
 
     def __init__(
@@ -73,8 +75,10 @@ class Tool:
         budget_key: str | None = None,
         timeout: float | None = 60.0,
         max_result_chars: int = 6000,
+        trim_batches: bool = True,
     ) -> None:
         self.fn = fn
+        self.trim_batches = trim_batches
         self.name = name or fn.__name__
         doc, arg_docs = _doc_parts(fn)
         self.description = description or doc or self.name
