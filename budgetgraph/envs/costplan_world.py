@@ -207,7 +207,8 @@ class World:
         if tool.start != self.stage:
             need = self.task.stage_types()[tool.start]
             raise ToolRejected(f"{name} needs a {need}, but you hold {self.data_id()}")
-        if data.strip() != self.data_id():
+        held = self.data_id()
+        if data.strip() not in (held, held.split("#", 1)[1]):  # the bare hash is accepted too
             raise ToolRejected(f"{name} was given {data!r}; pass the data you hold: {self.data_id()}")
         return tool
 
