@@ -10,6 +10,7 @@ cache of their common prompt prefix.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import statistics
@@ -85,6 +86,7 @@ class _Engine:
             )
         except Exception as exc:
             raise ConfigError(f"cannot load GGUF model {path}: {exc}") from exc
+        atexit.register(self.llm.close)  # free it before interpreter teardown (llama_cpp's __del__ fails late)
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ConfigError(f"{path} has no chat template in its metadata; pass chat_template=")
