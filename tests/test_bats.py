@@ -225,3 +225,11 @@ def test_structured_outputs_from_small_models_are_read_leniently():
         ("designer known", "unverifiable"),
         ("year", "satisfied"),
     ]
+
+
+def test_selection_never_picks_an_echoed_tool_error_when_a_real_answer_exists(hotpot_corpus):
+    model = _driver(
+        ["PIVOT", "PIVOT"], answers=("No document titled 'X'. Closest titles: Y", "Steve Jobs", "z")
+    )
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus, max_attempts=2)
+    assert result.answer == "Steve Jobs"

@@ -50,6 +50,12 @@ _FAILED = ("Error:", "No document titled", "(no results)", "Budget exhausted")
 _NONE = {"", "none", "unknown", "n/a", "i don't know"}
 
 
+def _is_answer(text: str) -> bool:
+    """Not an empty or "none" answer, and not a tool error the model echoed back as its answer."""
+    clean = text.strip()
+    return clean.lower() not in _NONE and not clean.startswith((*_FAILED, "No information found"))
+
+
 class BATSState(AgentState, total=False):
     plan: list[dict[str, Any]]
     constraints: list[str]
@@ -316,7 +322,7 @@ class _BATS(_Loop):
         stop = state.get("stop") or _stop("answered")
         if state.get("proposed") and not any(a["answer"] == state["proposed"] for a in attempts):
             attempts.append({"answer": state["proposed"], "decision": "UNVERIFIED", "summary": ""})
-        real = [a for a in attempts if a["answer"].strip().lower() not in _NONE] or attempts
+        real = [a for a in attempts if _is_answer(a["answer"])] or attempts
         if not real:
             return await self.answer_node(state, config)
         rank = {"SUCCESS": 0, "CONTINUE": 1, "UNVERIFIED": 2, "PIVOT": 3}

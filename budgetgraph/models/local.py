@@ -86,7 +86,8 @@ class _Engine:
             )
         except Exception as exc:
             raise ConfigError(f"cannot load GGUF model {path}: {exc}") from exc
-        atexit.register(self.llm.close)  # free it before interpreter teardown (llama_cpp's __del__ fails late)
+        # free the model before interpreter teardown: llama_cpp's own __del__ fails that late
+        atexit.register(self.llm.close)
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ConfigError(f"{path} has no chat template in its metadata; pass chat_template=")
