@@ -7,13 +7,12 @@ selection call, so BATS never overshoots a cap.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
+from pydantic import BaseModel
 
 from ..budget.block import render_policy
 from ..budget.ledger import Ledger
@@ -42,6 +41,8 @@ from .prompts import extract_answer
 from .state import AgentState
 
 __all__ = ["BATSState", "build_bats_graph"]
+
+M = TypeVar("M", bound=BaseModel)
 
 _PLAN_TOOL = schema_tool("submit_plan", PlanOut, "Submit the plan.")
 _VERDICT_TOOL = schema_tool("submit_verdict", Verdict, "Submit the verification verdict.")
@@ -73,19 +74,25 @@ class _BATS(_Loop):
         self.max_attempts = max_attempts
         self.verify_tokens = max(cfg.answer_max_tokens, 384)
 
-    async def _call(
+    async def _structured(
         self,
         ledger: Ledger,
-        messages: list[Message],
+        prompt: str,
         role: str,
-        tool: ToolSchema | None,
+        tool: ToolSchema,
+        schema: type[M],
         max_out: int,
         use_hold: bool,
-    ) -> tuple[Message | None, BudgetExceeded | None]:
+    ) -> tuple[M | None, Message | None, BudgetExceeded | None]:
+        """One forced ``tool`` call under ``role``; its arguments parsed as ``schema`` (None when they do not fit)."""
+        messages = [Message.system(SYSTEM), Message.user(prompt)]
         out = await charged_call(
             self.cfg, ledger, messages, role=role, max_out=max_out, tool=tool, use_hold=use_hold
         )
-        return (None, out) if isinstance(out, BudgetExceeded) else (out, None)
+        if isinstance(out, BudgetExceeded):
+            return None, None, out
+        parsed = next((parse_structured(schema, c.arguments) for c in out.tool_calls), None)
+        return (parsed if isinstance(parsed, schema) else None), out, None
 
     def _set_answer_hold(self, ledger: Ledger, price: Any, n_in: int) -> None:
         """Hold back one verifier call and one selection call (the answer reserve of the BATS graph)."""
@@ -120,13 +127,8 @@ class _BATS(_Loop):
         question = state["messages"][0].content
         context = f"What happened so far: {state['summary']}\n\n" if state.get("summary") else ""
         prompt = PLAN.format(question=question, context=context, budget=self._budget_text(ledger))
-        msg, refused = await self._call(
-            ledger,
-            [Message.system(SYSTEM), Message.user(prompt)],
-            "plan",
-            _PLAN_TOOL,
-            self.cfg.answer_max_tokens,
-            use_hold=False,
+        out, msg, refused = await self._structured(
+            ledger, prompt, "plan", _PLAN_TOOL, PlanOut, self.cfg.answer_max_tokens, use_hold=False
         )
         if refused is not None or msg is None:
             return {
@@ -134,10 +136,9 @@ class _BATS(_Loop):
                 "ledger": ledger.snapshot(),
                 "stop": _stop("budget_exhausted", refused.resource if refused else "", str(refused)),
             }
-        out = next((parse_structured(PlanOut, c.arguments) for c in msg.tool_calls), None)
         plan = (
             out
-            if isinstance(out, PlanOut) and out.steps
+            if out is not None and out.steps
             else PlanOut(steps=[f"Search for the key entities of: {question}"])
         )
         checklist = list(state.get("plan") or [])
@@ -256,20 +257,10 @@ class _BATS(_Loop):
             evidence="\n---\n".join(evidence[-4:]) or "(none)",
             budget=self._budget_text(ledger),
         )
-        msg, _refused = await self._call(
-            ledger,
-            [Message.system(SYSTEM), Message.user(prompt)],
-            "verify",
-            _VERDICT_TOOL,
-            self.verify_tokens,
-            use_hold=True,
+        parsed, msg, _refused = await self._structured(
+            ledger, prompt, "verify", _VERDICT_TOOL, Verdict, self.verify_tokens, use_hold=True
         )
-        parsed = next((parse_structured(Verdict, c.arguments) for c in (msg.tool_calls if msg else ())), None)
-        verdict = (
-            parsed
-            if isinstance(parsed, Verdict)
-            else Verdict(decision="CONTINUE", justification="unparsed verdict")
-        )
+        verdict = parsed or Verdict(decision="CONTINUE", justification="unparsed verdict")
         failures = sum(1 for s in state.get("plan") or [] if s["status"] == "failed")
         verdict = apply_budget_rule(verdict, self._fraction_left(ledger), failures)
         attempts = [
@@ -333,18 +324,10 @@ class _BATS(_Loop):
                 for i, a in enumerate(real)
             )
             prompt = SELECT.format(question=state["messages"][0].content, attempts=listing)
-            msg, _ = await self._call(
-                ledger,
-                [Message.system(SYSTEM), Message.user(prompt)],
-                "select",
-                _SELECT_TOOL,
-                self.cfg.answer_max_tokens,
-                use_hold=True,
+            pick, _, _ = await self._structured(
+                ledger, prompt, "select", _SELECT_TOOL, Selection, self.cfg.answer_max_tokens, use_hold=True
             )
-            pick = next(
-                (parse_structured(Selection, c.arguments) for c in (msg.tool_calls if msg else ())), None
-            )
-            if isinstance(pick, Selection) and 1 <= pick.index <= len(real):
+            if pick is not None and 1 <= pick.index <= len(real):
                 best = pick.index - 1
         return {
             "phase": "done",
@@ -387,16 +370,3 @@ def build_bats_graph(
     graph.add_edge(START, "plan")
     graph.add_edge("select", END)
     return graph
-
-
-def render_verdicts(messages: Sequence[Message]) -> list[str]:
-    """The verifier lines of a transcript (for reports and streaming)."""
-    return [
-        m.content.split("\n")[0]
-        for m in messages
-        if m.role == "assistant" and m.content.startswith("Verifier:")
-    ]
-
-
-def dumps_plan(plan: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(list(plan), ensure_ascii=False)
