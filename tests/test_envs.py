@@ -9,13 +9,14 @@ import pytest
 from conftest import DATA, HOTPOT
 
 from budgetgraph.agents.agent import RunResult, StopReason
+from budgetgraph.agents.prompts import extract_answer
 from budgetgraph.budget.ledger import Usage
 from budgetgraph.envs import make_env, parse_budget_value, parse_budgets, select_tasks
 from budgetgraph.envs.bfcl import BFCLEnv, to_json_schema
 from budgetgraph.envs.bfcl_check import calls_match, check_call
 from budgetgraph.envs.hotpotqa import HotpotQAEnv
 from budgetgraph.envs.qa import read_questions
-from budgetgraph.envs.scoring import best_scores, exact_match, f1_score, normalize_answer
+from budgetgraph.envs.scoring import best_scores, exact_match, f1_score, normalize_answer, short_answer
 from budgetgraph.errors import ConfigError
 from budgetgraph.models import Message, ScriptedModel, ToolCall
 
@@ -35,6 +36,21 @@ def test_official_normalisation_and_f1():
     assert f1_score("yes", "no") == 0.0 and f1_score("no", "no") == 1.0
     assert best_scores(None, ["x"]) == {"em": 0.0, "f1": 0.0}
     assert best_scores("1,500", ["1500", "fifteen hundred"])["em"] == 1.0
+
+
+def test_yes_no_sentence_is_reduced_to_its_verdict():
+    assert short_answer("No, both airports are not in Michigan.") == "no"
+    assert short_answer("Yes.") == "yes" and short_answer(" yes ") == "yes"
+    assert short_answer("No Doubt") == "No Doubt" and short_answer("Nobody") == "Nobody"
+    assert best_scores("No, they are not both located in Michigan.", ["no"]) == {"em": 1.0, "f1": 1.0}
+    assert best_scores("Yes, they are.", ["no"]) == {"em": 0.0, "f1": 0.0}
+
+
+def test_tool_call_text_is_not_an_answer():
+    leaked = '<tool_call>\n{"name": "search", "arguments": {"queries": ["Roald Dahl"]}}\n</tool_call>'
+    assert extract_answer(leaked) == ""
+    assert extract_answer('<tool_call>\n{"name": "search", "argu') == ""
+    assert extract_answer(leaked + "\n<answer>250 million</answer>") == "250 million"
 
 
 # -- budgets ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ ANSWER_NOW = (
 )
 
 _ANSWER = re.compile(r"<answer>\s*(.*?)\s*(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
+_TOOL_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.DOTALL)
 _PREFIX = re.compile(r"^\s*(?:final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
 
 
@@ -36,7 +37,11 @@ def system_prompt(planner: str, extra: str | None = None) -> str:
 
 
 def extract_answer(text: str) -> str:
-    """The text inside the last ``<answer>`` tag, else the reply without an "Answer:" prefix."""
+    """The text inside the last ``<answer>`` tag, else the reply without an "Answer:" prefix.
+
+    Tool-call blocks written as text (a small model does that even when no tools are offered) are not an answer.
+    """
+    text = _TOOL_CALL.sub("", text)
     found = _ANSWER.findall(text)
     if found:
         return str(found[-1]).strip()

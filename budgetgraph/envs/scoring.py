@@ -7,16 +7,27 @@ import string
 from collections import Counter
 from collections.abc import Iterable
 
-__all__ = ["best_scores", "exact_match", "f1_score", "normalize_answer"]
+__all__ = ["best_scores", "exact_match", "f1_score", "normalize_answer", "short_answer"]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
+_YES_NO = re.compile(r"^\s*(yes|no)\s*(?:[,.;:!]|$)", re.IGNORECASE)
 
 
 def normalize_answer(text: str) -> str:
     """Lower case, drop punctuation and articles, collapse white space (the official evaluation script)."""
     text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
     return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def short_answer(prediction: str) -> str:
+    """Reduce a sentence that opens with a yes/no verdict ("No, both are ...") to that word.
+
+    The only answer extraction applied before scoring; it never looks at the gold answer, and a name that
+    merely starts with the word ("No Doubt") is left alone.
+    """
+    found = _YES_NO.match(prediction)
+    return found.group(1).lower() if found else prediction
 
 
 def exact_match(prediction: str, gold: str) -> float:
@@ -43,7 +54,8 @@ def best_scores(prediction: str | None, golds: Iterable[str]) -> dict[str, float
     golds = list(golds)
     if not prediction or not golds:
         return {"em": 0.0, "f1": 0.0}
+    short = short_answer(prediction)
     return {
-        "em": max(exact_match(prediction, g) for g in golds),
-        "f1": max(f1_score(prediction, g) for g in golds),
+        "em": max(exact_match(short, g) for g in golds),
+        "f1": max(f1_score(short, g) for g in golds),
     }

@@ -4,7 +4,9 @@ The prompt is rendered with the GGUF's own chat template (Qwen2.5 puts tool sche
 expects ``<tool_call>{...}</tool_call>``). The model writes calls unconstrained (fast); only a reply that
 tries a call and does not parse is redone with decoding constrained by a small GBNF grammar built from the
 tool names. One llama.cpp context is shared per model file, so consecutive turns of an episode reuse the KV
-cache of their common prompt prefix.
+cache of their common prompt prefix; a RAM cache of recent prompt states (``cache_bytes``) keeps that reuse when
+calls alternate between contexts (BATS's act and verify prompts, sub-agents), where prompt evaluation dominates
+on a CPU (about 60 tokens/s on 2 cores against about 20 generated tokens/s).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class LocalStats:
 class _Engine:
     """One llama.cpp context plus its chat template; calls are serialised (llama.cpp is not thread-safe)."""
 
-    def __init__(self, path: Path, n_ctx: int, n_threads: int | None) -> None:
+    def __init__(self, path: Path, n_ctx: int, n_threads: int | None, cache_bytes: int) -> None:
         llama_cpp = require("llama_cpp", "local")
         jinja2_sandbox = require("jinja2.sandbox", "local")
         threads = n_threads or os.cpu_count() or 2
@@ -86,6 +88,8 @@ class _Engine:
             )
         except Exception as exc:
             raise ConfigError(f"cannot load GGUF model {path}: {exc}") from exc
+        if cache_bytes > 0:
+            self.llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=cache_bytes))
         # free the model before interpreter teardown: llama_cpp's own __del__ fails that late
         atexit.register(self.llm.close)
         template = self.llm.metadata.get("tokenizer.chat_template")
@@ -130,7 +134,11 @@ class _Engine:
 
 
 class LocalModel:
-    """A GGUF model run in-process by llama.cpp. ``LocalModel()`` is the embedded default model."""
+    """A GGUF model run in-process by llama.cpp. ``LocalModel()`` is the embedded default model.
+
+    ``cache_bytes`` bounds the RAM kept for saved prompt states (0 turns the cache off; about 28 KiB a token
+    for the default model).
+    """
 
     def __init__(
         self,
@@ -138,6 +146,7 @@ class LocalModel:
         *,
         n_ctx: int = 8192,
         n_threads: int | None = None,
+        cache_bytes: int = 2 << 30,
         name: str | None = None,
         price: ModelPrice | None = FREE,
     ) -> None:
@@ -146,6 +155,7 @@ class LocalModel:
             raise ConfigError(f"model file {self._path} does not exist; give the path of a .gguf file")
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.cache_bytes = cache_bytes
         self.name = name or (self._path.stem if self._path else "local")
         self.price = price
         self.stats = LocalStats()
@@ -163,7 +173,7 @@ class LocalModel:
         with _ENGINES_LOCK:
             engine = _ENGINES.get(key)
             if engine is None:
-                engine = _ENGINES[key] = _Engine(self.path, self.n_ctx, self.n_threads)
+                engine = _ENGINES[key] = _Engine(self.path, self.n_ctx, self.n_threads, self.cache_bytes)
         return engine
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
