@@ -169,8 +169,11 @@ def eval_(
     ] = "react,tracker",
     budget: Annotated[
         list[str],
-        typer.Option(help="Budgets: '2,5' = 2 and 5 calls per capped tool; full strings separated by ';'."),
-    ] = ["5"],  # noqa: B006
+        typer.Option(
+            help="Budgets: '2,5' = 2 and 5 calls per capped tool; full strings separated by ';'; costplan "
+            "also takes xF (F times the optimal cost). Default: 5, or x1.5 for costplan."
+        ),
+    ] = [],  # noqa: B006
     limit: Annotated[
         int | None, typer.Option(help="Use the first N tasks (a seeded sample with --seed).")
     ] = None,
@@ -203,6 +206,7 @@ def eval_(
 
     from .envs.report import render_rows, summarize
     from .envs.results import ResultsFile
+    from .envs.registry import DEFAULT_BUDGETS
     from .envs.runner import EvalSpec, parse_budgets, run_eval
 
     options: dict[str, object] = {"data": str(data) if data else None, "max_tokens": max_tokens}
@@ -227,7 +231,7 @@ def eval_(
             env_options=options,
             model=model,
             planners=tuple(p.strip() for p in planner.split(",") if p.strip()),
-            budgets=parse_budgets(budget),
+            budgets=parse_budgets(budget) if budget else DEFAULT_BUDGETS.get(env, ("5",)),
             limit=limit,
             seed=seed,
             concurrency=concurrency,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import subprocess
+import sys
 
 import pytest
 
@@ -120,3 +123,15 @@ def test_relative_and_absolute_budgets():
     assert float(env.budget_for(task, "x1.5").usd) == pytest.approx(ref * 1.5, abs=0.01)
     assert env.budget_for(task, "120").usd == 120 and env.budget_for(task, "120").total_tool_calls == 20
     assert list(itertools.islice(env.tasks(), 1))[0].meta == {"event": "static"}
+
+
+def test_cli_costplan_defaults_to_a_budget_relative_to_the_optimum(tmp_path):
+    out = tmp_path / "cp.jsonl"
+    cmd = [sys.executable, "-m", "budgetgraph.cli", "eval", "costplan", "--tasks", "3", "--seed", "7"]
+    cmd += ["--model", "scripted", "--planner", "mcts-uniform", "--out", str(out), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[0]["spec"]["budgets"] == ["x1.5"]
+    assert [r["scores"]["success"] for r in rows[1:]] == [1.0, 1.0, 1.0]
+    assert all(r["answer"] != "infeasible" for r in rows[1:])

@@ -7,9 +7,12 @@ from typing import Any
 from ..errors import ConfigError
 from .base import Env
 
-__all__ = ["ENVS", "make_env"]
+__all__ = ["DEFAULT_BUDGETS", "ENVS", "make_env"]
 
 ENVS = ("hotpotqa", "qa", "bfcl", "costplan")
+# budgets used when --budget is not given: tool calls per capped tool, or for costplan a multiple of each task's
+# optimal cost (an absolute $5 would make every costplan task infeasible)
+DEFAULT_BUDGETS: dict[str, tuple[str, ...]] = {"costplan": ("x1.5",)}
 
 
 def make_env(name: str, data: str | None = None, corpus: str | None = None, **options: Any) -> Env:
