@@ -204,9 +204,9 @@ def eval_(
     """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""
     import asyncio
 
+    from .envs.registry import DEFAULT_BUDGETS
     from .envs.report import render_rows, summarize
     from .envs.results import ResultsFile
-    from .envs.registry import DEFAULT_BUDGETS
     from .envs.runner import EvalSpec, parse_budgets, run_eval
 
     options: dict[str, object] = {"data": str(data) if data else None, "max_tokens": max_tokens}
