@@ -135,3 +135,23 @@ def test_cli_costplan_defaults_to_a_budget_relative_to_the_optimum(tmp_path):
     assert rows[0]["spec"]["budgets"] == ["x1.5"]
     assert [r["scores"]["success"] for r in rows[1:]] == [1.0, 1.0, 1.0]
     assert all(r["answer"] != "infeasible" for r in rows[1:])
+
+
+def test_tracker_sees_planning_advice_not_search_advice():
+    env = CostPlanEnv(tasks=1, seed=3)
+    task = env.tasks()[0]
+    seen: list[str] = []
+
+    def reply(messages, tools):
+        seen.extend(m.content for m in messages if m.role in ("system", "tool"))
+        if any(m.role == "tool" for m in messages):
+            return ScriptedModel.text("<answer>infeasible</answer>")
+        first = next(iter(tools))
+        return ScriptedModel.tool_calls([(first.name, {"data": "nothing#0"})])
+
+    model = ScriptedModel(reply, record=False)
+    asyncio.run(env.run_episode(task, model, "tracker", env.budget_for(task, "x1.5")))
+    text = "\n".join(seen)
+    assert "planning agent" in text and "cheapest path that still fits" in text
+    assert "<budget>" in text and "regime: HIGH" in text
+    assert "queries" not in text and "documents" not in text

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 
 from .. import tracing
+from ..budget.block import REGIME_POLICY, RegimePolicy
 from ..budget.ledger import Ledger, Usage
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
@@ -23,7 +24,7 @@ from .bats_graph import build_bats_graph
 from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
 from .graph import LEDGER_KEY, STREAM_KEY, LoopConfig, build_graph
 from .plan_and_budget import PlanAndBudget
-from .prompts import system_prompt
+from .prompts import system_prompt as build_system_prompt
 from .state import AgentState
 
 __all__ = ["Agent", "RunResult", "StopReason"]
@@ -91,6 +92,8 @@ class Agent:
     ``early_stop`` or ``full``); ``"plan_and_budget"`` splits the question and funds each part by credit.
     ``force_first_tool`` makes the first turn a tool call when tools are given (small models otherwise
     answer from memory); turn it off for agents that may rightly answer without tools.
+    ``system_prompt`` replaces the built-in research-agent prompt (``instructions`` are appended to either) and
+    ``regime_policy`` the search-oriented regime advice (``GENERIC_POLICY`` suits other tools).
     """
 
     def __init__(
@@ -102,6 +105,8 @@ class Agent:
         planner: Literal["react", "tracker"] | str = "tracker",
         prices: PriceTable | None = None,
         instructions: str | None = None,
+        system_prompt: str | None = None,
+        regime_policy: RegimePolicy = REGIME_POLICY,
         settings: ModelSettings | None = None,
         max_tokens: int = 512,
         answer_max_tokens: int = 256,
@@ -129,7 +134,7 @@ class Agent:
         self.config = LoopConfig(
             model=self.model,
             tools={t.name: t for t in self.tools},
-            system_prompt=system_prompt(planner, instructions),
+            system_prompt=build_system_prompt(planner, instructions, system_prompt, regime_policy),
             show_budget=planner != "react",
             prices=prices or PriceTable(),
             settings=settings or ModelSettings(temperature=0.0),
@@ -137,6 +142,7 @@ class Agent:
             answer_max_tokens=answer_max_tokens,
             max_turns=max_turns,
             force_first_tool=force_first_tool,
+            regime_policy=regime_policy,
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(self.model.name, self.model.price)

@@ -158,7 +158,7 @@ class _BATS(_Loop):
     def _context(self, state: BATSState, ledger: Ledger) -> list[Message]:
         parts = [SYSTEM]
         if self.cfg.show_budget:
-            parts.append(render_policy())
+            parts.append(render_policy(self.cfg.regime_policy))
         parts.append(
             "Your checklist ([ ] pending, [x] done, [!] failed, [~] partial):\n"
             + render_checklist(state.get("plan") or [])

@@ -16,7 +16,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 from .. import tracing
-from ..budget.block import render_budget_block
+from ..budget.block import REGIME_POLICY, RegimePolicy, render_budget_block
 from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import Amount, tool_key
 from ..budget.prices import ModelPrice, PriceTable
@@ -52,6 +52,7 @@ class LoopConfig:
     answer_input_reserve: int = 256
     max_turns: int = 30
     force_first_tool: bool = True
+    regime_policy: RegimePolicy = field(default_factory=lambda: REGIME_POLICY)
 
     def model_price(self, ledger: Ledger) -> ModelPrice | None:
         if "usd" in ledger.limits:
@@ -278,7 +279,11 @@ class _Loop:
         )
         for (i, *_, note), text in zip(pending, outputs, strict=True):
             results[i] = note + text
-        block = "\n\n" + render_budget_block(ledger) if self.cfg.show_budget and ledger.limits else ""
+        block = (
+            "\n\n" + render_budget_block(ledger, self.cfg.regime_policy)
+            if self.cfg.show_budget and ledger.limits
+            else ""
+        )
         messages = [Message.tool(text + block, c.id, c.name) for c, text in zip(calls, results, strict=True)]
         update: dict[str, Any] = {"messages": messages, "ledger": ledger.snapshot(), "phase": "act"}
         if self.cfg.tools and not self._available_tools(ledger):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..budget.block import render_policy
+from ..budget.block import REGIME_POLICY, RegimePolicy, render_policy
 
 __all__ = ["ANSWER_NOW", "extract_answer", "system_prompt"]
 
@@ -26,11 +26,16 @@ _TOOL_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.DOTALL)
 _PREFIX = re.compile(r"^\s*(?:final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
 
 
-def system_prompt(planner: str, extra: str | None = None) -> str:
-    """``react`` gets no budget information (the baseline); ``tracker`` gets the BATS regime policy."""
-    parts = [_BASE]
+def system_prompt(
+    planner: str, extra: str | None = None, base: str | None = None, policy: RegimePolicy = REGIME_POLICY
+) -> str:
+    """``react`` gets no budget information (the baseline); ``tracker`` gets the regime policy.
+
+    ``base`` replaces the built-in research-agent prompt; ``extra`` is appended.
+    """
+    parts = [base or _BASE]
     if planner != "react":
-        parts.append(render_policy())
+        parts.append(render_policy(policy))
     if extra:
         parts.append(extra)
     return "\n\n".join(parts)

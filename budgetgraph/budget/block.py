@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from .ledger import Ledger, Regime
 from .limits import TOOL_PREFIX, Amount
 
-__all__ = ["REGIME_POLICY", "render_budget_block", "render_policy"]
+__all__ = ["GENERIC_POLICY", "REGIME_POLICY", "RegimePolicy", "render_budget_block", "render_policy"]
 
-REGIME_POLICY: dict[Regime, str] = {
+RegimePolicy = Mapping[Regime, str]
+
+# BATS's policy for search agents (papers.md section 1)
+REGIME_POLICY: RegimePolicy = {
     "HIGH": "HIGH (>= 70% left): explore broadly; send 3-5 diverse queries in one search call, open 2-3 documents.",
     "MEDIUM": "MEDIUM (30-70% left): converge; 2-3 refined queries, open 1-2 documents.",
     "LOW": "LOW (10-30% left): verify one fact with 1 focused query or answer.",
+    "CRITICAL": "CRITICAL (< 10% left or a tool at 0): do not call an exhausted tool; answer now.",
+}
+
+# the same regimes for agents whose tools are not search and read (planning, function calling)
+GENERIC_POLICY: RegimePolicy = {
+    "HIGH": "HIGH (>= 70% left): compare options before committing; still prefer the cheapest calls that reach the goal.",
+    "MEDIUM": "MEDIUM (30-70% left): commit to the cheapest path that still fits; no exploratory calls.",
+    "LOW": "LOW (10-30% left): make only calls that finish the task; check each cost against what remains.",
     "CRITICAL": "CRITICAL (< 10% left or a tool at 0): do not call an exhausted tool; answer now.",
 }
 
@@ -31,7 +43,7 @@ def _fmt(key: str, value: Amount) -> str:
     return f"{int(value):,}"
 
 
-def render_budget_block(ledger: Ledger) -> str:
+def render_budget_block(ledger: Ledger, policy: RegimePolicy = REGIME_POLICY) -> str:
     """``<budget>`` with used and remaining per capped resource, and the current regime."""
     lines = ["<budget>"]
     for key, limit in ledger.limits.items():
@@ -41,14 +53,14 @@ def render_budget_block(ledger: Ledger) -> str:
             f"{_label(key)}: used {_fmt(key, used)}, remaining {_fmt(key, remaining or 0)} of {_fmt(key, limit)}"
         )
     regime = ledger.regime()
-    lines.append(f"regime: {REGIME_POLICY[regime]}")
+    lines.append(f"regime: {policy[regime]}")
     lines.append("</budget>")
     return "\n".join(lines)
 
 
-def render_policy() -> str:
+def render_policy(policy: RegimePolicy = REGIME_POLICY) -> str:
     """The regime policy for the system prompt of budget-aware planners."""
-    rows = "\n".join(f"- {text}" for text in REGIME_POLICY.values())
+    rows = "\n".join(f"- {text}" for text in policy.values())
     return (
         "You work under a hard budget. After every tool result a <budget> block shows what is used and what "
         "remains. Before each tool call, justify it against the remaining budget. Calls that do not fit are "

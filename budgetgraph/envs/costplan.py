@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..agents.agent import Agent, RunResult, StopReason
+from ..budget.block import GENERIC_POLICY
 from ..budget.ledger import Ledger
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
@@ -31,6 +32,12 @@ from .costplan_world import EVENTS, World, edit_distance, generate_tasks
 __all__ = ["CostPlanEnv"]
 
 STEP_LIMIT = 20
+_SYSTEM = (
+    "You are a planning agent. Each tool moves your data from one stage to a later one and returns the new data "
+    "ID; tools cost what their descriptions say. Reach the final stage at the lowest total cost, one call at a "
+    "time, passing the ID you hold. Call tools only as the tool-call format says. When you hold the final "
+    "selection, reply with its ID only, inside <answer></answer>."
+)
 PLANNERS = ("react", "tracker", "mcts", "mcts-uniform")
 
 
@@ -183,6 +190,8 @@ class CostPlanEnv(Env):
             prices=self._prices,
             max_tokens=self._max_tokens,
             max_turns=STEP_LIMIT + 2,
+            system_prompt=_SYSTEM,
+            regime_policy=GENERIC_POLICY,
         )
         return await agent.arun(task.question)
 
