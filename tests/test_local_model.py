@@ -32,6 +32,32 @@ def test_token_count_before_the_call_equals_the_usage_after(model, hotpot_corpus
     assert 0 < response.usage.output_tokens <= 64
 
 
+def test_streamed_text_equals_the_reply_and_usage_is_unchanged(model, hotpot_corpus):
+    from budgetgraph.models.base import text_sink
+
+    async def ask(messages, tools, stream):
+        pieces: list[str] = []
+        token = text_sink.set(pieces.append)
+        try:
+            settings = {"max_tokens": 96, "stream": stream, "tool_choice": "auto"}
+            return await model.request(messages, tools, settings), pieces
+        finally:
+            text_sink.reset(token)
+
+    chat = [Message.user("Name three rivers in France, one per line, and say which is longest.")]
+    plain, none = asyncio.run(ask(chat, [], False))
+    streamed, pieces = asyncio.run(ask(chat, [], True))
+    assert none == [] and len(pieces) > 5
+    assert "".join(pieces) == streamed.message.content == plain.message.content
+    assert streamed.usage == plain.usage
+
+    tools = [t.schema for t in hotpot_corpus.tools()]
+    call = [Message.system("Use the search tool."), Message.user("Search for: Apple Remote designer")]
+    response, pieces = asyncio.run(ask(call, tools, True))
+    if response.message.tool_calls:  # the call itself is never streamed as text
+        assert "<tool_call>" not in "".join(pieces)
+
+
 def test_end_to_end_agent_over_hotpot_paragraphs_under_a_budget(model, hotpot20, hotpot_corpus):
     tools = hotpot_corpus.tools()
     budget = Budget(tool_calls={"search": 2, "open": 2}, total_tokens=12000)

@@ -25,7 +25,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """A piece of the model's reply as it is generated (backends that stream: OpenAI-compatible, Anthropic)."""
+    """A piece of the model's reply as it is generated (every built-in backend streams: local, OpenAI-compatible, Anthropic)."""
 
     text: str
     node: str = "model"

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import codecs
 import json
 import os
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from .._extras import require
 from ..budget.prices import FREE, ModelPrice
 from ..errors import ConfigError, ModelError
+from .base import text_sink
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema, to_openai_tools
 from .toolparse import parse_tool_calls
 
@@ -118,7 +120,15 @@ class _Engine:
     def count(self, prompt: str) -> int:
         return len(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
 
-    def generate(self, prompt: str, settings: ModelSettings, grammar: str | None) -> tuple[str, int, int]:
+    def generate(
+        self,
+        prompt: str,
+        settings: ModelSettings,
+        grammar: str | None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> tuple[str, int, int]:
+        """One completion; ``on_text`` receives the reply's text as it is sampled (usage stays exact)."""
+        deltas = _Deltas(self.llm, on_text) if on_text else None
         with self.lock:
             out = self.llm.create_completion(
                 prompt,
@@ -128,9 +138,61 @@ class _Engine:
                 seed=settings.get("seed", 0),
                 stop=_STOP + list(settings.get("stop", [])),
                 grammar=self.grammar_cls.from_string(grammar, verbose=False) if grammar else None,
+                logits_processor=[deltas] if deltas else None,
             )
+        text = out["choices"][0]["text"]
+        if deltas:
+            deltas.finish(text)
         usage = out["usage"]
-        return out["choices"][0]["text"], int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+        return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+
+
+class _Deltas:
+    """Streams text from inside llama.cpp's sampling loop (a logits processor sees every token sampled so
+    far), so usage is the same as without streaming. Text from ``<tool_call>`` on is held back: it is a call."""
+
+    _TAG = "<tool_call>"
+
+    def __init__(self, llm: Any, emit: Callable[[str], None]) -> None:
+        self.llm = llm
+        self.emit = emit
+        self.start = -1
+        self.seen = 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.pending = ""
+        self.sent = ""
+        self.closed = False
+
+    def __call__(self, input_ids: Any, logits: Any) -> Any:
+        if self.start < 0:
+            self.start = self.seen = len(input_ids)
+        elif not self.closed and len(input_ids) > self.seen:
+            new = [int(t) for t in input_ids[self.seen :]]
+            self.seen = len(input_ids)
+            self._push(self.decoder.decode(self.llm.detokenize(new)))
+        return logits
+
+    def _push(self, text: str) -> None:
+        self.pending += text
+        cut = self.pending.find(self._TAG)
+        if cut >= 0:
+            self.closed = True
+            self._send(self.pending[:cut])
+            return
+        keep = next((k for k in range(len(self._TAG) - 1, 0, -1) if self.pending.endswith(self._TAG[:k])), 0)
+        self._send(self.pending[: len(self.pending) - keep])
+        self.pending = self.pending[len(self.pending) - keep :]
+
+    def _send(self, text: str) -> None:
+        if text:
+            self.sent += text
+            self.emit(text)
+
+    def finish(self, text: str) -> None:
+        """Send what the loop could not see (the last token), up to any tool call."""
+        visible = text.split(self._TAG, 1)[0]
+        if visible.startswith(self.sent):
+            self._send(visible[len(self.sent) :])
 
 
 class LocalModel:
@@ -183,10 +245,23 @@ class LocalModel:
     async def request(
         self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: ModelSettings
     ) -> ModelResponse:
-        return await asyncio.to_thread(self._request_sync, messages, tools, settings)
+        sink = text_sink.get() if settings.get("stream") else None
+        on_text: Callable[[str], None] | None = None
+        if sink is not None:
+            loop = asyncio.get_running_loop()
+            emit = sink
+
+            def on_text(text: str) -> None:  # called on llama.cpp's thread
+                loop.call_soon_threadsafe(emit, text)
+
+        return await asyncio.to_thread(self._request_sync, messages, tools, settings, on_text)
 
     def _request_sync(
-        self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: ModelSettings
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSchema],
+        settings: ModelSettings,
+        on_text: Callable[[str], None] | None = None,
     ) -> ModelResponse:
         started = time.perf_counter()
         engine = self._engine()
@@ -204,7 +279,10 @@ class LocalModel:
             )
         names = [t.name for t in offered]
         forced = bool(offered) and choice != "auto"
-        text, n_in, n_out = engine.generate(prompt, settings, tool_call_grammar(names) if forced else None)
+        if forced:  # a grammar-bound reply is a tool call: nothing to stream
+            text, n_in, n_out = engine.generate(prompt, settings, tool_call_grammar(names))
+        else:
+            text, n_in, n_out = engine.generate(prompt, settings, None, on_text)
         parsed = parse_tool_calls(text, names)
         self.stats.turns += 1
         if offered and not forced and parsed.attempted and not parsed.calls and n_out < max_tokens:
