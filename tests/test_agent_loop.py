@@ -39,6 +39,26 @@ def test_four_parallel_searches_under_a_cap_of_three():
     assert sum(r["llm_calls"] for r in result.usage.by_role.values()) == result.usage.llm_calls
 
 
+def test_parallel_tool_calls_false_runs_one_call_per_turn():
+    log: list[str] = []
+
+    def reply(msgs, tools):
+        if sum(m.role == "tool" for m in msgs) >= 2:
+            return ScriptedModel.text("<answer>done</answer>")
+        return ScriptedModel.tool_calls([("search", {"query": f"q{len(msgs)}-{i}"}) for i in range(3)])
+
+    agent = Agent(
+        model=ScriptedModel(reply),
+        tools=[make_search(log)],
+        budget=Budget(tool_calls={"search": 5}),
+        settings={"temperature": 0.0, "parallel_tool_calls": False},
+    )
+    result = agent.run("what?")
+    assert log == ["q2-0", "q4-0"] and result.answer == "done"
+    assert all(len(m.tool_calls) <= 1 for m in result.messages)
+    assert result.usage.tool_calls["search"] == 2
+
+
 def test_tracker_shows_a_budget_block_and_react_does_not():
     seen: dict[str, list[str]] = {}
 

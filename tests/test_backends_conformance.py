@@ -366,6 +366,20 @@ def test_parallel_calls(wire):
     assert len({c.id for c in calls}) == 2
 
 
+def test_one_call_per_reply_is_asked_on_the_wire(wire):
+    replay = _replay(wire, (200, wire.calls([("search", {"queries": ["a"]})])))
+    settings = {"max_tokens": 64, "tool_choice": "auto", "parallel_tool_calls": False}
+    asyncio.run(wire.model(replay.transport()).request(HISTORY, [SEARCH, OPEN], settings))
+    body = json.loads(replay.requests[0].content)
+    if wire.name == "openai":
+        assert body["parallel_tool_calls"] is False and body["tool_choice"] == "auto"
+    else:
+        assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    default = _replay(wire, (200, wire.calls([("search", {"queries": ["a"]})])))
+    _request(wire.model(default.transport()))
+    assert "parallel_tool_calls" not in json.loads(default.requests[0].content)
+
+
 def test_usage_with_cache_tokens_is_priced_apart(wire):
     replay = _replay(wire, (200, wire.calls([("search", {"queries": ["a"]})])))
     u = _request(wire.model(replay.transport())).usage

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -116,7 +116,11 @@ async def _request(
                 "gen_ai.response.finish_reasons": response.finish_reason,
             },
         )
-        return response
+    calls = response.message.tool_calls
+    if settings.get("parallel_tool_calls") is False and len(calls) > 1:
+        # the backend ignored the setting (text-parsed calls): the first call is the reply, as the API would give
+        return replace(response, message=Message.assistant(response.message.content, calls[:1]))
+    return response
 
 
 def _stop(kind: str, resource: str = "", message: str = "") -> StopInfo:

@@ -192,6 +192,8 @@ class CostPlanEnv(Env):
             max_turns=STEP_LIMIT + 2,
             system_prompt=_SYSTEM,
             regime_policy=GENERIC_POLICY,
+            # each tool consumes the ID the previous one returned: a batch of calls cannot be right
+            settings=ModelSettings(temperature=0.0, parallel_tool_calls=False),
         )
         return await agent.arun(task.question)
 

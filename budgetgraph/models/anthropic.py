@@ -116,13 +116,16 @@ class AnthropicModel:
                 {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
                 for t in tools
             ]
-            params["tool_choice"] = (
+            tool_choice: dict[str, Any] = (
                 {"type": "auto"}
                 if choice == "auto"
                 else {"type": "any"}
                 if choice == "required"
                 else {"type": "tool", "name": choice}
             )
+            if settings.get("parallel_tool_calls") is False:
+                tool_choice["disable_parallel_tool_use"] = True
+            params["tool_choice"] = tool_choice
         if "temperature" in settings:
             params["temperature"] = settings["temperature"]
         if "top_p" in settings:

@@ -279,8 +279,9 @@ class LocalModel:
             )
         names = [t.name for t in offered]
         forced = bool(offered) and choice != "auto"
+        most = 1 if settings.get("parallel_tool_calls") is False else 3
         if forced:  # a grammar-bound reply is a tool call: nothing to stream
-            text, n_in, n_out = engine.generate(prompt, settings, tool_call_grammar(names))
+            text, n_in, n_out = engine.generate(prompt, settings, tool_call_grammar(names, most))
         else:
             text, n_in, n_out = engine.generate(prompt, settings, None, on_text)
         parsed = parse_tool_calls(text, names)
@@ -288,7 +289,7 @@ class LocalModel:
         if offered and not forced and parsed.attempted and not parsed.calls and n_out < max_tokens:
             self.stats.parse_failures += 1
             redo = dict(settings, max_tokens=max_tokens - n_out)
-            text, _, extra = engine.generate(prompt, redo, tool_call_grammar(names))  # type: ignore[arg-type]
+            text, _, extra = engine.generate(prompt, redo, tool_call_grammar(names, most))  # type: ignore[arg-type]
             n_out += extra
             parsed = parse_tool_calls(text, names)
             if not parsed.calls:

@@ -99,6 +99,9 @@ class ModelSettings(TypedDict, total=False):
     seed: int
     stop: list[str]
     tool_choice: Literal["auto", "none", "required"] | str
+    parallel_tool_calls: bool
+    """False: at most one tool call per reply (OpenAI's ``parallel_tool_calls``, Anthropic's
+    ``disable_parallel_tool_use``, one call in the local grammar); the agent loop enforces it for every backend."""
     timeout: float
     stream: bool
     """Stream the reply (text deltas go to :func:`budgetgraph.models.base.emit_delta`)."""

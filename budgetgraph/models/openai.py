@@ -81,6 +81,8 @@ class OpenAIModel:
             if choice not in ("auto", "required"):
                 choice = {"type": "function", "function": {"name": choice}}
             params["tool_choice"] = choice
+            if "parallel_tool_calls" in settings:
+                params["parallel_tool_calls"] = settings["parallel_tool_calls"]
         if "max_tokens" in settings:
             params["max_completion_tokens" if self._official else "max_tokens"] = settings["max_tokens"]
         for key in ("temperature", "top_p", "seed", "stop"):  # "stream" is handled by request()
