@@ -18,7 +18,7 @@ from ..budget.block import render_policy
 from ..budget.ledger import Ledger
 from ..budget.limits import Amount
 from ..errors import BudgetExceeded
-from ..models.messages import Message, ModelSettings, ToolSchema
+from ..models.messages import Message, ModelResponse, ToolSchema
 from ..planners.bats import (
     PLAN,
     SELECT,
@@ -36,7 +36,7 @@ from ..planners.bats import (
     schema_tool,
 )
 from .events import VerifierDecision
-from .graph import LoopConfig, _emit, _ledger, _Loop, _request, _stop, charged_call
+from .graph import LoopConfig, _emit, _ledger, _Loop, _stop, charged_call
 from .prompts import extract_answer
 from .state import AgentState
 
@@ -190,30 +190,10 @@ class _BATS(_Loop):
             }
         messages = self._context(state, ledger)
         schemas = [t.schema for t in tools]
-        price = self.cfg.model_price(ledger)
-        n_in = self.cfg.model.count_tokens(messages, schemas) if self._needs_count(ledger) else 0
-        self._set_answer_hold(ledger, price, n_in)
-        planned = self._call_amounts(ledger, price, n_in, self.cfg.max_tokens, use_hold=False)
-        held = planned if isinstance(planned, BudgetExceeded) else ledger.try_reserve(planned[0], role="act")
-        if isinstance(held, BudgetExceeded):
-            return {
-                "phase": "select",
-                "ledger": ledger.snapshot(),
-                "stop": _stop("budget_exhausted", held.resource, str(held)),
-            }
-        assert not isinstance(planned, BudgetExceeded)
-        settings = ModelSettings(**self.cfg.settings)
-        settings["max_tokens"] = planned[1]
         fresh = not any(m.role == "tool" for m in state["messages"][state.get("segment", 1) :])
-        if fresh and schemas and self.cfg.force_first_tool:
-            settings["tool_choice"] = "required"
-        try:
-            response = await _request(self.cfg, config, "act", messages, schemas, settings)
-        except Exception as exc:
-            ledger.refund(held)
-            stop = _stop("error", "model", f"{type(exc).__name__}: {exc}")
-            return {"phase": "select", "stop": stop, "ledger": ledger.snapshot()}
-        ledger.commit(held, self._actual(response.usage, price, n_in))
+        response = await self._act(config, ledger, "act", messages, schemas, force=fresh)
+        if not isinstance(response, ModelResponse):
+            return {"phase": "select", "stop": response, "ledger": ledger.snapshot()}
         message = response.message
         update: dict[str, Any] = {"messages": [message], "turns": turns + 1, "ledger": ledger.snapshot()}
         if message.tool_calls:

@@ -22,7 +22,7 @@ from ..budget.limits import Amount, tool_key
 from ..budget.prices import ModelPrice, PriceTable
 from ..errors import BudgetExceeded, ToolCallError, ToolRejected
 from ..models.base import ChatModel, text_sink
-from ..models.messages import Message, ModelSettings, RequestUsage, ToolCall, ToolSchema
+from ..models.messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolCall, ToolSchema
 from ..tools.base import Tool
 from .events import TextDelta, ToolCallFinished, ToolCallStarted
 from .prompts import ANSWER_NOW, extract_answer
@@ -213,6 +213,40 @@ class _Loop:
             hold["usd"] = price.cost(hold_in, out)
         ledger.set_hold(hold)
 
+    async def _act(
+        self,
+        config: RunnableConfig,
+        ledger: Ledger,
+        node: str,
+        messages: list[Message],
+        schemas: list[ToolSchema],
+        *,
+        force: bool,
+    ) -> ModelResponse | StopInfo:
+        """One acting turn: set the answer hold, reserve, call, commit. A StopInfo when it cannot run or fails
+        (the reservation is refunded); ``force`` makes it a tool call when tools are offered."""
+        price = self.cfg.model_price(ledger)
+        n_in = self.cfg.model.count_tokens(messages, schemas) if self._needs_count(ledger) else 0
+        self._set_answer_hold(ledger, price, n_in)
+        planned = self._call_amounts(ledger, price, n_in, self.cfg.max_tokens, use_hold=False)
+        if isinstance(planned, BudgetExceeded):
+            return _stop("budget_exhausted", planned.resource, str(planned))
+        amounts, max_out = planned
+        reservation = ledger.try_reserve(amounts, role="act")
+        if isinstance(reservation, BudgetExceeded):
+            return _stop("budget_exhausted", reservation.resource, str(reservation))
+        settings = ModelSettings(**self.cfg.settings)
+        settings["max_tokens"] = max_out
+        if force and schemas and self.cfg.force_first_tool:
+            settings["tool_choice"] = "required"
+        try:
+            response: ModelResponse = await _request(self.cfg, config, node, messages, schemas, settings)
+        except Exception as exc:
+            ledger.refund(reservation)
+            return _stop("error", "model", f"{type(exc).__name__}: {exc}")
+        ledger.commit(reservation, self._actual(response.usage, price, n_in))
+        return response
+
     # -- nodes ---------------------------------------------------------------------------------
     async def model_node(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         ledger = _ledger(state, config)
@@ -228,27 +262,11 @@ class _Loop:
             )
         messages = [self.system, *state.get("messages", [])]
         schemas = [t.schema for t in tools]
-        price = self.cfg.model_price(ledger)
-        n_in = self.cfg.model.count_tokens(messages, schemas) if self._needs_count(ledger) else 0
-        self._set_answer_hold(ledger, price, n_in)
-        planned = self._call_amounts(ledger, price, n_in, self.cfg.max_tokens, use_hold=False)
-        if isinstance(planned, BudgetExceeded):
-            return self._to_answer(ledger, _stop("budget_exhausted", planned.resource, str(planned)))
-        amounts, max_out = planned
-        reservation = ledger.try_reserve(amounts, role="act")
-        if isinstance(reservation, BudgetExceeded):
-            return self._to_answer(ledger, _stop("budget_exhausted", reservation.resource, str(reservation)))
-        settings = ModelSettings(**self.cfg.settings)
-        settings["max_tokens"] = max_out
-        if turns == 0 and schemas and self.cfg.force_first_tool:
-            settings["tool_choice"] = "required"
-        try:
-            response = await _request(self.cfg, config, "model", messages, schemas, settings)
-        except Exception as exc:
-            ledger.refund(reservation)
-            stop = _stop("error", "model", f"{type(exc).__name__}: {exc}")
-            return {"phase": "done", "stop": stop, "ledger": ledger.snapshot(), "answer": None}
-        ledger.commit(reservation, self._actual(response.usage, price, n_in))
+        response = await self._act(config, ledger, "model", messages, schemas, force=turns == 0)
+        if not isinstance(response, ModelResponse):
+            if response.get("kind") == "error":
+                return {"phase": "done", "stop": response, "ledger": ledger.snapshot(), "answer": None}
+            return self._to_answer(ledger, response)
         message = response.message
         update: dict[str, Any] = {"messages": [message], "turns": turns + 1, "ledger": ledger.snapshot()}
         if message.tool_calls:
