@@ -205,6 +205,40 @@ def test_plan_and_budget_splits_by_credit_and_totals_add_up(hotpot_corpus):
     _check_ledger(result)
 
 
+def test_repeated_subquestions_merge_and_a_small_budget_keeps_few(hotpot_corpus):
+    from budgetgraph.planners.allocation import SubQuestion, fit_subquestions
+
+    same = "What device controls Front Row?"
+    subs = [
+        SubQuestion(question=same, credit=40),
+        SubQuestion(question=" what device controls front row ", credit=30),
+    ]
+    subs.append(SubQuestion(question="Who made #1?", credit=30))
+    assert [(s.question, s.credit) for s in fit_subquestions(subs, None)] == [
+        (same, 70),
+        ("Who made #1?", 30),
+    ]
+    assert [s.question for s in fit_subquestions(subs, 1)] == [same]
+    assert len(fit_subquestions(subs, 0)) == 1  # one sub-question always runs
+
+    def policy(messages, tools):
+        if [t.name for t in tools] == ["submit_subquestions"]:
+            listed = [{"question": f"Sub {i}?", "credit": 20} for i in range(5)]
+            return ScriptedModel.tool_calls([("submit_subquestions", {"subquestions": listed})])
+        return ScriptedModel.qa_policy()._fn(messages, tools)
+
+    agent = Agent(
+        ScriptedModel(policy),
+        hotpot_corpus.tools(),
+        Budget(tool_calls={"search": 2, "open": 3}),
+        planner="plan_and_budget",
+    )
+    result = asyncio.run(agent.arun("Who designed the Apple Remote?"))
+    asked = [m.content for m in result.messages if m.role == "user" and m.content.startswith("Sub ")]
+    assert asked == ["Sub 0?", "Sub 1?"]  # two search calls: two sub-questions, not five
+    _check_ledger(result)
+
+
 def test_structured_outputs_from_small_models_are_read_leniently():
     from budgetgraph.planners.bats import PlanOut, parse_structured
 

@@ -10,10 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 from ..budget.ledger import Ledger
-from ..budget.limits import Amount, Budget
+from ..budget.limits import TOOL_PREFIX, Amount, Budget
 from ..errors import BudgetExceeded
 from ..models.messages import Message
-from ..planners.allocation import SubQuestions, allocate
+from ..planners.allocation import SubQuestions, allocate, fit_subquestions
 from ..planners.bats import parse_structured, schema_tool
 from .graph import LoopConfig, charged_call
 from .prompts import extract_answer
@@ -71,6 +71,16 @@ class PlanAndBudget:
                     per[i][key] = s
         return [Budget.from_limits(p) for p in per]
 
+    @staticmethod
+    def _tool_slots(ledger: Ledger) -> int | None:
+        """Calls left of the scarcest capped tool (or of the total tool-call cap); None when none is capped."""
+        left = [
+            int(ledger.remaining(key) or 0)
+            for key in ledger.limits
+            if key.startswith(TOOL_PREFIX) or key == "tool_calls"
+        ]
+        return min(left) if left else None
+
     async def run(self, question: str, ledger: Ledger) -> tuple[str | None, list[Message], dict[str, Any]]:
         ledger.set_hold(
             {
@@ -84,6 +94,7 @@ class PlanAndBudget:
             (parse_structured(SubQuestions, c.arguments) for c in (msg.tool_calls if msg else ())), None
         )
         subs = parsed.subquestions[:5] if isinstance(parsed, SubQuestions) and parsed.subquestions else []
+        subs = fit_subquestions(subs, self._tool_slots(ledger))
         questions = [s.question for s in subs] or [question]
         credits = [s.credit for s in subs] or [100.0]
         transcript: list[Message] = [

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import ConfigError
 
-__all__ = ["SCHEDULES", "SubQuestion", "SubQuestions", "allocate"]
+__all__ = ["SCHEDULES", "SubQuestion", "SubQuestions", "allocate", "fit_subquestions"]
 
 Schedule = Literal["constant", "linear", "polynomial", "exponential", "cosine"]
 
@@ -56,3 +56,20 @@ def allocate(total: int, credits: Sequence[float], schedule: str = "constant") -
     for i in sorted(range(n), key=lambda i: -norm[i])[: total - sum(shares)]:
         shares[i] += 1
     return shares
+
+
+def fit_subquestions(subs: Sequence[SubQuestion], slots: int | None) -> list[SubQuestion]:
+    """Merge repeated sub-questions (a small model often writes the question several times; their credits add
+    up) and keep the first ``slots`` of them, so that each one can afford at least one call of every capped
+    tool (``None``: no tool cap, keep all). Order is kept: later sub-questions may refer to earlier answers."""
+    merged: dict[str, SubQuestion] = {}
+    for s in subs:
+        key = " ".join(s.question.lower().split()).rstrip("?. ")
+        if not key:
+            continue
+        if key in merged:
+            merged[key] = SubQuestion(question=merged[key].question, credit=merged[key].credit + s.credit)
+        else:
+            merged[key] = s
+    kept = list(merged.values())
+    return kept if slots is None else kept[: max(1, slots)]
