@@ -156,16 +156,15 @@ class _Deltas:
     def __init__(self, llm: Any, emit: Callable[[str], None]) -> None:
         self.llm = llm
         self.emit = emit
-        self.start = -1
-        self.seen = 0
+        self.seen: int | None = None  # tokens already turned into text (the prompt at first)
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.pending = ""
         self.sent = ""
         self.closed = False
 
     def __call__(self, input_ids: Any, logits: Any) -> Any:
-        if self.start < 0:
-            self.start = self.seen = len(input_ids)
+        if self.seen is None:
+            self.seen = len(input_ids)
         elif not self.closed and len(input_ids) > self.seen:
             new = [int(t) for t in input_ids[self.seen :]]
             self.seen = len(input_ids)
@@ -199,7 +198,8 @@ class LocalModel:
     """A GGUF model run in-process by llama.cpp. ``LocalModel()`` is the embedded default model.
 
     ``cache_bytes`` bounds the RAM kept for saved prompt states (0 turns the cache off; about 28 KiB a token
-    for the default model).
+    for the default model). The llama.cpp context is shared per (file, n_ctx): the first model to load it
+    sets its threads and cache.
     """
 
     def __init__(
