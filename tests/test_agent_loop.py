@@ -59,6 +59,28 @@ def test_parallel_tool_calls_false_runs_one_call_per_turn():
     assert result.usage.tool_calls["search"] == 2
 
 
+def test_a_prompt_that_fills_the_context_window_ends_in_an_answer_not_an_error():
+    @tool
+    async def read(page: int) -> str:
+        """Read a long page."""
+        return f"page {page}: " + "lorem ipsum dolor sit amet " * 60  # about 400 tokens
+
+    def reply(msgs, tools):
+        if not tools:
+            return ScriptedModel.text("<answer>from what fit</answer>")
+        return ScriptedModel.tool_calls([("read", {"page": len(msgs)})])
+
+    model = ScriptedModel(reply, context_window=1200)
+    agent = Agent(model=model, tools=[read], planner="react", max_tokens=200, answer_max_tokens=100)
+    result = agent.run("what?")
+    assert result.stop_reason.kind == "context_full" and result.answer == "from what fit"
+    assert "context window (1200)" in result.stop_reason.message
+    assert result.usage.tool_calls["read"] >= 2
+    for messages, tools, settings in model.requests:  # no request was sent that the window cannot hold
+        assert model.count_tokens(messages, tools) + settings["max_tokens"] <= 1200
+    assert any("[removed" in m.content for m in model.requests[-1][0] if m.role == "tool")
+
+
 def test_tracker_shows_a_budget_block_and_react_does_not():
     seen: dict[str, list[str]] = {}
 

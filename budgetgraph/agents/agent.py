@@ -34,7 +34,8 @@ PLANNERS = ("react", "tracker", "bats", "plan_and_budget")
 
 @dataclass(frozen=True, slots=True)
 class StopReason:
-    """``kind``: answered | budget_exhausted | max_turns | error; ``resource`` names the exhausted budget."""
+    """``kind``: answered | budget_exhausted | max_turns | context_full (the prompt filled the model's
+    context window; the answer call then drops old tool results) | error; ``resource`` names the exhausted budget."""
 
     kind: str
     resource: str = ""

@@ -123,6 +123,9 @@ async def _request(
     return response
 
 
+_MIN_REPLY = 16  # the fewest output tokens a model turn is worth making
+
+
 def _stop(kind: str, resource: str = "", message: str = "") -> StopInfo:
     return {"kind": kind, "resource": resource, "message": message}
 
@@ -202,6 +205,21 @@ class _Loop:
     def _needs_count(ledger: Ledger) -> bool:
         return any(k in ledger.limits for k in _TOKEN_KEYS)
 
+    def _window(self) -> int | None:
+        """The model's context window in tokens, when the backend states one (the embedded model does)."""
+        window = getattr(self.cfg.model, "context_window", None)
+        return int(window) if window else None
+
+    def _count(self, ledger: Ledger, messages: list[Message], schemas: list[ToolSchema]) -> int:
+        if self._needs_count(ledger) or self._window() is not None:
+            return self.cfg.model.count_tokens(messages, schemas)
+        return 0
+
+    def _out_room(self, n_in: int, max_out: int) -> int:
+        """``max_out`` lowered so prompt plus reply fit the context window (below _MIN_REPLY: it does not fit)."""
+        window = self._window()
+        return max_out if window is None else min(max_out, window - n_in)
+
     def _set_answer_hold(self, ledger: Ledger, price: ModelPrice | None, n_in: int) -> None:
         if not ledger.limits:
             return
@@ -226,9 +244,15 @@ class _Loop:
         """One acting turn: set the answer hold, reserve, call, commit. A StopInfo when it cannot run or fails
         (the reservation is refunded); ``force`` makes it a tool call when tools are offered."""
         price = self.cfg.model_price(ledger)
-        n_in = self.cfg.model.count_tokens(messages, schemas) if self._needs_count(ledger) else 0
+        n_in = self._count(ledger, messages, schemas)
+        room = self._out_room(n_in, self.cfg.max_tokens)
+        if room < _MIN_REPLY:
+            window = self._window()
+            return _stop(
+                "context_full", "", f"The prompt ({n_in} tokens) fills the model's context window ({window})."
+            )
         self._set_answer_hold(ledger, price, n_in)
-        planned = self._call_amounts(ledger, price, n_in, self.cfg.max_tokens, use_hold=False)
+        planned = self._call_amounts(ledger, price, n_in, room, use_hold=False)
         if isinstance(planned, BudgetExceeded):
             return _stop("budget_exhausted", planned.resource, str(planned))
         amounts, max_out = planned
@@ -414,10 +438,15 @@ class _Loop:
         planned: tuple[dict[str, Amount], int] | BudgetExceeded = BudgetExceeded("llm_calls", 1, 0, 0)
         messages: list[Message] = []
         n_in = 0
-        for _ in range(len(history) + 1):
+        for _ in range(len(history) + 1):  # blank old tool results until the call fits budget and window
             messages = [self.system, *history, nudge]
-            n_in = self.cfg.model.count_tokens(messages, []) if self._needs_count(ledger) else 0
-            planned = self._call_amounts(ledger, price, n_in, self.cfg.answer_max_tokens, use_hold=True)
+            n_in = self._count(ledger, messages, [])
+            room = self._out_room(n_in, self.cfg.answer_max_tokens)
+            planned = (
+                BudgetExceeded("context_window", _MIN_REPLY, room, 0)
+                if room < _MIN_REPLY
+                else self._call_amounts(ledger, price, n_in, room, use_hold=True)
+            )
             if not isinstance(planned, BudgetExceeded) or not _shrink(history):
                 break
         reservation = (

@@ -13,7 +13,7 @@ Phase = Literal["act", "tools", "answer", "done"]
 
 
 class StopInfo(TypedDict, total=False):
-    """Why a run ended: ``kind`` is answered | budget_exhausted | max_turns | error."""
+    """Why a run ended: ``kind`` is answered | budget_exhausted | max_turns | context_full | error."""
 
     kind: str
     resource: str

@@ -223,6 +223,11 @@ class LocalModel:
         self.stats = LocalStats()
 
     @property
+    def context_window(self) -> int:
+        """Prompt plus reply tokens one call can hold; the agent loop keeps its calls inside it."""
+        return self.n_ctx
+
+    @property
     def path(self) -> Path:
         if self._path is None:
             from .local_assets import default_model_path

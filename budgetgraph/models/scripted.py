@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..budget.prices import FREE, ModelPrice
+from ..errors import ModelError
 from .base import emit_delta
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolCall, ToolSchema
 
@@ -26,7 +27,10 @@ def _tokens(text: str) -> int:
 
 
 class ScriptedModel:
-    """``ScriptedModel(fn)`` calls ``fn(messages, tools)`` each turn; ``ScriptedModel([reply, ...])`` replays."""
+    """``ScriptedModel(fn)`` calls ``fn(messages, tools)`` each turn; ``ScriptedModel([reply, ...])`` replays.
+
+    ``context_window`` makes it refuse, like a server, a request whose prompt plus ``max_tokens`` exceeds it.
+    """
 
     price: ModelPrice | None = FREE
 
@@ -37,8 +41,10 @@ class ScriptedModel:
         name: str = "scripted",
         latency: float = 0.0,
         record: bool = True,
+        context_window: int | None = None,
     ) -> None:
         self.name = name
+        self.context_window = context_window
         self.latency = latency
         self.record = record
         self._fn: Script | None = None
@@ -87,6 +93,10 @@ class ScriptedModel:
     ) -> ModelResponse:
         if self.record:
             self.requests.append((list(messages), list(tools), dict(settings)))  # type: ignore[arg-type]
+        if self.context_window is not None:  # like a real server: a request that cannot fit is an error
+            need = self.count_tokens(messages, tools) + settings.get("max_tokens", 0)
+            if need > self.context_window:
+                raise ModelError(f"{need} tokens requested, the context window is {self.context_window}")
         if self.latency:
             await asyncio.sleep(self.latency)
         reply = self._next(messages, tools)
