@@ -78,6 +78,24 @@ def test_scripted_sweep_writes_every_cell_once_and_resumes(tmp_path):
     )
 
 
+def test_each_episode_records_its_source_and_a_resume_from_other_code_warns(tmp_path):
+    from budgetgraph.envs.runner import source_revision
+
+    rev = source_revision()
+    if rev is None:
+        pytest.skip("budgetgraph is not running from a git checkout: no source revision to record")
+    out = tmp_path / "r.jsonl"
+    asyncio.run(run_eval(_spec(limit=1, budgets=("1",)), out, progress=False))
+    lines = out.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["versions"]["source"] == rev and {r["source"] for r in _episodes(out)} == {rev}
+    header["versions"]["source"] = "0123456789ab"
+    out.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.warns(UserWarning, match="from budgetgraph source 0123456789ab and this run is from"):
+        asyncio.run(run_eval(_spec(limit=2, budgets=("1",)), out, progress=False))
+    assert [r["source"] for r in _episodes(out)] == [rev, rev, rev, rev]
+
+
 def test_resume_refuses_a_file_from_another_environment(tmp_path):
     out = tmp_path / "r.jsonl"
     out.write_text(json.dumps({"type": "header", "spec": {}, "env_info": {"env": "bfcl"}}) + "\n")

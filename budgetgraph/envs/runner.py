@@ -6,8 +6,10 @@ import asyncio
 import platform
 import random
 import re
+import subprocess
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -80,8 +82,28 @@ def select_tasks(tasks: Sequence[Task], limit: int | None, seed: int | None) -> 
     return chosen[:limit] if limit is not None else chosen
 
 
+def source_revision() -> str | None:
+    """The git commit budgetgraph runs from (``-dirty`` with uncommitted changes to tracked files), or None
+    outside a git checkout; recorded so that a resumed file shows which episodes came from which code."""
+    where = str(Path(__file__).resolve().parent)
+    try:
+        rev = subprocess.run(
+            ["git", "-C", where, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", where, "diff", "--quiet", "HEAD", "--", "."], capture_output=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev.stdout.strip() + ("-dirty" if dirty.returncode == 1 else "")
+
+
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
+    if (rev := source_revision()) is not None:
+        out["source"] = rev
     for dist in ("budgetgraph", "langgraph", "llama-cpp-python", "openai"):
         try:
             out[dist] = metadata.version(dist)
@@ -215,6 +237,14 @@ async def run_eval(
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     _check_header(results.path, old_header, header)
+    was = (old_header or {}).get("versions", {}).get("source")
+    if was and was != header["versions"].get("source"):
+        warnings.warn(
+            f"{results.path} was started from budgetgraph source {was} and this run is from "
+            f"{header['versions'].get('source')}: its episodes will come from two code versions (each episode "
+            "records its source); use a new --out for a clean comparison",
+            stacklevel=2,
+        )
     done_keys = {episode_key(r) for r in done}
     cells = [
         (task, planner, budget)
@@ -236,6 +266,8 @@ async def run_eval(
 
     def write(record: dict[str, Any]) -> None:
         nonlocal ran, errors
+        if "source" in header["versions"]:
+            record["source"] = header["versions"]["source"]
         results.append(record)
         advance()
         tally.add(record)
