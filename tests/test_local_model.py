@@ -121,3 +121,42 @@ def test_eval_runner_with_the_embedded_model_on_hotpot_and_bfcl(tmp_path, monkey
     rows = [json.loads(line) for line in bfcl.read_text().splitlines()[1:]]
     # the 1.5B model gets these two easy items right (triangle area, factorial) when tool calling works
     assert [r["scores"]["correct"] for r in rows] == [1.0, 1.0], [r["answer"] for r in rows]
+
+
+def test_prompt_state_cache_counts_all_it_holds_and_restores_the_same_reply():
+    from budgetgraph.models.local import _Engine, _state_bytes
+
+    cap = 6 << 20  # room for 4 of the 12 states these prompts leave (each completion saves 2)
+    engine = _Engine(LocalModel().path, 2048, None, cap)  # its own context and cache
+    try:
+        llm, cache = engine.llm, engine.llm.cache
+        prompts = [
+            f"<|im_start|>user\nCount from {i} to {i + 5}, comma separated.<|im_end|>\n<|im_start|>assistant\n"
+            for i in range(6)
+        ]
+        replies = [
+            llm.create_completion(p, max_tokens=12, temperature=0.0)["choices"][0]["text"] for p in prompts
+        ]
+        states = list(cache.cache_state.values())
+        assert states and all(s.scores.shape[0] == 1 for s in states)
+        assert cache.cache_size == sum(_state_bytes(s) for s in states) <= cap
+        assert len(states) < len(prompts)  # the cap evicted the oldest
+        # the live context now holds the last prompt: the one before comes back from the cache
+        restored: list[object] = []
+        load = llm.load_state
+        llm.load_state = lambda state: (restored.append(state), load(state))[1]
+        again = llm.create_completion(prompts[-2], max_tokens=12, temperature=0.0)["choices"][0]["text"]
+        assert restored and again == replies[-2]
+    finally:
+        engine.llm.close()
+
+
+def test_gpu_layers_come_from_the_environment_and_a_bad_value_is_named(monkeypatch):
+    from budgetgraph.errors import ConfigError
+
+    monkeypatch.setenv("BUDGETGRAPH_GPU_LAYERS", "-1")
+    assert LocalModel().n_gpu_layers == -1
+    assert LocalModel(n_gpu_layers=0).n_gpu_layers == 0
+    monkeypatch.setenv("BUDGETGRAPH_GPU_LAYERS", "all")
+    with pytest.raises(ConfigError, match="BUDGETGRAPH_GPU_LAYERS='all'"):
+        LocalModel()

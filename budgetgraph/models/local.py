@@ -80,18 +80,26 @@ class LocalStats:
 class _Engine:
     """One llama.cpp context plus its chat template; calls are serialised (llama.cpp is not thread-safe)."""
 
-    def __init__(self, path: Path, n_ctx: int, n_threads: int | None, cache_bytes: int) -> None:
+    def __init__(
+        self, path: Path, n_ctx: int, n_threads: int | None, cache_bytes: int, n_gpu_layers: int = 0
+    ) -> None:
         llama_cpp = require("llama_cpp", "local")
         jinja2_sandbox = require("jinja2.sandbox", "local")
         threads = n_threads or os.cpu_count() or 2
         try:
             self.llm = llama_cpp.Llama(
-                str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False, seed=0
+                str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=n_gpu_layers,
+                verbose=False,
+                seed=0,
             )
         except Exception as exc:
             raise ConfigError(f"cannot load GGUF model {path}: {exc}") from exc
         if cache_bytes > 0:
-            self.llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=cache_bytes))
+            self.llm.set_cache(_bounded_cache(llama_cpp, cache_bytes))
         # free the model before interpreter teardown: llama_cpp's own __del__ fails that late
         atexit.register(self.llm.close)
         template = self.llm.metadata.get("tokenizer.chat_template")
@@ -147,6 +155,40 @@ class _Engine:
         return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"])
 
 
+def _gpu_layers() -> int:
+    raw = os.environ.get("BUDGETGRAPH_GPU_LAYERS", "0")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"BUDGETGRAPH_GPU_LAYERS={raw!r} is not an integer: give a layer count, -1 for all, or 0 for none"
+        ) from None
+
+
+def _state_bytes(state: Any) -> int:
+    return int(state.llama_state_size) + int(state.scores.nbytes) + int(state.input_ids.nbytes)
+
+
+def _bounded_cache(llama_cpp: Any, capacity: int) -> Any:
+    """A LlamaRAMCache whose cap counts all a saved state holds, and whose states keep one row of logits.
+
+    llama-cpp-python's own cache counts only the KV bytes, but each state also copies up to n_batch rows of
+    logits (512 x 151936 floats, 297 MiB for the default model): 2 GiB of "capacity" held 12 GiB and more. One
+    row is enough, since a cached prompt always re-evaluates its last token, and restoring broadcasts it.
+    """
+
+    class BoundedRAMCache(llama_cpp.LlamaRAMCache):  # type: ignore[misc,name-defined]
+        @property
+        def cache_size(self) -> int:
+            return sum(_state_bytes(s) for s in self.cache_state.values())
+
+        def __setitem__(self, key: Sequence[int], value: Any) -> None:
+            value.scores = value.scores[-1:].copy()
+            super().__setitem__(key, value)
+
+    return BoundedRAMCache(capacity_bytes=capacity)
+
+
 class _Deltas:
     """Streams text from inside llama.cpp's sampling loop (a logits processor sees every token sampled so
     far), so usage is the same as without streaming. Text from ``<tool_call>`` on is held back: it is a call."""
@@ -198,8 +240,9 @@ class LocalModel:
     """A GGUF model run in-process by llama.cpp. ``LocalModel()`` is the embedded default model.
 
     ``cache_bytes`` bounds the RAM kept for saved prompt states (0 turns the cache off; about 28 KiB a token
-    for the default model). The llama.cpp context is shared per (file, n_ctx): the first model to load it
-    sets its threads and cache.
+    for the default model). ``n_gpu_layers`` offloads layers to a GPU (-1: all) when llama-cpp-python was built
+    with one (e.g. ``CMAKE_ARGS="-DGGML_CUDA=on"``); its default is ``$BUDGETGRAPH_GPU_LAYERS``, else 0. The
+    llama.cpp context is shared per (file, n_ctx): the first model to load it sets threads, layers and cache.
     """
 
     def __init__(
@@ -209,6 +252,7 @@ class LocalModel:
         n_ctx: int = 8192,
         n_threads: int | None = None,
         cache_bytes: int = 2 << 30,
+        n_gpu_layers: int | None = None,
         name: str | None = None,
         price: ModelPrice | None = FREE,
     ) -> None:
@@ -218,6 +262,7 @@ class LocalModel:
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.cache_bytes = cache_bytes
+        self.n_gpu_layers = _gpu_layers() if n_gpu_layers is None else n_gpu_layers
         self.name = name or (self._path.stem if self._path else "local")
         self.price = price
         self.stats = LocalStats()
@@ -240,7 +285,9 @@ class LocalModel:
         with _ENGINES_LOCK:
             engine = _ENGINES.get(key)
             if engine is None:
-                engine = _ENGINES[key] = _Engine(self.path, self.n_ctx, self.n_threads, self.cache_bytes)
+                engine = _ENGINES[key] = _Engine(
+                    self.path, self.n_ctx, self.n_threads, self.cache_bytes, self.n_gpu_layers
+                )
         return engine
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
