@@ -263,9 +263,13 @@ def report(
         Path | None, typer.Option(help="Write the cost-accuracy Pareto plot to this PNG.")
     ] = None,
     x: Annotated[str, typer.Option(help="Plot x axis: cost | tokens.")] = "cost",
+    paired: Annotated[
+        bool, typer.Option("--paired", help="Only the tasks that every planner and budget has finished.")
+    ] = False,
 ) -> None:
     """Print accuracy (EM, F1), tool calls, tokens, cost, cost-of-pass and E3 per planner and budget."""
     from .envs.report import category_table, render_rows, role_mismatches, summarize
+    from .envs.report import paired as shared_tasks
     from .envs.results import ResultsFile
 
     if not results.exists():
@@ -279,9 +283,19 @@ def report(
     if not records:
         console.print(f"[red]error:[/] {results} holds no finished episodes yet")
         raise typer.Exit(2)
+    if paired:
+        records = shared_tasks(records)
+        if not records:
+            console.print(f"[red]error:[/] no task is finished in every cell of {results}")
+            raise typer.Exit(2)
     rows = summarize(records)
     out = _out()
     out.print(render_rows(rows))
+    if not paired and len({r.n for r in rows}) > 1:
+        out.print(
+            f"cells hold {min(r.n for r in rows)} to {max(r.n for r in rows)} episodes: "
+            "--paired compares them on the tasks they all finished"
+        )
     if (per_category := category_table(records)) is not None:
         out.print(per_category)
     with_roles = [r for r in records if (r.get("usage") or {}).get("by_role")]

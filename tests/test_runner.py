@@ -16,7 +16,7 @@ from conftest import HOTPOT
 
 from budgetgraph.envs import EvalSpec, ResultsFile, run_eval
 from budgetgraph.envs.hotpotqa import HotpotQAEnv
-from budgetgraph.envs.report import pareto_front, summarize
+from budgetgraph.envs.report import paired, pareto_front, summarize
 from budgetgraph.errors import ConfigError
 from budgetgraph.models import ScriptedModel
 
@@ -168,6 +168,27 @@ def test_report_table_pareto_and_plot(tmp_path):
 
     image = imread(png)
     assert image.shape[0] > 400 and image.shape[1] > 600 and image.std() > 0.01
+
+
+def test_paired_report_keeps_the_tasks_every_cell_finished(tmp_path):
+    out = tmp_path / "r.jsonl"
+    asyncio.run(run_eval(_spec(), out, progress=False))
+    episodes = _episodes(out)
+    late = sorted({e["task_id"] for e in episodes})[-2:]
+    partial = [
+        e for e in episodes if not (e["planner"] == "tracker" and e["budget"] == "3" and e["task_id"] in late)
+    ]
+    kept = paired(partial)
+    assert {e["task_id"] for e in kept} == {e["task_id"] for e in episodes} - set(late)
+    assert [r.n for r in summarize(kept)] == [4, 4, 4, 4]
+    assert [r.n for r in summarize(partial)] == [6, 6, 6, 4]
+    with out.open("w") as fh:
+        fh.writelines(json.dumps(e) + "\n" for e in partial)
+    cmd = [sys.executable, "-m", "budgetgraph.cli", "report", str(out)]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0 and "--paired compares them" in plain.stdout
+    both = subprocess.run([*cmd, "--paired"], capture_output=True, text=True, timeout=120)
+    assert both.returncode == 0 and "--paired compares them" not in both.stdout
 
 
 def _cli(out: Path, *extra: str) -> list[str]:

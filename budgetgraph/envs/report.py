@@ -7,9 +7,19 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Row", "category_table", "pareto_front", "render_rows", "role_mismatches", "summarize"]
+_R = TypeVar("_R", bound=Mapping[str, Any])
+
+__all__ = [
+    "Row",
+    "category_table",
+    "paired",
+    "pareto_front",
+    "render_rows",
+    "role_mismatches",
+    "summarize",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +59,26 @@ def _mean(values: Iterable[float]) -> float | None:
     return fmean(vals) if vals else None
 
 
+def _cell(r: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (str(r["model"]), str(r["planner"]), str(r["budget"]))
+
+
+def paired(records: Sequence[_R]) -> list[_R]:
+    """The episodes of the tasks that every (model, planner, budget) cell has finished.
+
+    A partial or resumed sweep can hold different tasks per cell; compare cells on the tasks they share.
+    """
+    tasks: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for r in records:
+        tasks[_cell(r)].add(str(r["task_id"]))
+    shared = set.intersection(*tasks.values()) if tasks else set()
+    return [r for r in records if str(r["task_id"]) in shared]
+
+
 def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
-        groups[(str(r["model"]), str(r["planner"]), str(r["budget"]))].append(r)
+        groups[_cell(r)].append(r)
     rows = []
     for (model, planner, budget), recs in groups.items():
         tools: set[str] = set()
