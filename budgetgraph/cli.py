@@ -199,6 +199,9 @@ def eval_(
             help="costplan: none | ban_tool | cost_change | preference_change | steplen_change | mixed"
         ),
     ] = "none",
+    prior_mix: Annotated[
+        float, typer.Option(help="costplan: uniform share mixed into the model's MCTS prior (0 to 1).")
+    ] = 0.25,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""
@@ -221,6 +224,7 @@ def eval_(
             "level": level,
             "event": event,
             "max_tokens": max_tokens,
+            "prior_mix": prior_mix,
         }
         seed = None  # the seed generates the tasks; they are all used unless --limit says otherwise
     if prices:

@@ -98,6 +98,27 @@ def test_model_free_mcts_finds_the_optimum_and_detects_infeasible_budgets(level)
     assert exact / len(tasks) >= 0.9, f"exact-match rate {exact}/{len(tasks)} at level {level}"
 
 
+def test_a_prior_that_scores_the_optimal_actions_zero_is_mixed_with_uniform():
+    found = {0.0: 0, 0.25: 0}
+    tasks = generate_tasks(20, 5, level=2)
+    for task in tasks:
+        world = World(task)
+        problem = _Problem(world)
+        best = set(world.reference)
+
+        def misleading(_state, options, best=best):  # a weak model's scores: 0 for every optimal step
+            return {a: (0.0 if a in best else 1.0) for a, _ in options}
+
+        for mix in found:
+            got = mcts_search(
+                problem, 0, world.reference_cost * 1.5, iterations=300, prior=misleading, prior_mix=mix
+            )
+            found[mix] += got.cost == pytest.approx(world.reference_cost)
+    assert found[0.25] > found[0.0], found
+    with pytest.raises(ValueError, match="prior_mix"):
+        mcts_search(_Problem(World(tasks[0])), 0, 1.0, prior_mix=1.5)
+
+
 def test_costplan_env_scores_mcts_and_scripted_agents():
     env = CostPlanEnv(tasks=6, seed=2, event="mixed")
     model = ScriptedModel(lambda m, t: ScriptedModel.text("<answer>no idea</answer>"), record=False)

@@ -102,6 +102,7 @@ class CostPlanEnv(Env):
         level: int = 2,
         event: str | None = None,
         iterations: int = 300,
+        prior_mix: float = 0.25,
         prices: PriceTable | None = None,
         max_tokens: int = 256,
         data: str | None = None,
@@ -116,7 +117,10 @@ class CostPlanEnv(Env):
             raise ConfigError("level (the number of refinement stages) must be at least 1")
         self.spec = {"tasks": tasks, "seed": seed, "level": level, "event": event}
         self._tasks = {t.id: t for t in generate_tasks(tasks, seed, level=level, event=event)}
+        if not 0.0 <= prior_mix <= 1.0:
+            raise ConfigError(f"prior_mix={prior_mix}: give the uniform share of the MCTS prior, 0 to 1")
         self.iterations = iterations
+        self.prior_mix = prior_mix
         self._prices = prices or PriceTable()
         self._max_tokens = max_tokens
 
@@ -155,7 +159,7 @@ class CostPlanEnv(Env):
             return Budget.parse(value)
 
     def describe(self) -> dict[str, Any]:
-        return {"env": self.name, **self.spec}
+        return {"env": self.name, **self.spec, "prior_mix": self.prior_mix}
 
     # -- episodes ---------------------------------------------------------------------------------
     def _tools(self, world: World) -> list[Tool]:
@@ -250,6 +254,7 @@ class CostPlanEnv(Env):
                 world.stage,
                 room,
                 iterations=self.iterations,
+                prior_mix=self.prior_mix,
                 prior=_fixed(weights) if weights else None,
                 seed=zlib.crc32(task.id.encode()),
             )

@@ -4,7 +4,8 @@ Nodes are states; an action is a tool call with a cost. Selection is value plus 
 values conditioned on the remaining budget (the reward of a plan is ``1 - cost / budget``). A child whose spent
 cost plus an admissible lower bound on the rest exceeds the budget is pruned as infeasible, so a budget below
 the optimal cost is reported as infeasible at the root, without search. ``prior`` (e.g. model scores of the
-candidate actions) biases selection (PUCT); without one the prior is uniform: the model-free mode.
+candidate actions) biases selection (PUCT), mixed with uniform (``prior_mix``, as AlphaZero mixes noise into
+its root prior) so an action a weak model scores 0 is still explored; without a prior: the model-free mode.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ class _Search(Generic[S]):
         prior: Prior | None,
         seed: int,
         max_depth: int,
+        prior_mix: float = 0.0,
     ) -> None:
         self.problem, self.budget, self.exploration, self.prior = problem, budget, exploration, prior
+        self.prior_mix = prior_mix
         self.rng = random.Random(seed)
         self.max_depth = max_depth
         self.nodes = 1
@@ -100,6 +103,7 @@ class _Search(Generic[S]):
         total = sum(max(weights.get(a, 0.0), 0.0) for a, _ in options)
         for a, c in options:
             share = max(weights.get(a, 0.0), 0.0) / total if total else 1.0 / len(options)
+            share = (1 - self.prior_mix) * share + self.prior_mix / len(options)
             node.children[a] = _Node(self.problem.step(node.state, a), node.spent + c, node, a, share)
             self.nodes += 1
         if not node.children:
@@ -181,10 +185,16 @@ def mcts_search(
     iterations: int = 400,
     exploration: float = 1.0,
     prior: Prior | None = None,
+    prior_mix: float = 0.25,
     seed: int = 0,
     max_depth: int = 64,
 ) -> MCTSResult:
-    """Search for the cheapest plan from ``start`` to a goal whose cost is at most ``budget``."""
+    """Search for the cheapest plan from ``start`` to a goal whose cost is at most ``budget``.
+
+    ``prior_mix`` is the weight of the uniform prior mixed into ``prior`` (0: the prior alone).
+    """
+    if not 0.0 <= prior_mix <= 1.0:
+        raise ValueError(f"prior_mix={prior_mix} must be between 0 and 1")
     began = time.perf_counter()
     if problem.is_goal(start):
         return MCTSResult(True, (), 0.0, 0, 1, 0.0)
@@ -192,7 +202,7 @@ def mcts_search(
     if bound > budget + 1e-9:
         reason = f"infeasible within budget: the cheapest plan costs at least {bound:g} > {budget:g}"
         return MCTSResult(False, (), math.inf, 0, 1, time.perf_counter() - began, reason)
-    search = _Search(problem, budget, exploration, prior, seed, max_depth)
+    search = _Search(problem, budget, exploration, prior, seed, max_depth, prior_mix)
     root: _Node[S] = _Node(start, 0.0)
     runs = 0
     while runs < iterations and not root.dead:
