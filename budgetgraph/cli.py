@@ -15,6 +15,7 @@ from .agents.agent import Agent, RunResult
 from .budget.limits import Budget
 from .budget.prices import PriceTable
 from .errors import BudgetgraphError
+from .planners.mcts import DEFAULT_PRIOR_MIX
 from .tools.corpus import Corpus
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Budget-aware tool-using agents.")
@@ -201,7 +202,7 @@ def eval_(
     ] = "none",
     prior_mix: Annotated[
         float, typer.Option(help="costplan: uniform share mixed into the model's MCTS prior (0 to 1).")
-    ] = 0.25,
+    ] = DEFAULT_PRIOR_MIX,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""

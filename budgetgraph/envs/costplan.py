@@ -24,7 +24,7 @@ from ..budget.prices import PriceTable
 from ..errors import BudgetExceeded, ConfigError, ToolRejected
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings, ToolCall
-from ..planners.mcts import mcts_search
+from ..planners.mcts import DEFAULT_PRIOR_MIX, mcts_search
 from ..tools.base import Tool
 from .base import Env, Task
 from .costplan_world import EVENTS, World, edit_distance, generate_tasks
@@ -102,7 +102,7 @@ class CostPlanEnv(Env):
         level: int = 2,
         event: str | None = None,
         iterations: int = 300,
-        prior_mix: float = 0.25,
+        prior_mix: float = DEFAULT_PRIOR_MIX,
         prices: PriceTable | None = None,
         max_tokens: int = 256,
         data: str | None = None,
