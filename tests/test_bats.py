@@ -13,8 +13,9 @@ from budgetgraph.planners.allocation import allocate
 from budgetgraph.planners.bats import Verdict, add_steps, apply_budget_rule, mark, render_checklist
 
 
-def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1):
-    """Plan, act (search, open the first hit, answer), verify with the given decisions, select ``pick``."""
+def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final"):
+    """Plan, act (search, open the first hit, answer), verify with the given decisions, select ``pick``;
+    ``final`` answers a call made without tools (the final-answer call)."""
     state = {"verdicts": list(decisions), "attempt": 0}
 
     def policy(messages, tools):
@@ -52,6 +53,8 @@ def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1):
             )
         if names == ["select_answer"]:
             return ScriptedModel.tool_calls([("select_answer", {"index": pick, "reason": "r"})])
+        if not names:
+            return ScriptedModel.text(f"<answer>{final}</answer>")
         live = [m for m in messages if m.role == "tool"]
         if not live:
             return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
@@ -267,3 +270,12 @@ def test_selection_never_picks_an_echoed_tool_error_when_a_real_answer_exists(ho
     )
     _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus, max_attempts=2)
     assert result.answer == "Steve Jobs"
+
+
+def test_when_every_attempt_echoes_a_tool_error_the_final_answer_call_answers(hotpot_corpus):
+    echo = "No document titled 'X'. Closest titles: Y"
+    model = _driver(["PIVOT", "PIVOT"], answers=(echo, "Error: bad title"), final="Jony Ive")
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus, max_attempts=2)
+    assert result.answer == "Jony Ive"
+    assert result.usage.by_role["answer"]["llm_calls"] == 1
+    _check_ledger(result)

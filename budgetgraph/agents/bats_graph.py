@@ -293,8 +293,8 @@ class _BATS(_Loop):
         stop = state.get("stop") or _stop("answered")
         if state.get("proposed") and not any(a["answer"] == state["proposed"] for a in attempts):
             attempts.append({"answer": state["proposed"], "decision": "UNVERIFIED", "summary": ""})
-        real = [a for a in attempts if _is_answer(a["answer"])] or attempts
-        if not real:
+        real = [a for a in attempts if _is_answer(a["answer"])]
+        if not real:  # no attempt, or only echoed tool errors: the final-answer call on the held reserve
             return await self.answer_node(state, config)
         rank = {"SUCCESS": 0, "CONTINUE": 1, "UNVERIFIED": 2, "PIVOT": 3}
         best = min(range(len(real)), key=lambda i: (rank.get(real[i]["decision"], 4), -i))
