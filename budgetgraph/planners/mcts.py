@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["MCTSResult", "PlanningProblem", "mcts_search"]
+__all__ = ["DEFAULT_PRIOR_MIX", "MCTSResult", "PlanningProblem", "mcts_search"]
 
 S = TypeVar("S", bound=Hashable)
 
