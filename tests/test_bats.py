@@ -16,7 +16,7 @@ from budgetgraph.planners.bats import Verdict, add_steps, apply_budget_rule, mar
 def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final"):
     """Plan, act (search, open the first hit, answer), verify with the given decisions, select ``pick``;
     ``final`` answers a call made without tools (the final-answer call)."""
-    state = {"verdicts": list(decisions), "attempt": 0}
+    state = {"verdicts": list(decisions), "attempt": 0, "answered": 0}
 
     def policy(messages, tools):
         names = [t.name for t in tools]
@@ -60,7 +60,8 @@ def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final"
             return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
         if len(live) == 1:
             return ScriptedModel.tool_calls([("open", {"title": "Apple Remote"})])
-        return ScriptedModel.text(f"<answer>{answers[min(state['attempt'], len(answers) - 1)]}</answer>")
+        state["answered"] += 1
+        return ScriptedModel.text(f"<answer>{answers[min(state['answered'], len(answers)) - 1]}</answer>")
 
     return ScriptedModel(policy)
 
@@ -278,4 +279,13 @@ def test_when_every_attempt_echoes_a_tool_error_the_final_answer_call_answers(ho
     _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus, max_attempts=2)
     assert result.answer == "Jony Ive"
     assert result.usage.by_role["answer"]["llm_calls"] == 1
+    _check_ledger(result)
+
+
+def test_an_echoed_tool_error_is_a_pivot_without_a_verifier_call(hotpot_corpus):
+    echo = "No document titled 'X'. Closest titles: Apple Remote"
+    model = _driver(["SUCCESS"], answers=(echo, "Jony Ive"))
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus, max_attempts=3)
+    assert result.answer == "Jony Ive"
+    assert result.usage.by_role["verify"]["llm_calls"] == 1
     _check_ledger(result)

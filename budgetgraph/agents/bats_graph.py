@@ -237,10 +237,19 @@ class _BATS(_Loop):
             evidence="\n---\n".join(evidence[-4:]) or "(none)",
             budget=self._budget_text(ledger),
         )
-        parsed, msg, _refused = await self._structured(
-            ledger, prompt, "verify", _VERDICT_TOOL, Verdict, self.verify_tokens, use_hold=True
-        )
-        verdict = parsed or Verdict(decision="CONTINUE", justification="unparsed verdict")
+        afforded = True
+        if _is_answer(answer):
+            parsed, msg, _refused = await self._structured(
+                ledger, prompt, "verify", _VERDICT_TOOL, Verdict, self.verify_tokens, use_hold=True
+            )
+            afforded = msg is not None
+            verdict = parsed or Verdict(decision="CONTINUE", justification="unparsed verdict")
+        else:  # an echoed tool error is a failed look-up, not an answer: no verifier call is spent on it
+            verdict = Verdict(
+                decision="PIVOT",
+                justification="The proposed answer is a tool's error message, not an answer.",
+                summary=f"A look-up failed: {answer[:300]}",
+            )
         failures = sum(1 for s in state.get("plan") or [] if s["status"] == "failed")
         verdict = apply_budget_rule(verdict, self._fraction_left(ledger), failures)
         attempts = [
@@ -269,7 +278,7 @@ class _BATS(_Loop):
         out_of_tools = bool(self.cfg.tools) and not self._available_tools(ledger)
         if verdict.decision == "SUCCESS" and self.mode == "early_stop":
             return {**update, "phase": "done", "answer": answer, "stop": _stop("answered")}
-        if out_of_tools or len(attempts) >= self.max_attempts or msg is None:
+        if out_of_tools or len(attempts) >= self.max_attempts or not afforded:
             return {**update, "phase": "select"}
         checklist = list(state.get("plan") or [])
         if verdict.decision == "CONTINUE":
