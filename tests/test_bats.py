@@ -10,10 +10,17 @@ import pytest
 from budgetgraph import Agent, Budget
 from budgetgraph.models import ScriptedModel
 from budgetgraph.planners.allocation import allocate
-from budgetgraph.planners.bats import Verdict, add_steps, apply_budget_rule, mark, render_checklist
+from budgetgraph.planners.bats import (
+    Verdict,
+    add_steps,
+    apply_budget_rule,
+    core_answer,
+    mark,
+    render_checklist,
+)
 
 
-def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final"):
+def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final", short=""):
     """Plan, act (search, open the first hit, answer), verify with the given decisions, select ``pick``;
     ``final`` answers a call made without tools (the final-answer call)."""
     state = {"verdicts": list(decisions), "attempt": 0, "answered": 0}
@@ -47,6 +54,7 @@ def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final"
                             "justification": "j",
                             "summary": f"SUMMARY-{n}",
                             "next_step": f"NEXT-{n}",
+                            "short_answer": short,
                         },
                     )
                 ]
@@ -289,3 +297,32 @@ def test_an_echoed_tool_error_is_a_pivot_without_a_verifier_call(hotpot_corpus):
     assert result.answer == "Jony Ive"
     assert result.usage.by_role["verify"]["llm_calls"] == 1
     _check_ledger(result)
+
+
+@pytest.mark.parametrize(
+    ("proposed", "short", "kept"),
+    [
+        ("Eucryphia has more species than Lepidozamia.", "Eucryphia", "Eucryphia"),
+        ("Yes, both are American.", "yes", "yes"),
+        (
+            "The film LaLee's Kin: The Legacy of Cotton, is it.",
+            "LaLee's Kin: The Legacy of Cotton",
+            "LaLee's Kin: The Legacy of Cotton",
+        ),
+        ("Polypodium has more species.", "Aichryson", None),  # not a part of the proposal: no replacement
+        ("Polypodium", "", None),
+        ("Sanford Airport", "Sanford", "Sanford"),
+        ("Sanfordville", "Sanford", None),  # whole words only
+    ],
+)
+def test_the_verifier_can_shorten_an_answer_but_not_replace_it(proposed, short, kept):
+    assert core_answer(proposed, short) == (kept or proposed)
+
+
+def test_a_sentence_answer_is_cut_to_the_verifiers_short_form(hotpot_corpus):
+    model = _driver(["SUCCESS"], answers=("Jony Ive designed the Apple Remote.",), short="Jony Ive")
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus)
+    assert result.answer == "Jony Ive"
+    model = _driver(["SUCCESS"], answers=("Jony Ive designed the Apple Remote.",), short="Steve Jobs")
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus)
+    assert result.answer == "Jony Ive designed the Apple Remote."

@@ -29,6 +29,7 @@ from ..planners.bats import (
     Verdict,
     add_steps,
     apply_budget_rule,
+    core_answer,
     current,
     mark,
     parse_structured,
@@ -252,6 +253,7 @@ class _BATS(_Loop):
             )
         failures = sum(1 for s in state.get("plan") or [] if s["status"] == "failed")
         verdict = apply_budget_rule(verdict, self._fraction_left(ledger), failures)
+        answer = core_answer(answer, verdict.short_answer)
         attempts = [
             *(state.get("attempts") or []),
             {"answer": answer, "decision": verdict.decision, "summary": verdict.summary},
@@ -260,6 +262,7 @@ class _BATS(_Loop):
         _emit(config, VerifierDecision(answer, verdict.decision, verdict.summary))
         update: dict[str, Any] = {
             "attempts": attempts,
+            "proposed": answer,
             "messages": [note],
             "ledger": ledger.snapshot(),
             "segment": len(state["messages"]) + 1,

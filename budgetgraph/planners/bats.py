@@ -8,6 +8,7 @@ model decodes it under a GBNF grammar), and the arguments are validated with pyd
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ __all__ = [
     "Step",
     "Verdict",
     "add_steps",
+    "core_answer",
     "apply_budget_rule",
     "mark",
     "render_checklist",
@@ -88,6 +90,9 @@ class Verdict(BaseModel):
     justification: str = ""
     summary: str = Field(default="", description="what was found and what failed, in two or three sentences")
     next_step: str = Field(default="", description="what to do next (CONTINUE) or the new angle (PIVOT)")
+    short_answer: str = Field(
+        default="", description="the proposed answer cut to its core: a name, date, number, or yes / no"
+    )
 
 
 class Selection(BaseModel):
@@ -105,6 +110,17 @@ def _as_texts(value: Any) -> list[str]:
         if str(item).strip():
             out.append(str(item).strip())
     return out
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+
+
+def core_answer(proposed: str, short: str) -> str:
+    """The verifier's short form of ``proposed`` when it is a part of it (the 1.5B model answers in sentences,
+    which exact match scores 0); otherwise ``proposed``, so the verifier can shorten but never replace."""
+    core = _words(short)
+    return short.strip() if core and f" {core} " in f" {_words(proposed)} " else proposed
 
 
 def schema_tool(name: str, model: type[BaseModel], description: str) -> ToolSchema:
