@@ -8,7 +8,9 @@ import asyncio
 import pytest
 
 from budgetgraph import Agent, Budget
+from budgetgraph.agents.bats_graph import evidence_only
 from budgetgraph.models import ScriptedModel
+from budgetgraph.models.messages import Message, ToolCall
 from budgetgraph.planners.allocation import allocate
 from budgetgraph.planners.bats import (
     Verdict,
@@ -288,6 +290,28 @@ def test_when_every_attempt_echoes_a_tool_error_the_final_answer_call_answers(ho
     assert result.answer == "Jony Ive"
     assert result.usage.by_role["answer"]["llm_calls"] == 1
     _check_ledger(result)
+    final_prompt = next(msgs for msgs, tools, _ in model.requests if not tools)
+    texts = " ".join(m.content for m in final_prompt)
+    assert "No document titled" not in texts and "Error: bad title" not in texts  # nothing to copy
+    assert any(m.role == "tool" and "Apple Remote" in m.content for m in final_prompt)  # the evidence stays
+
+
+def test_the_final_answer_context_keeps_evidence_and_cuts_failed_look_ups():
+    call = ToolCall(id="c1", name="open", arguments={"title": "X"})
+    messages = [
+        Message.user("Who designed the Apple Remote?"),
+        Message.assistant("Plan:\n[ ] 1. search"),
+        Message.assistant("", tool_calls=[call]),
+        Message.tool("No document titled 'X'. Closest titles: Y", "c1", "open"),
+        Message.tool("# Apple Remote\nDesigned by Jony Ive.", "c2", "open"),
+        Message.assistant("<answer>No document titled 'X'.</answer>"),
+        Message.assistant("Verifier: PIVOT. ..."),
+    ]
+    kept = evidence_only(messages)
+    assert [m.role for m in kept] == ["user", "assistant", "tool", "tool"]
+    assert kept[1].tool_calls == (call,)
+    assert kept[2].content == "(this look-up failed)" and kept[2].tool_call_id == "c1"
+    assert "Jony Ive" in kept[3].content
 
 
 def test_an_echoed_tool_error_is_a_pivot_without_a_verifier_call(hotpot_corpus):

@@ -58,6 +58,20 @@ def _is_answer(text: str) -> bool:
     return clean.lower() not in _NONE and not clean.startswith((*_FAILED, "No information found"))
 
 
+def evidence_only(messages: list[Message]) -> list[Message]:
+    """The question, the tool calls and their results, each failed look-up cut to one line: the final-answer
+    context when no attempt was an answer. Plans, verifier notes and echoed errors are left out, as a 1.5B
+    model copied them into its final answer."""
+    kept = messages[:1]
+    for m in messages[1:]:
+        if m.tool_calls:
+            kept.append(m)
+        elif m.role == "tool":
+            failed = m.content.startswith(_FAILED)
+            kept.append(Message.tool("(this look-up failed)", m.tool_call_id or "", m.name) if failed else m)
+    return kept
+
+
 class BATSState(AgentState, total=False):
     plan: list[dict[str, Any]]
     constraints: list[str]
@@ -307,7 +321,8 @@ class _BATS(_Loop):
             attempts.append({"answer": state["proposed"], "decision": "UNVERIFIED", "summary": ""})
         real = [a for a in attempts if _is_answer(a["answer"])]
         if not real:  # no attempt, or only echoed tool errors: the final-answer call on the held reserve
-            return await self.answer_node(state, config)
+            view: BATSState = {**state, "messages": evidence_only(state["messages"])}
+            return await self.answer_node(view, config)
         rank = {"SUCCESS": 0, "CONTINUE": 1, "UNVERIFIED": 2, "PIVOT": 3}
         best = min(range(len(real)), key=lambda i: (rank.get(real[i]["decision"], 4), -i))
         if len({a["answer"] for a in real}) > 1:
