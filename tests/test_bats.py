@@ -71,7 +71,8 @@ def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final"
         if len(live) == 1:
             return ScriptedModel.tool_calls([("open", {"title": "Apple Remote"})])
         state["answered"] += 1
-        return ScriptedModel.text(f"<answer>{answers[min(state['answered'], len(answers)) - 1]}</answer>")
+        reply = answers[min(state["answered"], len(answers)) - 1]
+        return ScriptedModel.text(reply if reply.startswith("<tool_call>") else f"<answer>{reply}</answer>")
 
     return ScriptedModel(policy)
 
@@ -312,6 +313,18 @@ def test_the_final_answer_context_keeps_evidence_and_cuts_failed_look_ups():
     assert kept[1].tool_calls == (call,)
     assert kept[2].content == "(this look-up failed)" and kept[2].tool_call_id == "c1"
     assert "Jony Ive" in kept[3].content
+
+
+def test_a_tool_call_cut_off_at_max_tokens_is_not_an_answer(hotpot_corpus):
+    cut = '<tool_call>\n{"name": "search", "arguments": {"queries": ["remote", "remote", "remote'
+    model = _driver(["SUCCESS"], answers=(cut,), final="Jony Ive")
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus)
+    assert result.answer == "Jony Ive"
+    assert "verify" not in result.usage.by_role and result.usage.by_role["answer"]["llm_calls"] == 1
+    _check_ledger(result)
+    model = _driver(["PIVOT"], answers=("Steve Jobs", cut), final="unused")
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus, max_attempts=3)
+    assert result.answer == "Steve Jobs"  # the verified attempt stands; the cut-off call is not an attempt
 
 
 def test_an_echoed_tool_error_is_a_pivot_without_a_verifier_call(hotpot_corpus):

@@ -213,11 +213,11 @@ class _BATS(_Loop):
         update: dict[str, Any] = {"messages": [message], "turns": turns + 1, "ledger": ledger.snapshot()}
         if message.tool_calls:
             return {**update, "phase": "tools"}
-        return {
-            **update,
-            "phase": "verify",
-            "proposed": extract_answer(message.content) or message.content.strip(),
-        }
+        proposed = extract_answer(message.content)
+        if not proposed:  # e.g. a tool call cut off at max_tokens: no answer to verify, as in the react loop
+            why = "the model replied with neither a tool call nor an answer"
+            return {**update, "phase": "select", "stop": _stop("answered", "", why)}
+        return {**update, "phase": "verify", "proposed": proposed}
 
     async def bats_tools_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
         ledger = _ledger(state, config)
