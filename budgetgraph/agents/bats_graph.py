@@ -37,7 +37,7 @@ from ..planners.bats import (
     schema_tool,
 )
 from .events import VerifierDecision
-from .graph import LoopConfig, _emit, _ledger, _Loop, _stop, charged_call
+from .graph import NO_ANSWER, LoopConfig, _emit, _ledger, _Loop, _stop, charged_call
 from .prompts import extract_answer
 from .state import AgentState
 
@@ -215,8 +215,7 @@ class _BATS(_Loop):
             return {**update, "phase": "tools"}
         proposed = extract_answer(message.content)
         if not proposed:  # e.g. a tool call cut off at max_tokens: no answer to verify, as in the react loop
-            why = "the model replied with neither a tool call nor an answer"
-            return {**update, "phase": "select", "stop": _stop("answered", "", why)}
+            return {**update, "phase": "select", "stop": _stop("answered", "", NO_ANSWER)}
         return {**update, "phase": "verify", "proposed": proposed}
 
     async def bats_tools_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:

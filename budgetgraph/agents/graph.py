@@ -30,6 +30,8 @@ from .state import AgentState, StopInfo
 
 __all__ = ["LEDGER_KEY", "STREAM_KEY", "LoopConfig", "build_graph", "charged_call"]
 
+NO_ANSWER = "the model replied with neither a tool call nor an answer"
+
 LEDGER_KEY = "budgetgraph_ledger"
 """Key in ``config["configurable"]`` of the live ledger of a run (else it is rebuilt from the state)."""
 
@@ -298,7 +300,7 @@ class _Loop:
         answer = extract_answer(message.content)
         if not answer:
             update["phase"] = "answer"
-            update["stop"] = _stop("answered", "", "the model replied with neither a tool call nor an answer")
+            update["stop"] = _stop("answered", "", NO_ANSWER)
             return update
         return {**update, "phase": "done", "answer": answer, "stop": _stop("answered")}
 
