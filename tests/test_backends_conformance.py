@@ -452,3 +452,108 @@ def test_live_provider_when_a_key_is_set(provider):
         )
     )
     assert response.message.tool_calls[0].name == "search" and response.usage.input_tokens > 0
+
+
+# Every ModelSettings field, and where each backend puts it on the wire (None: not a body field: the client
+# timeout, or a setting the provider has no such parameter for). Settings that the installed SDK no longer
+# accepts must be listed in NOT_ACCEPTED: a parameter an SDK release removes fails here by name.
+FULL_SETTINGS = {
+    "max_tokens": 64,
+    "temperature": 0.0,
+    "top_p": 0.9,
+    "seed": 7,
+    "stop": ["END"],
+    "tool_choice": "auto",
+    "parallel_tool_calls": False,
+    "timeout": 30.0,
+    "stream": False,
+}
+WIRE_NAMES = {
+    "openai": {
+        "max_tokens": "max_completion_tokens",
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "seed": "seed",
+        "stop": "stop",
+        "tool_choice": "tool_choice",
+        "parallel_tool_calls": "parallel_tool_calls",
+        "timeout": None,
+        "stream": "stream",
+    },
+    "anthropic": {
+        "max_tokens": "max_tokens",
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "seed": None,  # the Messages API has no seed
+        "stop": "stop_sequences",
+        "tool_choice": "tool_choice",
+        "parallel_tool_calls": "tool_choice",  # disable_parallel_tool_use inside tool_choice
+        "timeout": None,
+        "stream": "stream",
+    },
+}
+NOT_ACCEPTED = {"openai": set(), "anthropic": {"temperature", "top_p"}}  # anthropic SDK 2.x dropped them
+
+
+def test_the_suite_covers_every_model_setting():
+    from budgetgraph.models.messages import ModelSettings
+
+    assert set(FULL_SETTINGS) == set(ModelSettings.__annotations__)
+    assert all(set(names) == set(FULL_SETTINGS) for names in WIRE_NAMES.values())
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_every_setting_goes_through_the_installed_sdk(wire, stream):
+    from budgetgraph.models.sdk_params import accepted_params
+
+    replay = _replay(wire, (200, wire.stream() if stream else wire.calls([("search", {"queries": ["a"]})])))
+    model = wire.model(replay.transport())
+    settings = dict(FULL_SETTINGS, stream=stream)
+    response = asyncio.run(model.request(HISTORY, [SEARCH, OPEN], settings))
+    assert response.message.tool_calls  # the SDK took the call and the reply parsed
+    body = json.loads(replay.requests[0].content)
+    method = model.client.chat.completions.create if wire.name == "openai" else model.client.messages.create
+    accepted = accepted_params(method)
+    for key, wire_name in WIRE_NAMES[wire.name].items():
+        if wire_name is None:
+            continue
+        if key in NOT_ACCEPTED[wire.name]:
+            assert accepted is not None and wire_name not in accepted, (
+                f"{wire.name} SDK accepts {wire_name} again: remove it from NOT_ACCEPTED"
+            )
+            assert wire_name not in body
+            continue
+        assert accepted is None or wire_name in accepted, (
+            f"the installed {wire.name} SDK no longer accepts {wire_name!r} (for ModelSettings[{key!r}])"
+        )
+        if key != "stream" or stream:  # a plain request leaves stream out
+            assert wire_name in body, f"{key} was not sent as {wire_name}"
+    if wire.name == "openai":
+        assert body["max_completion_tokens"] == 64 and body["seed"] == 7 and body["stop"] == ["END"]
+        assert body["parallel_tool_calls"] is False and body["temperature"] == 0.0
+    else:
+        assert body["max_tokens"] == 64 and body["stop_sequences"] == ["END"]
+        assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    assert body.get("stream", False) is stream
+
+
+def test_an_agent_with_its_default_settings_runs_on_every_backend(wire):
+    """The agent's own defaults (temperature 0) through the real SDK: a search, then an answer."""
+    from budgetgraph import Agent, Budget, tool
+
+    @tool
+    def search(queries: list[str]) -> str:
+        """Search."""
+        return "The Apple Remote was designed by Apple's industrial design group."
+
+    replay = _replay(
+        wire,
+        (200, wire.calls([("search", {"queries": ["apple remote"]})])),
+        (200, wire.text("<answer>Apple</answer>")),
+    )
+    agent = Agent(
+        wire.model(replay.transport()), [search], Budget(tool_calls={"search": 2}), planner="tracker"
+    )
+    result = agent.run("Who designed the Apple Remote?")
+    assert result.answer == "Apple" and result.stop_reason.kind == "answered"
+    assert len(replay.requests) == 2 and result.usage.llm_calls == 2

@@ -123,30 +123,85 @@ def test_eval_runner_with_the_embedded_model_on_hotpot_and_bfcl(tmp_path, monkey
     assert [r["scores"]["correct"] for r in rows] == [1.0, 1.0], [r["answer"] for r in rows]
 
 
-def test_prompt_state_cache_counts_all_it_holds_and_restores_the_same_reply():
-    from budgetgraph.models.local import _Engine, _state_bytes
+def _last_logits(engine, tokens):
+    """Evaluate ``tokens`` as a completion does (prefix reuse first) and return the last token's logits."""
+    import numpy as np
 
-    cap = 6 << 20  # room for 4 of the 12 states these prompts leave (each completion saves 2)
-    engine = _Engine(LocalModel().path, 2048, None, cap)  # its own context and cache
+    engine.prefix.prepare(tokens)
+    engine.llm.eval(tokens[engine.llm.n_tokens :])
+    engine.prefix.finished(tokens)
+    return np.ctypeslib.as_array(engine.llm._ctx.get_logits(), shape=(engine.llm.n_vocab(),)).copy()
+
+
+def test_logits_are_bit_identical_whatever_the_prompt_cache_held():
+    """A prompt evaluated in a cold context and the same prompt after other prompts, after itself and as the
+    second turn of a conversation give the same logits to the last bit (so the same replies at temperature 0).
+    Stock prefix reuse (evaluate only the new tail) does not: that is printed for comparison."""
+    from budgetgraph.models.local import _Engine
+
+    def chat(*turns):
+        parts = [f"<|im_start|>{role}\n{text}<|im_end|>\n" for role, text in turns]
+        return "".join(parts) + "<|im_start|>assistant\n"
+
+    doc = "The ledger reserves an upper bound before every call and commits the truth after it. " * 12
+    first = chat(("system", "You answer briefly."), ("user", doc + "What does the ledger do?"))
+    other = chat(("system", "You answer briefly."), ("user", "Name three rivers in France."))
+    second = (
+        first + "It reserves, then commits.<|im_end|>\n" + chat(("user", "And when a call does not fit?"))[0:]
+    )
+    path = LocalModel().path
+
+    def engine(cache):
+        return _Engine(path, 2048, None, cache)
+
+    engines = []
     try:
-        llm, cache = engine.llm, engine.llm.cache
-        prompts = [
-            f"<|im_start|>user\nCount from {i} to {i + 5}, comma separated.<|im_end|>\n<|im_start|>assistant\n"
-            for i in range(6)
-        ]
-        replies = [
-            llm.create_completion(p, max_tokens=12, temperature=0.0)["choices"][0]["text"] for p in prompts
-        ]
-        states = list(cache.cache_state.values())
-        assert states and all(s.scores.shape[0] == 1 for s in states)
-        assert cache.cache_size == sum(_state_bytes(s) for s in states) <= cap
-        assert len(states) < len(prompts)  # the cap evicted the oldest
-        # the live context now holds the last prompt: the one before comes back from the cache
-        restored: list[object] = []
-        load = llm.load_state
-        llm.load_state = lambda state: (restored.append(state), load(state))[1]
-        again = llm.create_completion(prompts[-2], max_tokens=12, temperature=0.0)["choices"][0]["text"]
-        assert restored and again == replies[-2]
+        cold = {}
+        for name, prompt in (("first", first), ("second", second)):
+            fresh = engine(0)
+            engines.append(fresh)
+            cold[name] = _last_logits(fresh, fresh.tokens(prompt))
+        warm = engine(64 << 20)
+        engines.append(warm)
+        t_first, t_other, t_second = (warm.tokens(p) for p in (first, other, second))
+        seen = {
+            "first, cold": _last_logits(warm, t_first),
+            "first again (live prefix)": _last_logits(warm, t_first),
+            "other": _last_logits(warm, t_other),
+            "first after other (saved state)": _last_logits(warm, t_first),
+            "second turn (prefix of the first)": _last_logits(warm, t_second),
+        }
+        assert warm.prefix.loads >= 1, "the saved prompt state should have been restored"
+        for label, logits in seen.items():
+            ref = cold["second"] if label.startswith("second") else cold["first"]
+            if label != "other":
+                assert (logits == ref).all(), f"{label}: logits differ from a cold evaluation"
+        # the stock path for comparison: the whole prompt cached, only its last token evaluated again
+        warm.llm.n_tokens = len(t_first) - 1
+        warm.llm.eval(t_first[-1:])
+        import numpy as np
+
+        stock = np.ctypeslib.as_array(warm.llm._ctx.get_logits(), shape=(warm.llm.n_vocab(),))
+        print(f"\nstock reuse of the cached prompt: max |logit diff| {abs(stock - cold['first']).max():.3g}")
+    finally:
+        for e in engines:
+            e.llm.close()
+
+
+def test_saved_prompt_states_are_bounded_by_all_they_hold():
+    from budgetgraph.models.local import _Engine
+    from budgetgraph.models.local_prefix import state_bytes
+
+    cap = 12 << 20  # room for 3 of the 6 states (about 3.8 MB each: 112 tokens of KV at 28 KiB, ids, logits)
+    engine = _Engine(LocalModel().path, 2048, None, cap)
+    try:
+        for i in range(6):
+            prompt = f"<|im_start|>user\n{'Count slowly. ' * 30}From {i} to {i + 5}.<|im_end|>\n<|im_start|>assistant\n"
+            engine.generate(prompt, {"max_tokens": 8}, None)
+        saved = list(engine.prefix.saved.values())
+        assert saved and all(s.state.scores.shape[0] == 1 for s in saved)
+        assert engine.prefix.saved_bytes == sum(state_bytes(s.state) for s in saved) <= cap
+        assert len(saved) == 3  # the cap evicted the oldest
     finally:
         engine.llm.close()
 

@@ -12,7 +12,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -234,7 +234,7 @@ async def run_eval(
         "spec": _jsonable(asdict(spec)),
         "env_info": env.describe(),
         "versions": _versions(),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     _check_header(results.path, old_header, header)
     was = (old_header or {}).get("versions", {}).get("source")

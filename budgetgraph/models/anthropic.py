@@ -18,6 +18,7 @@ from ..budget.prices import ModelPrice
 from .base import emit_delta, estimate_tokens
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema
 from .retry import with_retries
+from .sdk_params import keep_accepted
 from .toolparse import make_call
 
 __all__ = ["AnthropicModel", "to_anthropic_messages"]
@@ -143,8 +144,12 @@ class AnthropicModel:
         names = [t.name for t in tools]
         anthropic = require("anthropic", "anthropic")
 
+        streaming = bool(self.stream or settings.get("stream"))
+        method = self.client.messages.stream if streaming else self.client.messages.create
+        params = keep_accepted(params, method, backend=f"anthropic ({self.name})")
+
         async def once() -> ModelResponse:
-            if self.stream or settings.get("stream"):
+            if streaming:
                 async with self.client.messages.stream(**params) as stream:
                     async for text in stream.text_stream:
                         emit_delta(text)

@@ -4,9 +4,9 @@ The prompt is rendered with the GGUF's own chat template (Qwen2.5 puts tool sche
 expects ``<tool_call>{...}</tool_call>``). The model writes calls unconstrained (fast); only a reply that
 tries a call and does not parse is redone with decoding constrained by a small GBNF grammar built from the
 tool names. One llama.cpp context is shared per model file, so consecutive turns of an episode reuse the KV
-cache of their common prompt prefix; a RAM cache of recent prompt states (``cache_bytes``) keeps that reuse when
-calls alternate between contexts (BATS's act and verify prompts, sub-agents), where prompt evaluation dominates
-on a CPU (about 60 tokens/s on 2 cores against about 20 generated tokens/s).
+cache of their common prompt prefix, and saved prompt states (``cache_bytes``) keep that reuse when calls
+alternate between prompts (BATS's act and verify prompts, sub-agents). Reuse is cut at whole aligned
+ubatches (``local_prefix``), so a reply at temperature 0 is the same whatever ran before it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .._extras import require
 from ..budget.prices import FREE, ModelPrice
 from ..errors import ConfigError, ModelError
 from .base import text_sink
+from .local_prefix import DEFAULT_UBATCH, PrefixReuse
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema, to_openai_tools
 from .toolparse import parse_tool_calls
 
@@ -93,13 +94,14 @@ class _Engine:
                 n_threads=threads,
                 n_threads_batch=threads,
                 n_gpu_layers=n_gpu_layers,
+                n_batch=512,
+                n_ubatch=DEFAULT_UBATCH,
                 verbose=False,
                 seed=0,
             )
         except Exception as exc:
             raise ConfigError(f"cannot load GGUF model {path}: {exc}") from exc
-        if cache_bytes > 0:
-            self.llm.set_cache(_bounded_cache(llama_cpp, cache_bytes))
+        self.prefix = PrefixReuse(self.llm, DEFAULT_UBATCH, cache_bytes)
         # free the model before interpreter teardown: llama_cpp's own __del__ fails that late
         atexit.register(self.llm.close)
         template = self.llm.metadata.get("tokenizer.chat_template")
@@ -125,8 +127,12 @@ class _Engine:
             )
         )
 
+    def tokens(self, prompt: str) -> list[int]:
+        """The prompt's tokens as llama.cpp evaluates them (the chat template writes the special tokens)."""
+        return list(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
+
     def count(self, prompt: str) -> int:
-        return len(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
+        return len(self.tokens(prompt))
 
     def generate(
         self,
@@ -137,9 +143,11 @@ class _Engine:
     ) -> tuple[str, int, int]:
         """One completion; ``on_text`` receives the reply's text as it is sampled (usage stays exact)."""
         deltas = _Deltas(self.llm, on_text) if on_text else None
+        tokens = self.tokens(prompt)
         with self.lock:
+            self.prefix.prepare(tokens)
             out = self.llm.create_completion(
-                prompt,
+                tokens,
                 max_tokens=settings.get("max_tokens", 512),
                 temperature=settings.get("temperature", 0.0),
                 top_p=settings.get("top_p", 1.0),
@@ -148,6 +156,7 @@ class _Engine:
                 grammar=self.grammar_cls.from_string(grammar, verbose=False) if grammar else None,
                 logits_processor=[deltas] if deltas else None,
             )
+            self.prefix.finished(tokens)
         text = out["choices"][0]["text"]
         if deltas:
             deltas.finish(text)
@@ -163,30 +172,6 @@ def _gpu_layers() -> int:
         raise ConfigError(
             f"BUDGETGRAPH_GPU_LAYERS={raw!r} is not an integer: give a layer count, -1 for all, or 0 for none"
         ) from None
-
-
-def _state_bytes(state: Any) -> int:
-    return int(state.llama_state_size) + int(state.scores.nbytes) + int(state.input_ids.nbytes)
-
-
-def _bounded_cache(llama_cpp: Any, capacity: int) -> Any:
-    """A LlamaRAMCache whose cap counts all a saved state holds, and whose states keep one row of logits.
-
-    llama-cpp-python's own cache counts only the KV bytes, but each state also copies up to n_batch rows of
-    logits (512 x 151936 floats, 297 MiB for the default model): 2 GiB of "capacity" held 12 GiB and more. One
-    row is enough, since a cached prompt always re-evaluates its last token, and restoring broadcasts it.
-    """
-
-    class BoundedRAMCache(llama_cpp.LlamaRAMCache):  # type: ignore[misc,name-defined]
-        @property
-        def cache_size(self) -> int:
-            return sum(_state_bytes(s) for s in self.cache_state.values())
-
-        def __setitem__(self, key: Sequence[int], value: Any) -> None:
-            value.scores = value.scores[-1:].copy()
-            super().__setitem__(key, value)
-
-    return BoundedRAMCache(capacity_bytes=capacity)
 
 
 class _Deltas:

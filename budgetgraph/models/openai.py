@@ -25,6 +25,7 @@ from .messages import (
     to_openai_tools,
 )
 from .retry import with_retries
+from .sdk_params import keep_accepted
 from .toolparse import make_call, new_call_id, parse_tool_calls
 
 __all__ = ["OpenAIModel"]
@@ -95,7 +96,11 @@ class OpenAIModel:
     async def request(
         self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: ModelSettings
     ) -> ModelResponse:
-        params = self._params(messages, tools, settings)
+        params = keep_accepted(
+            self._params(messages, tools, settings),
+            self.client.chat.completions.create,
+            backend=f"openai ({self.name})",
+        )
         names = [t.name for t in tools]
         openai = require("openai", "openai")
 
