@@ -1,0 +1,195 @@
+"""Import every extra's entry points (and make one small real call each) in an environment resolved without
+the lock, so that a breaking upstream release shows up as a named failure, not as a test collection error.
+
+    python .ci/check_extras.py            # every extra installed here; exit 1 when one fails
+    python .ci/check_extras.py web mcp    # just these
+
+Each extra of the project must have a probe here: a new extra without one fails the check.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import sys
+import traceback
+from collections.abc import Callable
+from importlib import metadata
+
+Probe = Callable[[], str]
+
+
+def _mods(*names: str) -> list[object]:
+    out = []
+    for name in names:
+        try:
+            out.append(importlib.import_module(name))
+        except Exception as exc:
+            raise ProbeFailed(f"{name} fails to import: {type(exc).__name__}: {exc}") from exc
+    return out
+
+
+def _versions(*dists: str) -> str:
+    parts = []
+    for d in dists:
+        try:
+            parts.append(f"{d} {metadata.version(d)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{d} (not installed)")
+    return ", ".join(parts)
+
+
+class ProbeFailed(Exception):
+    pass
+
+
+def _dropped(method: object, sent: set[str]) -> str:
+    from budgetgraph.models.sdk_params import accepted_params
+
+    names = accepted_params(method)
+    missing = sorted(sent - names) if names is not None else []
+    return f"; the SDK no longer takes {', '.join(missing)} (dropped, not sent)" if missing else ""
+
+
+def local() -> str:
+    _mods("llama_cpp", "jinja2.sandbox", "budgetgraph.models.local", "budgetgraph.models.local_assets")
+    from budgetgraph.models.local_assets import _part_files
+
+    parts = _part_files()  # the 22 model parts are importable and each holds its blob
+    return f"{_versions('llama-cpp-python')}, {len(parts)} model parts"
+
+
+def openai() -> str:
+    _mods("openai", "budgetgraph.models.openai")
+    from budgetgraph.models.openai import OpenAIModel
+
+    model = OpenAIModel("gpt-4.1-mini", base_url="http://127.0.0.1:9/v1")
+    sent = {"model", "messages", "tools", "tool_choice", "parallel_tool_calls", "max_tokens"}
+    sent |= {"max_completion_tokens", "temperature", "top_p", "seed", "stop", "stream", "stream_options"}
+    return _versions("openai") + _dropped(model.client.chat.completions.create, sent | {"timeout"})
+
+
+def anthropic() -> str:
+    _mods("anthropic", "budgetgraph.models.anthropic")
+    from budgetgraph.models.anthropic import AnthropicModel
+
+    model = AnthropicModel("claude-haiku-4-5", api_key="sk-ant-check")
+    sent = {"model", "messages", "system", "tools", "tool_choice", "max_tokens", "stop_sequences", "timeout"}
+    return _versions("anthropic") + _dropped(model.client.messages.create, sent | {"temperature", "top_p"})
+
+
+def web() -> str:
+    trafilatura, *_ = _mods("trafilatura", "ddgs", "httpx", "lxml.html", "justext", "budgetgraph.tools.web")
+    page = "<html><body><article><h1>T</h1><p>" + "Budgets are reserved before every call. " * 8
+    text = trafilatura.extract(page + "</p></article></body></html>")  # type: ignore[attr-defined]
+    if not text or "reserved" not in text:
+        raise ProbeFailed(f"trafilatura.extract returned {text!r} for a plain article")
+    return _versions("trafilatura", "lxml", "lxml_html_clean", "ddgs", "httpx")
+
+
+def mcp() -> str:
+    _mods("mcp", "mcp.client.stdio", "mcp.client.session", "budgetgraph.tools.mcp")
+    return _versions("mcp")
+
+
+def ray() -> str:
+    _mods("ray", "budgetgraph.envs.ray_executor")
+    return _versions("ray")
+
+
+def plot() -> str:
+    (matplotlib,) = _mods("matplotlib")
+    matplotlib.use("Agg")  # type: ignore[attr-defined]
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    _mods("budgetgraph.envs.plot")
+    return f"{_versions('matplotlib')}, a {len(buf.getvalue())}-byte PNG"
+
+
+def otel() -> str:
+    _mods("opentelemetry.trace", "opentelemetry.sdk.trace")
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from budgetgraph import tracing
+
+    tracing.enable_tracing(TracerProvider())
+    with tracing.span("check", {"a": 1}):
+        pass
+    tracing.disable_tracing()
+    return _versions("opentelemetry-api", "opentelemetry-sdk")
+
+
+def vllm() -> str:
+    try:
+        metadata.version("vllm")
+    except metadata.PackageNotFoundError:
+        return "skipped: not installed (it needs a GPU)"
+    _mods("vllm", "budgetgraph.models.vllm")
+    return _versions("vllm")
+
+
+def test() -> str:
+    _mods("pytest", "pytest_timeout", "hypothesis")
+    return _versions("pytest", "pytest-timeout", "hypothesis")
+
+
+def lint() -> str:
+    _mods("mypy.api", "ruff")
+    return _versions("ruff", "mypy")
+
+
+def dev() -> str:
+    _mods("llama_cpp.server.app")  # dev adds the OpenAI-compatible llama.cpp server to the other extras
+    return "its extras are checked one by one; " + _versions("fastapi", "uvicorn")
+
+
+PROBES: dict[str, Probe] = {
+    "local": local,
+    "openai": openai,
+    "anthropic": anthropic,
+    "web": web,
+    "mcp": mcp,
+    "ray": ray,
+    "plot": plot,
+    "otel": otel,
+    "vllm": vllm,
+    "test": test,
+    "lint": lint,
+    "dev": dev,
+}
+
+
+def main(argv: list[str]) -> int:
+    extras = metadata.metadata("budgetgraph").get_all("Provides-Extra") or []
+    unknown = sorted(set(extras) - set(PROBES))
+    wanted = argv or extras
+    failed = 0
+    for name in unknown:
+        print(f"extra {name}: no probe in .ci/check_extras.py; add one")
+        failed += 1
+    for name in wanted:
+        probe = PROBES.get(name)
+        if probe is None:
+            continue
+        try:
+            print(f"extra {name}: ok ({probe()})")
+        except ProbeFailed as exc:
+            print(f"extra {name}: {exc}")
+            failed += 1
+        except Exception as exc:
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            print(f"extra {name}: fails: {last}")
+            failed += 1
+    print(
+        f"{len(wanted) - failed} of {len(wanted)} extras import and work"
+        + (f"; {failed} FAILED" if failed else "")
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
