@@ -7,6 +7,9 @@ import pytest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HOTPOT = DATA / "hotpotqa" / "hotpot_dev_hard_350.jsonl"
+MINI = Path(__file__).resolve().parent / "data" / "hotpot_mini.jsonl"
+"""16 made-up questions in the HotpotQA format (two gold paragraphs and four others each), written for the
+tests so that control-flow, BATS and runner tests run from a fresh clone; the real data is tested too."""
 
 
 def hotpot_rows(limit: int) -> list[dict]:
@@ -21,6 +24,19 @@ def hotpot_rows(limit: int) -> list[dict]:
     return rows
 
 
+def _corpus(rows: list[dict], name: str, folder: Path):
+    from budgetgraph.tools import Corpus, Document
+
+    docs, seen = [], set()
+    for row in rows:
+        for title, sentences in row["context"]:
+            text = "".join(sentences)
+            if (title, text) not in seen:
+                seen.add((title, text))
+                docs.append(Document(f"{len(docs)}", title, text))
+    return Corpus.from_documents(docs, name=name, cache_dir=folder)
+
+
 @pytest.fixture(scope="session")
 def hotpot20() -> list[dict]:
     return hotpot_rows(20)
@@ -28,13 +44,16 @@ def hotpot20() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def hotpot_corpus(hotpot20, tmp_path_factory):
-    from budgetgraph.tools import Corpus, Document
+    """The paragraphs of 20 real HotpotQA questions (skips without ../shared/data)."""
+    return _corpus(hotpot20, "hotpot20", tmp_path_factory.mktemp("corpora"))
 
-    docs, seen = [], set()
-    for row in hotpot20:
-        for title, sentences in row["context"]:
-            text = "".join(sentences)
-            if (title, text) not in seen:
-                seen.add((title, text))
-                docs.append(Document(f"{len(docs)}", title, text))
-    return Corpus.from_documents(docs, name="hotpot20", cache_dir=tmp_path_factory.mktemp("corpora"))
+
+@pytest.fixture(scope="session")
+def mini_rows() -> list[dict]:
+    return [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="session")
+def mini_corpus(mini_rows, tmp_path_factory):
+    """The paragraphs of the 16 made-up questions: always there."""
+    return _corpus(mini_rows, "hotpot_mini", tmp_path_factory.mktemp("corpora"))

@@ -87,8 +87,8 @@ def _check_ledger(result):
     assert sum(r["output_tokens"] for r in roles.values()) == result.usage.output_tokens
 
 
-def _run(model, budget, hotpot_corpus, **kw):
-    agent = Agent(model, hotpot_corpus.tools(), budget, planner="bats", **kw)
+def _run(model, budget, mini_corpus, **kw):
+    agent = Agent(model, mini_corpus.tools(), budget, planner="bats", **kw)
     return agent, asyncio.run(agent.arun("Who designed the Apple Remote?"))
 
 
@@ -100,9 +100,9 @@ def _act_requests(model):
     return [msgs for msgs, tools, _ in model.requests if "search" in [t.name for t in tools]]
 
 
-def test_success_in_early_stop_mode_ends_the_run(hotpot_corpus):
+def test_success_in_early_stop_mode_ends_the_run(mini_corpus):
     model = _driver(["SUCCESS"])
-    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), hotpot_corpus)
+    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus)
     assert result.answer == "Alpha" and str(result.stop_reason) == "answered"
     assert (
         set(result.usage.by_role) == {"plan", "act", "verify"}
@@ -111,9 +111,9 @@ def test_success_in_early_stop_mode_ends_the_run(hotpot_corpus):
     _check_ledger(result)
 
 
-def test_pivot_replans_and_the_new_context_holds_the_summary_not_the_old_results(hotpot_corpus):
+def test_pivot_replans_and_the_new_context_holds_the_summary_not_the_old_results(mini_corpus):
     model = _driver(["PIVOT", "SUCCESS"])
-    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), hotpot_corpus)
+    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus)
     assert result.answer == "Beta" and len(_requests(model, "submit_plan")) == 2
     acts = _act_requests(model)
     first_search_result = next(m.content for m in model.requests[2][0] if m.role == "tool")
@@ -129,9 +129,9 @@ def test_pivot_replans_and_the_new_context_holds_the_summary_not_the_old_results
     _check_ledger(result)
 
 
-def test_continue_keeps_the_plan_and_digs(hotpot_corpus):
+def test_continue_keeps_the_plan_and_digs(mini_corpus):
     model = _driver(["CONTINUE", "SUCCESS"])
-    _, result = _run(model, Budget(tool_calls={"search": 6, "open": 6}), hotpot_corpus)
+    _, result = _run(model, Budget(tool_calls={"search": 6, "open": 6}), mini_corpus)
     assert len(_requests(model, "submit_plan")) == 1  # no re-plan on CONTINUE
     after = [msgs for msgs in _act_requests(model) if "SUMMARY-0" in msgs[0].content]
     assert after and "NEXT-0" in after[0][0].content  # the dig-deeper step is now on the checklist
@@ -146,29 +146,29 @@ def test_continue_with_too_little_budget_becomes_pivot():
     assert apply_budget_rule(v, 0.8, 2).decision == "PIVOT"
 
 
-def test_exhaustion_leads_to_selection_and_never_to_none(hotpot_corpus):
+def test_exhaustion_leads_to_selection_and_never_to_none(mini_corpus):
     model = _driver(["CONTINUE", "CONTINUE", "CONTINUE"], answers=("Alpha", "Beta", "Gamma"), pick=2)
-    _, result = _run(model, Budget(tool_calls={"search": 3, "open": 3}), hotpot_corpus)
+    _, result = _run(model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus)
     assert str(result.stop_reason) == "budget_exhausted: search"
     assert "select" in result.usage.by_role and result.answer == "Beta"  # two attempts, the judge picked #2
     assert result.usage.tool_calls == {"search": 3, "open": 3}
     _check_ledger(result)
 
 
-def test_full_mode_keeps_attempting_after_success_then_selects(hotpot_corpus):
+def test_full_mode_keeps_attempting_after_success_then_selects(mini_corpus):
     model = _driver(["SUCCESS", "SUCCESS", "SUCCESS"], pick=3)
     _, result = _run(
-        model, Budget(tool_calls={"search": 9, "open": 9}), hotpot_corpus, bats_mode="full", max_attempts=3
+        model, Budget(tool_calls={"search": 9, "open": 9}), mini_corpus, bats_mode="full", max_attempts=3
     )
     assert len(_requests(model, "submit_verdict")) == 3 and result.answer == "Gamma"
     _check_ledger(result)
 
 
-def test_token_caps_hold_with_the_verifier_and_selection_reserve(hotpot_corpus):
+def test_token_caps_hold_with_the_verifier_and_selection_reserve(mini_corpus):
     for cap in (1500, 3000, 6000):
         model = _driver(["CONTINUE"] * 5)
         _, result = _run(
-            model, Budget(tool_calls={"search": 9, "open": 9}, total_tokens=cap, llm_calls=8), hotpot_corpus
+            model, Budget(tool_calls={"search": 9, "open": 9}, total_tokens=cap, llm_calls=8), mini_corpus
         )
         assert result.usage.total_tokens <= cap and result.usage.llm_calls <= 8
         _check_ledger(result)
@@ -191,7 +191,7 @@ def test_allocation_sums_exactly_and_favours_early_steps(schedule):
         assert shares[0] >= shares[-1]
 
 
-def test_plan_and_budget_splits_by_credit_and_totals_add_up(hotpot_corpus):
+def test_plan_and_budget_splits_by_credit_and_totals_add_up(mini_corpus):
     def policy(messages, tools):
         names = [t.name for t in tools]
         if names == ["submit_subquestions"]:
@@ -212,7 +212,7 @@ def test_plan_and_budget_splits_by_credit_and_totals_add_up(hotpot_corpus):
 
     model = ScriptedModel(policy)
     agent = Agent(
-        model, hotpot_corpus.tools(), Budget(tool_calls={"search": 4, "open": 4}), planner="plan_and_budget"
+        model, mini_corpus.tools(), Budget(tool_calls={"search": 4, "open": 4}), planner="plan_and_budget"
     )
     result = asyncio.run(agent.arun("Who designed the Apple Remote?"))
     assert result.answer and set(result.usage.by_role) >= {"plan", "act", "answer"}
@@ -220,7 +220,7 @@ def test_plan_and_budget_splits_by_credit_and_totals_add_up(hotpot_corpus):
     _check_ledger(result)
 
 
-def test_repeated_subquestions_merge_and_a_small_budget_keeps_few(hotpot_corpus):
+def test_repeated_subquestions_merge_and_a_small_budget_keeps_few(mini_corpus):
     from budgetgraph.planners.allocation import SubQuestion, fit_subquestions
 
     same = "What device controls Front Row?"
@@ -244,7 +244,7 @@ def test_repeated_subquestions_merge_and_a_small_budget_keeps_few(hotpot_corpus)
 
     agent = Agent(
         ScriptedModel(policy),
-        hotpot_corpus.tools(),
+        mini_corpus.tools(),
         Budget(tool_calls={"search": 2, "open": 3}),
         planner="plan_and_budget",
     )
@@ -276,18 +276,18 @@ def test_structured_outputs_from_small_models_are_read_leniently():
     ]
 
 
-def test_selection_never_picks_an_echoed_tool_error_when_a_real_answer_exists(hotpot_corpus):
+def test_selection_never_picks_an_echoed_tool_error_when_a_real_answer_exists(mini_corpus):
     model = _driver(
         ["PIVOT", "PIVOT"], answers=("No document titled 'X'. Closest titles: Y", "Steve Jobs", "z")
     )
-    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus, max_attempts=2)
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus, max_attempts=2)
     assert result.answer == "Steve Jobs"
 
 
-def test_when_every_attempt_echoes_a_tool_error_the_final_answer_call_answers(hotpot_corpus):
+def test_when_every_attempt_echoes_a_tool_error_the_final_answer_call_answers(mini_corpus):
     echo = "No document titled 'X'. Closest titles: Y"
     model = _driver(["PIVOT", "PIVOT"], answers=(echo, "Error: bad title"), final="Jony Ive")
-    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus, max_attempts=2)
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus, max_attempts=2)
     assert result.answer == "Jony Ive"
     assert result.usage.by_role["answer"]["llm_calls"] == 1
     _check_ledger(result)
@@ -315,22 +315,22 @@ def test_the_final_answer_context_keeps_evidence_and_cuts_failed_look_ups():
     assert "Jony Ive" in kept[3].content
 
 
-def test_a_tool_call_cut_off_at_max_tokens_is_not_an_answer(hotpot_corpus):
+def test_a_tool_call_cut_off_at_max_tokens_is_not_an_answer(mini_corpus):
     cut = '<tool_call>\n{"name": "search", "arguments": {"queries": ["remote", "remote", "remote'
     model = _driver(["SUCCESS"], answers=(cut,), final="Jony Ive")
-    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus)
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus)
     assert result.answer == "Jony Ive"
     assert "verify" not in result.usage.by_role and result.usage.by_role["answer"]["llm_calls"] == 1
     _check_ledger(result)
     model = _driver(["PIVOT"], answers=("Steve Jobs", cut), final="unused")
-    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus, max_attempts=3)
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus, max_attempts=3)
     assert result.answer == "Steve Jobs"  # the verified attempt stands; the cut-off call is not an attempt
 
 
-def test_an_echoed_tool_error_is_a_pivot_without_a_verifier_call(hotpot_corpus):
+def test_an_echoed_tool_error_is_a_pivot_without_a_verifier_call(mini_corpus):
     echo = "No document titled 'X'. Closest titles: Apple Remote"
     model = _driver(["SUCCESS"], answers=(echo, "Jony Ive"))
-    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus, max_attempts=3)
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus, max_attempts=3)
     assert result.answer == "Jony Ive"
     assert result.usage.by_role["verify"]["llm_calls"] == 1
     _check_ledger(result)
@@ -356,10 +356,10 @@ def test_the_verifier_can_shorten_an_answer_but_not_replace_it(proposed, short, 
     assert core_answer(proposed, short) == (kept or proposed)
 
 
-def test_a_sentence_answer_is_cut_to_the_verifiers_short_form(hotpot_corpus):
+def test_a_sentence_answer_is_cut_to_the_verifiers_short_form(mini_corpus):
     model = _driver(["SUCCESS"], answers=("Jony Ive designed the Apple Remote.",), short="Jony Ive")
-    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus)
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus)
     assert result.answer == "Jony Ive"
     model = _driver(["SUCCESS"], answers=("Jony Ive designed the Apple Remote.",), short="Steve Jobs")
-    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), hotpot_corpus)
+    _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus)
     assert result.answer == "Jony Ive designed the Apple Remote."

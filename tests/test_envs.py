@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DATA, HOTPOT
+from conftest import DATA, HOTPOT, MINI
 
 from budgetgraph.agents.agent import RunResult, StopReason
 from budgetgraph.agents.prompts import extract_answer
@@ -102,6 +102,20 @@ def test_hotpot_scores_answer_and_supporting_titles(hotpot_env):
     assert s["em"] == 1.0 and s["correct"] == 1.0 and s["f1"] == 1.0
     assert s["support_recall"] == pytest.approx(1 / len(task.meta["support"]))
     assert hotpot_env.score(task, _result(None))["correct"] == 0.0
+
+
+def test_hotpot_env_on_the_made_up_fixture(tmp_path):
+    env = HotpotQAEnv(MINI, cache_dir=tmp_path)
+    tasks = env.tasks()
+    rows = [json.loads(line) for line in MINI.read_text().splitlines()]
+    assert len(tasks) == 16 and [t.id for t in tasks] == [r["_id"] for r in rows]
+    pooled = {(t, "".join(s)) for r in rows for t, s in r["context"]}
+    assert len(env.corpus) == len(pooled)
+    task = tasks[0]
+    assert env.corpus.search(task.question, 3)  # BM25 finds something for the question
+    opened = [ToolCall("c1", "open", {"title": t}) for t in task.meta["support"]]
+    s = env.score(task, _result(task.gold[0], opened))
+    assert (s["em"], s["correct"], s["support_recall"]) == (1.0, 1.0, 1.0)
 
 
 def test_hotpot_reader_errors(tmp_path):

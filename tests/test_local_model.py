@@ -22,8 +22,8 @@ def model() -> LocalModel:
     return LocalModel()
 
 
-def test_token_count_before_the_call_equals_the_usage_after(model, hotpot_corpus):
-    tools = [t.schema for t in hotpot_corpus.tools()]
+def test_token_count_before_the_call_equals_the_usage_after(model, mini_corpus):
+    tools = [t.schema for t in mini_corpus.tools()]
     messages = [Message.system("Answer with the tools."), Message.user("Who designed the Apple Remote?")]
     counted = model.count_tokens(messages, tools)
     response = asyncio.run(model.request(messages, tools, {"max_tokens": 64, "tool_choice": "required"}))
@@ -32,7 +32,7 @@ def test_token_count_before_the_call_equals_the_usage_after(model, hotpot_corpus
     assert 0 < response.usage.output_tokens <= 64
 
 
-def test_streamed_text_equals_the_reply_and_usage_is_unchanged(model, hotpot_corpus):
+def test_streamed_text_equals_the_reply_and_usage_is_unchanged(model, mini_corpus):
     from budgetgraph.models.base import text_sink
 
     async def ask(messages, tools, stream):
@@ -51,7 +51,7 @@ def test_streamed_text_equals_the_reply_and_usage_is_unchanged(model, hotpot_cor
     assert "".join(pieces) == streamed.message.content == plain.message.content
     assert streamed.usage == plain.usage
 
-    tools = [t.schema for t in hotpot_corpus.tools()]
+    tools = [t.schema for t in mini_corpus.tools()]
     call = [Message.system("Use the search tool."), Message.user("Search for: Apple Remote designer")]
     response, pieces = asyncio.run(ask(call, tools, True))
     if response.message.tool_calls:  # the call itself is never streamed as text

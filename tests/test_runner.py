@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import HOTPOT
+from conftest import HOTPOT, MINI
 
 from budgetgraph.envs import EvalSpec, ResultsFile, run_eval
 from budgetgraph.envs.hotpotqa import HotpotQAEnv
@@ -26,14 +26,12 @@ REQUIRED = {"task_id", "planner", "budget", "model", "answer", "gold", "scores",
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("BUDGETGRAPH_CACHE", str(tmp_path_factory.getbasetemp() / "bg-cache"))
-    if not HOTPOT.exists():
-        pytest.skip(f"shared data not found at {HOTPOT}")
 
 
 def _spec(**kw) -> EvalSpec:
     base = dict(
         env="hotpotqa",
-        env_options={"data": str(HOTPOT)},
+        env_options={"data": str(MINI)},
         model="scripted",
         planners=("react", "tracker"),
         budgets=("1", "3"),
@@ -54,7 +52,7 @@ def test_scripted_sweep_writes_every_cell_once_and_resumes(tmp_path):
     lines = out.read_text().splitlines()
     header = json.loads(lines[0])
     assert header["type"] == "header" and header["spec"]["budgets"] == ["1", "3"]
-    assert header["versions"]["budgetgraph"] and header["env_info"]["questions"] == 350
+    assert header["versions"]["budgetgraph"] and header["env_info"]["questions"] == 16
     records = _episodes(out)
     assert len(records) == 24 and all(REQUIRED <= r.keys() for r in records)
     assert Counter((r["planner"], r["budget"]) for r in records) == {
@@ -117,7 +115,7 @@ def test_a_torn_last_line_is_dropped_and_a_damaged_middle_line_is_an_error(tmp_p
 
 
 def test_an_episode_that_errors_is_recorded_wrong_and_the_run_goes_on(tmp_path):
-    env = HotpotQAEnv(HOTPOT)
+    env = HotpotQAEnv(MINI)
     bad = env.tasks()[1].question
 
     def policy(messages, tools):
@@ -199,7 +197,7 @@ def _cli(out: Path, *extra: str) -> list[str]:
         "eval",
         "hotpotqa",
         "--data",
-        str(HOTPOT),
+        str(MINI),
         "--model",
         "scripted:0.05",
         "--planner",
@@ -268,3 +266,19 @@ def test_bats_and_plan_and_budget_per_role_usage_adds_up_in_the_results_file(tmp
     assert role_mismatches(records) == []
     broken = dict(records[0], usage=dict(records[0]["usage"], llm_calls=records[0]["usage"]["llm_calls"] + 1))
     assert role_mismatches([broken]) == [broken["task_id"]]
+
+
+def test_a_sweep_over_the_real_hotpotqa_file(tmp_path):
+    """The same runner over the official-format shared data (350 questions, 3,400 paragraphs)."""
+    if not HOTPOT.exists():
+        pytest.skip(f"shared data not found at {HOTPOT}")
+    out = tmp_path / "r.jsonl"
+    spec = _spec(env_options={"data": str(HOTPOT)}, limit=4)
+    summary = asyncio.run(run_eval(spec, out, progress=False))
+    assert (summary.total, summary.ran, summary.errors) == (16, 16, 0)
+    header = json.loads(out.read_text().splitlines()[0])
+    assert header["env_info"]["questions"] == 350
+    records = _episodes(out)
+    assert all(r["usage"]["tool_calls"] == {"search": 1, "open": 1} for r in records)
+    # the scripted policy answers with the title it opened; on the first questions of this file some are right
+    assert {r["scores"]["correct"] for r in records} <= {0.0, 1.0}
