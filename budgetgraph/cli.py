@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .agents.agent import Agent, RunResult
@@ -25,6 +26,12 @@ console = Console(stderr=True, soft_wrap=True)
 def _out() -> Console:
     """stdout; wide when it is not a terminal, so tables written to files or CI logs stay readable."""
     return Console() if sys.stdout.isatty() else Console(width=220)
+
+
+def _error(message: object) -> typer.Exit:
+    """Print an error (its text taken literally, never as rich markup) and give the exit to raise."""
+    console.print(f"[red]error:[/] {escape(str(message))}")
+    return typer.Exit(2)
 
 
 @app.callback()
@@ -81,23 +88,27 @@ async def _live(agent: Agent, question: str) -> RunResult:
         if isinstance(event, ToolCallStarted):
             args = ", ".join(f"{k}={v!r}" for k, v in event.arguments.items())
             console.print(
-                f"[cyan]-> {event.name}({args})[/] [dim]{event.units} unit(s), ${event.cost:.4f}[/]"
+                f"[cyan]-> {escape(event.name)}({escape(args)})[/] "
+                f"[dim]{event.units} unit(s), ${event.cost:.4f}[/]"
             )
         elif isinstance(event, ToolCallFinished):
             note = "" if event.charged else " [yellow](refunded)[/]"
-            console.print(f"[cyan]<- {event.name}[/] [dim]{event.seconds:.2f}s[/]{note}")
+            console.print(f"[cyan]<- {escape(event.name)}[/] [dim]{event.seconds:.2f}s[/]{note}")
         elif isinstance(event, ToolResult) and event.call is None:
-            console.print(f"[yellow]{event.content[:200]}[/]", markup=False)
+            console.print(f"[yellow]{escape(event.content[:200])}[/]")
         elif isinstance(event, BudgetUpdate):
             spent = event.ledger.get("spent", {})
             parts = [
                 f"{k.removeprefix('tool:')} {spent.get(k, 0)}/{v}"
                 for k, v in event.ledger.get("limits", {}).items()
             ]
-            console.print(f"[magenta]budget[/] {', '.join(parts) or 'uncapped'}  regime {event.regime}")
+            console.print(
+                f"[magenta]budget[/] {escape(', '.join(parts) or 'uncapped')}  regime {event.regime}"
+            )
         elif isinstance(event, VerifierDecision):
             console.print(
-                f"[bold magenta]verifier: {event.decision}[/] on {event.answer!r}: {event.summary[:160]}"
+                f"[bold magenta]verifier: {escape(event.decision)}[/] on {escape(repr(event.answer))}: "
+                f"{escape(event.summary[:160])}"
             )
         elif isinstance(event, FinalAnswer):
             result = event.result
@@ -146,14 +157,13 @@ def run(
         else:
             result = agent.run(question)
     except BudgetgraphError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise _error(exc) from None
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
         return
     out = Console()
-    out.print(f"[bold]answer:[/] {result.answer if result.answer is not None else '(none)'}")
-    out.print(f"[bold]stop reason:[/] {result.stop_reason}")
+    out.print(f"[bold]answer:[/] {escape(result.answer) if result.answer is not None else '(none)'}")
+    out.print(f"[bold]stop reason:[/] {escape(str(result.stop_reason))}")
     out.print(_usage_table(result, caps))
 
 
@@ -243,16 +253,16 @@ def eval_(
         )
         summary = asyncio.run(run_eval(spec, out, executor=executor, address=address, progress=progress))
     except BudgetgraphError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise _error(exc) from None
     except KeyboardInterrupt:
         console.print(
-            f"[yellow]interrupted[/]: finished episodes are in {out}; rerun the same command to resume"
+            f"[yellow]interrupted[/]: finished episodes are in {escape(str(out))}; "
+            "rerun the same command to resume"
         )
         raise typer.Exit(130) from None
     console.print(
-        f"{summary.ran} episodes run, {summary.skipped} already in {summary.path}, {summary.errors} errors, "
-        f"{summary.seconds:.1f} s"
+        f"{summary.ran} episodes run, {summary.skipped} already in {escape(str(summary.path))}, "
+        f"{summary.errors} errors, {summary.seconds:.1f} s"
     )
     _, records = ResultsFile(out).read()
     keep = set(spec.planners), set(spec.budgets)
@@ -278,21 +288,17 @@ def report(
     from .envs.results import ResultsFile
 
     if not results.exists():
-        console.print(f"[red]error:[/] no results file at {results}")
-        raise typer.Exit(2)
+        raise _error(f"no results file at {results}")
     try:
         _, records = ResultsFile(results).read()
     except BudgetgraphError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise _error(exc) from None
     if not records:
-        console.print(f"[red]error:[/] {results} holds no finished episodes yet")
-        raise typer.Exit(2)
+        raise _error(f"{results} holds no finished episodes yet")
     if paired:
         records = shared_tasks(records)
         if not records:
-            console.print(f"[red]error:[/] no task is finished in every cell of {results}")
-            raise typer.Exit(2)
+            raise _error(f"no task is finished in every cell of {results}")
     rows = summarize(records)
     out = _out()
     out.print(render_rows(rows))
@@ -320,9 +326,8 @@ def report(
         try:
             path = plot_pareto(rows, plot, x=axis)
         except BudgetgraphError as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2) from None
-        out.print(f"plot written to {path}")
+            raise _error(exc) from None
+        out.print(f"plot written to {escape(str(path))}")
 
 
 def main() -> None:

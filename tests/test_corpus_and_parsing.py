@@ -21,14 +21,14 @@ def test_hotpot_corpus_search_finds_the_supporting_paragraph(hotpot20, hotpot_co
     assert doc is not None and doc.title == "Front Row (software)"
 
 
-def test_corpus_tools_count_units_per_query(hotpot_corpus):
+def test_corpus_tools_count_units_per_query(mini_corpus):
     import asyncio
 
-    search, open_ = hotpot_corpus.tools()
-    args = search.validate({"queries": ["Apple Remote", "Siri Remote"]})
+    search, open_ = mini_corpus.tools()
+    args = search.validate({"queries": ["Apple Remote", "Lumen Remote"]})
     assert search.units_for(args) == 2
     text = asyncio.run(search.run(args))
-    assert 'Results for "Apple Remote"' in text and "[Siri Remote]" in text
+    assert 'Results for "Apple Remote"' in text and "[Lumen Remote]" in text
     missing = asyncio.run(open_.run(open_.validate({"title": "Apple Remot"})))
     assert "No document titled" in missing and "Apple Remote" in missing
 
@@ -146,3 +146,23 @@ def test_cli_run_with_the_scripted_model_prints_json(tmp_path):
     data = json.loads(out.stdout)
     assert data["usage"]["tool_calls"] == {"search": 1, "open": 1}
     assert data["stop_reason"].startswith("budget_exhausted") and data["answer"]
+
+
+def test_cli_errors_print_their_text_literally_not_as_markup(monkeypatch):
+    """A missing extra's message names budgetgraph[openai]: rich must not eat the brackets."""
+    from typer.testing import CliRunner
+
+    import budgetgraph._extras as extras
+    from budgetgraph.cli import app
+
+    real = extras.importlib.import_module
+
+    def no_openai(name: str, *a):
+        if name.split(".")[0] == "openai":
+            raise ImportError("No module named 'openai'")
+        return real(name, *a)
+
+    monkeypatch.setattr(extras.importlib, "import_module", no_openai)
+    result = CliRunner().invoke(app, ["run", "q", "--model", "openai:gpt-4.1-mini", "--no-stream"])
+    assert result.exit_code == 2
+    assert "pip install 'budgetgraph[openai]'" in result.output, result.output

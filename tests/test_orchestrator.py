@@ -23,8 +23,8 @@ def _boss(subs):
     return ScriptedModel(policy, name="boss")
 
 
-def test_ledger_tree_adds_up_and_no_child_overspends(hotpot_corpus):
-    tools = hotpot_corpus.tools()
+def test_ledger_tree_adds_up_and_no_child_overspends(mini_corpus):
+    tools = mini_corpus.tools()
     worker = ScriptedModel.qa_policy()
     team = [
         SubAgent(
