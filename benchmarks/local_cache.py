@@ -2,8 +2,8 @@
 
     python benchmarks/local_cache.py [--rounds 3] [--tokens 1000]
 
-BATS alternates an act prompt (question, checklist, tool results) with a verify prompt; without the cache
-llama.cpp keeps only the last prompt's KV cache, so every switch re-evaluates the whole other prompt. Each
+BATS alternates an act prompt (question, checklist, tool results) with a verify prompt; without saved prompt
+states llama.cpp keeps only the last prompt's KV cache, so every switch re-evaluates the whole other prompt. Each
 round here makes one call on context A then one on context B, each grown by a line, as an agent's would be.
 Times are per call (prompt evaluation plus one generated token), medians over the rounds after the first.
 """
@@ -37,7 +37,7 @@ def run(cache_bytes: int, rounds: int, text_a: str, text_b: str) -> tuple[list[f
         for base in (a, b):
             prompt = base + f"Step {i}.\n"
             started = time.perf_counter()
-            engine.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
+            engine.generate(prompt, {"max_tokens": 1, "temperature": 0.0}, None)
             times.append(time.perf_counter() - started)
     n_a, n_b = engine.count(a), engine.count(b)
     engine.llm.close()

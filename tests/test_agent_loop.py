@@ -150,7 +150,10 @@ def test_bad_tool_calls_raising_and_hanging_tools_do_not_end_the_run():
 def test_token_and_call_caps_are_never_exceeded_and_the_answer_reserve_holds():
     model = ScriptedModel(lambda m, t: ScriptedModel.tool_calls([("search", {"query": "y" * 200})]))
     budget = Budget(total_tokens=3000, llm_calls=4)
-    result = Agent(model=model, tools=[make_search([])], budget=budget, max_tokens=200).run("question")
+    agent = Agent(
+        model=model, tools=[make_search([])], budget=budget, max_tokens=200, system_prompt="Use the tools."
+    )
+    result = agent.run("question")
     u = result.usage
     assert u.total_tokens <= 3000 and u.llm_calls <= 4
     assert result.stop_reason.kind == "budget_exhausted"

@@ -24,6 +24,7 @@ from .bats_graph import build_bats_graph
 from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
 from .graph import LEDGER_KEY, STREAM_KEY, LoopConfig, build_graph
 from .plan_and_budget import PlanAndBudget
+from .prompts import AnswerStyle, answer_now
 from .prompts import system_prompt as build_system_prompt
 from .state import AgentState
 
@@ -95,6 +96,8 @@ class Agent:
     answer from memory); turn it off for agents that may rightly answer without tools.
     ``system_prompt`` replaces the built-in research-agent prompt (``instructions`` are appended to either) and
     ``regime_policy`` the search-oriented regime advice (``GENERIC_POLICY`` suits other tools).
+    ``answer_style="short"`` asks for the shortest answer span (exact-match evaluations); the default
+    ``"full"`` lets the answer be a sentence or two.
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class Agent:
         bats_mode: Literal["early_stop", "full"] = "early_stop",
         max_attempts: int = 3,
         schedule: str = "linear",
+        answer_style: AnswerStyle = "full",
     ) -> None:
         if planner not in PLANNERS:
             raise ConfigError(f"unknown planner {planner!r}; available here: {', '.join(PLANNERS)}")
@@ -135,7 +139,9 @@ class Agent:
         self.config = LoopConfig(
             model=self.model,
             tools={t.name: t for t in self.tools},
-            system_prompt=build_system_prompt(planner, instructions, system_prompt, regime_policy),
+            system_prompt=build_system_prompt(
+                planner, instructions, system_prompt, regime_policy, answer_style
+            ),
             show_budget=planner != "react",
             prices=prices or PriceTable(),
             settings=settings or ModelSettings(temperature=0.0),
@@ -144,11 +150,13 @@ class Agent:
             max_turns=max_turns,
             force_first_tool=force_first_tool,
             regime_policy=regime_policy,
+            answer_nudge=answer_now(answer_style),
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(self.model.name, self.model.price)
         self.checkpointer = checkpointer
         self.schedule = schedule
+        self.answer_style: AnswerStyle = answer_style
         uncompiled: Any = (
             build_bats_graph(self.config, mode=bats_mode, max_attempts=max_attempts)
             if planner == "bats"
@@ -275,6 +283,7 @@ class Agent:
                 answer_max_tokens=self.config.answer_max_tokens,
                 max_turns=self.config.max_turns,
                 force_first_tool=self.config.force_first_tool,
+                answer_style=self.answer_style,
             )
 
         answer, transcript, _plan = await PlanAndBudget(self.config, solver, self.schedule).run(

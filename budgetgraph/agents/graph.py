@@ -25,7 +25,7 @@ from ..models.base import ChatModel, text_sink
 from ..models.messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolCall, ToolSchema
 from ..tools.base import Tool
 from .events import TextDelta, ToolCallFinished, ToolCallStarted
-from .prompts import ANSWER_NOW, extract_answer
+from .prompts import answer_now, extract_answer
 from .state import AgentState, StopInfo
 
 __all__ = ["LEDGER_KEY", "STREAM_KEY", "LoopConfig", "build_graph", "charged_call"]
@@ -55,6 +55,8 @@ class LoopConfig:
     max_turns: int = 30
     force_first_tool: bool = True
     regime_policy: RegimePolicy = field(default_factory=lambda: REGIME_POLICY)
+    answer_nudge: str = field(default_factory=answer_now)
+    """The final-answer request after the tools are done (``{reason}`` is filled in)."""
 
     def model_price(self, ledger: Ledger) -> ModelPrice | None:
         if "usd" in ledger.limits:
@@ -436,7 +438,7 @@ class _Loop:
         reason = stop.get("message") or "The budget is exhausted."
         history = list(state.get("messages", []))
         price = self.cfg.model_price(ledger)
-        nudge = Message.user(ANSWER_NOW.format(reason=reason.rstrip(".") + "."))
+        nudge = Message.user(self.cfg.answer_nudge.format(reason=reason.rstrip(".") + "."))
         planned: tuple[dict[str, Amount], int] | BudgetExceeded = BudgetExceeded("llm_calls", 1, 0, 0)
         messages: list[Message] = []
         n_in = 0

@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from ..budget.block import REGIME_POLICY, RegimePolicy, render_policy
 
-__all__ = ["ANSWER_NOW", "extract_answer", "system_prompt"]
+__all__ = ["ANSWER_NOW", "AnswerStyle", "answer_now", "extract_answer", "system_prompt"]
+
+AnswerStyle = Literal["full", "short"]
+"""``full``: an answer in a sentence or two (a name or number alone when that is all that is asked);
+``short``: the shortest span (what exact-match scoring wants: HotpotQA, the ``qa`` environment)."""
+
+_FORMAT: dict[str, str] = {
+    "full": "reply with the final answer inside <answer></answer>, in one or two sentences of your own that "
+    "say what the documents say (a name, date or number alone when that is all the question asks), e.g. "
+    "<answer>The ledger refuses the call, so it is not run.</answer>",
+    "short": "reply with the final answer only, inside <answer></answer>, as short as possible: a name, date, "
+    "number or short phrase, e.g. <answer>Paris</answer>",
+}
+_NOW_FORMAT = {"full": "in one or two sentences", "short": "as short as possible"}
 
 _BASE = (
-    "You are a careful research agent. Do not answer from memory: first use the tools to find the facts you "
-    "need. Search with short keyword queries, open the most promising documents, and reason step by step. "
-    "Call tools only as the tool-call format says. When the documents you read support an answer, reply with "
-    "the final answer only, inside <answer></answer>, as short as possible: a name, date, number or short "
-    "phrase, e.g. <answer>Paris</answer>."
+    "You are a careful research agent. Do not answer from memory or from these instructions: first use the "
+    "tools to find the facts you need, and answer from what they return. Search with short keyword queries, open the most promising documents, and reason step by step. "
+    "Call tools only as the tool-call format says. When the documents you read support an answer, {format}."
 )
 
 ANSWER_NOW = (
     "{reason} No more tool calls are possible. Give your best final answer now from what you found, "
-    "inside <answer></answer>, as short as possible."
+    "inside <answer></answer>, {format}."
 )
+
+
+def answer_now(style: AnswerStyle = "full") -> str:
+    """The final-answer nudge (``{reason}`` still to fill) in the given answer style."""
+    return ANSWER_NOW.replace("{format}", _NOW_FORMAT[style])
+
 
 _ANSWER = re.compile(r"<answer>\s*(.*?)\s*(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _TOOL_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.DOTALL)
@@ -27,13 +45,17 @@ _PREFIX = re.compile(r"^\s*(?:final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
 
 
 def system_prompt(
-    planner: str, extra: str | None = None, base: str | None = None, policy: RegimePolicy = REGIME_POLICY
+    planner: str,
+    extra: str | None = None,
+    base: str | None = None,
+    policy: RegimePolicy = REGIME_POLICY,
+    style: AnswerStyle = "full",
 ) -> str:
     """``react`` gets no budget information (the baseline); ``tracker`` gets the regime policy.
 
     ``base`` replaces the built-in research-agent prompt; ``extra`` is appended.
     """
-    parts = [base or _BASE]
+    parts = [base or _BASE.format(format=_FORMAT[style])]
     if planner != "react":
         parts.append(render_policy(policy))
     if extra:

@@ -116,6 +116,7 @@ class CorpusQAEnv(Env):
                 prices=self._prices,
                 max_turns=self._max_turns,
                 max_tokens=self._max_tokens,
+                answer_style="short",  # scored by exact match against short gold spans
             )
         return self._agents[key]
 

@@ -316,7 +316,8 @@ class LocalModel:
             )
         names = [t.name for t in offered]
         forced = bool(offered) and choice != "auto"
-        most = 1 if settings.get("parallel_tool_calls") is False else 3
+        # a forced call is decoded under the grammar with no room to reason first: one call, not blind guesses
+        most = 1 if forced or settings.get("parallel_tool_calls") is False else 3
         if forced:  # a grammar-bound reply is a tool call: nothing to stream
             text, n_in, n_out = engine.generate(prompt, settings, tool_call_grammar(names, most))
         else:
