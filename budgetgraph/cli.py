@@ -126,7 +126,10 @@ def run(
         Path | None, typer.Option(help="A folder of .md/.txt files or a .jsonl of {id,title,text}.")
     ] = None,
     budget: Annotated[
-        str, typer.Option(help="Caps, e.g. search=5,open=5,usd=0.02,tokens=20000,seconds=120")
+        str,
+        typer.Option(
+            help="Caps, e.g. search=5,open=5,usd=0.02,tokens=20000,seconds=120; a bare 5 is 5 calls of each tool"
+        ),
     ] = "search=5,open=5",
     planner: Annotated[
         str, typer.Option(help="react (no budget shown) | tracker (BATS budget tracker)")
@@ -140,9 +143,9 @@ def run(
 ) -> None:
     """Answer QUESTION with an agent under a budget and print the answer, the stop reason and the usage."""
     try:
-        caps = Budget.parse(budget)
         table = PriceTable.from_file(prices) if prices else None
         tools = Corpus.open_path(corpus).tools() if corpus else []
+        caps = Budget.parse(budget, [t.budget_key for t in tools])
         if not tools:
             console.print(
                 "[yellow]no --corpus given: the agent has no tools and answers from the model alone[/]"

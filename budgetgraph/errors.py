@@ -5,7 +5,9 @@ BudgetgraphError
 │   ├── MissingExtra     an optional dependency is not installed (names the pip command)
 │   └── PriceError       a dollar cap is set and a model or tool has no known price
 ├── BudgetExceeded       a reservation does not fit a cap (resource, requested, remaining)
-│   └── BudgetExhausted  a run stopped on a budget with on_exhausted="raise" (carries the partial result)
+│   ├── BudgetExhausted  a run stopped on a budget with on_exhausted="raise" (carries the partial result)
+│   └── DeadlineExceeded the seconds cap cut a call short (what it used is charged)
+├── Overrun              a backend reported more than was reserved: the truth is committed, the run stops
 ├── ModelError           a model backend failed after its retries (names the backend and what to check)
 └── ToolCallError        a tool call was malformed, raised or timed out (shown to the model, never fatal)
     └── ToolRejected     the tool refused the call before doing any work: it is refunded, not charged
@@ -20,8 +22,10 @@ __all__ = [
     "BudgetExhausted",
     "BudgetgraphError",
     "ConfigError",
+    "DeadlineExceeded",
     "MissingExtra",
     "ModelError",
+    "Overrun",
     "PriceError",
     "ToolCallError",
     "ToolRejected",
@@ -71,6 +75,29 @@ class BudgetExhausted(BudgetgraphError):
     def __init__(self, message: str, result: Any) -> None:
         super().__init__(message)
         self.result = result
+
+
+class DeadlineExceeded(BudgetExceeded):
+    """The run's seconds cap ended a call part-way; the call is charged what it used."""
+
+    def __init__(self, what: str, limit: Any) -> None:
+        BudgetgraphError.__init__(self, f"the seconds cap ({limit} s) ended {what} part-way")
+        self.resource, self.requested, self.remaining, self.limit = "seconds", "more time", 0, limit
+
+
+class Overrun(BudgetgraphError):
+    """A backend reported more than its call reserved (e.g. a server that ignores max_tokens). The true usage
+    is committed, and the run stops at once with stop reason ``overrun``."""
+
+    def __init__(self, resource: str, reserved: Any, reported: Any, model: str = "") -> None:
+        where = f" by {model}" if model else ""
+        super().__init__(
+            f"overrun{where}: {resource} reserved {reserved}, reported {reported}; the reported figure is "
+            "charged and the run stops (check the server's max_tokens handling and token counts)"
+        )
+        self.resource = resource
+        self.reserved = reserved
+        self.reported = reported
 
 
 class ModelError(BudgetgraphError):

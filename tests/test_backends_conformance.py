@@ -12,8 +12,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from budgetgraph.budget import Budget, Ledger
 from budgetgraph.budget.prices import ModelPrice
 from budgetgraph.errors import ModelError
+from budgetgraph.meter import ModelMeter
 from budgetgraph.models.messages import Message, ToolCall, ToolSchema
 
 openai = pytest.importorskip("openai", reason="needs pip install 'budgetgraph[openai]'")
@@ -336,8 +338,11 @@ def _replay(wire, *script):
     return Replay(*script, lib=wire.lib)
 
 
-def _request(model, tools=(SEARCH, OPEN), choice="required"):
-    return asyncio.run(model.request(HISTORY, list(tools), {"max_tokens": 64, "tool_choice": choice}))
+def _request(model, tools=(SEARCH, OPEN), choice="required", ledger=None):
+    """One metered call (the metering layer owns retries and the error a backend's failure becomes)."""
+    meter = ModelMeter(model, ledger if ledger is not None else Ledger())
+    settings = {"max_tokens": 64, "tool_choice": choice}
+    return asyncio.run(meter.call(HISTORY, list(tools), settings, role="act", max_tokens=64))
 
 
 @pytest.fixture(params=WIRES, ids=lambda w: w.name)
@@ -414,13 +419,28 @@ def test_a_client_error_is_not_retried(wire):
 def test_retries_on_rate_limits_and_server_errors(wire, first):
     err = {"error": {"type": "overloaded_error", "message": "busy"}}
     replay = _replay(wire, (first, err), (first, err), (200, wire.text("Paris")))
-    response = _request(wire.model(replay.transport()), choice="auto")
+    ledger = Ledger()
+    response = _request(wire.model(replay.transport()), choice="auto", ledger=ledger)
     assert response.message.content == "Paris" and len(replay.requests) == 3
+    assert ledger.usage().llm_calls == 3  # every request the server saw is a call
+
+
+def test_a_retry_is_reserved_like_a_call_and_refused_when_it_does_not_fit(wire):
+    err = {"error": {"type": "overloaded_error", "message": "busy"}}
+    replay = _replay(wire, (500, err), (200, wire.text("Paris")))
+    ledger = Ledger(Budget(llm_calls=1))
+    with pytest.raises(Exception, match="llm_calls"):
+        _request(wire.model(replay.transport()), choice="auto", ledger=ledger)
+    assert len(replay.requests) == 1 and ledger.usage().llm_calls == 1  # the retry never reached the server
 
 
 def test_timeouts_are_retried_then_reported(wire):
     replay = _replay(wire, wire.lib.ReadTimeout("slow"), (200, wire.text("ok")))
-    assert _request(wire.model(replay.transport()), choice="auto").message.content == "ok"
+    ledger = Ledger(Budget(total_tokens=100_000))
+    assert _request(wire.model(replay.transport()), choice="auto", ledger=ledger).message.content == "ok"
+    u = ledger.usage()
+    # the timed-out attempt may have been billed: charged as reserved (its input and output bound), then the retry
+    assert u.llm_calls == 2 and u.output_tokens >= 64 + 5
     always = _replay(wire, wire.lib.ReadTimeout("slow"))
     with pytest.raises(ModelError):
         _request(wire.model(always.transport(), max_attempts=3), choice="auto")

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from budgetgraph import Budget, BudgetExceeded, ConfigError, Ledger, PriceError, PriceTable
-from budgetgraph.budget import ModelPrice, regime_of, render_budget_block
+from budgetgraph.budget import regime_of, render_budget_block
 
 
 def test_parse_budget_string():
@@ -96,10 +96,13 @@ def test_regimes_follow_the_remaining_fraction():
 
 def test_prices_unknown_model_with_dollar_cap_is_an_error(tmp_path):
     table = PriceTable()
-    assert table.model_price("claude-sonnet-4-20250514") == ModelPrice.of(3, 15, "0.30", "3.75")
-    assert table.model_price("my-private-model") is None
+    dated = table.model_price(
+        "claude-sonnet-4-20250514", provider="anthropic"
+    )  # a match genai-prices declares
+    assert dated is not None and dated.cost(1_000_000, 0) == Decimal(3)
+    assert table.model_price("my-private-model", provider="openai") is None
     with pytest.raises(PriceError, match="my-private-model"):
-        table.require_model_price("my-private-model")
+        table.require_model_price("my-private-model", provider="openai")
     f = tmp_path / "prices.yaml"
     f.write_text("models:\n  my-private-model: {input: 1, output: 2}\ntools:\n  search: 0.01\n")
     loaded = PriceTable.from_file(f)

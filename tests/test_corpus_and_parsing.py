@@ -24,12 +24,14 @@ def test_hotpot_corpus_search_finds_the_supporting_paragraph(hotpot20, hotpot_co
 def test_corpus_tools_count_units_per_query(mini_corpus):
     import asyncio
 
+    from budgetgraph.meter import run_tool
+
     search, open_ = mini_corpus.tools()
     args = search.validate({"queries": ["Apple Remote", "Lumen Remote"]})
     assert search.units_for(args) == 2
-    text = asyncio.run(search.run(args))
+    text = asyncio.run(run_tool(search, args, None))
     assert 'Results for "Apple Remote"' in text and "[Lumen Remote]" in text
-    missing = asyncio.run(open_.run(open_.validate({"title": "Apple Remot"})))
+    missing = asyncio.run(run_tool(open_, open_.validate({"title": "Apple Remot"}), None))
     assert "No document titled" in missing and "Apple Remote" in missing
 
 

@@ -142,7 +142,11 @@ def test_relative_and_absolute_budgets():
     task = env.tasks()[0]
     ref = World(env._tasks[task.id]).reference_cost
     assert float(env.budget_for(task, "x1.5").usd) == pytest.approx(ref * 1.5, abs=0.01)
-    assert env.budget_for(task, "120").usd == 120 and env.budget_for(task, "120").total_tool_calls == 20
+    b = env.budget_for(task, "usd=120")
+    assert b.usd == 120 and b.total_tool_calls == 20
+    assert env.budget_for(task, "usd=120,tools=50").total_tool_calls == 20  # the step limit still binds
+    with pytest.raises(ConfigError, match="write usd=120 for a dollar cap or x120"):
+        env.budget_for(task, "120")  # one grammar: a bare number is never dollars
     assert list(itertools.islice(env.tasks(), 1))[0].meta == {"event": "static"}
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from conftest import DATA, HOTPOT, MINI
 
+from budgetgraph import Budget
 from budgetgraph.agents.agent import RunResult, StopReason
 from budgetgraph.agents.prompts import extract_answer
 from budgetgraph.budget.ledger import Usage
@@ -60,9 +62,53 @@ def test_budget_values():
     b = parse_budget_value("3", ("search", "open"))
     assert b.tool_calls == {"search": 3, "open": 3}
     assert parse_budget_value("none", ("search",)).limits() == {}
-    assert parse_budget_value("4", ()).total_tool_calls == 4
+    assert parse_budget_value("4,usd=0.5", ("search", "open")).limits() == {
+        "tool:search": 4,
+        "tool:open": 4,
+        "usd": Decimal("0.5"),
+    }
+    with pytest.raises(ConfigError, match="no tools to apply it to"):
+        parse_budget_value("4", ())
+    assert parse_budget_value("tools=4", ()).total_tool_calls == 4
     with pytest.raises(ConfigError):
         parse_budgets([""])
+
+
+def test_one_budget_grammar_for_python_run_and_eval():
+    """The same string means the same budget in Budget.parse, Agent(budget=...), the eval cells and run."""
+    import subprocess
+    import sys
+
+    from budgetgraph import Agent, tool
+
+    @tool
+    def search(q: str) -> str:
+        """Search."""
+        return ""
+
+    assert Agent(ScriptedModel([]), [search], "5").budget == Budget.parse("5", ["search"])
+    assert (
+        Budget.parse("5", ["search"])
+        == parse_budget_value("5", ("search",))
+        == Budget(tool_calls={"search": 5})
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "budgetgraph.cli",
+            "run",
+            "q",
+            "--model",
+            "scripted",
+            "--budget",
+            "5",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )  # no corpus: no tools for a bare number to apply to
+    assert run.returncode == 2 and "no tools to apply it to" in run.stderr
 
 
 def test_select_tasks_is_seeded_and_rejects_duplicate_ids():
@@ -291,9 +337,7 @@ def test_bfcl_episode_scores_a_scripted_model_and_caps_calls(bfcl_env):
         result = asyncio.run(bfcl_env.run_episode(task, model, "react", bfcl_env.budget("none")))
         assert bfcl_env.score(task, result) == {"correct": 1.0}, task.id
     parallel = next(t for t in picked if t.meta["category"] == "parallel")
-    capped = asyncio.run(bfcl_env.run_episode(parallel, model, "react", bfcl_env.budget("1")))
-    assert (
-        sum(capped.usage.tool_calls.values()) == 1
-        and str(capped.stop_reason) == "budget_exhausted: tool_calls"
-    )
+    capped = asyncio.run(bfcl_env.run_episode(parallel, model, "react", bfcl_env.budget_for(parallel, "1")))
+    fn = parallel.meta["functions"][0]["name"].replace(".", "_")
+    assert sum(capped.usage.tool_calls.values()) == 1 and str(capped.stop_reason) == f"budget_exhausted: {fn}"
     assert bfcl_env.score(parallel, capped) == {"correct": 0.0}

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from budgetgraph.meter import run_tool
+
 pytest.importorskip("mcp", reason="MCP tools need pip install 'budgetgraph[mcp]'")
 
 from budgetgraph import Agent, Budget  # noqa: E402
@@ -41,7 +43,7 @@ async def _run_with(server):
         result = await agent.arun("Which countries are Paris, Kyoto, Lima and Oslo in, and what is 2 + 40?")
         bad = next(t for t in tools if t.name == "explode")
         try:
-            await bad.run(bad.validate({"reason": "test"}))
+            await run_tool(bad, bad.validate({"reason": "test"}), bad.timeout)
             error = None
         except Exception as exc:  # noqa: BLE001
             error = exc

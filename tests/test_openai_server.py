@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from budgetgraph import Agent, Budget, ModelError
+from budgetgraph.budget import Ledger
+from budgetgraph.meter import ModelMeter
 from budgetgraph.models.messages import Message, ToolSchema
 
 openai = pytest.importorskip("openai", reason="needs pip install 'budgetgraph[openai]'")
@@ -164,9 +166,12 @@ def flaky_server():
 
 def test_retries_429_and_5xx_then_parses_calls_from_content(flaky_server):
     _Flaky.script = [429, 500, 503]
-    model = OpenAIModel("m", base_url=flaky_server, max_attempts=4)
-    r = asyncio.run(model.request([Message.user("q")], [SEARCH], {"max_tokens": 16}))
+    model = OpenAIModel("m", base_url=flaky_server, max_attempts=4, backoff=0.01)
+    ledger = Ledger(Budget(llm_calls=10))
+    meter = ModelMeter(model, ledger)
+    r = asyncio.run(meter.call([Message.user("q")], [SEARCH], {}, role="act", max_tokens=16))
     assert _Flaky.seen == [429, 500, 503, 200]  # one layer of retries: the SDK's own are off
+    assert ledger.usage().llm_calls == 4  # what the server saw, every attempt a call
     assert r.message.tool_calls[0].name == "search" and r.message.tool_calls[0].arguments == {
         "queries": ["a"]
     }
@@ -175,9 +180,9 @@ def test_retries_429_and_5xx_then_parses_calls_from_content(flaky_server):
 
 def test_persistent_failure_becomes_a_clear_model_error(flaky_server):
     _Flaky.script = [500] * 10
-    model = OpenAIModel("m", base_url=flaky_server, max_attempts=2)
+    model = OpenAIModel("m", base_url=flaky_server, max_attempts=2, backoff=0.01)
     with pytest.raises(ModelError, match="failed"):
-        asyncio.run(model.request([Message.user("q")], [], {}))
+        asyncio.run(ModelMeter(model, Ledger()).call([Message.user("q")], [], {}, role="act", max_tokens=16))
     assert _Flaky.seen == [500, 500]
 
 

@@ -16,6 +16,7 @@ pytest.importorskip("ddgs", reason="the web tools need pip install 'budgetgraph[
 
 from budgetgraph import Agent, Budget  # noqa: E402
 from budgetgraph.errors import ToolRejected  # noqa: E402
+from budgetgraph.meter import run_tool  # noqa: E402
 from budgetgraph.models import ScriptedModel  # noqa: E402
 from budgetgraph.tools.web import DDGSBackend, FetchGuard, SearchResult, web_tools  # noqa: E402
 
@@ -71,7 +72,7 @@ def server():
 
 def _fetch(tools, urls):
     fetch = next(t for t in tools if t.name == "fetch_page")
-    return asyncio.run(fetch.run(fetch.validate({"urls": urls})))
+    return asyncio.run(run_tool(fetch, fetch.validate({"urls": urls}), fetch.timeout))
 
 
 @pytest.mark.parametrize(

@@ -1,19 +1,25 @@
-"""Agents: graph state, the LangGraph loop and the Agent facade."""
+"""Agents: graph state, the LangGraph loops built from the metering layer and the planners, the planner
+registry, events and the Agent facade."""
 
 from .agent import Agent, RunResult, StopReason
 from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
-from .graph import LEDGER_KEY, LoopConfig, build_graph
+from .graph import AgentLoop, LoopConfig, build_graph
+from .planners import PLANNERS, PlannerSpec
+from .runtime import RunContext
 from .state import AgentState
 
 __all__ = [
-    "LEDGER_KEY",
+    "PLANNERS",
     "Agent",
     "AgentEvent",
+    "AgentLoop",
     "AgentState",
     "BudgetUpdate",
     "FinalAnswer",
     "LoopConfig",
     "ModelTurn",
+    "PlannerSpec",
+    "RunContext",
     "RunResult",
     "StopReason",
     "ToolResult",

@@ -1,4 +1,4 @@
-"""The Agent facade: ``run`` / ``arun`` / ``astream`` over the compiled graph, and the run result."""
+"""The Agent facade: ``run`` / ``arun`` / ``astream`` / ``aresume`` over one compiled graph, and the run result."""
 
 from __future__ import annotations
 
@@ -16,27 +16,28 @@ from ..budget.ledger import Ledger, Usage
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
 from ..errors import BudgetExhausted, ConfigError
+from ..meter import MeteredRun
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings
 from ..models.registry import infer_model
 from ..tools.base import Tool
-from .bats_graph import build_bats_graph
 from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
-from .graph import LEDGER_KEY, STREAM_KEY, LoopConfig, build_graph
-from .plan_and_budget import PlanAndBudget
+from .graph import LoopConfig
+from .planners import PLANNERS, build_planner_graph
 from .prompts import AnswerStyle, answer_now
 from .prompts import system_prompt as build_system_prompt
+from .runtime import RunContext
 from .state import AgentState
 
 __all__ = ["Agent", "RunResult", "StopReason"]
-
-PLANNERS = ("react", "tracker", "bats", "plan_and_budget")
 
 
 @dataclass(frozen=True, slots=True)
 class StopReason:
     """``kind``: answered | budget_exhausted | max_turns | context_full (the prompt filled the model's
-    context window; the answer call then drops old tool results) | error; ``resource`` names the exhausted budget."""
+    context window; the answer call then drops old tool results) | overrun (a backend reported more than was
+    reserved: ``resource``, and the message says reserved and reported) | interrupted | error; ``resource``
+    names the exhausted budget."""
 
     kind: str
     resource: str = ""
@@ -47,6 +48,8 @@ class StopReason:
             return f"budget_exhausted: {self.resource.removeprefix('tool:')}"
         if self.kind == "error":
             return f"error: {self.message}"
+        if self.kind == "overrun":
+            return f"overrun: {self.resource}"
         return self.kind
 
 
@@ -88,16 +91,21 @@ class RunResult:
 class Agent:
     """A budget-aware tool-using agent.
 
-    ``planner="react"`` is the baseline that shows the model no budget; ``"tracker"`` adds the BATS budget
-    tracker (regime policy in the system prompt, a ``<budget>`` block after each tool result); ``"bats"`` adds
-    the plan checklist, the verifier (SUCCESS / CONTINUE / PIVOT) and answer selection (``bats_mode``:
-    ``early_stop`` or ``full``); ``"plan_and_budget"`` splits the question and funds each part by credit.
+    ``planner`` is any planner of the registry (``budgetgraph.agents.planners.PLANNERS``): ``"react"`` is the
+    baseline that shows the model no budget; ``"tracker"`` adds the BATS budget tracker (regime policy in the
+    system prompt, a ``<budget>`` block after each tool result); ``"bats"`` adds the plan checklist, the
+    verifier (SUCCESS / CONTINUE / PIVOT) and answer selection (``bats_mode``: ``early_stop`` or ``full``);
+    ``"plan_and_budget"`` splits the question and funds each part by credit; ``"orchestrator"`` delegates
+    sub-questions to a researcher (these tools) and a reasoner on child ledgers.
     ``force_first_tool`` makes the first turn a tool call when tools are given (small models otherwise
     answer from memory); turn it off for agents that may rightly answer without tools.
     ``system_prompt`` replaces the built-in research-agent prompt (``instructions`` are appended to either) and
     ``regime_policy`` the search-oriented regime advice (``GENERIC_POLICY`` suits other tools).
     ``answer_style="short"`` asks for the shortest answer span (exact-match evaluations); the default
     ``"full"`` lets the answer be a sentence or two.
+    ``budget_scope``: ``"run"`` (default) gives every ``arun`` a fresh budget, also on a ``thread_id`` that
+    continues a conversation; ``"thread"`` makes the budget a conversation cap: with a checkpointer, each
+    ``arun`` on a thread continues the ledger the thread's checkpoint holds.
     """
 
     def __init__(
@@ -123,26 +131,40 @@ class Agent:
         max_attempts: int = 3,
         schedule: str = "linear",
         answer_style: AnswerStyle = "full",
+        budget_scope: Literal["run", "thread"] = "run",
     ) -> None:
         if planner not in PLANNERS:
-            raise ConfigError(f"unknown planner {planner!r}; available here: {', '.join(PLANNERS)}")
+            raise ConfigError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
         if on_exhausted not in ("answer", "raise"):
             raise ConfigError("on_exhausted must be 'answer' or 'raise'")
+        if budget_scope not in ("run", "thread"):
+            raise ConfigError("budget_scope must be 'run' (a budget per arun) or 'thread' (per conversation)")
+        if budget_scope == "thread" and checkpointer is None:
+            raise ConfigError(
+                "budget_scope='thread' keeps the ledger in the thread's checkpoint: pass checkpointer="
+            )
         names = [t.name for t in tools]
         if len(set(names)) != len(names):
             raise ConfigError(f"tool names must be unique, got {names}")
         self.model = infer_model(model)
         self.tools = list(tools)
-        self.budget = Budget.parse(budget) if isinstance(budget, str) else (budget or Budget())
+        capped = list(dict.fromkeys(t.budget_key for t in tools))
+        self.budget = Budget.parse(budget, capped) if isinstance(budget, str) else (budget or Budget())
         self.planner = planner
         self.on_exhausted = on_exhausted
+        self.budget_scope = budget_scope
+        self.bats_mode = bats_mode
+        self.max_attempts = max_attempts
+        self.schedule = schedule
+        self.answer_style: AnswerStyle = answer_style
         self.config = LoopConfig(
             model=self.model,
             tools={t.name: t for t in self.tools},
             system_prompt=build_system_prompt(
                 planner, instructions, system_prompt, regime_policy, answer_style
             ),
-            show_budget=planner != "react",
+            show_budget=PLANNERS[planner].shows_budget,
+            budget=self.budget,
             prices=prices or PriceTable(),
             settings=settings or ModelSettings(temperature=0.0),
             max_tokens=max_tokens,
@@ -151,60 +173,73 @@ class Agent:
             force_first_tool=force_first_tool,
             regime_policy=regime_policy,
             answer_nudge=answer_now(answer_style),
+            durable=checkpointer is not None,
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
-            self.config.prices.require_model_price(self.model.name, self.model.price)
+            self.config.prices.require_model_price(
+                self.model.name, self.model.price, getattr(self.model, "provider", None)
+            )
         self.checkpointer = checkpointer
-        self.schedule = schedule
-        self.answer_style: AnswerStyle = answer_style
-        uncompiled: Any = (
-            build_bats_graph(self.config, mode=bats_mode, max_attempts=max_attempts)
-            if planner == "bats"
-            else build_graph(self.config)
-        )
-        self.graph = uncompiled.compile(
+        self.graph = build_planner_graph(self, planner).compile(
             checkpointer=checkpointer, interrupt_before=list(interrupt_before or []) or None
         )
 
+    def sub_agent(self, budget: Budget) -> Agent:
+        """A tracker agent with this agent's model, tools and settings (plan_and_budget's sub-question solver)."""
+        return Agent(
+            self.model,
+            self.tools,
+            budget,
+            planner="tracker",
+            prices=self.config.prices,
+            settings=self.config.settings,
+            max_tokens=self.config.max_tokens,
+            answer_max_tokens=self.config.answer_max_tokens,
+            max_turns=self.config.max_turns,
+            force_first_tool=self.config.force_first_tool,
+            answer_style=self.answer_style,
+        )
+
     # -- running -------------------------------------------------------------------------------
-    def _start(
+    def _config(self, thread_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": 4 * self.config.max_turns + 10}
+
+    def _kwargs(self) -> dict[str, Any]:
+        # with a checkpointer, each step's checkpoint is written before the next starts (at most once)
+        return {"durability": "sync"} if self.checkpointer is not None else {}
+
+    async def _ledger_for(self, thread_id: str, ledger: Ledger | None) -> Ledger:
+        if ledger is not None:
+            return ledger
+        if self.budget_scope == "thread":
+            snapshot = await self.graph.aget_state(self._config(thread_id))
+            saved = (snapshot.values or {}).get("ledger")
+            if saved:
+                return Ledger.from_snapshot(saved)
+        return Ledger(self.budget)
+
+    async def _start(
         self, question: str, thread_id: str | None, ledger: Ledger | None
-    ) -> tuple[Any, RunnableConfig, Ledger]:
-        live = ledger or Ledger(self.budget)
+    ) -> tuple[AgentState, RunnableConfig, MeteredRun]:
         tid = thread_id or uuid.uuid4().hex
-        config: RunnableConfig = {
-            "configurable": {"thread_id": tid, LEDGER_KEY: live},
-            "recursion_limit": 4 * self.config.max_turns + 10,
-        }
+        run = self.config.new_run(await self._ledger_for(tid, ledger))
         state: AgentState = {
             "messages": [Message.user(question)],
-            "ledger": live.snapshot(),
+            "ledger": run.ledger.snapshot(),
+            "run_id": run.id,
             "phase": "act",
             "turns": 0,
+            "answer": None,
+            "stop": None,
+            "inflight": [],
         }
-        return state, config, live
-
-    async def _resume_input(self, thread_id: str) -> tuple[RunnableConfig, Ledger]:
-        if self.checkpointer is None:
-            raise ConfigError("resume needs an Agent built with checkpointer=...")
-        probe: RunnableConfig = {"configurable": {"thread_id": thread_id}}
-        snapshot = await self.graph.aget_state(probe)
-        if not snapshot.values:
-            raise ConfigError(f"no checkpoint for thread {thread_id!r}")
-        live = Ledger.from_snapshot(snapshot.values.get("ledger") or {})
-        config: RunnableConfig = {
-            "configurable": {"thread_id": thread_id, LEDGER_KEY: live},
-            "recursion_limit": 4 * self.config.max_turns + 10,
-        }
-        return config, live
+        return state, self._config(tid), run
 
     async def arun(
         self, question: str, *, thread_id: str | None = None, ledger: Ledger | None = None
     ) -> RunResult:
         """Run one question to its end. ``ledger`` lets a parent pass a child ledger."""
-        if self.planner == "plan_and_budget":
-            return await self._plan_and_budget(question, ledger or Ledger(self.budget))
-        state, config, live = self._start(question, thread_id, ledger)
+        state, config, run = await self._start(question, thread_id, ledger)
         attrs = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": f"budgetgraph.{self.planner}",
@@ -212,8 +247,8 @@ class Agent:
             "budgetgraph.thread_id": config["configurable"]["thread_id"],
         }
         with tracing.span(f"invoke_agent {self.planner}", attrs) as current:
-            final = await self.graph.ainvoke(state, config)
-            result = self._result(final, live, config)
+            final = await self.graph.ainvoke(state, config, context=RunContext(run=run), **self._kwargs())
+            result = self._result(final, run.ledger, config)
             usage = result.usage
             tracing.set_attributes(
                 current,
@@ -223,16 +258,24 @@ class Agent:
                     "budgetgraph.usd": float(usage.usd),
                     "budgetgraph.tool_calls": usage.total_tool_calls,
                     "budgetgraph.stop_reason": str(result.stop_reason),
-                    **tracing.budget_attributes(live),
+                    **tracing.budget_attributes(run.ledger),
                 },
             )
         return result
 
     async def aresume(self, thread_id: str) -> RunResult:
-        """Continue a checkpointed run; the ledger continues from what was really spent."""
-        config, live = await self._resume_input(thread_id)
-        final = await self.graph.ainvoke(None, config)
-        return self._result(final, live, config)
+        """Continue a checkpointed run (after an interrupt or a crash) from what was really spent; a tool call
+        that was in flight counts as spent and is not run again unless its tool is idempotent."""
+        if self.checkpointer is None:
+            raise ConfigError("resume needs an Agent built with checkpointer=...")
+        config = self._config(thread_id)
+        snapshot = await self.graph.aget_state(config)
+        if not snapshot.values:
+            raise ConfigError(f"no checkpoint for thread {thread_id!r}")
+        run = self.config.new_run(Ledger.from_snapshot(snapshot.values.get("ledger") or {}))
+        run.id = snapshot.values.get("run_id") or run.id
+        final = await self.graph.ainvoke(None, config, context=RunContext(run=run), **self._kwargs())
+        return self._result(final, run.ledger, config)
 
     def run(self, question: str, *, thread_id: str | None = None) -> RunResult:
         """Synchronous :meth:`arun` (not from inside a running event loop: use ``await agent.arun``)."""
@@ -244,12 +287,15 @@ class Agent:
 
     async def astream(self, question: str, *, thread_id: str | None = None) -> AsyncIterator[AgentEvent]:
         """Typed events as the run goes: text deltas (streaming backends), model turns, tool calls started and
-        finished (with the units and cost charged), budget updates, verifier decisions, the final answer."""
-        state, config, live = self._start(question, thread_id, None)
-        config["configurable"][STREAM_KEY] = True  # type: ignore[index]
+        finished (with the units and cost charged), budget updates, verifier decisions, the final answer. It
+        runs the same graph as :meth:`arun`, with the same accounting."""
+        state, config, run = await self._start(question, thread_id, None)
+        context = RunContext(run=run, stream=True)
         calls: dict[str, Any] = {}
         final: dict[str, Any] = dict(state)
-        async for mode, chunk in self.graph.astream(state, config, stream_mode=["updates", "custom"]):
+        async for mode, chunk in self.graph.astream(
+            state, config, context=context, stream_mode=["updates", "custom"], **self._kwargs()
+        ):
             if mode == "custom":
                 yield chunk
                 continue
@@ -265,31 +311,10 @@ class Agent:
                     elif m.role == "tool":
                         call = calls.get(m.tool_call_id or "")
                         yield ToolResult(name=m.name or "", call=call, content=m.content)
-                if "ledger" in update and node == "tools":
-                    yield BudgetUpdate(ledger=update["ledger"], regime=live.regime())
-        result = self._result(final, live, config)
+                if "ledger" in update and any(m.role == "tool" for m in update.get("messages", [])):
+                    yield BudgetUpdate(ledger=update["ledger"], regime=run.ledger.regime())
+        result = self._result(final, run.ledger, config)
         yield FinalAnswer(result=result)
-
-    async def _plan_and_budget(self, question: str, live: Ledger) -> RunResult:
-        def solver(share: Budget) -> Agent:
-            return Agent(
-                self.model,
-                self.tools,
-                share,
-                planner="tracker",
-                prices=self.config.prices,
-                settings=self.config.settings,
-                max_tokens=self.config.max_tokens,
-                answer_max_tokens=self.config.answer_max_tokens,
-                max_turns=self.config.max_turns,
-                force_first_tool=self.config.force_first_tool,
-                answer_style=self.answer_style,
-            )
-
-        answer, transcript, _plan = await PlanAndBudget(self.config, solver, self.schedule).run(
-            question, live
-        )
-        return RunResult(answer, StopReason("answered"), live.usage(), transcript, live.snapshot())
 
     def _result(self, final: dict[str, Any], live: Ledger, config: RunnableConfig) -> RunResult:
         stop = final.get("stop") or {}

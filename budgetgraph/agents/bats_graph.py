@@ -7,18 +7,18 @@ selection call, so BATS never overshoots a cap.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
-from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command
+from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from ..budget.block import render_policy
 from ..budget.ledger import Ledger
-from ..budget.limits import Amount
-from ..errors import BudgetExceeded
-from ..models.messages import Message, ModelResponse, ToolSchema
+from ..errors import BudgetExceeded, ModelError, Overrun
+from ..meter import MeteredRun
+from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..planners.bats import (
     PLAN,
     SELECT,
@@ -37,8 +37,9 @@ from ..planners.bats import (
     schema_tool,
 )
 from .events import VerifierDecision
-from .graph import NO_ANSWER, LoopConfig, _emit, _ledger, _Loop, _stop, charged_call
+from .graph import NO_ANSWER, AgentLoop, LoopConfig, routed
 from .prompts import extract_answer
+from .runtime import RunContext, emit, stop, user_messages
 from .state import AgentState
 
 __all__ = ["BATSState", "build_bats_graph"]
@@ -82,7 +83,7 @@ class BATSState(AgentState, total=False):
     verdict: dict[str, Any]
 
 
-class _BATS(_Loop):
+class _BATS(AgentLoop):
     def __init__(self, cfg: LoopConfig, mode: Literal["early_stop", "full"], max_attempts: int) -> None:
         super().__init__(cfg)
         self.mode = mode
@@ -91,7 +92,7 @@ class _BATS(_Loop):
 
     async def _structured(
         self,
-        ledger: Ledger,
+        run: MeteredRun,
         prompt: str,
         role: str,
         tool: ToolSchema,
@@ -101,29 +102,23 @@ class _BATS(_Loop):
     ) -> tuple[M | None, Message | None, BudgetExceeded | None]:
         """One forced ``tool`` call under ``role``; its arguments parsed as ``schema`` (None when they do not fit)."""
         messages = [Message.system(SYSTEM), Message.user(prompt)]
-        out = await charged_call(
-            self.cfg, ledger, messages, role=role, max_out=max_out, tool=tool, use_hold=use_hold
-        )
-        if isinstance(out, BudgetExceeded):
-            return None, None, out
+        settings = ModelSettings(**self.cfg.settings)
+        settings["tool_choice"] = tool.name
+        try:
+            response = await run.models.call(
+                messages, [tool], settings, role=role, max_tokens=max_out, use_hold=use_hold
+            )
+        except BudgetExceeded as exc:
+            return None, None, exc
+        except (Overrun, ModelError) as exc:
+            return (
+                None,
+                None,
+                BudgetExceeded("overrun" if isinstance(exc, Overrun) else "model", str(exc), 0, 0),
+            )
+        out = response.message
         parsed = next((parse_structured(schema, c.arguments) for c in out.tool_calls), None)
         return (parsed if isinstance(parsed, schema) else None), out, None
-
-    def _set_answer_hold(self, ledger: Ledger, price: Any, n_in: int) -> None:
-        """Hold back one verifier call and one selection call (the answer reserve of the BATS graph)."""
-        if not ledger.limits:
-            return
-        hold_in = n_in + self.cfg.answer_input_reserve
-        out = self.verify_tokens + self.cfg.answer_max_tokens
-        hold: dict[str, Amount] = {
-            "llm_calls": 2,
-            "input_tokens": 2 * hold_in,
-            "output_tokens": out,
-            "total_tokens": 2 * hold_in + out,
-        }
-        if price is not None:
-            hold["usd"] = price.cost(2 * hold_in, out)
-        ledger.set_hold(hold)
 
     def _budget_text(self, ledger: Ledger) -> str:
         parts = []
@@ -137,20 +132,23 @@ class _BATS(_Loop):
         return min(fractions) if fractions else None
 
     # -- nodes ------------------------------------------------------------------------------------
-    async def plan_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
-        ledger = _ledger(state, config)
-        question = state["messages"][0].content
+    async def plan_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
+        run = self.run_of(state, runtime)
+        ledger = run.ledger
+        question = user_messages(state)[0].content
         context = f"What happened so far: {state['summary']}\n\n" if state.get("summary") else ""
         prompt = PLAN.format(question=question, context=context, budget=self._budget_text(ledger))
         out, msg, refused = await self._structured(
-            ledger, prompt, "plan", _PLAN_TOOL, PlanOut, self.cfg.answer_max_tokens, use_hold=False
+            run, prompt, "plan", _PLAN_TOOL, PlanOut, self.cfg.answer_max_tokens, use_hold=False
         )
         if refused is not None or msg is None:
-            return {
-                "phase": "select",
-                "ledger": ledger.snapshot(),
-                "stop": _stop("budget_exhausted", refused.resource if refused else "", str(refused)),
-            }
+            return self.keep(
+                run,
+                {
+                    "phase": "select",
+                    "stop": stop("budget_exhausted", refused.resource if refused else "", str(refused)),
+                },
+            )
         plan = (
             out
             if out is not None and out.steps
@@ -161,14 +159,16 @@ class _BATS(_Loop):
         checklist = add_steps(checklist, plan.steps[:5], branch_of=dead[-1] if dead else None)
         constraints = (plan.exploration + plan.verification) or list(state.get("constraints") or [])
         note = Message.assistant("Plan:\n" + render_checklist(checklist))
-        return {
-            "plan": checklist,
-            "constraints": constraints,
-            "phase": "act",
-            "messages": [note],
-            "segment": len(state["messages"]) + 1,
-            "ledger": ledger.snapshot(),
-        }
+        return self.keep(
+            run,
+            {
+                "plan": checklist,
+                "constraints": constraints,
+                "phase": "act",
+                "messages": [note],
+                "segment": len(state["messages"]) + 1,
+            },
+        )
 
     def _context(self, state: BATSState, ledger: Ledger) -> list[Message]:
         parts = [SYSTEM]
@@ -192,36 +192,49 @@ class _BATS(_Loop):
         ]
         return [Message.system("\n\n".join(parts)), messages[0], *kept]
 
-    async def act_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
-        ledger = _ledger(state, config)
+    async def act_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
+        run = self.run_of(state, runtime)
+        ledger = run.ledger
+        user_messages(state)
         turns = state.get("turns", 0)
-        tools = self._available_tools(ledger)
+        tools = run.tools.available()
         if turns >= self.cfg.max_turns or (self.cfg.tools and not tools):
-            key = self._exhausted_tool(ledger) if self.cfg.tools and not tools else ""
-            return {
-                "phase": "select",
-                "ledger": ledger.snapshot(),
-                "stop": _stop("budget_exhausted" if key else "max_turns", key),
-            }
+            key = self.exhausted_tool(run) if self.cfg.tools and not tools else ""
+            return self.keep(
+                run, {"phase": "select", "stop": stop("budget_exhausted" if key else "max_turns", key)}
+            )
         messages = self._context(state, ledger)
         schemas = [t.schema for t in tools]
         fresh = not any(m.role == "tool" for m in state["messages"][state.get("segment", 1) :])
-        response = await self._act(config, ledger, "act", messages, schemas, force=fresh)
+        # the answer reserve of the BATS graph: one verifier and one selection call
+        response = await self.act(
+            run,
+            runtime,
+            "act",
+            messages,
+            schemas,
+            force=fresh,
+            hold_calls=2,
+            hold_output=self.verify_tokens + self.cfg.answer_max_tokens,
+        )
         if not isinstance(response, ModelResponse):
-            return {"phase": "select", "stop": response, "ledger": ledger.snapshot()}
+            if response.get("kind") in ("error", "overrun") or response.get("resource") == "seconds":
+                return self.keep(run, {"phase": "done", "stop": response, "answer": state.get("proposed")})
+            return self.keep(run, {"phase": "select", "stop": response})
         message = response.message
-        update: dict[str, Any] = {"messages": [message], "turns": turns + 1, "ledger": ledger.snapshot()}
+        update: dict[str, Any] = {"messages": [message], "turns": turns + 1}
         if message.tool_calls:
-            return {**update, "phase": "tools"}
+            return self.keep(run, {**update, "phase": "tools"})
         proposed = extract_answer(message.content)
         if not proposed:  # e.g. a tool call cut off at max_tokens: no answer to verify, as in the react loop
-            return {**update, "phase": "select", "stop": _stop("answered", "", NO_ANSWER)}
-        return {**update, "phase": "verify", "proposed": proposed}
+            return self.keep(run, {**update, "phase": "select", "stop": stop("answered", "", NO_ANSWER)})
+        return self.keep(run, {**update, "phase": "verify", "proposed": proposed})
 
-    async def bats_tools_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
-        ledger = _ledger(state, config)
+    async def bats_tools_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
+        run = self.run_of(state, runtime)
+        ledger = run.ledger
         before = dict(ledger.usage().tool_calls)
-        update = await self.tools_node(state, config)
+        update = await self.tools_node(state, runtime)
         after = ledger.usage().tool_calls
         spent = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
         checklist = list(state.get("plan") or [])
@@ -235,8 +248,9 @@ class _BATS(_Loop):
             update["phase"] = "select"
         return update
 
-    async def verify_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
-        ledger = _ledger(state, config)
+    async def verify_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
+        run = self.run_of(state, runtime)
+        ledger = run.ledger
         question = state["messages"][0].content
         answer = state.get("proposed") or ""
         evidence = [
@@ -254,7 +268,7 @@ class _BATS(_Loop):
         afforded = True
         if _is_answer(answer):
             parsed, msg, _refused = await self._structured(
-                ledger, prompt, "verify", _VERDICT_TOOL, Verdict, self.verify_tokens, use_hold=True
+                run, prompt, "verify", _VERDICT_TOOL, Verdict, self.verify_tokens, use_hold=True
             )
             afforded = msg is not None
             verdict = parsed or Verdict(decision="CONTINUE", justification="unparsed verdict")
@@ -272,12 +286,11 @@ class _BATS(_Loop):
             {"answer": answer, "decision": verdict.decision, "summary": verdict.summary},
         ]
         note = Message.assistant(f"Verifier: {verdict.decision}. {verdict.justification}\n{verdict.summary}")
-        _emit(config, VerifierDecision(answer, verdict.decision, verdict.summary))
+        emit(runtime, VerifierDecision(answer, verdict.decision, verdict.summary))
         update: dict[str, Any] = {
             "attempts": attempts,
             "proposed": answer,
             "messages": [note],
-            "ledger": ledger.snapshot(),
             "segment": len(state["messages"]) + 1,
             "verdict": verdict.model_dump(),
         }
@@ -291,11 +304,11 @@ class _BATS(_Loop):
             if x
         )
         update["summary"] = summary[-1500:]
-        out_of_tools = bool(self.cfg.tools) and not self._available_tools(ledger)
+        out_of_tools = bool(self.cfg.tools) and not run.tools.available()
         if verdict.decision == "SUCCESS" and self.mode == "early_stop":
-            return {**update, "phase": "done", "answer": answer, "stop": _stop("answered")}
+            return self.keep(run, {**update, "phase": "done", "answer": answer, "stop": stop("answered")})
         if out_of_tools or len(attempts) >= self.max_attempts or not afforded:
-            return {**update, "phase": "select"}
+            return self.keep(run, {**update, "phase": "select"})
         checklist = list(state.get("plan") or [])
         if verdict.decision == "CONTINUE":
             anchor = current(checklist) or (checklist[-1] if checklist else None)
@@ -303,25 +316,25 @@ class _BATS(_Loop):
             update["plan"] = add_steps(
                 checklist, [verdict.next_step or "verify the unverifiable constraint"], branch_of=top
             )
-            return {**update, "phase": "act"}
+            return self.keep(run, {**update, "phase": "act"})
         pending = [s["id"] for s in checklist if s["status"] == "pending"]
         for step_id in pending:  # PIVOT (or SUCCESS in full mode): the open steps of this path failed
             checklist = mark(checklist, step_id, "failed")
         if not pending and checklist:  # the path was followed to its end: it only partly worked
             checklist = mark(checklist, checklist[-1]["id"], "partial")
         update["plan"] = checklist
-        return {**update, "phase": "plan"}
+        return self.keep(run, {**update, "phase": "plan"})
 
-    async def select_node(self, state: BATSState, config: RunnableConfig) -> dict[str, Any]:
-        ledger = _ledger(state, config)
+    async def select_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
+        run = self.run_of(state, runtime)
         attempts = list(state.get("attempts") or [])
-        stop = state.get("stop") or _stop("answered")
+        info = state.get("stop") or stop("answered")
         if state.get("proposed") and not any(a["answer"] == state["proposed"] for a in attempts):
             attempts.append({"answer": state["proposed"], "decision": "UNVERIFIED", "summary": ""})
         real = [a for a in attempts if _is_answer(a["answer"])]
         if not real:  # no attempt, or only echoed tool errors: the final-answer call on the held reserve
             view: BATSState = {**state, "messages": evidence_only(state["messages"])}
-            return await self.answer_node(view, config)
+            return await self.answer_node(view, runtime)
         rank = {"SUCCESS": 0, "CONTINUE": 1, "UNVERIFIED": 2, "PIVOT": 3}
         best = min(range(len(real)), key=lambda i: (rank.get(real[i]["decision"], 4), -i))
         if len({a["answer"] for a in real}) > 1:
@@ -331,18 +344,20 @@ class _BATS(_Loop):
             )
             prompt = SELECT.format(question=state["messages"][0].content, attempts=listing)
             pick, _, _ = await self._structured(
-                ledger, prompt, "select", _SELECT_TOOL, Selection, self.cfg.answer_max_tokens, use_hold=True
+                run, prompt, "select", _SELECT_TOOL, Selection, self.cfg.answer_max_tokens, use_hold=True
             )
             if pick is not None and 1 <= pick.index <= len(real):
                 best = pick.index - 1
-        return {
-            "phase": "done",
-            "answer": real[best]["answer"],
-            "stop": stop,
-            "attempts": attempts,
-            "ledger": ledger.snapshot(),
-            "messages": [Message.assistant(f"Selected: {real[best]['answer']}")],
-        }
+        return self.keep(
+            run,
+            {
+                "phase": "done",
+                "answer": real[best]["answer"],
+                "stop": info,
+                "attempts": attempts,
+                "messages": [Message.assistant(f"Selected: {real[best]['answer']}")],
+            },
+        )
 
 
 _NEXT = {
@@ -355,23 +370,15 @@ _NEXT = {
 }
 
 
-def _routed(node: Any) -> Any:
-    async def run(state: BATSState, config: RunnableConfig) -> Command[str]:
-        update = await node(state, config)
-        return Command(update=update, goto=_NEXT.get(update.get("phase", "done"), END))
-
-    return run
-
-
 def build_bats_graph(
     cfg: LoopConfig, *, mode: Literal["early_stop", "full"] = "early_stop", max_attempts: int = 3
-) -> StateGraph[BATSState]:
-    loop = _BATS(cfg, mode, max_attempts)
-    graph: StateGraph[BATSState] = StateGraph(BATSState)
-    graph.add_node("plan", _routed(loop.plan_node), destinations=("act", "select"))
-    graph.add_node("act", _routed(loop.act_node), destinations=("tools", "verify", "select"))
-    graph.add_node("tools", _routed(loop.bats_tools_node), destinations=("act", "select"))
-    graph.add_node("verify", _routed(loop.verify_node), destinations=("act", "plan", "select", END))
+) -> StateGraph[BATSState, RunContext]:
+    loop = _BATS(replace(cfg, durable=False), mode, max_attempts)
+    graph: StateGraph[BATSState, RunContext] = StateGraph(BATSState, context_schema=RunContext)
+    graph.add_node("plan", routed(loop.plan_node, _NEXT), destinations=("act", "select"))
+    graph.add_node("act", routed(loop.act_node, _NEXT), destinations=("tools", "verify", "select", END))
+    graph.add_node("tools", routed(loop.bats_tools_node, _NEXT), destinations=("act", "select", END))
+    graph.add_node("verify", routed(loop.verify_node, _NEXT), destinations=("act", "plan", "select", END))
     graph.add_node("select", loop.select_node)
     graph.add_edge(START, "plan")
     graph.add_edge("select", END)

@@ -17,14 +17,14 @@ from typing import Any
 from ..budget.ledger import Ledger
 from ..budget.limits import Amount, Budget
 from ..budget.prices import PriceTable
-from ..errors import BudgetExceeded, ConfigError
+from ..errors import BudgetExceeded, ConfigError, ModelError, Overrun
+from ..meter import ModelMeter
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings
 from ..models.registry import infer_model
 from ..planners.knapsack import Component, select
 from ..tools.base import Tool
 from .agent import Agent, RunResult, StopReason
-from .graph import LoopConfig, charged_call
 from .prompts import extract_answer
 
 __all__ = ["Orchestrator", "SubAgent"]
@@ -99,25 +99,22 @@ class Orchestrator:
         self.max_tokens = max_tokens
         self.unit = unit
         self.delegations: list[Delegation] = []
-        self._cfg = LoopConfig(
-            model=self.model,
-            tools={},
-            system_prompt="",
-            show_budget=False,
-            prices=self.prices,
-            settings=ModelSettings(temperature=0.0),
-        )
 
     async def _ask(self, ledger: Ledger, prompt: str, role: str) -> str | None:
-        out = await charged_call(
-            self._cfg,
-            ledger,
-            [Message.user(prompt)],
-            role=role,
-            max_out=self.max_tokens,
-            use_hold=role == "answer",
-        )
-        return None if isinstance(out, BudgetExceeded) else out.content
+        meter = ModelMeter(self.model, ledger, self.prices)
+        settings = ModelSettings(temperature=0.0, tool_choice="none")
+        try:
+            response = await meter.call(
+                [Message.user(prompt)],
+                [],
+                settings,
+                role=role,
+                max_tokens=self.max_tokens,
+                use_hold=role == "answer",
+            )
+        except (BudgetExceeded, Overrun, ModelError):
+            return None
+        return response.message.content
 
     def _choose(self, ledger: Ledger, question: str) -> list[SubAgent]:
         """Knapsack over the sub-agents: value = prior value x relevance to the task, cost = estimate."""
@@ -151,7 +148,7 @@ class Orchestrator:
     async def arun(self, question: str, *, ledger: Ledger | None = None) -> RunResult:
         live = ledger or Ledger(self.budget)
         transcript: list[Message] = [Message.user(question)]
-        live.set_hold({"llm_calls": 1, "output_tokens": self.max_tokens})
+        ModelMeter(self.model, live, self.prices).set_hold(0, self.max_tokens, input_reserve=512)
         text = await self._ask(live, DECOMPOSE.format(n=self.max_subtasks, question=question), "plan")
         subs = _parse_list(text or "")[: self.max_subtasks] or [question]
         transcript.append(Message.assistant(json.dumps(subs)))

@@ -11,11 +11,12 @@ from typing import Any
 
 from ..budget.ledger import Ledger
 from ..budget.limits import TOOL_PREFIX, Amount, Budget
-from ..errors import BudgetExceeded
-from ..models.messages import Message
+from ..errors import BudgetExceeded, ModelError, Overrun
+from ..meter import ModelMeter
+from ..models.messages import Message, ModelSettings
 from ..planners.allocation import SubQuestions, allocate, fit_subquestions
 from ..planners.bats import parse_structured, schema_tool
-from .graph import LoopConfig, charged_call
+from .graph import LoopConfig
 from .prompts import extract_answer
 
 __all__ = ["PlanAndBudget"]
@@ -43,16 +44,21 @@ class PlanAndBudget:
     async def _ask(
         self, ledger: Ledger, messages: list[Message], role: str, tool: Any = None
     ) -> Message | None:
-        out = await charged_call(
-            self.cfg,
-            ledger,
-            messages,
-            role=role,
-            max_out=self.cfg.answer_max_tokens,
-            tool=tool,
-            use_hold=role == "answer",
-        )
-        return None if isinstance(out, BudgetExceeded) else out
+        settings = ModelSettings(**self.cfg.settings)
+        settings["tool_choice"] = tool.name if tool else "none"
+        meter = ModelMeter(self.cfg.model, ledger, self.cfg.prices)
+        try:
+            response = await meter.call(
+                messages,
+                [tool] if tool else [],
+                settings,
+                role=role,
+                max_tokens=self.cfg.answer_max_tokens,
+                use_hold=role == "answer",
+            )
+        except (BudgetExceeded, Overrun, ModelError):
+            return None
+        return response.message
 
     def _shares(self, ledger: Ledger, credits: Sequence[float]) -> list[Budget]:
         """Per-key splits of what is left (minus the answer reserve), by credit x schedule."""
@@ -82,12 +88,9 @@ class PlanAndBudget:
         return min(left) if left else None
 
     async def run(self, question: str, ledger: Ledger) -> tuple[str | None, list[Message], dict[str, Any]]:
-        ledger.set_hold(
-            {
-                "llm_calls": 1,
-                "output_tokens": self.cfg.answer_max_tokens,
-                "total_tokens": 2 * self.cfg.answer_max_tokens + 512,
-            }
+        # the synthesis call's reserve: its prompt (the sub-answers) is short, its output the answer bound
+        ModelMeter(self.cfg.model, ledger, self.cfg.prices).set_hold(
+            0, self.cfg.answer_max_tokens, input_reserve=512
         )
         msg = await self._ask(ledger, [Message.user(SPLIT.format(question=question))], "plan", _SPLIT_TOOL)
         parsed = next(

@@ -9,11 +9,11 @@ from ..models.messages import Message
 
 __all__ = ["AgentState", "Phase", "StopInfo"]
 
-Phase = Literal["act", "tools", "answer", "done"]
+Phase = Literal["act", "tools", "run_tools", "answer", "done"]
 
 
 class StopInfo(TypedDict, total=False):
-    """Why a run ended: ``kind`` is answered | budget_exhausted | max_turns | context_full | error."""
+    """Why a run ended: ``kind`` is answered | budget_exhausted | max_turns | context_full | overrun | error."""
 
     kind: str
     resource: str
@@ -23,7 +23,13 @@ class StopInfo(TypedDict, total=False):
 class AgentState(TypedDict, total=False):
     messages: Annotated[list[Message], operator.add]
     ledger: dict[str, Any]
+    """The ledger's snapshot after every node: what a checkpoint resumes from."""
+    run_id: str
     phase: Phase
     turns: int
     answer: str | None
     stop: StopInfo | None
+    inflight: list[dict[str, Any]]
+    """Tool calls admitted and not yet settled (a durable graph checkpoints them before they run)."""
+    notes: dict[str, str]
+    refused: list[str]

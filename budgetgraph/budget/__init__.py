@@ -3,10 +3,9 @@
 from .block import GENERIC_POLICY, REGIME_POLICY, RegimePolicy, render_budget_block, render_policy
 from .ledger import Ledger, Regime, Reservation, Usage, regime_of
 from .limits import RESOURCES, Amount, Budget, tool_key
-from .prices import BUILTIN_MODEL_PRICES, FREE, ModelPrice, PriceTable
+from .prices import FREE, ModelPrice, PriceTable, Pricing, builtin_price, max_output_within
 
 __all__ = [
-    "BUILTIN_MODEL_PRICES",
     "FREE",
     "GENERIC_POLICY",
     "REGIME_POLICY",
@@ -17,9 +16,12 @@ __all__ = [
     "Ledger",
     "ModelPrice",
     "PriceTable",
+    "Pricing",
     "Regime",
     "Reservation",
     "Usage",
+    "builtin_price",
+    "max_output_within",
     "regime_of",
     "render_budget_block",
     "render_policy",

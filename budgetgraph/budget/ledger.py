@@ -147,6 +147,26 @@ class Ledger:
                 own = up
         return own
 
+    def available(self, key: str, *, use_hold: bool = False) -> Any:
+        """What one more reservation of ``key`` could take now: what :meth:`try_reserve` would admit, up the
+        chain of parents (a parent's hold is never available to a child). None if no ledger caps it."""
+        limit = self._limits.get(key)
+        own: Any = None
+        if limit is not None:
+            own = limit - self.spent(key) - self._reserved.get(key, _zero(key))
+            if not use_hold:
+                own -= self._hold.get(key, _zero(key))
+            own = max(own, _zero(key))
+        if self.parent is not None:
+            up = self.parent.available(key, use_hold=False)
+            if up is not None and (own is None or up < own):
+                own = up
+        return own
+
+    def caps(self, key: str) -> bool:
+        """Whether this ledger or one of its parents caps ``key``."""
+        return key in self._limits or (self.parent is not None and self.parent.caps(key))
+
     def fraction_remaining(self, key: str) -> float | None:
         limit = self._limits.get(key)
         rem = self.remaining(key)
@@ -215,8 +235,8 @@ class Ledger:
             if refusal is not None:
                 return refusal
             up: Reservation | BudgetExceeded | None = None
-            if self.parent is not None:
-                up = self.parent.try_reserve(amounts, role=role, use_hold=use_hold)
+            if self.parent is not None:  # a child's hold is its own: the parent's hold stays the parent's
+                up = self.parent.try_reserve(amounts, role=role, use_hold=False)
                 if isinstance(up, BudgetExceeded):
                     return up
             for key, amount in amounts.items():
@@ -271,11 +291,13 @@ class Ledger:
         return Ledger(budget, parent=self, clock=self._clock)
 
     def snapshot(self) -> dict[str, Any]:
-        """Plain, JSON-able state for graph state and checkpoints (dollars as exact strings)."""
+        """Plain, JSON-able state for graph state and checkpoints (dollars as exact strings). Reservations in
+        flight are kept apart (``reserved``): a ledger rebuilt from the snapshot counts them as spent."""
         with self._lock:
             return {
                 "limits": {k: _plain(v) for k, v in self._limits.items()},
                 "spent": {k: _plain(v) for k, v in self._spent.items()},
+                "reserved": {k: _plain(v) for k, v in self._reserved.items() if v},
                 "seconds": self.elapsed(),
                 "hold": {k: _plain(v) for k, v in self._hold.items()},
                 "by_role": {k: dict(v) for k, v in self._by_role.items()},
@@ -283,10 +305,13 @@ class Ledger:
 
     @classmethod
     def from_snapshot(cls, data: Mapping[str, Any], *, clock: Callable[[], float] = time.monotonic) -> Ledger:
-        """Rebuild a ledger that continues from what was really spent."""
+        """Rebuild a ledger that continues from what was really spent; what was in flight when the snapshot was
+        taken counts as spent (the call may have happened: at most once, never twice)."""
         limits = {k: _restore(k, v) for k, v in data.get("limits", {}).items()}
         ledger = cls(Budget.from_limits(limits), clock=clock)
         ledger._spent = {k: _restore(k, v) for k, v in data.get("spent", {}).items()}
+        for k, v in data.get("reserved", {}).items():
+            ledger._spent[k] = ledger._spent.get(k, _zero(k)) + _restore(k, v)
         ledger._hold = {k: _restore(k, v) for k, v in data.get("hold", {}).items()}
         ledger._by_role = {k: dict(v) for k, v in data.get("by_role", {}).items()}
         ledger._seconds_base = float(data.get("seconds", 0.0))

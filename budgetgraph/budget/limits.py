@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,27 @@ _FIELD_OF = {"tool_calls": "total_tool_calls"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
+def _number(part: str, raw: str, key: str | None) -> Any:
+    """One budget value: Decimal dollars, float seconds, else a whole number; finite and not negative."""
+    try:
+        if key == "usd":
+            value: Any = Decimal(raw)
+            if not value.is_finite():
+                raise InvalidOperation
+        elif key == "seconds":
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError
+        else:
+            value = int(raw)
+    except (ValueError, InvalidOperation):
+        kind = "a finite number" if key in ("usd", "seconds") else "a whole number"
+        raise ConfigError(f"budget item {part!r}: {raw!r} is not {kind}") from None
+    if value < 0:
+        raise ConfigError(f"budget item {part!r}: a cap cannot be negative")
+    return value
+
+
 def tool_key(name: str) -> str:
     """Ledger key of a tool's own cap."""
     return TOOL_PREFIX + name
@@ -74,7 +96,10 @@ class Budget:
                 )
         object.__setattr__(self, "tool_calls", MappingProxyType(caps))
         if self.usd is not None and not isinstance(self.usd, Decimal):
-            object.__setattr__(self, "usd", Decimal(str(self.usd)))
+            try:
+                object.__setattr__(self, "usd", Decimal(str(self.usd)))
+            except InvalidOperation:
+                raise ConfigError(f"budget usd must be a number of dollars, got {self.usd!r}") from None
         for name in (
             "total_tool_calls",
             "input_tokens",
@@ -85,8 +110,19 @@ class Budget:
             "llm_calls",
         ):
             value = getattr(self, name)
-            if value is not None and value < 0:
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+                raise ConfigError(f"budget {name} must be a number, got {value!r}")
+            finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+            if not finite:
+                raise ConfigError(
+                    f"budget {name} must be a finite number, got {value!r}; leave it out for no cap"
+                )
+            if value < 0:
                 raise ConfigError(f"budget {name} must be >= 0, got {value!r}")
+            if name not in ("usd", "seconds") and not isinstance(value, int):
+                raise ConfigError(f"budget {name} must be a whole number, got {value!r}")
 
     @classmethod
     def uniform(cls, calls: int, tools: Iterable[str], **caps: Any) -> Budget:
@@ -94,18 +130,36 @@ class Budget:
         return cls(tool_calls={name: calls for name in tools}, **caps)
 
     @classmethod
-    def parse(cls, text: str) -> Budget:
-        """Parse ``"search=5,open=5,usd=0.02,tokens=20000,seconds=60,llm_calls=8"``.
+    def parse(cls, text: str, tools: Iterable[str] = ()) -> Budget:
+        """The one budget grammar (Python, ``run``, ``eval``): ``"search=5,open=5,usd=0.02,tokens=20000"``.
 
-        Known names are the global resources (and their aliases); any other name is a tool's cap.
+        Known names are the global resources (and their aliases); any other name is a tool's cap. A bare
+        number ``N`` means N calls of each tool in ``tools`` (``"5"``, or ``"5,usd=0.02"``); ``"none"`` means
+        no caps. A name given twice (``usd=0.01,cost=5``) is an error, as are negative, NaN and infinite numbers.
         """
-        tools: dict[str, int] = {}
-        caps: dict[str, Any] = {}
+        named = tuple(tools)
         if not text or not text.strip():
             raise ConfigError("empty budget string: give NAME=NUMBER pairs, e.g. 'search=5,open=5,usd=0.02'")
+        if text.strip().lower() in ("none", "unlimited"):
+            return cls()
+        caps_tools: dict[str, int] = {}
+        caps: dict[str, Any] = {}
+        seen: dict[str, str] = {}
+        uniform: int | None = None
         for part in text.split(","):
             part = part.strip()
             if not part:
+                continue
+            if "=" not in part and part.isdigit():
+                if not named:
+                    raise ConfigError(
+                        f"budget {text!r}: a bare number means that many calls of each capped tool, and "
+                        "there are no tools to apply it to here; write NAME=NUMBER pairs, e.g. "
+                        "'search=5,open=5' or 'tools=5' (all tool calls together)"
+                    )
+                if uniform is not None:
+                    raise ConfigError(f"budget {text!r}: the bare number is given twice")
+                uniform = int(part)
                 continue
             name, sep, raw = part.partition("=")
             name, raw = name.strip(), raw.strip().lstrip("$")
@@ -116,23 +170,22 @@ class Budget:
                     "any other name is a tool's call cap"
                 )
             key = _ALIASES.get(name.lower())
-            try:
-                if key == "usd":
-                    value: Any = Decimal(raw)
-                    if not value.is_finite():
-                        raise InvalidOperation
-                elif key == "seconds":
-                    value = float(raw)
-                else:
-                    value = int(raw)
-            except (ValueError, InvalidOperation):
-                kind = "a number" if key in ("usd", "seconds") else "a whole number"
-                raise ConfigError(f"budget item {part!r}: {raw!r} is not {kind}") from None
+            slot = key or f"tool:{name}"
+            if slot in seen:
+                raise ConfigError(
+                    f"budget {text!r}: {slot.removeprefix('tool:')} is given twice ({seen[slot]!r} and "
+                    f"{part!r}); give each cap once"
+                )
+            seen[slot] = part
+            value = _number(part, raw, key)
             if key is None:
-                tools[name] = value
+                caps_tools[name] = value
             else:
                 caps[_FIELD_OF.get(key, key)] = value
-        return cls(tool_calls=tools, **caps)
+        if uniform is not None:
+            for name in named:
+                caps_tools.setdefault(name, uniform)
+        return cls(tool_calls=caps_tools, **caps)
 
     def limits(self) -> dict[str, Amount]:
         """The caps as ledger keys (only the capped resources)."""

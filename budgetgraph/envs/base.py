@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..agents.agent import PLANNERS, Agent, RunResult
-from ..agents.orchestrator import Orchestrator, SubAgent
+from ..agents.agent import Agent, RunResult
+from ..agents.planners import PLANNERS
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
@@ -29,15 +29,8 @@ class Task:
 
 
 def parse_budget_value(value: str, capped_tools: Sequence[str]) -> Budget:
-    """``"5"`` means 5 calls of each capped tool; ``"none"`` means no caps; anything else is a budget string."""
-    text = value.strip()
-    if text.lower() in ("none", "unlimited", ""):
-        return Budget()
-    if text.isdigit():
-        if not capped_tools:
-            return Budget(total_tool_calls=int(text))
-        return Budget.uniform(int(text), capped_tools)
-    return Budget.parse(text)
+    """A budget in the one grammar (:meth:`Budget.parse`): ``"5"`` is 5 calls of each capped tool."""
+    return Budget.parse(value, capped_tools)
 
 
 class Env(ABC):
@@ -80,8 +73,11 @@ class Env(ABC):
 
     def check_planner(self, planner: str) -> None:
         """Raise ConfigError before a run starts when ``planner`` cannot run here."""
-        if planner not in PLANNERS:
+        spec = PLANNERS.get(planner)
+        if spec is None:
             raise ConfigError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
+        if spec.build is None:
+            raise ConfigError(f"planner {planner!r} does not run {self.name}: {spec.where}")
 
 
 class CorpusQAEnv(Env):
@@ -121,29 +117,7 @@ class CorpusQAEnv(Env):
         return self._agents[key]
 
     async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
-        if planner == "orchestrator":
-            return await self.orchestrator(model, budget).arun(task.question)
         return await self.agent(model, planner, budget).arun(task.question)
-
-    def orchestrator(self, model: ChatModel, budget: Budget) -> Orchestrator:
-        """A researcher with the corpus tools and a tool-less reasoner, chosen and funded per sub-question."""
-        team = [
-            SubAgent(
-                "researcher",
-                "search and read documents to find facts: who, what, where, when, which",
-                tools=self._tools,
-                cost=1,
-                value=2.0,
-            ),
-            SubAgent(
-                "reasoner", "compare or combine facts already found, answer yes or no", cost=0, value=0.5
-            ),
-        ]
-        return Orchestrator(model, team, budget, prices=self._prices, max_tokens=self._max_tokens)
-
-    def check_planner(self, planner: str) -> None:
-        if planner != "orchestrator":
-            super().check_planner(planner)
 
     def zero_scores(self) -> dict[str, float]:
         return {"correct": 0.0, "em": 0.0, "f1": 0.0}

@@ -9,9 +9,10 @@ from typing import Any
 
 from ..agents.agent import RunResult, StopReason
 from ..budget.ledger import Ledger
-from ..budget.limits import Amount, Budget
+from ..budget.limits import Budget
 from ..budget.prices import PriceTable
-from ..errors import BudgetExceeded, ConfigError
+from ..errors import BudgetExceeded, ConfigError, Overrun
+from ..meter import ModelMeter, ToolMeter
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings, ToolSchema
 from .base import Env, Task
@@ -81,7 +82,7 @@ def _category(path: Path) -> str:
 class BFCLEnv(Env):
     """Tool-calling accuracy per BFCL category; ``irrelevance`` passes only when no function is called.
 
-    An integer budget ``B`` caps the total number of calls: calls past the cap are refused and not scored.
+    A number budget ``B`` caps the calls of each offered function: calls past it are refused and not scored.
     """
 
     name = "bfcl"
@@ -146,6 +147,10 @@ class BFCLEnv(Env):
     def category(self, task: Task) -> str | None:
         return str(task.meta["category"])
 
+    def budget_for(self, task: Task, value: str) -> Budget:
+        """The one grammar over this task's functions: ``"2"`` is 2 calls of each function offered."""
+        return Budget.parse(value, [_tool_name(f["name"]) for f in task.meta["functions"]])
+
     def check_planner(self, planner: str) -> None:
         if planner not in ("react", "tracker"):
             raise ConfigError(f"bfcl runs single calls; planner {planner!r} does not apply (use react)")
@@ -162,40 +167,30 @@ class BFCLEnv(Env):
         messages = [Message.system(SYSTEM)] + [
             Message(role=t["role"], content=t["content"]) for t in task.meta["turns"]
         ]
-        price = self._prices.model_price(model.name, model.price)
-        if "usd" in ledger.limits:
-            price = self._prices.require_model_price(model.name, model.price)
-        reservation = ledger.reserve({"llm_calls": 1}, role="act")
-        settings = ModelSettings(temperature=0.0, max_tokens=self._max_tokens, tool_choice="auto")
+        settings = ModelSettings(temperature=0.0, tool_choice="auto")
+        meter = ModelMeter(model, ledger, self._prices)
         try:
-            response = await model.request(messages, schemas, settings)
-        except BaseException:
-            ledger.refund(reservation)
-            raise
-        u = response.usage
-        actual: dict[str, Amount] = {
-            "llm_calls": 1,
-            "input_tokens": u.input_tokens,
-            "output_tokens": u.output_tokens,
-            "total_tokens": u.input_tokens + u.output_tokens,
-            "cached_input_tokens": u.cached_input_tokens,
-        }
-        if price is not None:
-            actual["usd"] = price.cost(
-                u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens
+            response = await meter.call(messages, schemas, settings, role="act", max_tokens=self._max_tokens)
+        except (BudgetExceeded, Overrun) as exc:
+            kind = "overrun" if isinstance(exc, Overrun) else "budget_exhausted"
+            return RunResult(
+                answer=f"{NO_CALL} (no model call: {exc})",
+                stop_reason=StopReason(kind, exc.resource.removeprefix("tool:"), str(exc)),
+                usage=ledger.usage(),
+                messages=messages,
+                ledger=ledger.snapshot(),
             )
-        ledger.commit(reservation, actual)
-        kept, refused = [], 0
+        calls = ToolMeter({}, ledger, self._prices)
+        kept, refused = [], ""
         for call in response.message.tool_calls:
             if call.error:
                 continue
-            held = ledger.try_reserve({"tool_calls": 1, f"tool:{call.name}": 1})
-            if isinstance(held, BudgetExceeded):
-                refused += 1
+            held = calls.charge_unexecuted(call.name)  # scored, not run
+            if held is not None:
+                refused = refused or held.resource.removeprefix("tool:")
                 continue
-            ledger.commit(held)
             kept.append(call)
-        stop = StopReason("answered") if not refused else StopReason("budget_exhausted", "tool_calls")
+        stop = StopReason("answered") if not refused else StopReason("budget_exhausted", refused)
         answer = json.dumps(
             [{names.get(c.name, c.name): dict(c.arguments)} for c in kept], ensure_ascii=False
         )

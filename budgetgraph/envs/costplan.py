@@ -13,6 +13,7 @@ import json
 import re
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +22,8 @@ from ..budget.block import GENERIC_POLICY
 from ..budget.ledger import Ledger
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
-from ..errors import BudgetExceeded, ConfigError, ToolRejected
+from ..errors import BudgetExceeded, ConfigError, ModelError, Overrun
+from ..meter import ModelMeter, ToolMeter
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings, ToolCall
 from ..planners.mcts import DEFAULT_PRIOR_MIX, mcts_search
@@ -145,18 +147,20 @@ class CostPlanEnv(Env):
                 factor = Decimal(text[1:])
             except ArithmeticError:
                 raise ConfigError(
-                    f"budget {value!r}: use xF (F times the optimal cost), a number, or a string"
+                    f"budget {value!r}: use xF (F times the optimal cost) or a budget string, e.g. usd=5"
                 ) from None
             cap = (Decimal(str(World(self._tasks[task.id]).reference_cost)) * factor).quantize(
                 Decimal("0.01")
             )
             return Budget(usd=cap, total_tool_calls=STEP_LIMIT)
-        if text in ("none", ""):
-            return Budget(total_tool_calls=STEP_LIMIT)
-        try:
-            return Budget(usd=Decimal(text), total_tool_calls=STEP_LIMIT)
-        except ArithmeticError:
-            return Budget.parse(value)
+        if text.replace(".", "", 1).isdigit():
+            raise ConfigError(
+                f"costplan budget {value!r}: write usd={value} for a dollar cap or x{value} for {value} times "
+                "each task's optimal cost (a bare number means calls of each capped tool, and costplan caps none)"
+            )
+        parsed = Budget.parse(value)  # costplan caps no tool one by one: "usd=5", "tools=8", "none"
+        total = parsed.total_tool_calls
+        return replace(parsed, total_tool_calls=STEP_LIMIT if total is None else min(total, STEP_LIMIT))
 
     def describe(self) -> dict[str, Any]:
         return {"env": self.name, **self.spec, "prior_mix": self.prior_mix}
@@ -201,10 +205,8 @@ class CostPlanEnv(Env):
         )
         return await agent.arun(task.question)
 
-    async def _prior(
-        self, world: World, model: ChatModel, ledger: Ledger, remaining: float
-    ) -> dict[str, float]:
-        """One model call: a 0-10 score per available tool, given the costs and the remaining budget."""
+    async def _prior(self, world: World, meter: ModelMeter, remaining: float) -> dict[str, float]:
+        """One metered model call: a 0-10 score per available tool, given the costs and the remaining budget."""
         listing = "\n".join(
             f"- {t.name}: stages {t.start}->{t.end}, cost {t.cost:g}" for t in world.available()
         )
@@ -213,25 +215,13 @@ class CostPlanEnv(Env):
             f"{world.stage}. Remaining budget: {remaining:g}. Tools:\n{listing}\nScore how promising each tool is "
             'for the cheapest complete plan, as JSON {"tool name": score 0-10, ...}. Reply with the JSON only.'
         )
-        messages = [Message.user(prompt)]
-        price = self._prices.model_price(model.name, model.price)
-        n_in = model.count_tokens(messages, [])
-        held = ledger.try_reserve({"llm_calls": 1}, role="plan")
-        if isinstance(held, BudgetExceeded):
+        settings = ModelSettings(temperature=0.0, tool_choice="none")
+        try:
+            response = await meter.call(
+                [Message.user(prompt)], [], settings, role="plan", max_tokens=self._max_tokens
+            )
+        except BudgetExceeded:
             return {}
-        response = await model.request(
-            messages, [], ModelSettings(temperature=0.0, max_tokens=self._max_tokens)
-        )
-        u = response.usage
-        actual: dict[str, Any] = {
-            "llm_calls": 1,
-            "input_tokens": u.input_tokens or n_in,
-            "output_tokens": u.output_tokens,
-            "total_tokens": (u.input_tokens or n_in) + u.output_tokens,
-        }
-        if price is not None:
-            actual["usd"] = price.cost(u.input_tokens or n_in, u.output_tokens)
-        ledger.commit(held, actual)
         match = re.search(r"\{.*\}", response.message.content, re.DOTALL)
         try:
             scores = json.loads(match.group(0)) if match else {}
@@ -241,13 +231,21 @@ class CostPlanEnv(Env):
 
     async def _run_mcts(self, task: Task, world: World, model: ChatModel | None, budget: Budget) -> RunResult:
         ledger = Ledger(budget)
+        tools = {t.name: t for t in self._tools(world)}
+        meter = ToolMeter(tools, ledger, self._prices)
+        models = ModelMeter(model, ledger, self._prices) if model is not None else None
         messages: list[Message] = [Message.user(task.question)]
         answer: str | None = None
         stop = StopReason("answered")
         for _ in range(STEP_LIMIT):
             remaining = ledger.remaining("usd")
             room = float(remaining) if remaining is not None else 1e12
-            weights = await self._prior(world, model, ledger, room) if model is not None else {}
+            try:
+                weights = await self._prior(world, models, room) if models is not None else {}
+            except (Overrun, ModelError) as exc:
+                kind = "overrun" if isinstance(exc, Overrun) else "error"
+                stop = StopReason(kind, getattr(exc, "resource", "model"), str(exc))
+                break
             problem = _Problem(world)
             result = mcts_search(
                 problem,
@@ -265,23 +263,24 @@ class CostPlanEnv(Env):
             replan = False
             for name in result.plan:
                 call = ToolCall(f"call_{world.calls}_{name}", name, {"data": world.data_id()})
-                cost = Decimal(str(world.tools[name].cost))
-                held = ledger.try_reserve({"usd": cost, "tool_calls": 1, f"tool:{name}": 1})
-                if isinstance(held, BudgetExceeded):
-                    stop = StopReason("budget_exhausted", held.resource, str(held))
-                    replan = False
+                admitted = meter.admit(call)
+                if isinstance(admitted, BudgetExceeded):
+                    stop = StopReason(
+                        "budget_exhausted", admitted.resource.removeprefix("tool:"), str(admitted)
+                    )
                     break
-                messages.append(Message.assistant("", [call]))
-                try:
-                    world.check(name, world.data_id())
-                except ToolRejected as exc:
-                    ledger.refund(held)
-                    messages.append(Message.tool(f"Error: {exc} (not charged)", call.id, name))
+                if isinstance(admitted, str):
+                    messages.append(Message.assistant("", [call]))
+                    messages.append(Message.tool(admitted, call.id, name))
                     replan = True
                     break
-                ledger.commit(held)
+                messages.append(Message.assistant("", [call]))
                 before = world.fired
-                messages.append(Message.tool(world.apply(name), call.id, name))
+                outcome = await meter.run(admitted)
+                messages.append(Message.tool(outcome.text, call.id, name))
+                if not outcome.charged:  # the world refused the step (a banned tool): re-plan
+                    replan = True
+                    break
                 if world.fired and not before:
                     replan = True
                     break

@@ -1,5 +1,7 @@
 """Anthropic's Messages API through the ``anthropic`` SDK: tool use (parallel too), usage with cache reads
-and writes priced separately, tenacity retries (the SDK's are off), optional streaming.
+and writes priced separately, optional streaming. ``request`` makes one attempt (the metering layer retries;
+the SDK's retries are off), and only parameters the installed SDK accepts are sent. Input tokens are bounded
+from above before a call (no tokenizer ships for Claude).
 
 ``input_tokens`` in budgetgraph counts every prompt token; Anthropic reports uncached, cache-read and
 cache-write tokens separately, so they are summed here and passed on as ``cached_input_tokens`` and
@@ -15,22 +17,14 @@ from typing import Any
 
 from .._extras import require
 from ..budget.prices import ModelPrice
-from .base import emit_delta, estimate_tokens
+from .base import Failure, emit_delta, upper_bound_tokens
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema
-from .retry import with_retries
 from .sdk_params import keep_accepted
 from .toolparse import make_call
 
 __all__ = ["AnthropicModel", "to_anthropic_messages"]
 
 _FINISH = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length", "stop_sequence": "stop"}
-
-
-def _retryable(exc: BaseException) -> bool:
-    anthropic = require("anthropic", "anthropic")
-    if isinstance(exc, (anthropic.RateLimitError, anthropic.APITimeoutError, anthropic.APIConnectionError)):
-        return True
-    return isinstance(exc, anthropic.APIStatusError) and (exc.status_code >= 500 or exc.status_code == 529)
 
 
 def to_anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
@@ -83,6 +77,7 @@ class AnthropicModel:
     ) -> None:
         anthropic = require("anthropic", "anthropic")
         self.name = model
+        self.provider = "anthropic"
         self.price = price
         self.stream = stream
         self.max_attempts = max_attempts
@@ -98,7 +93,19 @@ class AnthropicModel:
         )
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
-        return estimate_tokens(messages, tools)
+        return upper_bound_tokens(messages, tools)
+
+    def failure(self, exc: BaseException) -> Failure:
+        """429, 5xx and 529 (overloaded): seen, not billed, retried; a timeout may have been billed."""
+        anthropic = require("anthropic", "anthropic")
+        if isinstance(exc, anthropic.APITimeoutError):
+            return Failure(retryable=True, reached=True, may_bill=True)
+        if isinstance(exc, anthropic.APIConnectionError):
+            return Failure(retryable=True)
+        if isinstance(exc, anthropic.APIStatusError):
+            code = exc.status_code
+            return Failure(retryable=code == 429 or code >= 500, reached=True)
+        return Failure()
 
     def params(
         self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: ModelSettings
@@ -142,30 +149,17 @@ class AnthropicModel:
     ) -> ModelResponse:
         params = self.params(messages, tools, settings)
         names = [t.name for t in tools]
-        anthropic = require("anthropic", "anthropic")
-
         streaming = bool(self.stream or settings.get("stream"))
         method = self.client.messages.stream if streaming else self.client.messages.create
         params = keep_accepted(params, method, backend=f"anthropic ({self.name})")
-
-        async def once() -> ModelResponse:
-            if streaming:
-                async with self.client.messages.stream(**params) as stream:
-                    async for text in stream.text_stream:
-                        emit_delta(text)
-                        if self.on_text:
-                            self.on_text(text)
-                    return _convert(await stream.get_final_message(), names)
-            return _convert(await self.client.messages.create(**params), names)
-
-        return await with_retries(
-            once,
-            retryable=_retryable,
-            attempts=self.max_attempts,
-            backoff=self.backoff,
-            api_error=anthropic.APIError,
-            describe=f"Anthropic request ({self.name})",
-        )
+        if streaming:
+            async with self.client.messages.stream(**params) as stream:
+                async for text in stream.text_stream:
+                    emit_delta(text)
+                    if self.on_text:
+                        self.on_text(text)
+                return _convert(await stream.get_final_message(), names)
+        return _convert(await self.client.messages.create(**params), names)
 
 
 def _convert(message: Any, names: Sequence[str]) -> ModelResponse:

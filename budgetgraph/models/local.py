@@ -102,6 +102,8 @@ class _Engine:
         except Exception as exc:
             raise ConfigError(f"cannot load GGUF model {path}: {exc}") from exc
         self.prefix = PrefixReuse(self.llm, DEFAULT_UBATCH, cache_bytes)
+        self._deadline: float | None = None
+        self.llm.eval = self._eval  # deadline checks between ubatches of a prompt
         # free the model before interpreter teardown: llama_cpp's own __del__ fails that late
         atexit.register(self.llm.close)
         template = self.llm.metadata.get("tokenizer.chat_template")
@@ -140,28 +142,54 @@ class _Engine:
         settings: ModelSettings,
         grammar: str | None,
         on_text: Callable[[str], None] | None = None,
-    ) -> tuple[str, int, int]:
-        """One completion; ``on_text`` receives the reply's text as it is sampled (usage stays exact)."""
+        deadline: float | None = None,
+    ) -> tuple[str, int, int, bool]:
+        """One completion: (text, prompt tokens, completion tokens, cut by ``deadline``). ``on_text`` gets
+        the reply's text as it is sampled (usage stays exact); past ``deadline`` (``time.monotonic()``)
+        generation stops at the next token, and a prompt still being evaluated at the next batch."""
         deltas = _Deltas(self.llm, on_text) if on_text else None
         tokens = self.tokens(prompt)
+        llama_cpp = require("llama_cpp", "local")
+        late = (lambda _ids, _logits: time.monotonic() >= deadline) if deadline is not None else None
         with self.lock:
             self.prefix.prepare(tokens)
-            out = self.llm.create_completion(
-                tokens,
-                max_tokens=settings.get("max_tokens", 512),
-                temperature=settings.get("temperature", 0.0),
-                top_p=settings.get("top_p", 1.0),
-                seed=settings.get("seed", 0),
-                stop=_STOP + list(settings.get("stop", [])),
-                grammar=self.grammar_cls.from_string(grammar, verbose=False) if grammar else None,
-                logits_processor=[deltas] if deltas else None,
-            )
+            self._deadline = deadline
+            try:
+                out = self.llm.create_completion(
+                    tokens,
+                    max_tokens=settings.get("max_tokens", 512),
+                    temperature=settings.get("temperature", 0.0),
+                    top_p=settings.get("top_p", 1.0),
+                    seed=settings.get("seed", 0),
+                    stop=_STOP + list(settings.get("stop", [])),
+                    grammar=self.grammar_cls.from_string(grammar, verbose=False) if grammar else None,
+                    logits_processor=[deltas] if deltas else None,
+                    stopping_criteria=llama_cpp.StoppingCriteriaList([late]) if late else None,
+                )
+            except _PromptCut:
+                self.prefix.interrupted()
+                return "", len(tokens), 0, True
+            finally:
+                self._deadline = None
             self.prefix.finished(tokens)
         text = out["choices"][0]["text"]
         if deltas:
             deltas.finish(text)
         usage = out["usage"]
-        return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+        cut = deadline is not None and time.monotonic() >= deadline
+        return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]), cut
+
+    def _eval(self, tokens: Sequence[int]) -> None:
+        """Llama.eval in ubatch-sized steps, stopping a long prompt at the deadline between steps."""
+        step = DEFAULT_UBATCH
+        for start in range(0, len(tokens), step):
+            if len(tokens) > 1 and self._deadline is not None and time.monotonic() >= self._deadline:
+                raise _PromptCut
+            type(self.llm).eval(self.llm, tokens[start : start + step])
+
+
+class _PromptCut(Exception):
+    """The deadline passed while the prompt was still being evaluated."""
 
 
 def _gpu_layers() -> int:
@@ -301,6 +329,8 @@ class LocalModel:
         on_text: Callable[[str], None] | None = None,
     ) -> ModelResponse:
         started = time.perf_counter()
+        timeout = settings.get("timeout")
+        deadline = time.monotonic() + timeout if timeout is not None else None
         engine = self._engine()
         choice = settings.get("tool_choice", "auto")
         offered = [] if choice == "none" else list(tools)
@@ -318,22 +348,33 @@ class LocalModel:
         forced = bool(offered) and choice != "auto"
         # a forced call is decoded under the grammar with no room to reason first: one call, not blind guesses
         most = 1 if forced or settings.get("parallel_tool_calls") is False else 3
-        if forced:  # a grammar-bound reply is a tool call: nothing to stream
-            text, n_in, n_out = engine.generate(prompt, settings, tool_call_grammar(names, most))
-        else:
-            text, n_in, n_out = engine.generate(prompt, settings, None, on_text)
+        grammar = tool_call_grammar(names, most) if forced else None
+        # a grammar-bound reply is a tool call: nothing to stream
+        text, n_in, n_out, cut = engine.generate(
+            prompt, settings, grammar, None if forced else on_text, deadline
+        )
         parsed = parse_tool_calls(text, names)
         self.stats.turns += 1
-        if offered and not forced and parsed.attempted and not parsed.calls and n_out < max_tokens:
+        if (
+            offered
+            and not forced
+            and not cut
+            and parsed.attempted
+            and not parsed.calls
+            and n_out < max_tokens
+        ):
             self.stats.parse_failures += 1
             redo = dict(settings, max_tokens=max_tokens - n_out)
-            text, _, extra = engine.generate(prompt, redo, tool_call_grammar(names, most))  # type: ignore[arg-type]
+            grammar = tool_call_grammar(names, most)
+            text, _, extra, cut = engine.generate(prompt, redo, grammar, None, deadline)  # type: ignore[arg-type]
             n_out += extra
             parsed = parse_tool_calls(text, names)
             if not parsed.calls:
                 self.stats.unparsed_after_redo += 1
         self.stats.latencies.append(time.perf_counter() - started)
         finish = "tool_calls" if parsed.calls else ("length" if n_out >= max_tokens else "stop")
+        if cut:
+            finish = "timeout"  # the deadline stopped it: what it used so far is in the usage
         return ModelResponse(
             Message.assistant(parsed.text if parsed.calls else text.strip(), parsed.calls),
             RequestUsage(input_tokens=n_in, output_tokens=n_out),

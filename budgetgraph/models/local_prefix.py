@@ -83,6 +83,10 @@ class PrefixReuse:
         llm.n_tokens = reuse  # Llama.generate reuses exactly this prefix and evaluates the rest
         return reuse
 
+    def interrupted(self) -> None:
+        """A prompt evaluation stopped part-way: what is exact is its whole ubatches so far."""
+        self.exact = self._align(int(self.llm.n_tokens))
+
     def finished(self, prompt: Sequence[int]) -> None:
         """After a completion of ``prompt``: record what is exact now, and save the state for later."""
         self.exact = self._align(len(prompt))

@@ -1,19 +1,22 @@
 """OpenAI and any OpenAI-compatible server (vLLM ``serve``, llama.cpp server, Ollama) via the ``openai`` SDK.
 
-Retries (429, 5xx, timeouts, connection errors) are done once, here, with tenacity; the SDK's own retries
-are off so attempts are not counted twice. Servers that leave tool calls in the message text (llama.cpp with
-``tool_choice="auto"``) are handled by parsing the text.
+``request`` makes one attempt: the metering layer retries (429, 5xx, timeouts, lost connections) and reserves
+each attempt as a call; the SDK's own retries are off. Input tokens are counted with tiktoken for OpenAI's
+own models (or the ``tokenizer`` given), else bounded from above. Servers that leave tool calls in the
+message text (llama.cpp with ``tool_choice="auto"``) are handled by parsing the text.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from .._extras import require
 from ..budget.prices import ModelPrice
-from .base import emit_delta, estimate_tokens
+from .base import Failure, emit_delta, upper_bound_tokens
 from .messages import (
     Message,
     ModelResponse,
@@ -24,7 +27,6 @@ from .messages import (
     to_openai_messages,
     to_openai_tools,
 )
-from .retry import with_retries
 from .sdk_params import keep_accepted
 from .toolparse import make_call, new_call_id, parse_tool_calls
 
@@ -33,11 +35,39 @@ __all__ = ["OpenAIModel"]
 _OFFICIAL = "api.openai.com"
 
 
-def _retryable(exc: BaseException) -> bool:
-    openai = require("openai", "openai")
-    if isinstance(exc, (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError)):
-        return True
-    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
+log = logging.getLogger("budgetgraph.models")
+Tokenizer = Callable[[str], int]
+
+
+@lru_cache(maxsize=16)
+def _tiktoken(model: str, encoding: str | None) -> Tokenizer | None:
+    """tiktoken's counter for ``model`` (or the named encoding); None when tiktoken cannot load it
+    (not installed, an unknown model, or its encoding file cannot be downloaded)."""
+    try:
+        import tiktoken
+
+        enc = tiktoken.get_encoding(encoding) if encoding else tiktoken.encoding_for_model(model)
+    except Exception as exc:  # KeyError (unknown model), ImportError, or no network for the BPE file
+        log.debug("no tiktoken encoding for %s (%s): input tokens are bounded from above", model, exc)
+        return None
+    return lambda text: len(enc.encode(text, disallowed_special=()))
+
+
+def count_chat_tokens(count: Tokenizer, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
+    """OpenAI's chat framing (3 tokens a message, 3 to prime the reply) over counted text, with room for
+    the server's rendering of tool schemas (their JSON counted, plus 16 a tool)."""
+    import json
+
+    total = 3
+    for m in messages:
+        total += 4 + count(m.content) + (count(m.name) if m.name else 0)
+        for c in m.tool_calls:
+            total += 8 + count(c.name) + count(json.dumps(dict(c.arguments), ensure_ascii=False))
+    for t in tools:
+        total += 16 + count(
+            json.dumps({"name": t.name, "description": t.description, "parameters": dict(t.parameters)})
+        )
+    return total
 
 
 class OpenAIModel:
@@ -55,6 +85,7 @@ class OpenAIModel:
         backoff: float = 0.5,
         stream: bool = False,
         client: Any = None,
+        tokenizer: str | Tokenizer | None = None,
     ) -> None:
         openai = require("openai", "openai")
         self.name = model
@@ -64,13 +95,38 @@ class OpenAIModel:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self._official = base_url is None or _OFFICIAL in base_url
+        self.provider = "openai" if self._official else None  # a self-hosted model has no list price
+        self._tokenizer = tokenizer
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("" if self._official else "sk-no-key-required")
         self.client = client or openai.AsyncOpenAI(
             base_url=base_url, api_key=key or None, max_retries=0, timeout=timeout
         )
 
+    def _counter(self) -> Tokenizer | None:
+        if callable(self._tokenizer):
+            return self._tokenizer
+        if isinstance(self._tokenizer, str) or self._official:
+            return _tiktoken(self.name, self._tokenizer if isinstance(self._tokenizer, str) else None)
+        return None
+
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
-        return estimate_tokens(messages, tools)
+        """tiktoken's count for OpenAI models (or the ``tokenizer`` given), else a proven upper bound."""
+        count = self._counter()
+        if count is None:
+            return upper_bound_tokens(messages, tools)
+        return count_chat_tokens(count, messages, tools)
+
+    def failure(self, exc: BaseException) -> Failure:
+        """429 and 5xx: seen by the server, not billed, retried; a timeout may have been billed; a refused
+        connection reached nothing; other API errors (400, 401, ...) are final."""
+        openai = require("openai", "openai")
+        if isinstance(exc, openai.APITimeoutError):
+            return Failure(retryable=True, reached=True, may_bill=True)
+        if isinstance(exc, openai.APIConnectionError):
+            return Failure(retryable=True)
+        if isinstance(exc, openai.APIStatusError):
+            return Failure(retryable=exc.status_code == 429 or exc.status_code >= 500, reached=True)
+        return Failure()
 
     def _params(
         self, messages: Sequence[Message], tools: Sequence[ToolSchema], settings: ModelSettings
@@ -102,22 +158,9 @@ class OpenAIModel:
             backend=f"openai ({self.name})",
         )
         names = [t.name for t in tools]
-        openai = require("openai", "openai")
-
-        async def once() -> ModelResponse:
-            if self.stream or settings.get("stream"):
-                return await self._stream(params, names, messages, tools)
-            return self._convert(await self.client.chat.completions.create(**params), names)
-
-        where = self.base_url or "api.openai.com"
-        return await with_retries(
-            once,
-            retryable=_retryable,
-            attempts=self.max_attempts,
-            backoff=self.backoff,
-            api_error=openai.APIError,
-            describe=f"OpenAI-compatible request to {where} ({self.name})",
-        )
+        if self.stream or settings.get("stream"):
+            return await self._stream(params, names, settings.get("max_tokens"))
+        return self._convert(await self.client.chat.completions.create(**params), names)
 
     def _convert(self, completion: Any, names: Sequence[str]) -> ModelResponse:
         choice = completion.choices[0]
@@ -133,18 +176,15 @@ class OpenAIModel:
             Message.assistant(text, calls), _usage(completion.usage), completion.model, choice.finish_reason
         )
 
-    async def _stream(
-        self,
-        params: dict[str, Any],
-        names: Sequence[str],
-        messages: Sequence[Message],
-        tools: Sequence[ToolSchema],
-    ) -> ModelResponse:
+    async def _stream(self, params: dict[str, Any], names: Sequence[str], limit: int | None) -> ModelResponse:
+        """Stream the reply; it is cut once the deltas pass ``limit`` (a server that ignores max_tokens)."""
         params = dict(params, stream=True, stream_options={"include_usage": True})
         text: list[str] = []
         parts: dict[int, dict[str, str]] = {}
         usage, finish, model = None, None, self.name
-        async for chunk in await self.client.chat.completions.create(**params):
+        deltas = 0
+        stream = await self.client.chat.completions.create(**params)
+        async for chunk in stream:
             model = chunk.model or model
             if chunk.usage is not None:
                 usage = chunk.usage
@@ -154,23 +194,28 @@ class OpenAIModel:
                 if delta.content:
                     text.append(delta.content)
                     emit_delta(delta.content)
+                    deltas += 1
                 for tc in delta.tool_calls or []:
                     slot = parts.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
                     slot["id"] = tc.id or slot["id"]
                     if tc.function is not None:
                         slot["name"] += tc.function.name or ""
                         slot["arguments"] += tc.function.arguments or ""
+                        deltas += 1
+            if limit is not None and deltas > limit and usage is None:
+                finish = "length"  # every delta is at least one token: the bound is passed, stop reading
+                await stream.close()
+                break
         calls = tuple(_call(p["id"], p["name"], p["arguments"], names) for _, p in sorted(parts.items()))
         content = "".join(text)
         if not calls and names and content:
             parsed = parse_tool_calls(content, names)
             calls, content = parsed.calls, (parsed.text if parsed.calls else content)
         message = Message.assistant(content, calls)
-        if usage is None:  # some servers (llama.cpp) ignore stream_options: charge a high estimate instead
-            out = estimate_tokens([message], [])
-            return ModelResponse(
-                message, RequestUsage(estimate_tokens(messages, tools), out, estimated=True), model, finish
-            )
+        if (
+            usage is None
+        ):  # no usage (llama.cpp ignores stream_options, or the stream was cut): counted locally
+            return ModelResponse(message, RequestUsage(estimated=True), model, finish)
         return ModelResponse(message, _usage(usage), model, finish)
 
 
@@ -179,8 +224,8 @@ def _call(call_id: str | None, name: str, arguments: str | None, names: Sequence
 
 
 def _usage(usage: Any) -> RequestUsage:
-    if usage is None:
-        return RequestUsage()
+    if usage is None:  # the server reported none: the metering layer counts the call itself
+        return RequestUsage(estimated=True)
     details = getattr(usage, "prompt_tokens_details", None)
     cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
     return RequestUsage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0), cached)

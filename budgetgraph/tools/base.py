@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, get_type_hints, overload
 
@@ -60,7 +59,10 @@ class Tool:
     whose length counts (BATS: one unit per query or URL), or a function of the parsed arguments.
     ``budget_key`` is the cap it draws from (its name by default; tools may share one). A batched call
     (``units`` naming a list argument) that does not fit runs its first items that do when ``trim_batches``;
-    otherwise it is refused whole.
+    otherwise it is refused whole. ``idempotent=True`` lets a call that was in flight when a run crashed run
+    again on resume (it is charged once). ``isolation="process"`` runs a sync function in a child process
+    that is killed at the timeout (the function and its arguments must pickle); by default sync functions run
+    on threads, which cannot be killed: a hung one is abandoned. Tools run only through the metering layer.
     """
 
     def __init__(
@@ -76,19 +78,29 @@ class Tool:
         timeout: float | None = 60.0,
         max_result_chars: int = 6000,
         trim_batches: bool = True,
+        idempotent: bool = False,
+        isolation: str = "thread",
     ) -> None:
+        if isolation not in ("thread", "process"):
+            raise ConfigError(f"tool isolation must be 'thread' or 'process', got {isolation!r}")
+        if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout < float("inf")):
+            raise ConfigError(f"tool timeout must be a positive number of seconds or None, got {timeout!r}")
         self.fn = fn
+        self.idempotent = idempotent
+        self.isolation = isolation
         self.trim_batches = trim_batches
         self.name = name or fn.__name__
         doc, arg_docs = _doc_parts(fn)
         self.description = description or doc or self.name
         self.args_model = args_model or _model_from_signature(fn, self.name, arg_docs)
-        self.price = Decimal(str(price))
+        self.price = _price(price, name or fn.__name__)
         self.units = units
         self.budget_key = budget_key or self.name
         self.timeout = timeout
         self.max_result_chars = max_result_chars
-        self._is_async = inspect.iscoroutinefunction(fn)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        if self.is_async and isolation == "process":
+            raise ConfigError(f"tool {self.name!r}: isolation='process' is for sync functions")
         if isinstance(units, str) and units not in self.args_model.model_fields:
             raise ConfigError(f"tool {self.name!r}: units={units!r} is not one of its arguments")
         self.schema = ToolSchema(self.name, self.description, self.args_model.model_json_schema())
@@ -116,19 +128,11 @@ class Tool:
             return max(1, len(getattr(args, self.units) or ()))
         return max(1, int(self.units(args)))
 
-    async def run(self, args: BaseModel, timeout: float | None = None) -> str:
-        """Run with a timeout; the result is text (JSON for non-strings), truncated to ``max_result_chars``."""
-        kwargs = {k: getattr(args, k) for k in type(args).model_fields}
-        limit = (
-            self.timeout
-            if timeout is None
-            else (timeout if self.timeout is None else min(timeout, self.timeout))
-        )
-        call: Awaitable[Any] = self.fn(**kwargs) if self._is_async else asyncio.to_thread(self.fn, **kwargs)
-        try:
-            result = await asyncio.wait_for(call, limit) if limit is not None else await call
-        except asyncio.TimeoutError:
-            raise ToolCallError(f"{self.name} timed out after {limit:g}s; try a narrower call") from None
+    def kwargs(self, args: BaseModel) -> dict[str, Any]:
+        return {k: getattr(args, k) for k in type(args).model_fields}
+
+    def format_result(self, result: Any) -> str:
+        """Text for the model (JSON for non-strings), truncated to ``max_result_chars``."""
         text = result if isinstance(result, str) else json.dumps(result, default=str, ensure_ascii=False)
         if len(text) > self.max_result_chars:
             text = (
@@ -136,6 +140,16 @@ class Tool:
                 + f"\n[... truncated {len(text) - self.max_result_chars} characters]"
             )
         return text
+
+
+def _price(value: Any, name: str) -> Decimal:
+    from ..budget.prices import price_value
+    from ..errors import PriceError
+
+    try:
+        return price_value(value, f"tool {name!r} price")
+    except PriceError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @overload
@@ -152,6 +166,8 @@ def tool(
     budget_key: str | None = None,
     timeout: float | None = 60.0,
     max_result_chars: int = 6000,
+    idempotent: bool = False,
+    isolation: str = "thread",
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 

@@ -1,0 +1,90 @@
+"""Run-scoped objects of a graph run: how every node finds the run's metering, however the graph was invoked.
+
+``Agent`` passes a :class:`RunContext` (LangGraph's typed runtime context). A graph invoked directly
+(``graph.invoke``) or embedded as a subgraph gets none: its first node builds the run from the graph's own
+budget and keeps it, for the run's later nodes, in a process registry under the ``run_id`` the state carries.
+A resumed run in a new process rebuilds it from the checkpointed ledger snapshot.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from ..budget.ledger import Ledger
+from ..errors import ConfigError
+from ..meter import MeteredRun
+from ..models.messages import Message
+from .state import StopInfo
+
+__all__ = ["RunContext", "emit", "forget", "resolve_run", "stop", "user_messages"]
+
+_LIVE: OrderedDict[str, MeteredRun] = OrderedDict()
+_MAX_LIVE = 4096  # runs abandoned mid-way (an interrupted graph.invoke) are dropped oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What ``Agent`` passes as LangGraph ``context``: the run's metering and whether events are streamed."""
+
+    run: MeteredRun | None = None
+    stream: bool = False
+
+
+def resolve_run(state: Any, runtime: Runtime[Any] | None, make: Any) -> MeteredRun:
+    """The run's metering: from the context, else the registry (by ``state["run_id"]``), else a new one from
+    the state's ledger snapshot or, with none, from ``make(ledger=None)`` (the graph's own budget)."""
+    ctx = getattr(runtime, "context", None) if runtime is not None else None
+    if isinstance(ctx, RunContext) and ctx.run is not None:
+        return ctx.run
+    run_id = state.get("run_id") if isinstance(state, dict) else None
+    if run_id and (live := _LIVE.get(run_id)) is not None:
+        return live
+    snapshot = state.get("ledger") if isinstance(state, dict) else None
+    run: MeteredRun = make(Ledger.from_snapshot(snapshot) if snapshot else None)
+    if run_id:
+        run.id = run_id
+    _LIVE[run.id] = run
+    while len(_LIVE) > _MAX_LIVE:
+        _LIVE.popitem(last=False)
+    return run
+
+
+def forget(run: MeteredRun) -> None:
+    """The run ended: drop it from the registry."""
+    _LIVE.pop(run.id, None)
+
+
+def streaming(runtime: Runtime[Any] | None) -> bool:
+    ctx = getattr(runtime, "context", None) if runtime is not None else None
+    return isinstance(ctx, RunContext) and ctx.stream
+
+
+def emit(runtime: Runtime[Any] | None, event: Any) -> None:
+    """Send a typed event to ``Agent.astream`` (LangGraph's custom stream); a no-op when nobody streams."""
+    if runtime is not None and streaming(runtime):
+        runtime.stream_writer(event)
+
+
+def stop(kind: str, resource: str = "", message: str = "") -> StopInfo:
+    """Why a run ended; a tool's cap is named by the tool (``search``, not ``tool:search``)."""
+    return {"kind": kind, "resource": resource.removeprefix("tool:"), "message": message}
+
+
+def user_messages(state: Any) -> list[Message]:
+    """The state's messages, which must be budgetgraph :class:`Message` objects (a clear error otherwise)."""
+    messages: Sequence[Any] = state.get("messages", []) if isinstance(state, dict) else []
+    for m in messages:
+        if not isinstance(m, Message):
+            kind = f"{type(m).__module__}.{type(m).__name__}"
+            raise ConfigError(
+                f"the agent graph got a message of type {kind}: its state holds budgetgraph Message objects "
+                "(budgetgraph.Message.user(...)). Embed agent.graph in a parent whose 'messages' key holds "
+                "those (budgetgraph.agents.AgentState), or call 'await agent.arun(question)' inside a node "
+                "of your own graph (LangGraph MessagesState holds LangChain messages)"
+            )
+    return list(messages)

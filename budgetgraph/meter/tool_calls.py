@@ -1,0 +1,198 @@
+"""Metered tool calls: admit (validate, reserve units and price, trim a batch that does not fit), run under
+the run's deadline, then commit or refund. The only code that runs a tool.
+
+A call that does not fit is refused and never runs. A tool that refuses before doing work
+(:class:`ToolRejected`) is refunded; a tool that fails or times out after it started is charged (its work, or
+a paid API call, may have happened). A call cut by the run's seconds cap is charged and ends the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from .. import tracing
+from ..budget.ledger import Ledger, Reservation
+from ..budget.limits import Amount, tool_key
+from ..budget.prices import PriceTable
+from ..errors import BudgetExceeded, ToolCallError, ToolRejected
+from ..models.messages import ToolCall
+from ..tools.base import Tool
+from .executor import SyncRunner, call_in_process
+
+__all__ = ["Admitted", "ToolMeter", "ToolOutcome", "refusal_text", "run_tool"]
+
+_MARGIN = 0.05
+SYNC_RUNNER = SyncRunner()
+"""The process's bounded pool of daemon threads for sync tools (the event loop's default executor is not used)."""
+
+
+def refusal_text(exc: BudgetExceeded) -> str:
+    label = exc.resource.removeprefix("tool:")
+    return f"Budget exhausted for {label}: needed {exc.requested}, {exc.remaining} left of {exc.limit}."
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A call the ledger admitted: its reservation is held until it is settled."""
+
+    call: ToolCall
+    tool: Tool
+    args: BaseModel
+    reservation: Reservation
+    units: int
+    cost: Decimal
+    note: str = ""
+
+    def record(self) -> dict[str, Any]:
+        """Plain form for the checkpoint: what is in flight (counted as spent if the run dies now)."""
+        return {"id": self.call.id, "tool": self.tool.name, "units": self.units, "cost": str(self.cost)}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    text: str
+    charged: bool
+    seconds: float
+    deadline: bool = False  # the run's seconds cap cut it
+
+
+async def run_tool(
+    tool: Tool, args: BaseModel, timeout: float | None, runner: SyncRunner = SYNC_RUNNER
+) -> str:
+    """Run ``tool`` once with parsed ``args`` (async on the loop, sync on daemon threads or in a process)."""
+    kwargs = tool.kwargs(args)
+    try:
+        if tool.is_async:
+            result = await asyncio.wait_for(tool.fn(**kwargs), timeout)
+        elif tool.isolation == "process":
+            result = await call_in_process(tool.fn, kwargs, timeout)
+        else:
+            result = await runner.run(tool.fn, kwargs, timeout)
+    except asyncio.TimeoutError:
+        raise ToolCallError(f"{tool.name} timed out after {timeout:g}s; try a narrower call") from None
+    return tool.format_result(result)
+
+
+class ToolMeter:
+    """The tools of one run, charged to its ledger."""
+
+    def __init__(
+        self,
+        tools: Mapping[str, Tool],
+        ledger: Ledger,
+        prices: PriceTable | None = None,
+        runner: SyncRunner = SYNC_RUNNER,
+    ) -> None:
+        self.tools = tools
+        self.ledger = ledger
+        self.prices = prices or PriceTable()
+        self.runner = runner
+
+    def amounts(self, tool: Tool, units: int) -> dict[str, Amount]:
+        amounts: dict[str, Amount] = {tool_key(tool.budget_key): units, "tool_calls": units}
+        price = self.prices.tool_price(tool.name, tool.price)
+        if price:
+            amounts["usd"] = price * units
+        return amounts
+
+    def charge_unexecuted(self, name: str) -> BudgetExceeded | None:
+        """Charge one call of a function that is scored, not run (BFCL's answers): None, or the refusal."""
+        held = self.ledger.try_reserve({"tool_calls": 1, tool_key(name): 1})
+        if isinstance(held, BudgetExceeded):
+            return held
+        self.ledger.commit(held)
+        return None
+
+    def available(self) -> list[Tool]:
+        """Tools with units left (their own cap and the total tool cap)."""
+        return [t for t in self.tools.values() if self.ledger.tool_remaining(t.budget_key) != 0]
+
+    def admit(self, call: ToolCall) -> Admitted | BudgetExceeded | str:
+        """Validate and reserve one call: the admitted call, the refusal, or an error text for the model."""
+        if call.error:
+            return f"Error: {call.error}. The call was not run; fix it and try again."
+        tool = self.tools.get(call.name)
+        if tool is None:
+            return f"Error: unknown tool {call.name!r}; available tools: {', '.join(self.tools)}."
+        try:
+            args = tool.validate(call.arguments)
+        except ToolCallError as exc:
+            return f"Error: {exc}. The call was not run."
+        units = tool.units_for(args)
+        held = self.ledger.try_reserve(self.amounts(tool, units))
+        if not isinstance(held, BudgetExceeded):
+            return self._admitted(call, tool, args, held, units)
+        if not (isinstance(tool.units, str) and tool.trim_batches and units > 1):
+            return held
+        items = list(getattr(args, tool.units) or [])
+        for n in range(units - 1, 0, -1):  # a batch that does not fit runs its first items that do
+            part = self.ledger.try_reserve(self.amounts(tool, n))
+            if not isinstance(part, BudgetExceeded):
+                trimmed = args.model_copy(update={tool.units: items[:n]})
+                note = (
+                    f"[Budget: only the first {n} of {units} {tool.units} were run; {units - n} skipped.]\n"
+                )
+                return self._admitted(call, tool, trimmed, part, n, note)
+        return held
+
+    def _admitted(
+        self, call: ToolCall, tool: Tool, args: BaseModel, held: Reservation, units: int, note: str = ""
+    ) -> Admitted:
+        cost = held.amounts.get("usd", Decimal(0))
+        return Admitted(call, tool, args, held, units, Decimal(cost), note)
+
+    def _timeout(self, tool: Tool) -> tuple[float | None, bool]:
+        """The call's timeout and whether the run's seconds cap (not the tool's own) sets it."""
+        left = self.ledger.available("seconds")
+        if left is None:
+            return tool.timeout, False
+        cap = max(float(left) - _MARGIN, 0.001)
+        if tool.timeout is None or cap < tool.timeout:
+            return cap, True
+        return tool.timeout, False
+
+    async def run(self, admitted: Admitted) -> ToolOutcome:
+        """Run an admitted call and settle its reservation (refund on ToolRejected, else commit)."""
+        tool, started = admitted.tool, time.monotonic()
+        timeout, by_cap = self._timeout(tool)
+        charged, deadline = True, False
+        attrs = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool.name,
+            "gen_ai.tool.call.id": admitted.call.id,
+            "budgetgraph.tool.units": admitted.units,
+            "budgetgraph.tool.cost_usd": float(admitted.cost),
+        }
+        with tracing.span(f"execute_tool {tool.name}", attrs) as span:
+            try:
+                text = await run_tool(tool, admitted.args, timeout, self.runner)
+            except ToolRejected as exc:
+                self.ledger.refund(admitted.reservation)
+                charged = False
+                text = f"Error: {exc} (not charged)"
+            except ToolCallError as exc:
+                deadline = by_cap and "timed out" in str(exc)
+                text = (
+                    f"Error: {tool.name} was stopped by the run's time budget (seconds); it is charged."
+                    if deadline
+                    else f"Error: {exc}"
+                )
+            except asyncio.CancelledError:
+                self.ledger.commit(admitted.reservation)  # it may have done its work: charged
+                raise
+            except Exception as exc:  # a tool's own bug must not end the run
+                text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
+            if charged:
+                self.ledger.commit(admitted.reservation)
+            tracing.set_attributes(
+                span,
+                {"budgetgraph.tool.charged": charged, "budgetgraph.tool.error": text.startswith("Error:")},
+            )
+        return ToolOutcome(admitted.note + text, charged, time.monotonic() - started, deadline)
