@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from budgetgraph import Agent, Budget, ConfigError, ModelPrice, PriceError, PriceTable, ScriptedModel, tool
+from budgetgraph import (
+    Agent,
+    Budget,
+    ConfigError,
+    ModelError,
+    ModelPrice,
+    PriceError,
+    PriceTable,
+    ScriptedModel,
+    tool,
+)
 from budgetgraph.budget import Ledger
 from budgetgraph.meter import ModelMeter
 from budgetgraph.models.messages import Message
@@ -208,7 +218,7 @@ def test_a_request_timed_out_on_the_client_is_charged_as_reserved():
         ledger = Ledger(Budget(total_tokens=5000))
         model = OpenAIModel("fake", base_url=server.url, max_attempts=1, timeout=0.3)
         meter = ModelMeter(model, ledger, FAKE_PRICE)
-        with pytest.raises(Exception):
+        with pytest.raises(ModelError, match="Timeout"):
             asyncio.run(meter.call([Message.user("hello")], [], {}, role="act", max_tokens=50))
     u = ledger.usage()
     assert server.calls == 1 and u.llm_calls == 1 and u.output_tokens == 50 and u.input_tokens > 0
