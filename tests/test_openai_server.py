@@ -93,10 +93,13 @@ def test_forced_tool_choice_returns_tool_calls(llama_server):
 @pytest.mark.model
 def test_streaming_reports_usage(llama_server):
     model = OpenAIModel("qwen-local", base_url=llama_server, stream=True)
-    r = asyncio.run(model.request([Message.user("Say hello in one word.")], [], {"max_tokens": 8}))
-    assert r.message.content and r.usage.output_tokens > 0 and r.usage.input_tokens > 0
-    # llama.cpp's server sends no usage in streams (it ignores stream_options): the numbers are then estimated
-    assert r.usage.estimated
+    ledger = Ledger(Budget(total_tokens=10_000))
+    meter = ModelMeter(model, ledger)
+    r = asyncio.run(meter.call([Message.user("Say hello in one word.")], [], {}, role="act", max_tokens=8))
+    # llama.cpp's server sends no usage in streams (it ignores stream_options): the meter counts the call
+    assert r.message.content and r.usage.estimated
+    u = ledger.usage()
+    assert 0 < u.output_tokens <= 8 and u.input_tokens > 0
 
 
 @pytest.mark.model

@@ -112,8 +112,8 @@ class Orchestrator:
                 max_tokens=self.max_tokens,
                 use_hold=role == "answer",
             )
-        except (BudgetExceeded, Overrun, ModelError):
-            return None
+        except (BudgetExceeded, ModelError):
+            return None  # an overrun is not caught: it ends the run
         return response.message.content
 
     def _choose(self, ledger: Ledger, question: str) -> list[SubAgent]:
@@ -138,9 +138,9 @@ class Orchestrator:
             if left is None:
                 continue
             if isinstance(left, Decimal):
-                limits[key] = (left - Decimal(str(ledger.hold.get(key, 0)))) / parts
+                limits[key] = max(left - Decimal(str(ledger.hold.get(key, 0))), Decimal(0)) / parts
             elif isinstance(left, float):
-                limits[key] = left / parts
+                limits[key] = max(left, 0.0) / parts
             else:
                 limits[key] = max(0, (int(left) - int(ledger.hold.get(key, 0))) // parts)
         return Budget.from_limits(limits)
@@ -168,6 +168,8 @@ class Orchestrator:
                 max_tokens=self.max_tokens,
             )
             result = await agent.arun(sub_q, ledger=child)
+            if result.stop_reason.kind == "overrun":  # the sub-agent's backend overran: the whole run stops
+                raise Overrun(result.stop_reason.resource, "its reservation", result.stop_reason.message)
             self.delegations.append(Delegation(sub_q, worker.name, share.to_dict(), result))
             transcript.extend(result.messages)
             findings.append(f"- {sub_q} -> {result.answer or '(no answer)'}")

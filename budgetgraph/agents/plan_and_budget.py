@@ -56,8 +56,8 @@ class PlanAndBudget:
                 max_tokens=self.cfg.answer_max_tokens,
                 use_hold=role == "answer",
             )
-        except (BudgetExceeded, Overrun, ModelError):
-            return None
+        except (BudgetExceeded, ModelError):
+            return None  # an overrun is not caught: it ends the run
         return response.message
 
     def _shares(self, ledger: Ledger, credits: Sequence[float]) -> list[Budget]:
@@ -116,6 +116,8 @@ class PlanAndBudget:
                 resolved = resolved.replace(f"#{j + 1}", a)
             child = ledger.child(share)
             result = await self.make_agent(share).arun(resolved, ledger=child)
+            if result.stop_reason.kind == "overrun":  # the sub-agent's backend overran: the whole run stops
+                raise Overrun(result.stop_reason.resource, "its reservation", result.stop_reason.message)
             found.append(result.answer or "unknown")
             transcript.extend(result.messages)
             plan.append(

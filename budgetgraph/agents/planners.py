@@ -15,7 +15,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from ..budget.ledger import Ledger
-from ..errors import ConfigError
+from ..errors import ConfigError, Overrun
 from ..models.messages import Message
 from .graph import LoopConfig, build_graph
 from .runtime import RunContext, forget, resolve_run, stop, user_messages
@@ -45,7 +45,10 @@ def _delegating_graph(cfg: LoopConfig, delegate: Delegate) -> StateGraph[AgentSt
     async def solve(state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         run = resolve_run(state, runtime, cfg.new_run)
         question = user_messages(state)[-1].content
-        answer, transcript, info = await delegate(question, run.ledger)
+        try:
+            answer, transcript, info = await delegate(question, run.ledger)
+        except Overrun as exc:
+            answer, transcript, info = None, [], stop("overrun", exc.resource, str(exc))
         forget(run)
         return {
             "messages": transcript,
