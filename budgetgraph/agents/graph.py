@@ -296,13 +296,22 @@ class AgentLoop:
         return self.keep(run, update)
 
     async def _run_one(self, run: MeteredRun, runtime: Runtime[Any] | None, a: Admitted) -> tuple[str, bool]:
-        emit(runtime, ToolCallStarted(a.tool.name, a.call.id, dict(a.call.arguments), a.units, float(a.cost)))
+        live = streaming(runtime)
+        if live:
+            emit(
+                runtime,
+                ToolCallStarted(a.tool.name, a.call.id, dict(a.call.arguments), a.units, float(a.cost)),
+            )
         try:
             outcome = await run.tools.run(a)
         finally:
             run.pending.pop(a.call.id, None)
-        units, cost = (a.units, float(a.cost)) if outcome.charged else (0, 0.0)
-        emit(runtime, ToolCallFinished(a.tool.name, a.call.id, units, cost, outcome.charged, outcome.seconds))
+        if live:
+            units, cost = (a.units, float(a.cost)) if outcome.charged else (0, 0.0)
+            emit(
+                runtime,
+                ToolCallFinished(a.tool.name, a.call.id, units, cost, outcome.charged, outcome.seconds),
+            )
         return outcome.text, outcome.deadline
 
     async def answer_node(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:

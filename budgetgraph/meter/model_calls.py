@@ -178,7 +178,10 @@ class ModelMeter:
         def retryable(exc: BaseException) -> bool:
             return not isinstance(exc, BudgetgraphError) and failure_of(self.model, exc).retryable
 
+        args = (messages, tools, settings, price, counted, role, max_tokens, use_hold, node, on_text)
         try:
+            if attempts == 1:  # no retry policy to run (embedded and scripted models)
+                return await self._attempt(*args)
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(retryable),
                 stop=stop_after_attempt(attempts),
@@ -186,9 +189,7 @@ class ModelMeter:
                 reraise=True,
             ):
                 with attempt:
-                    return await self._attempt(
-                        messages, tools, settings, price, counted, role, max_tokens, use_hold, node, on_text
-                    )
+                    return await self._attempt(*args)
         except (BudgetgraphError, asyncio.CancelledError):
             raise
         except Exception as exc:
