@@ -290,29 +290,50 @@ class Agent:
         finished (with the units and cost charged), budget updates, verifier decisions, the final answer. It
         runs the same graph as :meth:`arun`, with the same accounting."""
         state, config, run = await self._start(question, thread_id, None)
-        context = RunContext(run=run, stream=True)
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        context = RunContext(run=run, events=lambda event: queue.put_nowait(("event", event)))
+
+        async def pump() -> None:
+            try:
+                async for chunk in self.graph.astream(
+                    state, config, context=context, stream_mode="updates", **self._kwargs()
+                ):
+                    queue.put_nowait(("updates", chunk))
+            except BaseException as exc:  # delivered to the consumer, raised there
+                queue.put_nowait(("error", exc))
+            finally:
+                queue.put_nowait(("end", None))
+
+        task = asyncio.create_task(pump())
         calls: dict[str, Any] = {}
         final: dict[str, Any] = dict(state)
-        async for mode, chunk in self.graph.astream(
-            state, config, context=context, stream_mode=["updates", "custom"], **self._kwargs()
-        ):
-            if mode == "custom":
-                yield chunk
-                continue
-            for node, update in chunk.items():
-                if not isinstance(update, dict):
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == "end":
+                    break
+                if kind == "error":
+                    raise item
+                if kind == "event":
+                    yield item
                     continue
-                final.update({k: v for k, v in update.items() if k != "messages"})
-                final["messages"] = final.get("messages", []) + list(update.get("messages", []))
-                for m in update.get("messages", []):
-                    if m.role == "assistant":
-                        calls.update({c.id: c for c in m.tool_calls})
-                        yield ModelTurn(message=m, node=node)
-                    elif m.role == "tool":
-                        call = calls.get(m.tool_call_id or "")
-                        yield ToolResult(name=m.name or "", call=call, content=m.content)
-                if "ledger" in update and any(m.role == "tool" for m in update.get("messages", [])):
-                    yield BudgetUpdate(ledger=update["ledger"], regime=run.ledger.regime())
+                for node, update in item.items():
+                    if not isinstance(update, dict):
+                        continue
+                    final.update({k: v for k, v in update.items() if k != "messages"})
+                    final["messages"] = final.get("messages", []) + list(update.get("messages", []))
+                    for m in update.get("messages", []):
+                        if m.role == "assistant":
+                            calls.update({c.id: c for c in m.tool_calls})
+                            yield ModelTurn(message=m, node=node)
+                        elif m.role == "tool":
+                            call = calls.get(m.tool_call_id or "")
+                            yield ToolResult(name=m.name or "", call=call, content=m.content)
+                    if "ledger" in update and any(m.role == "tool" for m in update.get("messages", [])):
+                        yield BudgetUpdate(ledger=update["ledger"], regime=run.ledger.regime())
+        finally:
+            if not task.done():
+                task.cancel()
         result = self._result(final, run.ledger, config)
         yield FinalAnswer(result=result)
 

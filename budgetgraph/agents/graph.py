@@ -28,7 +28,7 @@ from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..tools.base import Tool
 from .events import TextDelta, ToolCallFinished, ToolCallStarted
 from .prompts import answer_now, extract_answer
-from .runtime import RunContext, emit, forget, resolve_run, stop, streaming, user_messages
+from .runtime import RunContext, emit, forget, resolve_run, sink, stop, streaming, user_messages
 from .state import AgentState, StopInfo
 
 __all__ = ["NO_ANSWER", "AgentLoop", "LoopConfig", "build_graph"]
@@ -157,10 +157,8 @@ class AgentLoop:
         return response
 
     def text_sink(self, runtime: Runtime[Any] | None, node: str) -> Callable[[str], None] | None:
-        if runtime is None or not streaming(runtime):
-            return None
-        writer = runtime.stream_writer
-        return lambda text: writer(TextDelta(text, node))
+        to = sink(runtime)
+        return None if to is None else (lambda text: to(TextDelta(text, node)))
 
     # -- nodes -----------------------------------------------------------------------------------
     async def model_node(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ A resumed run in a new process rebuilds it from the checkpointed ledger snapshot
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +29,12 @@ _MAX_LIVE = 4096  # runs abandoned mid-way (an interrupted graph.invoke) are dro
 
 @dataclass(frozen=True, slots=True)
 class RunContext:
-    """What ``Agent`` passes as LangGraph ``context``: the run's metering and whether events are streamed."""
+    """What ``Agent`` passes as LangGraph ``context``: the run's metering and, while ``Agent.astream`` runs,
+    where its events go (its own queue, not LangGraph's stream writer, which needs Python 3.11's task
+    contexts in async nodes)."""
 
     run: MeteredRun | None = None
-    stream: bool = False
+    events: Callable[[Any], None] | None = None
 
 
 def resolve_run(state: Any, runtime: Runtime[Any] | None, make: Any) -> MeteredRun:
@@ -59,15 +61,20 @@ def forget(run: MeteredRun) -> None:
     _LIVE.pop(run.id, None)
 
 
-def streaming(runtime: Runtime[Any] | None) -> bool:
+def sink(runtime: Runtime[Any] | None) -> Callable[[Any], None] | None:
+    """Where this run's events go, or None when nobody streams it."""
     ctx = getattr(runtime, "context", None) if runtime is not None else None
-    return isinstance(ctx, RunContext) and ctx.stream
+    return ctx.events if isinstance(ctx, RunContext) else None
+
+
+def streaming(runtime: Runtime[Any] | None) -> bool:
+    return sink(runtime) is not None
 
 
 def emit(runtime: Runtime[Any] | None, event: Any) -> None:
-    """Send a typed event to ``Agent.astream`` (LangGraph's custom stream); a no-op when nobody streams."""
-    if runtime is not None and streaming(runtime):
-        runtime.stream_writer(event)
+    """Send a typed event to ``Agent.astream``; a no-op when nobody streams."""
+    if (to := sink(runtime)) is not None:
+        to(event)
 
 
 def stop(kind: str, resource: str = "", message: str = "") -> StopInfo:
