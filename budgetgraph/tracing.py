@@ -13,7 +13,7 @@ from typing import Any
 
 from ._extras import require
 
-__all__ = ["disable_tracing", "enable_tracing", "span", "tracing_enabled"]
+__all__ = ["disable_tracing", "enable_tracing", "event", "span", "tracing_enabled"]
 
 _tracer: Any = None
 
@@ -68,3 +68,12 @@ def budget_attributes(ledger: Any) -> dict[str, Any]:
         out[f"budgetgraph.budget.{key}.limit"] = float(limit)
         out[f"budgetgraph.budget.{key}.spent"] = float(ledger.spent(key))
     return out
+
+
+def event(name: str, attributes: Mapping[str, Any]) -> None:
+    """An event on the current span (an overrun, say), when tracing is on."""
+    if _tracer is None:
+        return
+    from opentelemetry import trace
+
+    trace.get_current_span().add_event(name, _clean(attributes))

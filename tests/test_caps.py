@@ -133,6 +133,15 @@ def test_a_server_that_ignores_max_tokens_is_an_overrun():
     assert "reserved" in result.stop_reason.message and server.calls == 1  # stopped at once
     assert result.usage.output_tokens == server.billed("completion_tokens")  # the truth is recorded
 
+    async def events():
+        with FakeOpenAI("overmax") as again:
+            agent = _fake_agent(again, "search=10,output_tokens=500")
+            return [e async for e in agent.astream("What is the capital of France?")]
+
+    seen = asyncio.run(events())
+    overrun = [e for e in seen if type(e).__name__ == "BudgetOverrun"]
+    assert len(overrun) == 1 and overrun[0].resource == "output_tokens" and int(overrun[0].reported) > 500
+
 
 def test_a_reply_with_no_usage_is_counted_here():
     with FakeOpenAI("nousage") as server:

@@ -2,7 +2,7 @@
 registry, events and the Agent facade."""
 
 from .agent import Agent, RunResult, StopReason
-from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
+from .events import AgentEvent, BudgetOverrun, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
 from .graph import AgentLoop, LoopConfig, build_graph
 from .planners import PLANNERS, PlannerSpec
 from .runtime import RunContext
@@ -14,6 +14,7 @@ __all__ = [
     "AgentEvent",
     "AgentLoop",
     "AgentState",
+    "BudgetOverrun",
     "BudgetUpdate",
     "FinalAnswer",
     "LoopConfig",

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentEvent",
+    "BudgetOverrun",
     "BudgetUpdate",
     "FinalAnswer",
     "ModelTurn",
@@ -89,6 +90,16 @@ class BudgetUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetOverrun:
+    """A backend reported more than its call reserved: the truth was charged and the run stops now."""
+
+    resource: str
+    reserved: str
+    reported: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
 class FinalAnswer:
     result: RunResult
 
@@ -100,6 +111,7 @@ AgentEvent = (
     | ToolCallFinished
     | ToolResult
     | BudgetUpdate
+    | BudgetOverrun
     | VerifierDecision
     | FinalAnswer
 )

@@ -18,6 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from .. import tracing
 from ..budget.block import REGIME_POLICY, RegimePolicy, render_budget_block
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
@@ -26,7 +27,7 @@ from ..meter import MIN_OUTPUT, Admitted, MeteredRun, refusal_text, run_tool
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..tools.base import Tool
-from .events import TextDelta, ToolCallFinished, ToolCallStarted
+from .events import BudgetOverrun, TextDelta, ToolCallFinished, ToolCallStarted
 from .prompts import answer_now, extract_answer
 from .runtime import RunContext, emit, forget, resolve_run, sink, stop, streaming, user_messages
 from .state import AgentState, StopInfo
@@ -149,12 +150,20 @@ class AgentLoop:
                 n_in=n_in,
             )
         except (BudgetExceeded, Overrun, ModelError) as exc:
+            self.report(runtime, exc)
             return _stop_on(exc)
         calls = response.message.tool_calls
         if self.cfg.settings.get("parallel_tool_calls") is False and len(calls) > 1:
             # the backend ignored the setting (text-parsed calls): the first call is the reply, as the API gives
             return replace(response, message=Message.assistant(response.message.content, calls[:1]))
         return response
+
+    def report(self, runtime: Runtime[Any] | None, exc: Exception) -> None:
+        """An overrun is an event too (the stop reason and the trace carry it as well)."""
+        if isinstance(exc, Overrun):
+            model = getattr(self.cfg.model, "name", "")
+            emit(runtime, BudgetOverrun(exc.resource, str(exc.reserved), str(exc.reported), model))
+            tracing.event("budgetgraph.overrun", {"resource": exc.resource, "reported": str(exc.reported)})
 
     def text_sink(self, runtime: Runtime[Any] | None, node: str) -> Callable[[str], None] | None:
         to = sink(runtime)
@@ -339,6 +348,7 @@ class AgentLoop:
             over = _stop_on(exc) if exc.resource == "seconds" else info
             return self.keep(run, {**fallback, "stop": over})
         except (Overrun, ModelError) as exc:
+            self.report(runtime, exc)
             return self.keep(run, {**fallback, "stop": _stop_on(exc)})
         text = response.message.content
         answer = extract_answer(text) if text else _last_text(history)

@@ -92,6 +92,9 @@ class FakeOpenAI:
         if self.mode != "nousage":
             out["usage"] = usage
             record["usage"] = usage
+        if body.get("stream"):
+            _send_stream(handler, out, message, usage if self.mode != "nousage" else None)
+            return
         _send(handler, 200, out)
 
 
@@ -104,4 +107,39 @@ def _send(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any])
         handler.end_headers()
         handler.wfile.write(data)
     except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+        pass
+
+
+def _send_stream(
+    handler: BaseHTTPRequestHandler,
+    out: dict[str, Any],
+    message: dict[str, Any],
+    usage: dict[str, Any] | None,
+) -> None:
+    """The same reply as server-sent chunks: the text or the tool call, then the usage (if any)."""
+    base = {
+        "id": out["id"],
+        "object": "chat.completion.chunk",
+        "created": out["created"],
+        "model": out["model"],
+    }
+    delta: dict[str, Any] = {"role": "assistant"}
+    if message.get("tool_calls"):
+        call = message["tool_calls"][0]
+        delta["tool_calls"] = [
+            {"index": 0, "id": call["id"], "type": "function", "function": call["function"]}
+        ]
+    else:
+        delta["content"] = message["content"]
+    chunks = [{**base, "choices": [{"index": 0, "delta": delta, "finish_reason": "stop"}]}]
+    if usage is not None:
+        chunks.append({**base, "choices": [], "usage": usage})
+    data = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode() + b"data: [DONE]\n\n"
+    try:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
         pass
