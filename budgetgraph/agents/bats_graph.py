@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from ..budget.block import render_policy
 from ..budget.ledger import Ledger
-from ..errors import BudgetExceeded, ModelError, Overrun
+from ..errors import BudgetExceeded, ModelError
 from ..meter import MeteredRun
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..planners.bats import (
@@ -110,12 +110,8 @@ class _BATS(AgentLoop):
             )
         except BudgetExceeded as exc:
             return None, None, exc
-        except (Overrun, ModelError) as exc:
-            return (
-                None,
-                None,
-                BudgetExceeded("overrun" if isinstance(exc, Overrun) else "model", str(exc), 0, 0),
-            )
+        except ModelError as exc:  # an Overrun is not caught: it ends the run (see ``routed``)
+            return None, None, BudgetExceeded("model", str(exc), 0, 0)
         out = response.message
         parsed = next((parse_structured(schema, c.arguments) for c in out.tool_calls), None)
         return (parsed if isinstance(parsed, schema) else None), out, None
@@ -375,11 +371,12 @@ def build_bats_graph(
 ) -> StateGraph[BATSState, RunContext]:
     loop = _BATS(replace(cfg, durable=False), mode, max_attempts)
     graph: StateGraph[BATSState, RunContext] = StateGraph(BATSState, context_schema=RunContext)
-    graph.add_node("plan", routed(loop.plan_node, _NEXT), destinations=("act", "select"))
-    graph.add_node("act", routed(loop.act_node, _NEXT), destinations=("tools", "verify", "select", END))
-    graph.add_node("tools", routed(loop.bats_tools_node, _NEXT), destinations=("act", "select", END))
-    graph.add_node("verify", routed(loop.verify_node, _NEXT), destinations=("act", "plan", "select", END))
-    graph.add_node("select", loop.select_node)
+    graph.add_node("plan", routed(loop.plan_node, _NEXT, loop), destinations=("act", "select", END))
+    graph.add_node("act", routed(loop.act_node, _NEXT, loop), destinations=("tools", "verify", "select", END))
+    graph.add_node("tools", routed(loop.bats_tools_node, _NEXT, loop), destinations=("act", "select", END))
+    graph.add_node(
+        "verify", routed(loop.verify_node, _NEXT, loop), destinations=("act", "plan", "select", END)
+    )
+    graph.add_node("select", routed(loop.select_node, _NEXT, loop), destinations=(END,))
     graph.add_edge(START, "plan")
-    graph.add_edge("select", END)
     return graph

@@ -390,11 +390,20 @@ def _last_text(history: Sequence[Message]) -> str | None:
 Node = Callable[[Any, Runtime[Any]], Awaitable[dict[str, Any]]]
 
 
-def routed(node: Node, routes: Mapping[str, str]) -> Any:
-    """The node's update plus where to go next (by its ``phase``), as one ``Command``."""
+def routed(node: Node, routes: Mapping[str, str], loop: AgentLoop | None = None) -> Any:
+    """The node's update plus where to go next (by its ``phase``), as one ``Command``. With ``loop``, an
+    overrun raised anywhere in the node ends the run with stop reason ``overrun``."""
 
     async def run(state: Any, runtime: Runtime[Any]) -> Command[str]:
-        update = await node(state, runtime)
+        try:
+            update = await node(state, runtime)
+        except Overrun as exc:
+            if loop is None:
+                raise
+            loop.report(runtime, exc)
+            metered = loop.run_of(state, runtime)
+            answer = state.get("proposed") if isinstance(state, dict) else None
+            update = loop.keep(metered, {"phase": "done", "stop": _stop_on(exc), "answer": answer})
         return Command(update=update, goto=routes.get(update.get("phase", "done"), END))
 
     run.__name__ = getattr(node, "__name__", "node")
