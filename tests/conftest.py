@@ -7,7 +7,7 @@ import pytest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HOTPOT = DATA / "hotpotqa" / "hotpot_dev_hard_350.jsonl"
-MINI = Path(__file__).resolve().parent / "data" / "hotpot_mini.jsonl"
+MINI = Path(__file__).resolve().parent / "data" / "multihop_mini.jsonl"
 """16 made-up questions in the HotpotQA format (two gold paragraphs and four others each), written for the
 tests so that control-flow, BATS and runner tests run from a fresh clone; the real data is tested too."""
 
@@ -56,4 +56,4 @@ def mini_rows() -> list[dict]:
 @pytest.fixture(scope="session")
 def mini_corpus(mini_rows, tmp_path_factory):
     """The paragraphs of the 16 made-up questions: always there."""
-    return _corpus(mini_rows, "hotpot_mini", tmp_path_factory.mktemp("corpora"))
+    return _corpus(mini_rows, "multihop_mini", tmp_path_factory.mktemp("corpora"))

@@ -174,7 +174,7 @@ def test_caps_hold_in_costplan(budget, planner):
 def test_caps_hold_in_bfcl(budget):
     from budgetgraph.envs.bfcl import BFCLEnv
 
-    env = BFCLEnv(Path(__file__).parent / "data" / "bfcl_mini", prices=PRICES)
+    env = BFCLEnv(Path(__file__).parent / "data" / "bfcl_mini" / "simple_python.json", prices=PRICES)
     task = env.tasks()[0]
     model = Recorded(
         ScriptedModel(

@@ -31,7 +31,7 @@ from budgetgraph.models.messages import Message
 sys.path.insert(0, str(Path(__file__).parent / "servers"))
 from fake_openai import FakeOpenAI  # noqa: E402
 
-BFCL_MINI = Path(__file__).parent / "data" / "bfcl_mini"
+BFCL_MINI = Path(__file__).parent / "data" / "bfcl_mini" / "simple_python.json"  # made up, BFCL format
 FAKE_PRICE = PriceTable(models={"fake": ModelPrice.of(input=1000, output=1000)})  # $1 per 1000 tokens
 
 
