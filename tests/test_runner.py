@@ -282,3 +282,26 @@ def test_a_sweep_over_the_real_hotpotqa_file(tmp_path):
     assert all(r["usage"]["tool_calls"] == {"search": 1, "open": 1} for r in records)
     # the scripted policy answers with the title it opened; on the first questions of this file some are right
     assert {r["scores"]["correct"] for r in records} <= {0.0, 1.0}
+
+
+def test_the_sweep_tunes_the_collector_and_restores_it():
+    """Fewer young collections and the set-up frozen out during a sweep; cycles are still collected."""
+    import gc
+    import weakref
+
+    from budgetgraph.envs.runner import sweep_collector
+
+    class Node:
+        pass
+
+    before = gc.get_threshold()
+    with sweep_collector():
+        assert gc.get_threshold()[0] >= 50_000 and gc.get_freeze_count() > 0
+        refs = []
+        for _ in range(200_000):  # cyclic garbage, more than one young-generation threshold of it
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+            refs.append(weakref.ref(a))
+        alive = sum(r() is not None for r in refs)
+        assert alive < 150_000  # collected while the sweep runs: memory stays bounded
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

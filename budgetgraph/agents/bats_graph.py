@@ -7,7 +7,6 @@ selection call, so BATS never overshoots a cap.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
 from langgraph.graph import END, START, StateGraph
@@ -227,11 +226,22 @@ class _BATS(AgentLoop):
         return self.keep(run, {**update, "phase": "verify", "proposed": proposed})
 
     async def bats_tools_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Admit (and, without a checkpointer, run) the calls; a durable graph runs them in ``run_tools``."""
         run = self.run_of(state, runtime)
-        ledger = run.ledger
-        before = dict(ledger.usage().tool_calls)
+        before = dict(run.ledger.usage().tool_calls)
         update = await self.tools_node(state, runtime)
-        after = ledger.usage().tool_calls
+        return update if self.cfg.durable else self._mark(state, run, before, update)
+
+    async def bats_run_tools_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
+        run = self.run_of(state, runtime)
+        before = dict(run.ledger.usage().tool_calls)  # the admitted calls are reserved, not yet spent
+        return self._mark(state, run, before, await self.run_tools_node(state, runtime))
+
+    def _mark(
+        self, state: BATSState, run: MeteredRun, before: dict[str, int], update: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Mark the current checklist step done or failed with the units its calls spent."""
+        after = run.ledger.usage().tool_calls
         spent = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
         checklist = list(state.get("plan") or [])
         step = current(checklist)
@@ -359,6 +369,7 @@ class _BATS(AgentLoop):
 _NEXT = {
     "act": "act",
     "tools": "tools",
+    "run_tools": "run_tools",
     "verify": "verify",
     "plan": "plan",
     "select": "select",
@@ -369,11 +380,18 @@ _NEXT = {
 def build_bats_graph(
     cfg: LoopConfig, *, mode: Literal["early_stop", "full"] = "early_stop", max_attempts: int = 3
 ) -> StateGraph[BATSState, RunContext]:
-    loop = _BATS(replace(cfg, durable=False), mode, max_attempts)
+    loop = _BATS(cfg, mode, max_attempts)
     graph: StateGraph[BATSState, RunContext] = StateGraph(BATSState, context_schema=RunContext)
     graph.add_node("plan", routed(loop.plan_node, _NEXT, loop), destinations=("act", "select", END))
     graph.add_node("act", routed(loop.act_node, _NEXT, loop), destinations=("tools", "verify", "select", END))
-    graph.add_node("tools", routed(loop.bats_tools_node, _NEXT, loop), destinations=("act", "select", END))
+    after_tools = ("run_tools",) if cfg.durable else ("act",)
+    graph.add_node(
+        "tools", routed(loop.bats_tools_node, _NEXT, loop), destinations=(*after_tools, "select", END)
+    )
+    if cfg.durable:  # what is in flight is checkpointed before it runs (at most once across a crash)
+        graph.add_node(
+            "run_tools", routed(loop.bats_run_tools_node, _NEXT, loop), destinations=("act", "select", END)
+        )
     graph.add_node(
         "verify", routed(loop.verify_node, _NEXT, loop), destinations=("act", "plan", "select", END)
     )
