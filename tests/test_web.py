@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 import threading
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -171,3 +172,100 @@ def test_agent_with_web_tools_keeps_per_tool_caps_and_refunds_refused_fetches(se
     assert "needed 1, 0 left" in texts[2]  # the third search does not fit the cap of 2 queries
     assert result.usage.tool_calls == {"web_search": 2}
     assert float(result.usage.usd) == pytest.approx(0.002)
+
+
+# -- attacks: rebinding, decompression bombs, non-global addresses, refunds --------------------------------
+def test_the_connection_goes_to_the_address_the_guard_checked():
+    """DNS rebinding: the name is resolved once; the request goes to that IP with the original Host and SNI."""
+    import httpx
+
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])  # a second lookup would be the flip to loopback
+
+    async def resolver(host):
+        return next(answers)
+
+    seen = []
+
+    def handler(request):
+        seen.append((request.url.host, request.headers["host"], request.extensions.get("sni_hostname")))
+        page = b"<html><body><p>" + b"public page " * 20 + b"</p></body></html>"
+        return httpx.Response(200, headers={"content-type": "text/html"}, stream=httpx.ByteStream(page))
+
+    tools = web_tools(guard=FetchGuard(resolve=resolver), transport=httpx.MockTransport(handler))
+    text = _fetch(tools, ["https://rebind.example/page"])
+    assert "public page" in text
+    assert seen == [("93.184.216.34", "rebind.example", "rebind.example")]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://100.100.100.200/latest/meta-data", "http://100.64.0.1/", "http://0.0.0.0/"]
+)
+def test_non_global_addresses_are_refused(url):
+    with pytest.raises(ToolRejected, match="refused"):
+        asyncio.run(FetchGuard().check(url))
+
+
+@pytest.fixture(scope="module")
+def bomb_server():
+    import gzip
+
+    import zstandard
+
+    zeros = b"\0" * (64 << 20)
+    bombs = {
+        "/gzip2": (gzip.compress(gzip.compress(zeros)), "gzip, gzip"),
+        "/zstd": (zstandard.ZstdCompressor().compress(zeros), "zstd"),
+    }
+
+    class Bomb(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body, encoding = bombs[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Encoding", encoding)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = _Server(("127.0.0.1", 0), Bomb)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", {k: len(v[0]) for k, v in bombs.items()}
+    httpd.shutdown()
+
+
+def test_decompression_bombs_are_cut_at_the_size_cap(bomb_server):
+    import resource
+
+    url, sizes = bomb_server
+    assert sizes["/gzip2"] < 200_000 and sizes["/zstd"] < 200_000  # small bodies that decode to 64 MiB
+    tools = web_tools(guard=FetchGuard(allow_private=True), max_bytes=100_000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    text = _fetch(tools, [f"{url}/gzip2"])
+    assert "[page cut at 100000 bytes]" in text
+    refused = _fetch(tools, [f"{url}/zstd", f"{url}/gzip2"])
+    assert "content-encoding 'zstd'" in refused and "only gzip and deflate" in refused
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown < 50, f"peak memory grew {grown:.0f} MiB"
+
+
+def test_a_refused_url_of_a_batch_is_not_charged(server):
+    log = []
+
+    def script(messages, tools):
+        if any(m.role == "tool" for m in messages):
+            return ScriptedModel.text("<answer>done</answer>")
+        return ScriptedModel.tool_calls(
+            [("fetch_page", {"urls": [f"{server}/plain", "http://10.0.0.7/admin"]})]
+        )
+
+    host = server.split("//")[1].split(":")[0]
+    tools = web_tools(guard=FetchGuard(allow_hosts=[host]))
+    agent = Agent(ScriptedModel(script), tools, Budget(tool_calls={"fetch_page": 5}), planner="react")
+    result = agent.run("fetch")
+    tool_text = next(m.content for m in result.messages if m.role == "tool")
+    assert "just text" in tool_text and "not charged" in tool_text
+    assert result.usage.tool_calls == {"fetch_page": 1} and result.usage.usd == Decimal("0.001")
+    assert log == []

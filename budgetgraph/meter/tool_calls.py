@@ -23,7 +23,7 @@ from ..budget.limits import Amount, tool_key
 from ..budget.prices import PriceTable
 from ..errors import BudgetExceeded, ToolCallError, ToolRejected
 from ..models.messages import ToolCall
-from ..tools.base import Tool
+from ..tools.base import Tool, Used
 from .executor import SyncRunner, call_in_process
 
 __all__ = ["Admitted", "ToolMeter", "ToolOutcome", "refusal_text", "run_tool"]
@@ -63,10 +63,10 @@ class ToolOutcome:
     deadline: bool = False  # the run's seconds cap cut it
 
 
-async def run_tool(
+async def invoke(
     tool: Tool, args: BaseModel, timeout: float | None, runner: SyncRunner = SYNC_RUNNER
-) -> str:
-    """Run ``tool`` once with parsed ``args`` (async on the loop, sync on daemon threads or in a process)."""
+) -> tuple[str, int | None]:
+    """Run ``tool`` once: its text, and the units it says it used (None: all it reserved)."""
     kwargs = tool.kwargs(args)
     try:
         if tool.is_async:
@@ -77,7 +77,17 @@ async def run_tool(
             result = await runner.run(tool.fn, kwargs, timeout)
     except asyncio.TimeoutError:
         raise ToolCallError(f"{tool.name} timed out after {timeout:g}s; try a narrower call") from None
-    return tool.format_result(result)
+    if isinstance(result, Used):
+        return tool.format_result(result.result), result.units
+    return tool.format_result(result), None
+
+
+async def run_tool(
+    tool: Tool, args: BaseModel, timeout: float | None, runner: SyncRunner = SYNC_RUNNER
+) -> str:
+    """Run ``tool`` once with parsed ``args`` (async on the loop, sync on daemon threads or in a process)."""
+    text, _ = await invoke(tool, args, timeout, runner)
+    return text
 
 
 class ToolMeter:
@@ -171,8 +181,9 @@ class ToolMeter:
             "budgetgraph.tool.cost_usd": float(admitted.cost),
         }
         with tracing.span(f"execute_tool {tool.name}", attrs) as span:
+            used: int | None = None
             try:
-                text = await run_tool(tool, admitted.args, timeout, self.runner)
+                text, used = await invoke(tool, admitted.args, timeout, self.runner)
             except ToolRejected as exc:
                 self.ledger.refund(admitted.reservation)
                 charged = False
@@ -189,7 +200,11 @@ class ToolMeter:
                 raise
             except Exception as exc:  # a tool's own bug must not end the run
                 text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
-            if charged:
+            if (
+                charged and used is not None and 0 <= used < admitted.units
+            ):  # part of a batch refused: refunded
+                self.ledger.commit(admitted.reservation, self.amounts(tool, used))
+            elif charged:
                 self.ledger.commit(admitted.reservation)
             tracing.set_attributes(
                 span,

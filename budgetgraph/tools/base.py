@@ -6,6 +6,7 @@ import inspect
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, get_type_hints, overload
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from ..errors import ConfigError, ToolCallError
 from ..models.messages import ToolSchema
 
-__all__ = ["Tool", "tool"]
+__all__ = ["Tool", "Used", "tool"]
 
 Units = Callable[[BaseModel], int] | str | None
 
@@ -50,6 +51,15 @@ def _model_from_signature(fn: Callable[..., Any], name: str, arg_docs: Mapping[s
         f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields
     )
     return model
+
+
+@dataclass(frozen=True, slots=True)
+class Used:
+    """A tool's result together with the units it really used, when fewer than reserved (a batched call part
+    of which was refused before any work was done): the rest is refunded."""
+
+    result: Any
+    units: int
 
 
 class Tool:
