@@ -168,3 +168,16 @@ def test_cli_errors_print_their_text_literally_not_as_markup(monkeypatch):
     result = CliRunner().invoke(app, ["run", "q", "--model", "openai:gpt-4.1-mini", "--no-stream"])
     assert result.exit_code == 2
     assert "pip install 'budgetgraph[openai]'" in result.output, result.output
+
+
+def test_a_link_out_of_the_corpus_folder_is_not_indexed(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0:the system password file\n")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "notes.md").write_text("# Notes\n\nBudgets are reserved before calls.\n")
+    (folder / "passwd.txt").symlink_to(outside)
+    corpus = Corpus.from_folder(folder, cache_dir=tmp_path / "cache")
+    assert corpus.search("password", 5) == [] and corpus.search("budgets", 5)
+    linked = Corpus.from_folder(folder, cache_dir=tmp_path / "cache", follow_links=True)
+    assert [h.title for h in linked.search("password", 5)] == ["passwd"]

@@ -101,8 +101,22 @@ def _split_markdown(rel: str, text: str) -> Iterator[Document]:
             body.append(line)
 
 
-def _read_folder(folder: Path) -> Iterator[Document]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _TEXT_SUFFIXES)
+def folder_files(folder: Path, follow_links: bool = False) -> list[Path]:
+    """The text files under ``folder``; a link that leads out of the folder is skipped unless ``follow_links``
+    (a link to a system file must not become searchable)."""
+    root = folder.resolve()
+    out = []
+    for p in folder.rglob("*"):
+        if not (p.is_file() and p.suffix.lower() in _TEXT_SUFFIXES):
+            continue
+        if not follow_links and (p.is_symlink() or not p.resolve().is_relative_to(root)):
+            continue
+        out.append(p)
+    return sorted(out)
+
+
+def _read_folder(folder: Path, follow_links: bool = False) -> Iterator[Document]:
+    files = folder_files(folder, follow_links)
     if not files:
         raise ConfigError(f"{folder}: no .txt, .md or .rst files to index")
     for path in files:
@@ -164,13 +178,18 @@ class Corpus:
         return cls._cached(lambda: _read_jsonl(p), p.stem, fingerprint, cache_dir)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, *, cache_dir: str | Path | None = None) -> Corpus:
+    def from_folder(
+        cls, folder: str | Path, *, cache_dir: str | Path | None = None, follow_links: bool = False
+    ) -> Corpus:
+        """One document per markdown section or text file; links out of the folder are not followed unless
+        ``follow_links``."""
         root = Path(folder)
         if not root.is_dir():
             raise ConfigError(f"corpus folder {root} does not exist")
-        files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _TEXT_SUFFIXES]
+        files = folder_files(root, follow_links)
+        fingerprint = _fingerprint_files(files, root) + ("-links" if follow_links else "")
         return cls._cached(
-            lambda: _read_folder(root), root.resolve().name, _fingerprint_files(files, root), cache_dir
+            lambda: _read_folder(root, follow_links), root.resolve().name, fingerprint, cache_dir
         )
 
     @classmethod
