@@ -87,3 +87,31 @@ def test_streamable_http_server_tools():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("comes_back", [True, False])
+def test_a_server_that_dies_mid_call_is_reconnected_once(tmp_path, monkeypatch, comes_back):
+    """The call under way is charged (it may have run); the next call reconnects; a failed reconnect refunds."""
+    monkeypatch.setenv("MCP_FLAKY_MARK", str(tmp_path / "mark"))
+    flaky = [sys.executable, str(Path(__file__).parent / "servers" / "mcp_flaky.py")]
+    if not comes_back:
+        flaky.append("--once")
+
+    def policy(messages, offered):
+        n = sum(m.role == "assistant" for m in messages)
+        calls = [("crash", {"x": "a"}), ("ok", {"x": "b"})]
+        return ScriptedModel.tool_calls([calls[n]]) if n < 2 else ScriptedModel.text("<answer>done</answer>")
+
+    async def go():
+        async with mcp_tools(flaky, env={"MCP_FLAKY_MARK": str(tmp_path / "mark")}) as tools:
+            agent = Agent(ScriptedModel(policy), tools, Budget(total_tool_calls=5), planner="react")
+            return await agent.arun("q")
+
+    result = asyncio.run(go())
+    texts = [m.content for m in result.messages if m.role == "tool"]
+    assert "closed the connection during crash" in texts[0]
+    if comes_back:
+        assert texts[1].startswith("ok:b") and result.usage.tool_calls == {"crash": 1, "ok": 1}
+    else:
+        assert "reconnecting failed" in texts[1] or "cannot reach" in texts[1]
+        assert result.usage.tool_calls == {"crash": 1}  # the call that found the server gone is refunded

@@ -10,15 +10,16 @@ a :class:`ToolCallError` the model sees.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
 from .._extras import require
-from ..errors import ToolCallError
+from ..errors import ToolCallError, ToolRejected
 from ..models.messages import ToolSchema
 from .base import Tool
 
@@ -88,26 +89,116 @@ async def mcp_tools(
         target = StdioServerParameters(
             command=target[0], args=list(target[1:]), env=dict(env) if env else None
         )
-    async with Client(target, read_timeout_seconds=timeout) as client:
-        listed = await client.list_tools()
+    async with _Connection(lambda: Client(target, read_timeout_seconds=timeout)) as conn:
+        listed = await conn.request("list_tools")
         tools: list[Tool] = []
         for spec in listed.tools:
             if include is not None and spec.name not in include:
                 continue
             price = prices.get(spec.name, 0) if isinstance(prices, Mapping) else prices
-            tools.append(_wrap(client, spec, price, (budget_keys or {}).get(spec.name), timeout))
+            tools.append(_wrap(conn, spec, price, (budget_keys or {}).get(spec.name), timeout))
         yield tools
 
 
+class _Connection:
+    """One MCP client session, owned by a task of its own (the SDK's task groups must be entered and left in
+    one task), that reconnects once when the server has died: the call under way when it died is charged (it
+    may have run), the next call reconnects first, and a failed reconnect refunds that call."""
+
+    def __init__(self, open_client: Any) -> None:
+        self.open_client = open_client
+        self._jobs: asyncio.Queue[tuple[str, Any, asyncio.Future[Any]] | None] = asyncio.Queue()
+        self._owner: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Connection:
+        self._owner = asyncio.create_task(self._serve())
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._jobs.put_nowait(None)
+        if self._owner is not None:
+            with suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._owner, 10)
+
+    async def request(self, method: str, *args: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._jobs.put_nowait((method, args, future))
+        return await future
+
+    async def call(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        return await self.request("call_tool", name, dict(arguments))
+
+    async def _serve(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            if job is None:
+                return
+            try:
+                async with self.open_client() as client:
+                    if await self._session(client, job):
+                        return
+            except Exception as exc:  # could not (re)connect: the waiting call is refunded
+                if not job[2].done():
+                    job[2].set_exception(ToolRejected(f"cannot reach the MCP server ({exc}); not charged"))
+
+    async def _session(self, client: Any, job: tuple[str, Any, asyncio.Future[Any]] | None) -> bool:
+        """Serve jobs on one live session; True when the connection was closed on purpose."""
+        running: set[asyncio.Task[None]] = set()
+        dead = asyncio.Event()
+
+        async def run(method: str, args: Any, future: asyncio.Future[Any]) -> None:
+            try:
+                result = await getattr(client, method)(*args)
+            except Exception as exc:
+                if "closed" in str(exc).lower() or type(exc).__name__ in (
+                    "ClosedResourceError",
+                    "BrokenResourceError",
+                ):
+                    dead.set()
+                    exc = ToolCallError(
+                        f"the MCP server closed the connection during {args[0] if args else method} (it may "
+                        "have run; it is charged); the next call reconnects"
+                    )
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+        try:
+            while True:
+                if job is None:
+                    return True
+                task = asyncio.create_task(run(*job))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                getter = asyncio.create_task(self._jobs.get())
+                waiter = asyncio.create_task(dead.wait())
+                done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    waiter.cancel()
+                    job = getter.result()
+                    continue
+                getter.cancel()
+                with suppress(asyncio.CancelledError):
+                    await getter
+                if getter.done() and not getter.cancelled():
+                    self._jobs.put_nowait(getter.result())  # not lost: served by the next session
+                return False  # the server died: leave this session; the next job reconnects
+        finally:
+            for task in list(running):
+                task.cancel()
+
+
 def _wrap(
-    client: Any, spec: Any, price: Decimal | float | str, budget_key: str | None, timeout: float
+    conn: _Connection, spec: Any, price: Decimal | float | str, budget_key: str | None, timeout: float
 ) -> Tool:
     name = spec.name
     schema = dict(spec.input_schema or {"type": "object", "properties": {}})
 
     async def call(**kwargs: Any) -> str:
         arguments = {k: v for k, v in kwargs.items() if v is not None}
-        result = await client.call_tool(name, arguments)
+        result = await conn.call(name, arguments)
         text = _text(result)
         if getattr(result, "is_error", False):
             raise ToolCallError(f"{name} failed: {text or 'the server reported an error'}")
