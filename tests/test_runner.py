@@ -305,3 +305,25 @@ def test_the_sweep_tunes_the_collector_and_restores_it():
         alive = sum(r() is not None for r in refs)
         assert alive < 150_000  # collected while the sweep runs: memory stays bounded
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_second_run_on_the_same_results_file_is_refused(tmp_path):
+    out = tmp_path / "r.jsonl"
+    first = subprocess.Popen(_cli(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out.exists() and _episodes(out)):
+            time.sleep(0.05)
+        second = subprocess.run(_cli(out), capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and "another run is writing" in second.stderr
+    finally:
+        first.wait(timeout=120)
+    keys = [(r["task_id"], r["planner"], r["budget"]) for r in _episodes(out)]
+    assert len(keys) == 60 == len(set(keys))  # no episode twice
+
+
+def test_an_unwritable_results_path_is_a_clear_error(tmp_path):
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("x")
+    with pytest.raises(ConfigError, match="cannot write results"):
+        asyncio.run(run_eval(_spec(limit=1, budgets=("1",)), not_a_folder / "r.jsonl", progress=False))

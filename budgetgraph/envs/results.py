@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -56,6 +57,30 @@ class ResultsFile:
             with self.path.open("r+b") as fh:
                 fh.truncate(len(data) - len(tail))
         return header, list(episodes.values())
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold ``PATH.lock`` while a run reads and appends, so two runs never write one file (``filelock``)."""
+        from filelock import FileLock, Timeout
+
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(lock_path), timeout=0)
+            lock.acquire()
+        except Timeout:
+            raise ConfigError(
+                f"another run is writing {self.path} (it holds {lock_path}); wait for it to finish, or give "
+                "this run another --out"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write results to {self.path}: {exc}; choose a writable --out"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def episodes(self) -> Iterator[dict[str, Any]]:
         yield from self.read()[1]

@@ -231,6 +231,24 @@ async def run_eval(
         if tasks:
             env.budget_for(tasks[0], budget)  # a malformed budget fails before anything runs
     results = ResultsFile(out)
+    with results.exclusive():
+        return await _sweep(
+            spec, env, env_factory, model_factory, tasks, results, executor, address, progress, on_record
+        )
+
+
+async def _sweep(
+    spec: EvalSpec,
+    env: Env,
+    env_factory: EnvFactory,
+    model_factory: ModelFactory,
+    tasks: Sequence[Task],
+    results: ResultsFile,
+    executor: str,
+    address: str | None,
+    progress: bool,
+    on_record: Callable[[dict[str, Any]], None] | None,
+) -> EvalSummary:
     old_header, done = results.read()
     header = {
         "spec": _jsonable(asdict(spec)),
