@@ -1,0 +1,57 @@
+"""Every example in examples/ runs (scripted model: no download) and prints what it says it shows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPECT = {
+    "subgraph.py": "search calls spent=",
+    "conversation_budget.py": "budget_exhausted: search",
+    "qa_eval.py": "8 episodes, 0 errors",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECT))
+def test_example_runs(name, tmp_path):
+    env = {"BUDGETGRAPH_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert EXPECT[name] in proc.stdout, proc.stdout[-2000:]
+
+
+def test_every_example_is_run_here_and_says_what_it_shows():
+    files = sorted(p.name for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("test_"))
+    assert files == sorted(EXPECT)
+    for p in (ROOT / "examples").glob("*.py"):
+        assert p.read_text().startswith('"""Shows: '), p.name
+
+
+def test_the_example_test_of_a_users_agent_passes():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "examples" / "test_my_agent.py"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-2000:]
