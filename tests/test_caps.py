@@ -426,3 +426,40 @@ def test_budget_scope_per_run_or_per_thread():
     assert len([m for m in second.messages if m.role == "user"]) >= 2  # the conversation continued
     with pytest.raises(ConfigError, match="checkpointer"):
         Agent(ScriptedModel([]), [search], "search=2", budget_scope="thread")
+
+
+STRICT_RESUME = """
+import asyncio
+from langgraph.checkpoint.memory import InMemorySaver
+from budgetgraph import Agent, ScriptedModel, tool
+
+@tool(units="queries")
+def search(queries: list[str]) -> str:
+    \"\"\"Search.\"\"\"
+    return "1. [Paris] capital"
+
+model = ScriptedModel(lambda m, t: ScriptedModel.tool_calls([("search", {"queries": ["a"]})]))
+agent = Agent(model, [search], "search=2", planner="react", checkpointer=InMemorySaver(), interrupt_before=["tools"])
+assert agent.run("q", thread_id="t").stop_reason.kind == "interrupted"
+resumed = asyncio.run(agent.aresume("t"))
+assert resumed.usage.tool_calls["search"] >= 1, resumed.usage
+from budgetgraph import Message, ToolCall
+serde = agent.checkpointer.serde
+blob = serde.dumps_typed([Message.assistant("", [ToolCall("c1", "search", {"queries": ["a"]})])])
+back = serde.loads_typed(blob)[0]
+assert isinstance(back, Message) and isinstance(back.tool_calls[0], ToolCall), back
+print("resumed", resumed.usage.tool_calls)
+"""
+
+
+def test_checkpoints_load_under_langgraphs_strict_msgpack_allowlist():
+    """Resume keeps working when LangGraph blocks unregistered types (its announced default): the agent
+    registers its state types with the checkpointer's serializer."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "LANGGRAPH_STRICT_MSGPACK": "true"}
+    proc = subprocess.run(
+        [sys.executable, "-c", STRICT_RESUME], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0 and "resumed" in proc.stdout, proc.stderr[-2000:]

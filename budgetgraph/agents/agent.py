@@ -179,9 +179,9 @@ class Agent:
             self.config.prices.require_model_price(
                 self.model.name, self.model.price, getattr(self.model, "provider", None)
             )
-        self.checkpointer = checkpointer
+        self.checkpointer = _registered(checkpointer)
         self.graph = build_planner_graph(self, planner).compile(
-            checkpointer=checkpointer, interrupt_before=list(interrupt_before or []) or None
+            checkpointer=self.checkpointer, interrupt_before=list(interrupt_before or []) or None
         )
 
     def sub_agent(self, budget: Budget) -> Agent:
@@ -353,3 +353,15 @@ class Agent:
         if self.on_exhausted == "raise" and reason.kind == "budget_exhausted":
             raise BudgetExhausted(f"run stopped: {reason}", result)
         return result
+
+
+def _registered(checkpointer: Any) -> Any:
+    """The checkpointer, its serializer told the state's types (Message, ToolCall), so a checkpoint loads
+    under LangGraph's strict msgpack allowlist too (the default in future LangGraph versions)."""
+    serde = getattr(checkpointer, "serde", None)
+    allow = getattr(serde, "with_msgpack_allowlist", None)
+    if callable(allow):
+        from ..models.messages import ToolCall
+
+        checkpointer.serde = allow([Message, ToolCall])
+    return checkpointer
