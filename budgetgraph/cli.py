@@ -284,9 +284,16 @@ def report(
     paired: Annotated[
         bool, typer.Option("--paired", help="Only the tasks that every planner and budget has finished.")
     ] = False,
+    compare: Annotated[
+        str | None,
+        typer.Option(help="A,B: planner B against A per budget, paired on shared tasks (interval, p-value)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary rows as JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the summary rows as CSV.")] = False,
 ) -> None:
-    """Print accuracy (EM, F1), tool calls, tokens, cost, cost-of-pass and E3 per planner and budget."""
-    from .envs.report import category_table, render_rows, role_mismatches, summarize
+    """Print accuracy (with its 95% interval), EM, F1, tool calls, tokens, cost, cost-of-pass and E3 per
+    planner and budget; --compare A,B tells a difference from noise."""
+    from .envs.report import category_table, render_rows, role_mismatches, rows_as_dicts, summarize
     from .envs.report import paired as shared_tasks
     from .envs.results import ResultsFile
 
@@ -303,7 +310,13 @@ def report(
         if not records:
             raise _error(f"no task is finished in every cell of {results}")
     rows = summarize(records)
+    if as_json or as_csv:
+        _write_rows(rows_as_dicts(rows), as_json)
+        return
     out = _out()
+    if compare:
+        _print_comparison(out, records, compare, results)
+        return
     out.print(render_rows(rows))
     if not paired and len({r.n for r in rows}) > 1:
         out.print(
@@ -331,6 +344,33 @@ def report(
         except BudgetgraphError as exc:
             raise _error(exc) from None
         out.print(f"plot written to {escape(str(path))}")
+
+
+def _write_rows(data: list[dict[str, object]], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    import csv
+
+    fields = list(dict.fromkeys(k for row in data for k in row))
+    writer = csv.DictWriter(sys.stdout, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(data)
+
+
+def _print_comparison(out: Console, records: list[dict[str, object]], compare: str, results: Path) -> None:
+    from .envs.report import compare as compare_cells
+    from .envs.report import render_comparisons
+
+    names = [p.strip() for p in compare.split(",") if p.strip()]
+    if len(names) != 2:
+        raise _error(f"--compare takes two planners, e.g. --compare react,tracker (got {compare!r})")
+    found = compare_cells(records, names[0], names[1])
+    if not found:
+        raise _error(f"{results} has no budget where both {names[0]} and {names[1]} ran")
+    out.print(render_comparisons(found))
+    for model, budget, c in found:
+        out.print(f"{escape(model)} budget {escape(budget)}: {escape(c.verdict())}")
 
 
 def main() -> None:

@@ -9,15 +9,20 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any, TypeVar
 
+from .stats import Comparison, bootstrap_ci, compare_paired, standard_error
+
 _R = TypeVar("_R", bound=Mapping[str, Any])
 
 __all__ = [
     "Row",
     "category_table",
+    "compare",
+    "render_comparisons",
     "paired",
     "pareto_front",
     "render_rows",
     "role_mismatches",
+    "rows_as_dicts",
     "summarize",
 ]
 
@@ -38,6 +43,10 @@ class Row:
     cost: float
     errors: int
     extra: Mapping[str, float]
+    se: float = 0.0
+    """The standard error of the accuracy."""
+    ci: tuple[float, float] = (math.nan, math.nan)
+    """A 95% bootstrap interval of the accuracy."""
 
     @property
     def cost_of_pass(self) -> float:
@@ -87,13 +96,14 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
         usage = [r.get("usage") or {} for r in recs]
         scores = [r.get("scores") or {} for r in recs]
         extra_keys = sorted({k for s in scores for k in s} - {"correct", "em", "f1"})
+        correct = [float(s.get("correct", 0.0)) for s in scores]
         rows.append(
             Row(
                 model=model,
                 planner=planner,
                 budget=budget,
                 n=len(recs),
-                accuracy=fmean(float(s.get("correct", 0.0)) for s in scores),
+                accuracy=fmean(correct),
                 em=_mean(float(s["em"]) for s in scores if "em" in s),
                 f1=_mean(float(s["f1"]) for s in scores if "f1" in s),
                 tool_calls={
@@ -103,6 +113,8 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
                 cost=fmean(float(u.get("usd", 0.0)) for u in usage),
                 errors=sum(1 for r in recs if r.get("error")),
                 extra={k: fmean(float(s[k]) for s in scores if k in s) for k in extra_keys},
+                se=standard_error(correct),
+                ci=bootstrap_ci(correct),
             )
         )
     rows.sort(key=lambda r: (r.model, r.planner, _budget_order(r.budget)))
@@ -141,6 +153,7 @@ def render_rows(rows: Sequence[Row]) -> Any:
         "budget",
         "n",
         "acc",
+        "95% CI",
         "EM",
         "F1",
         *extra_keys,
@@ -165,6 +178,7 @@ def render_rows(rows: Sequence[Row]) -> Any:
             r.budget,
             str(r.n),
             _fmt(r.accuracy),
+            f"{r.ci[0]:.2f}-{r.ci[1]:.2f}",
             _fmt(r.em),
             _fmt(r.f1),
             *(_fmt(r.extra.get(k)) for k in extra_keys),
@@ -218,3 +232,71 @@ def role_mismatches(records: Iterable[Mapping[str, Any]]) -> list[str]:
                 bad.append(str(r.get("task_id")))
                 break
     return bad
+
+
+def rows_as_dicts(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """The summary rows as plain data (``report --json`` / ``--csv``)."""
+    out = []
+    for r in rows:
+        out.append(
+            {
+                "model": r.model,
+                "planner": r.planner,
+                "budget": r.budget,
+                "n": r.n,
+                "accuracy": r.accuracy,
+                "accuracy_se": r.se,
+                "accuracy_ci_low": r.ci[0],
+                "accuracy_ci_high": r.ci[1],
+                "em": r.em,
+                "f1": r.f1,
+                **{f"tool_calls.{k}": v for k, v in r.tool_calls.items()},
+                "tokens": r.tokens,
+                "cost_usd": r.cost,
+                "cost_of_pass_usd": None if math.isinf(r.cost_of_pass) else r.cost_of_pass,
+                "e3": r.e3,
+                "errors": r.errors,
+                **dict(r.extra),
+            }
+        )
+    return out
+
+
+def compare(records: Iterable[Mapping[str, Any]], a: str, b: str) -> list[tuple[str, str, Comparison]]:
+    """Planner ``b`` against ``a`` per (model, budget), paired on the tasks both finished."""
+    scores: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+    for r in records:
+        scores[_cell(r)][str(r["task_id"])] = float((r.get("scores") or {}).get("correct", 0.0))
+    out = []
+    for model, budget in sorted({(m, bu) for m, _, bu in scores}, key=lambda x: (x[0], _budget_order(x[1]))):
+        if (model, a, budget) in scores and (model, b, budget) in scores:
+            out.append(
+                (
+                    model,
+                    budget,
+                    compare_paired(scores[(model, a, budget)], scores[(model, b, budget)], (a, b)),
+                )
+            )
+    return out
+
+
+def render_comparisons(found: Sequence[tuple[str, str, Comparison]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="paired comparison (accuracy, B - A, on the tasks both finished)")
+    for h in ("model", "budget", "A", "B", "n", "B - A", "95% CI", "p", "B wins / loses", "verdict"):
+        table.add_column(h)
+    for model, budget, c in found:
+        table.add_row(
+            model,
+            budget,
+            c.a,
+            c.b,
+            str(c.n),
+            f"{c.difference:+.3f}",
+            f"{c.low:+.3f} to {c.high:+.3f}",
+            f"{c.p_value:.3f}",
+            f"{c.wins} / {c.losses}",
+            "within noise" if c.within_noise else ("B better" if c.difference > 0 else "A better"),
+        )
+    return table

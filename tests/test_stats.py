@@ -1,0 +1,79 @@
+"""Statistics of the report: standard errors, bootstrap intervals, the paired comparison, and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import MINI
+
+from budgetgraph.envs import EvalSpec, run_eval
+from budgetgraph.envs.stats import bootstrap_ci, compare_paired, standard_error
+
+
+def test_standard_error_and_a_seeded_bootstrap_interval():
+    values = [1.0] * 6 + [0.0] * 24  # accuracy 0.2 at n = 30
+    assert standard_error(values) == pytest.approx((0.2 * 0.8 / 29) ** 0.5 * (30 / 30) ** 0.5, rel=0.02)
+    low, high = bootstrap_ci(values)
+    assert low < 0.2 < high and 0.05 < low and high < 0.4
+    assert bootstrap_ci(values) == (low, high)  # seeded: the same report twice
+
+
+def test_a_paired_comparison_separates_a_real_difference_from_noise():
+    same = compare_paired(
+        {str(i): float(i % 2) for i in range(30)}, {str(i): float(i % 2) for i in range(30)}
+    )
+    assert same.difference == 0 and same.within_noise and same.p_value == 1.0
+    a = {str(i): 0.0 for i in range(20)}
+    b = {str(i): 1.0 if i < 15 else 0.0 for i in range(20)}
+    real = compare_paired(a, b, ("react", "tracker"))
+    assert real.difference == pytest.approx(0.75) and not real.within_noise and real.p_value < 0.001
+    assert "tracker is better" in real.verdict() and (real.wins, real.losses) == (15, 0)
+    one = compare_paired({"1": 0.0, "2": 1.0, "3": 0.0}, {"1": 1.0, "2": 1.0, "3": 0.0})
+    assert one.within_noise and one.p_value == pytest.approx(1.0)  # exact: 1 flip of 2 sign patterns
+    assert compare_paired({"1": 1.0}, {"2": 1.0}).n == 0  # no shared task
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stats") / "r.jsonl"
+    spec = EvalSpec(
+        env="hotpotqa",
+        env_options={"data": str(MINI)},
+        model="scripted",
+        planners=("react", "tracker"),
+        budgets=("1", "3"),
+        limit=16,
+    )
+    asyncio.run(run_eval(spec, out, progress=False))
+    return out
+
+
+def _report(out, *extra):
+    cmd = [sys.executable, "-m", "budgetgraph.cli", "report", str(out), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_report_compare_prints_the_paired_difference_with_its_interval(sweep):
+    proc = _report(sweep, "--compare", "react,tracker")
+    assert proc.returncode == 0, proc.stderr
+    assert "paired comparison" in proc.stdout and "95% CI" in proc.stdout
+    assert "budget 1:" in proc.stdout and ("within noise" in proc.stdout or "is better" in proc.stdout)
+    bad = _report(sweep, "--compare", "react")
+    assert bad.returncode == 2 and "two planners" in bad.stderr
+
+
+def test_report_json_and_csv(sweep):
+    rows = json.loads(_report(sweep, "--json").stdout)
+    assert (
+        len(rows) == 4
+        and {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "accuracy_se"} <= rows[0].keys()
+    )
+    assert all(r["accuracy_ci_low"] <= r["accuracy"] <= r["accuracy_ci_high"] for r in rows)
+    table = list(csv.DictReader(io.StringIO(_report(sweep, "--csv").stdout)))
+    assert len(table) == 4 and table[0]["planner"] == "react"
