@@ -217,6 +217,12 @@ def eval_(
         float, typer.Option(help="costplan: uniform share mixed into the model's MCTS prior (0 to 1).")
     ] = DEFAULT_PRIOR_MIX,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    extend: Annotated[
+        bool,
+        typer.Option(
+            "--extend", help="Add to --out even though it was written with another configuration (named)."
+        ),
+    ] = False,
 ) -> None:
     """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""
     import asyncio
@@ -254,7 +260,9 @@ def eval_(
             seed=seed,
             concurrency=concurrency,
         )
-        summary = asyncio.run(run_eval(spec, out, executor=executor, address=address, progress=progress))
+        summary = asyncio.run(
+            run_eval(spec, out, executor=executor, address=address, progress=progress, allow_changes=extend)
+        )
     except BudgetgraphError as exc:
         raise _error(exc) from None
     except KeyboardInterrupt:

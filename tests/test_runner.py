@@ -327,3 +327,24 @@ def test_an_unwritable_results_path_is_a_clear_error(tmp_path):
     not_a_folder.write_text("x")
     with pytest.raises(ConfigError, match="cannot write results"):
         asyncio.run(run_eval(_spec(limit=1, budgets=("1",)), not_a_folder / "r.jsonl", progress=False))
+
+
+def test_a_resume_with_another_configuration_is_refused_and_names_the_difference(tmp_path):
+    data = tmp_path / "q.jsonl"
+    data.write_text(MINI.read_text())
+    out = tmp_path / "r.jsonl"
+
+    def spec(max_tokens=256):
+        return _spec(env_options={"data": str(data), "max_tokens": max_tokens}, limit=2, budgets=("1",))
+
+    asyncio.run(run_eval(spec(), out, progress=False))
+    header = json.loads(out.read_text().splitlines()[0])
+    assert header["config"]["budgets"] == {"1": {"tool:search": 1, "tool:open": 1}}
+    assert len(header["config"]["files"]["data"]) == 64  # the data file's SHA-256
+    with pytest.raises(ConfigError, match=r"options.max_tokens: 256 -> 300.*--extend"):
+        asyncio.run(run_eval(spec(300), out, progress=False))
+    data.write_text(data.read_text().replace("Sunne", "Sunna", 1))
+    with pytest.raises(ConfigError, match=r"files.data"):
+        asyncio.run(run_eval(spec(), out, progress=False))
+    extended = asyncio.run(run_eval(spec(), out, progress=False, allow_changes=True))
+    assert extended.skipped == 4  # extended on purpose: the finished episodes stay

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import platform
 import random
 import re
@@ -193,7 +194,56 @@ class _Tally:
         return f"acc {self.correct / self.n:.2f}  mean cost ${self.cost / self.n:.4f}  errors {self.errors}"
 
 
-def _check_header(path: Path, old: Mapping[str, Any] | None, header: Mapping[str, Any]) -> None:
+def _digest(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's files in name order."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        digest.update(f.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+        with f.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sweep_config(spec: EvalSpec, env: Env, tasks: Sequence[Task]) -> dict[str, Any]:
+    """Everything that changes what an episode does, for the results header: the model, the environment's
+    options (max tokens, the prices file, ...), the content of every file they name, and what each budget
+    label expands to."""
+    files = {
+        key: _digest(Path(str(value)))
+        for key, value in spec.env_options.items()
+        if isinstance(value, str) and key in ("data", "corpus", "prices_file") and Path(value).exists()
+    }
+    budgets = {b: env.budget_for(tasks[0], b).to_dict() for b in spec.budgets} if tasks else {}
+    return {
+        "model": spec.model,
+        "options": _jsonable(dict(spec.env_options)),
+        "files": files,
+        "budgets": budgets,
+    }
+
+
+def _config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    changes = []
+    for key in ("model", "options", "files"):
+        if key in old and old[key] != new.get(key):
+            was, now = old[key], new.get(key)
+            if isinstance(was, dict) and isinstance(now, dict):
+                for k in sorted(set(was) | set(now)):
+                    if was.get(k) != now.get(k):
+                        changes.append(f"{key}.{k}: {was.get(k)!r} -> {now.get(k)!r}")
+            else:
+                changes.append(f"{key}: {was!r} -> {now!r}")
+    for label, limits in (old.get("budgets") or {}).items():
+        if label in new.get("budgets", {}) and new["budgets"][label] != limits:
+            changes.append(f"budget {label!r}: {limits} -> {new['budgets'][label]}")
+    return changes
+
+
+def _check_header(
+    path: Path, old: Mapping[str, Any] | None, header: Mapping[str, Any], allow_changes: bool = False
+) -> None:
     if old is None:
         return
     was, now = old.get("env_info", {}), header["env_info"]
@@ -201,6 +251,13 @@ def _check_header(path: Path, old: Mapping[str, Any] | None, header: Mapping[str
         raise ConfigError(
             f"{path} holds results of another environment or data ({was}, now {now}); "
             "use a different --out to start a new file"
+        )
+    changes = _config_changes(old.get("config") or {}, header.get("config") or {})
+    if changes and not allow_changes:
+        raise ConfigError(
+            f"{path} was written with another configuration, so its episodes would not compare with new ones: "
+            + "; ".join(changes)
+            + ". Use a new --out, or pass --extend to add to this file anyway"
         )
 
 
@@ -214,8 +271,10 @@ async def run_eval(
     address: str | None = None,
     progress: bool = True,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    allow_changes: bool = False,
 ) -> EvalSummary:
-    """Run every (task, planner, budget) cell not yet in ``out``; append each finished one at once."""
+    """Run every (task, planner, budget) cell not yet in ``out``; append each finished one at once. A file
+    written with another configuration is refused unless ``allow_changes``."""
     from .registry import make_env
 
     def default_env() -> Env:
@@ -233,7 +292,17 @@ async def run_eval(
     results = ResultsFile(out)
     with results.exclusive():
         return await _sweep(
-            spec, env, env_factory, model_factory, tasks, results, executor, address, progress, on_record
+            spec,
+            env,
+            env_factory,
+            model_factory,
+            tasks,
+            results,
+            executor,
+            address,
+            progress,
+            on_record,
+            allow_changes,
         )
 
 
@@ -248,15 +317,17 @@ async def _sweep(
     address: str | None,
     progress: bool,
     on_record: Callable[[dict[str, Any]], None] | None,
+    allow_changes: bool,
 ) -> EvalSummary:
     old_header, done = results.read()
     header = {
         "spec": _jsonable(asdict(spec)),
         "env_info": env.describe(),
+        "config": sweep_config(spec, env, tasks),
         "versions": _versions(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    _check_header(results.path, old_header, header)
+    _check_header(results.path, old_header, header, allow_changes)
     was = (old_header or {}).get("versions", {}).get("source")
     if was and was != header["versions"].get("source"):
         warnings.warn(
