@@ -123,6 +123,25 @@ def otel() -> str:
     return _versions("opentelemetry-api", "opentelemetry-sdk")
 
 
+def inspect() -> str:
+    import tempfile
+    from pathlib import Path
+
+    _mods("inspect_ai.log", "budgetgraph.envs.inspect_log")
+    from inspect_ai.log import read_eval_log
+
+    from budgetgraph.envs.inspect_log import write_inspect_logs
+
+    record = {"task_id": "t1", "planner": "react", "budget": "1", "model": "m", "gold": ["a"], "answer": "a"}
+    record |= {"scores": {"correct": 1.0}, "stop_reason": "answered", "usage": {}, "transcript": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        (path,) = write_inspect_logs({"env_info": {"env": "qa"}}, [record], Path(tmp))
+        log = read_eval_log(str(path))
+    if log.results is None or log.results.total_samples != 1:
+        raise ProbeFailed(f"inspect read back {log.results!r} for one sample")
+    return _versions("inspect-ai")
+
+
 def vllm() -> str:
     try:
         metadata.version("vllm")
@@ -156,6 +175,7 @@ PROBES: dict[str, Probe] = {
     "ray": ray,
     "plot": plot,
     "otel": otel,
+    "inspect": inspect,
     "vllm": vllm,
     "test": test,
     "lint": lint,

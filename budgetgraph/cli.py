@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -298,6 +298,10 @@ def report(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary rows as JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the summary rows as CSV.")] = False,
+    inspect_logs: Annotated[
+        Path | None,
+        typer.Option("--inspect", help="Also write inspect_ai eval logs (one per cell) into this folder."),
+    ] = None,
 ) -> None:
     """Print accuracy (with its 95% interval), EM, F1, tool calls, tokens, cost, cost-of-pass and E3 per
     planner and budget; --compare A,B tells a difference from noise."""
@@ -318,6 +322,17 @@ def report(
         if not records:
             raise _error(f"no task is finished in every cell of {results}")
     rows = summarize(records)
+    if inspect_logs is not None:
+        from .envs.inspect_log import write_inspect_logs
+
+        header, _ = ResultsFile(results).read()
+        try:
+            written = write_inspect_logs(header, records, inspect_logs)
+        except BudgetgraphError as exc:
+            raise _error(exc) from None
+        console.print(
+            f"{len(written)} inspect logs written to {escape(str(inspect_logs))} (inspect view --log-dir ...)"
+        )
     if as_json or as_csv:
         _write_rows(rows_as_dicts(rows), as_json)
         return
@@ -339,19 +354,36 @@ def report(
         verdict = "adds up" if not bad else f"does NOT add up in {len(bad)} episode(s): {', '.join(bad[:5])}"
         out.print(f"per-role usage (plan/act/verify/select/answer) {verdict} over {len(with_roles)} episodes")
     if plot:
-        from .envs.plot import plot_pareto
+        _plot(out, rows, plot, x)
 
-        axis = x
-        if axis == "cost" and all(r.cost == 0 for r in rows):
-            console.print(
-                "[yellow]every cost is 0 (free model and tools): plotting against tokens instead[/]"
-            )
-            axis = "tokens"
-        try:
-            path = plot_pareto(rows, plot, x=axis)
-        except BudgetgraphError as exc:
-            raise _error(exc) from None
-        out.print(f"plot written to {escape(str(path))}")
+
+def _plot(out: Console, rows: list[Any], plot: Path, x: str) -> None:
+    from .envs.plot import plot_pareto
+
+    axis = x
+    if axis == "cost" and all(r.cost == 0 for r in rows):
+        console.print("[yellow]every cost is 0 (free model and tools): plotting against tokens instead[/]")
+        axis = "tokens"
+    try:
+        path = plot_pareto(rows, plot, x=axis)
+    except BudgetgraphError as exc:
+        raise _error(exc) from None
+    out.print(f"plot written to {escape(str(path))}")
+
+
+def _write_inspect(results: Path, records: list[dict[str, object]], folder: Path) -> None:
+    from .envs.inspect_log import write_inspect_logs
+    from .envs.results import ResultsFile
+
+    header, _ = ResultsFile(results).read()
+    try:
+        written = write_inspect_logs(header, records, folder)
+    except BudgetgraphError as exc:
+        raise _error(exc) from None
+    where = escape(str(folder))
+    console.print(
+        f"{len(written)} inspect logs written to {where} (open them with: inspect view --log-dir {where})"
+    )
 
 
 def _write_rows(data: list[dict[str, object]], as_json: bool) -> None:

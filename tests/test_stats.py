@@ -77,3 +77,29 @@ def test_report_json_and_csv(sweep):
     assert all(r["accuracy_ci_low"] <= r["accuracy"] <= r["accuracy_ci_high"] for r in rows)
     table = list(csv.DictReader(io.StringIO(_report(sweep, "--csv").stdout)))
     assert len(table) == 4 and table[0]["planner"] == "react"
+
+
+def test_results_become_inspect_logs_that_inspect_reads(sweep, tmp_path):
+    pytest.importorskip("inspect_ai", reason="inspect logs need pip install 'budgetgraph[inspect]'")
+    from inspect_ai.log import read_eval_log
+
+    folder = tmp_path / "logs"
+    proc = _report(sweep, "--inspect", str(folder))
+    assert proc.returncode == 0 and "4 inspect logs written" in proc.stderr, proc.stderr
+    logs = sorted(folder.glob("*.eval"))
+    assert len(logs) == 4
+    log = read_eval_log(str(logs[0]))
+    assert (
+        log.status == "success"
+        and log.eval.solver in ("react", "tracker")
+        and log.eval.task == "budgetgraph/hotpotqa"
+    )
+    sample = log.samples[0]
+    assert sample.scores["correct"].value in (0.0, 1.0) and sample.metadata["tool_calls"]
+    assert sample.metadata["budget_limits"] and sample.model_usage["scripted"].total_tokens > 0
+    assert (
+        any(m.role == "tool" for m in sample.messages)
+        and log.results.scores[0].metrics["accuracy"].value >= 0
+    )
+    budget_stops = [s for s in log.samples if s.metadata["stop_reason"].startswith("budget_exhausted")]
+    assert all(s.limit is not None for s in budget_stops)

@@ -168,6 +168,7 @@ async def episode_record(
         "scores": scores if not error else {**scores, "correct": 0.0},
         "stop_reason": str(result.stop_reason),
         "error": error,
+        "limits": dict(result.ledger.get("limits") or {}),  # what the budget label expanded to
         "usage": result.usage.to_dict(),
         "wall_seconds": round(time.monotonic() - start, 3),
         "transcript": _transcript(result.messages),
