@@ -90,7 +90,7 @@ async def mcp_tools(
             command=target[0], args=list(target[1:]), env=dict(env) if env else None
         )
     async with _Connection(lambda: Client(target, read_timeout_seconds=timeout)) as conn:
-        listed = await conn.request("list_tools")
+        listed = await conn.send("list_tools")
         tools: list[Tool] = []
         for spec in listed.tools:
             if include is not None and spec.name not in include:
@@ -120,13 +120,13 @@ class _Connection:
             with suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._owner, 10)
 
-    async def request(self, method: str, *args: Any) -> Any:
+    async def send(self, method: str, *args: Any) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._jobs.put_nowait((method, args, future))
         return await future
 
     async def call(self, name: str, arguments: Mapping[str, Any]) -> Any:
-        return await self.request("call_tool", name, dict(arguments))
+        return await self.send("call_tool", name, dict(arguments))
 
     async def _serve(self) -> None:
         while True:
