@@ -277,9 +277,9 @@ def eval_(
     )
     _, records = ResultsFile(out).read()
     keep = set(spec.planners), set(spec.budgets)
-    _out().print(
-        render_rows(summarize(r for r in records if r["planner"] in keep[0] and r["budget"] in keep[1]))
-    )
+    shown = _out()
+    cells = summarize(r for r in records if r["planner"] in keep[0] and r["budget"] in keep[1])
+    shown.print(render_rows(cells, shown.width))
 
 
 @app.command()
@@ -340,7 +340,7 @@ def report(
     if compare:
         _print_comparison(out, records, compare, results)
         return
-    out.print(render_rows(rows))
+    out.print(render_rows(rows, out.width))
     if not paired and len({r.n for r in rows}) > 1:
         out.print(
             f"cells hold {min(r.n for r in rows)} to {max(r.n for r in rows)} episodes: "

@@ -103,3 +103,16 @@ def test_results_become_inspect_logs_that_inspect_reads(sweep, tmp_path):
     )
     budget_stops = [s for s in log.samples if s.metadata["stop_reason"].startswith("budget_exhausted")]
     assert all(s.limit is not None for s in budget_stops)
+
+
+def test_the_report_fits_80_columns(sweep):
+    from rich.console import Console
+
+    from budgetgraph.envs.report import render_rows, summarize
+
+    records = [json.loads(x) for x in sweep.read_text().splitlines() if '"episode"' in x]
+    console = Console(width=80, record=True)
+    console.print(render_rows(summarize(records), console.width))
+    text = console.export_text()
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
+    assert "tracker" in text and "95% CI" in text

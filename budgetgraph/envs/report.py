@@ -18,6 +18,7 @@ __all__ = [
     "category_table",
     "compare",
     "render_comparisons",
+    "render_compact",
     "paired",
     "pareto_front",
     "render_rows",
@@ -141,9 +142,49 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def render_rows(rows: Sequence[Row]) -> Any:
-    """A rich Table of the summary rows."""
+def render_compact(rows: Sequence[Row]) -> Any:
+    """The summary in 80 columns: the cell, accuracy with its interval, tool units, tokens, cost, cost-of-pass
+    (``--json`` or a wide terminal has every column)."""
     from rich.table import Table
+
+    models = {r.model for r in rows}
+    table = Table(title="accuracy vs unified cost", show_lines=False, padding=(0, 1))
+    heads = ([] if len(models) == 1 else ["model"]) + [
+        "planner",
+        "B",
+        "n",
+        "acc",
+        "95% CI",
+        "tools",
+        "tokens",
+        "cost $",
+        "$/pass",
+    ]
+    for h in heads:
+        table.add_column(h, justify="left" if h in ("model", "planner", "B") else "right", no_wrap=True)
+    for r in rows:
+        cells = [] if len(models) == 1 else [r.model]
+        table.add_row(
+            *cells,
+            r.planner,
+            r.budget,
+            str(r.n),
+            _fmt(r.accuracy),
+            f"{r.ci[0]:.2f}-{r.ci[1]:.2f}",
+            f"{sum(r.tool_calls.values()):.1f}",
+            f"{r.tokens:.0f}",
+            _fmt(r.cost, 4),
+            _fmt(r.cost_of_pass, 4),
+        )
+    return table
+
+
+def render_rows(rows: Sequence[Row], width: int | None = None) -> Any:
+    """A rich Table of the summary rows (the compact one when ``width`` is under 120 columns)."""
+    from rich.table import Table
+
+    if width is not None and width < 120:
+        return render_compact(rows)
 
     table = Table(title="accuracy vs unified cost", show_lines=False)
     extra_keys = sorted({k for r in rows for k in r.extra})
