@@ -8,8 +8,9 @@ A resumed run in a new process rebuilds it from the checkpointed ledger snapshot
 
 from __future__ import annotations
 
+import typing
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,9 @@ class RunContext:
     contexts in async nodes)."""
 
     run: MeteredRun | None = None
-    events: Callable[[Any], None] | None = None
+    events: typing.Callable[[Any], None] | None = None
+    """Where events go. Spelled ``typing.Callable``: on Python 3.10 LangGraph's scan of the context's types
+    takes ``collections.abc.Callable[...]`` for a class and fails (``issubclass() arg 1 must be a class``)."""
 
 
 def resolve_run(state: Any, runtime: Runtime[Any] | None, make: Any) -> MeteredRun:
@@ -61,7 +64,7 @@ def forget(run: MeteredRun) -> None:
     _LIVE.pop(run.id, None)
 
 
-def sink(runtime: Runtime[Any] | None) -> Callable[[Any], None] | None:
+def sink(runtime: Runtime[Any] | None) -> typing.Callable[[Any], None] | None:
     """Where this run's events go, or None when nobody streams it."""
     ctx = getattr(runtime, "context", None) if runtime is not None else None
     return ctx.events if isinstance(ctx, RunContext) else None

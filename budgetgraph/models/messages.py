@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
@@ -28,7 +29,9 @@ class ToolCall:
 
     id: str
     name: str
-    arguments: Mapping[str, Any]
+    arguments: typing.Mapping[str, Any]
+    """Spelled ``typing.Mapping``: on Python 3.10 LangGraph's scan of the state's types takes
+    ``collections.abc.Mapping[...]`` for a class and fails (``issubclass() arg 1 must be a class``)."""
     error: str | None = None
 
 
@@ -65,7 +68,7 @@ class ToolSchema:
 
     name: str
     description: str
-    parameters: Mapping[str, Any]
+    parameters: typing.Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
