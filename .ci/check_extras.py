@@ -142,6 +142,46 @@ def inspect() -> str:
     return _versions("inspect-ai")
 
 
+def redis() -> str:
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    _mods("redis", "budgetgraph.budget.redis_store")
+    from budgetgraph import RedisBudgetStore
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return "imports only (no redis-server here); " + _versions("redis")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([binary, "--port", str(port), "--save", ""], stdout=subprocess.DEVNULL)
+    try:
+        store = RedisBudgetStore(f"redis://127.0.0.1:{port}/0", prefix="probe")
+        account = store.account("probe", "tokens=10")
+        for _ in range(100):
+            try:
+                grant = account.try_reserve({"total_tokens": 4})
+                break
+            except Exception:
+                time.sleep(0.05)
+        else:
+            raise ProbeFailed("redis-server did not answer")
+        account.commit(grant, {"total_tokens": 3})  # type: ignore[arg-type]
+        if account.usage().spent != {"total_tokens": 3}:
+            raise ProbeFailed(f"redis store read back {account.usage()!r}")
+    finally:
+        server.terminate()
+    return _versions("redis")
+
+
+def app() -> str:
+    _mods("fastapi", "budgetgraph.agents.sse")
+    return _versions("fastapi")
+
+
 def vllm() -> str:
     try:
         metadata.version("vllm")
@@ -175,6 +215,8 @@ PROBES: dict[str, Probe] = {
     "ray": ray,
     "plot": plot,
     "otel": otel,
+    "redis": redis,
+    "app": app,
     "inspect": inspect,
     "vllm": vllm,
     "test": test,

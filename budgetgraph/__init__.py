@@ -1,8 +1,18 @@
 """budgetgraph: budget-aware, tool-using LLM agents on LangGraph with an exact, live ledger."""
 
 from .agents import Agent, RunResult, StopReason
-from .budget import Budget, Ledger, ModelPrice, PriceTable, Usage
+from .budget import (
+    Account,
+    Budget,
+    Ledger,
+    ModelPrice,
+    PriceTable,
+    RedisBudgetStore,
+    SQLiteBudgetStore,
+    Usage,
+)
 from .errors import (
+    AccountExceeded,
     BudgetExceeded,
     BudgetExhausted,
     BudgetgraphError,
@@ -19,6 +29,8 @@ from .tools import Corpus, Tool, tool
 __version__ = "0.1.0"
 
 __all__ = [
+    "Account",
+    "AccountExceeded",
     "Agent",
     "Budget",
     "BudgetExceeded",
@@ -33,7 +45,9 @@ __all__ = [
     "ModelPrice",
     "PriceError",
     "PriceTable",
+    "RedisBudgetStore",
     "RunResult",
+    "SQLiteBudgetStore",
     "ScriptedModel",
     "StopReason",
     "Tool",

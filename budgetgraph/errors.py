@@ -5,8 +5,10 @@ BudgetgraphError
 │   ├── MissingExtra     an optional dependency is not installed (names the pip command)
 │   └── PriceError       a dollar cap is set and a model or tool has no known price
 ├── BudgetExceeded       a reservation does not fit a cap (resource, requested, remaining)
+│   ├── AccountExceeded  ... a cap of a budget store's account (user, tenant, key) over its window
 │   ├── BudgetExhausted  a run stopped on a budget with on_exhausted="raise" (carries the partial result)
 │   └── DeadlineExceeded the seconds cap cut a call short (what it used is charged)
+├── BudgetStoreError     a budget store could not be read or written (the call is not made)
 ├── Overrun              a backend reported more than was reserved: the truth is committed, the run stops
 ├── ModelError           a model backend failed after its retries (names the backend and what to check)
 └── ToolCallError        a tool call was malformed, raised or timed out (shown to the model, never fatal)
@@ -18,7 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AccountExceeded",
     "BudgetExceeded",
+    "BudgetStoreError",
     "BudgetExhausted",
     "BudgetgraphError",
     "ConfigError",
@@ -67,6 +71,26 @@ class BudgetExceeded(BudgetgraphError):
         self.requested = requested
         self.remaining = remaining
         self.limit = limit
+
+
+class AccountExceeded(BudgetExceeded):
+    """A reservation does not fit what an account of a budget store has left in its current window."""
+
+    def __init__(
+        self, resource: str, requested: Any, remaining: Any, limit: Any, *, account: str, window: str
+    ) -> None:
+        BudgetgraphError.__init__(
+            self,
+            f"budget for {resource} of account {account!r} ({window}) exhausted: needs {requested}, "
+            f"{remaining} remaining of {limit}",
+        )
+        self.resource, self.requested, self.remaining, self.limit = resource, requested, remaining, limit
+        self.account = account
+        self.window = window
+
+
+class BudgetStoreError(BudgetgraphError):
+    """A budget store failed (database locked for too long, Redis unreachable): the call is not made."""
 
 
 class BudgetExhausted(BudgetgraphError):

@@ -57,3 +57,67 @@ def mini_rows() -> list[dict]:
 def mini_corpus(mini_rows, tmp_path_factory):
     """The paragraphs of the 16 made-up questions: always there."""
     return _corpus(mini_rows, "multihop_mini", tmp_path_factory.mktemp("corpora"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real Redis server (Debian's redis-server) on a free loopback port, for this test session. Where none is
+    installed the tests skip, unless BUDGETGRAPH_REQUIRE_REDIS=1 (CI sets it) makes that a failure."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    pytest.importorskip(
+        "redis", reason="the redis client is not installed (pip install 'budgetgraph[redis]')"
+    )
+    binary = shutil.which("redis-server")
+    if binary is None:
+        reason = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("BUDGETGRAPH_REQUIRE_REDIS") == "1":
+            pytest.fail(reason + " and BUDGETGRAPH_REQUIRE_REDIS=1")
+        pytest.skip(reason)
+    import redis
+
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail(f"redis-server did not answer on port {port}")
+    yield url
+    client.close()
+    proc.terminate()
+    proc.wait(timeout=10)

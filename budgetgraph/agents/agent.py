@@ -15,6 +15,7 @@ from ..budget.block import REGIME_POLICY, RegimePolicy
 from ..budget.ledger import Ledger, Usage
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
+from ..budget.store import Account
 from ..errors import BudgetExhausted, ConfigError
 from ..meter import MeteredRun
 from ..models.base import ChatModel
@@ -208,21 +209,25 @@ class Agent:
         # with a checkpointer, each step's checkpoint is written before the next starts (at most once)
         return {"durability": "sync"} if self.checkpointer is not None else {}
 
-    async def _ledger_for(self, thread_id: str, ledger: Ledger | None) -> Ledger:
+    async def _ledger_for(self, thread_id: str, ledger: Ledger | None, account: Account | None) -> Ledger:
         if ledger is not None:
+            if account is not None:
+                if ledger.account is not None and ledger.account is not account:
+                    raise ConfigError("the ledger passed already has an account: pass one or the other")
+                ledger.account = account
             return ledger
         if self.budget_scope == "thread":
             snapshot = await self.graph.aget_state(self._config(thread_id))
             saved = (snapshot.values or {}).get("ledger")
             if saved:
-                return Ledger.from_snapshot(saved)
-        return Ledger(self.budget)
+                return Ledger.from_snapshot(saved, account=account)
+        return Ledger(self.budget, account=account)
 
     async def _start(
-        self, question: str, thread_id: str | None, ledger: Ledger | None
+        self, question: str, thread_id: str | None, ledger: Ledger | None, account: Account | None = None
     ) -> tuple[AgentState, RunnableConfig, MeteredRun]:
         tid = thread_id or uuid.uuid4().hex
-        run = self.config.new_run(await self._ledger_for(tid, ledger))
+        run = self.config.new_run(await self._ledger_for(tid, ledger, account))
         state: AgentState = {
             "messages": [Message.user(question)],
             "ledger": run.ledger.snapshot(),
@@ -236,10 +241,16 @@ class Agent:
         return state, self._config(tid), run
 
     async def arun(
-        self, question: str, *, thread_id: str | None = None, ledger: Ledger | None = None
+        self,
+        question: str,
+        *,
+        thread_id: str | None = None,
+        ledger: Ledger | None = None,
+        account: Account | None = None,
     ) -> RunResult:
-        """Run one question to its end. ``ledger`` lets a parent pass a child ledger."""
-        state, config, run = await self._start(question, thread_id, ledger)
+        """Run one question to its end. ``ledger`` lets a parent pass a child ledger; ``account`` (from a
+        budget store) makes the run also spend from a budget shared across runs, processes and machines."""
+        state, config, run = await self._start(question, thread_id, ledger, account)
         attrs = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": f"budgetgraph.{self.planner}",
@@ -263,7 +274,7 @@ class Agent:
             )
         return result
 
-    async def aresume(self, thread_id: str) -> RunResult:
+    async def aresume(self, thread_id: str, *, account: Account | None = None) -> RunResult:
         """Continue a checkpointed run (after an interrupt or a crash) from what was really spent; a tool call
         that was in flight counts as spent and is not run again unless its tool is idempotent."""
         if self.checkpointer is None:
@@ -272,24 +283,28 @@ class Agent:
         snapshot = await self.graph.aget_state(config)
         if not snapshot.values:
             raise ConfigError(f"no checkpoint for thread {thread_id!r}")
-        run = self.config.new_run(Ledger.from_snapshot(snapshot.values.get("ledger") or {}))
+        run = self.config.new_run(Ledger.from_snapshot(snapshot.values.get("ledger") or {}, account=account))
         run.id = snapshot.values.get("run_id") or run.id
         final = await self.graph.ainvoke(None, config, context=RunContext(run=run), **self._kwargs())
         return self._result(final, run.ledger, config)
 
-    def run(self, question: str, *, thread_id: str | None = None) -> RunResult:
+    def run(
+        self, question: str, *, thread_id: str | None = None, account: Account | None = None
+    ) -> RunResult:
         """Synchronous :meth:`arun` (not from inside a running event loop: use ``await agent.arun``)."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.arun(question, thread_id=thread_id))
+            return asyncio.run(self.arun(question, thread_id=thread_id, account=account))
         raise RuntimeError("Agent.run() was called inside an event loop; use 'await agent.arun(...)'")
 
-    async def astream(self, question: str, *, thread_id: str | None = None) -> AsyncIterator[AgentEvent]:
+    async def astream(
+        self, question: str, *, thread_id: str | None = None, account: Account | None = None
+    ) -> AsyncIterator[AgentEvent]:
         """Typed events as the run goes: text deltas (streaming backends), model turns, tool calls started and
         finished (with the units and cost charged), budget updates, verifier decisions, the final answer. It
         runs the same graph as :meth:`arun`, with the same accounting."""
-        state, config, run = await self._start(question, thread_id, None)
+        state, config, run = await self._start(question, thread_id, None, account)
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         context = RunContext(run=run, events=lambda event: queue.put_nowait(("event", event)))
 

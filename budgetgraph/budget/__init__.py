@@ -1,12 +1,25 @@
-"""Budgets, the exact ledger, prices and unified cost, and the budget block the model sees."""
+"""Budgets, the exact ledger, budget stores that span runs, prices and unified cost, and the budget block the
+model sees."""
 
 from .block import GENERIC_POLICY, REGIME_POLICY, RegimePolicy, render_budget_block, render_policy
 from .ledger import Ledger, Regime, Reservation, Usage, regime_of
 from .limits import RESOURCES, Amount, Budget, tool_key
 from .prices import FREE, ModelPrice, PriceTable, Pricing, builtin_price, max_output_within
+from .redis_store import RedisBudgetStore
+from .sqlite_store import SQLiteBudgetStore
+from .store import WINDOWS, Account, AccountUsage, BudgetStore, Grant, Window, window_bucket
 
 __all__ = [
     "FREE",
+    "WINDOWS",
+    "Account",
+    "AccountUsage",
+    "BudgetStore",
+    "Grant",
+    "RedisBudgetStore",
+    "SQLiteBudgetStore",
+    "Window",
+    "window_bucket",
     "GENERIC_POLICY",
     "REGIME_POLICY",
     "RegimePolicy",

@@ -9,20 +9,25 @@ caps bound it, and whatever it does not use simply stays with the parent.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BudgetExceeded
 from .limits import TOOL_PREFIX, Amount, Budget, tool_key
+
+if TYPE_CHECKING:
+    from .store import Account, Grant
 
 __all__ = ["Ledger", "Regime", "Reservation", "Usage", "regime_of"]
 
 Regime = Literal["HIGH", "MEDIUM", "LOW", "CRITICAL"]
 _ids = itertools.count(1)
+_log = logging.getLogger(__name__)
 
 
 def regime_of(fraction: float | None) -> Regime:
@@ -60,6 +65,8 @@ class Reservation:
     amounts: Mapping[str, Amount]
     role: str | None = None
     parent: Reservation | None = None
+    grant: Grant | None = None
+    """The part held in a budget store's account, when the ledger has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +114,12 @@ class Ledger:
         *,
         parent: Ledger | None = None,
         clock: Callable[[], float] = time.monotonic,
+        account: Account | None = None,
     ) -> None:
         self.budget = budget or Budget()
         self.parent = parent
+        self.account = account
+        """A budget store's account this ledger also reserves through (spend shared across runs)."""
         self._limits: dict[str, Any] = self.budget.limits()
         # Any: a key always holds one numeric type (Decimal for usd, float for seconds, int otherwise)
         self._spent: dict[str, Any] = {}
@@ -145,7 +155,13 @@ class Ledger:
             up = self.parent.remaining(key)
             if up is not None and (own is None or up < own):
                 own = up
-        return own
+        return self._account_bound(key, own)
+
+    def _account_bound(self, key: str, own: Any) -> Any:
+        if self.account is None or not self.account.caps(key):
+            return own
+        left = self.account.available(key)
+        return left if own is None or (left is not None and left < own) else own
 
     def available(self, key: str, *, use_hold: bool = False) -> Any:
         """What one more reservation of ``key`` could take now: what :meth:`try_reserve` would admit, up the
@@ -161,11 +177,15 @@ class Ledger:
             up = self.parent.available(key, use_hold=False)
             if up is not None and (own is None or up < own):
                 own = up
-        return own
+        return self._account_bound(key, own)
 
     def caps(self, key: str) -> bool:
         """Whether this ledger or one of its parents caps ``key``."""
-        return key in self._limits or (self.parent is not None and self.parent.caps(key))
+        return (
+            key in self._limits
+            or (self.parent is not None and self.parent.caps(key))
+            or (self.account is not None and self.account.caps(key))
+        )
 
     def fraction_remaining(self, key: str) -> float | None:
         limit = self._limits.get(key)
@@ -179,8 +199,14 @@ class Ledger:
         return list(self._limits)
 
     def regime(self) -> Regime:
-        """The regime of the scarcest capped resource."""
+        """The regime of the scarcest capped resource (an account's caps included)."""
         fractions = [f for k in self._limits if (f := self.fraction_remaining(k)) is not None]
+        if self.account is not None:
+            usage = self.account.usage()
+            for key, limit in self.account.limits.items():
+                left = usage.remaining(key)
+                if left is not None:
+                    fractions.append(1.0 if not limit else float(left) / float(limit))
         return regime_of(min(fractions) if fractions else None)
 
     def tool_remaining(self, name: str) -> int | None:
@@ -229,7 +255,24 @@ class Ledger:
     def try_reserve(
         self, amounts: Mapping[str, Amount], *, role: str | None = None, use_hold: bool = False
     ) -> Reservation | BudgetExceeded:
-        """Reserve atomically, or return the refusal (which resource, requested, remaining)."""
+        """Reserve atomically, or return the refusal (which resource, requested, remaining). With an account,
+        the store takes its part too; a store refusal undoes the local reservation."""
+        local = self._try_reserve_local(amounts, role=role, use_hold=use_hold)
+        if self.account is None or isinstance(local, BudgetExceeded):
+            return local
+        try:
+            grant = self.account.try_reserve(amounts)
+        except BaseException:
+            self.refund(local)
+            raise
+        if isinstance(grant, BudgetExceeded):
+            self.refund(local)
+            return grant
+        return Reservation(local.id, local.amounts, local.role, local.parent, grant)
+
+    def _try_reserve_local(
+        self, amounts: Mapping[str, Amount], *, role: str | None, use_hold: bool
+    ) -> Reservation | BudgetExceeded:
         with self._lock:
             refusal = self._refusal(amounts, use_hold)
             if refusal is not None:
@@ -272,6 +315,14 @@ class Ledger:
                     row[key] += int(used.get(key, 0))
         if self.parent is not None and reservation.parent is not None:
             self.parent.commit(reservation.parent, used)
+        if self.account is not None and reservation.grant is not None:
+            if not self.account.commit(reservation.grant, used):
+                _log.warning(
+                    "account %r: a call committed after its %.0f s lease had expired; its spend is recorded, "
+                    "but others may have reserved that room meanwhile (raise lease_s above your longest call)",
+                    self.account.key,
+                    self.account.lease_s,
+                )
 
     def refund(self, reservation: Reservation) -> None:
         """Release a reservation whose call did not run."""
@@ -279,6 +330,8 @@ class Ledger:
             self._release(reservation)
         if self.parent is not None and reservation.parent is not None:
             self.parent.refund(reservation.parent)
+        if self.account is not None and reservation.grant is not None:
+            self.account.release(reservation.grant)
 
     def _release(self, reservation: Reservation) -> None:
         for key, amount in reservation.amounts.items():
@@ -304,11 +357,18 @@ class Ledger:
             }
 
     @classmethod
-    def from_snapshot(cls, data: Mapping[str, Any], *, clock: Callable[[], float] = time.monotonic) -> Ledger:
+    def from_snapshot(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        account: Account | None = None,
+    ) -> Ledger:
         """Rebuild a ledger that continues from what was really spent; what was in flight when the snapshot was
-        taken counts as spent (the call may have happened: at most once, never twice)."""
+        taken counts as spent (the call may have happened: at most once, never twice). An account is not part
+        of the snapshot (its figures live in its store): pass it again."""
         limits = {k: _restore(k, v) for k, v in data.get("limits", {}).items()}
-        ledger = cls(Budget.from_limits(limits), clock=clock)
+        ledger = cls(Budget.from_limits(limits), clock=clock, account=account)
         ledger._spent = {k: _restore(k, v) for k, v in data.get("spent", {}).items()}
         for k, v in data.get("reserved", {}).items():
             ledger._spent[k] = ledger._spent.get(k, _zero(k)) + _restore(k, v)

@@ -1,0 +1,172 @@
+"""The fleet budget store: Redis, one Lua script per operation (Redis runs a script atomically).
+
+Each key's window lives in four Redis keys sharing one hash tag (one cluster slot): spent units, live
+reserved units, each reservation's amounts, and the reservations' lease deadlines (Redis's own clock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .._extras import require
+from ..errors import BudgetStoreError
+from .store import BudgetStore
+
+__all__ = ["RedisBudgetStore"]
+
+# KEYS: spent, reserved, held (id -> "res=units;..."), leases (zset id -> deadline ms)
+_PURGE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
+  local enc = redis.call('HGET', KEYS[3], id)
+  if enc then
+    for res, amt in string.gmatch(enc, '([^=;]+)=(%d+)') do
+      redis.call('HINCRBY', KEYS[2], res, -tonumber(amt))
+    end
+    redis.call('HDEL', KEYS[3], id)
+  end
+  redis.call('ZREM', KEYS[4], id)
+end
+"""
+_EXPIRE = """
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end end
+"""
+_RESERVE = (
+    _PURGE
+    + """
+local n = tonumber(ARGV[4])
+for i = 0, n - 1 do
+  local res, amt, lim = ARGV[5 + 3 * i], tonumber(ARGV[6 + 3 * i]), tonumber(ARGV[7 + 3 * i])
+  if lim >= 0 and amt > 0 then
+    local used = tonumber(redis.call('HGET', KEYS[1], res) or '0') + tonumber(redis.call('HGET', KEYS[2], res) or '0')
+    if used + amt > lim then return {0, res, string.format('%d', math.max(lim - used, 0))} end
+  end
+end
+local parts = {}
+for i = 0, n - 1 do
+  local res, amt = ARGV[5 + 3 * i], ARGV[6 + 3 * i]
+  if tonumber(amt) > 0 then
+    redis.call('HINCRBY', KEYS[2], res, amt)
+    parts[#parts + 1] = res .. '=' .. amt
+  end
+end
+redis.call('HSET', KEYS[3], ARGV[1], table.concat(parts, ';'))
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[1])
+"""
+    + _EXPIRE
+    + "return {1}\n"
+)
+_DROP = """
+local enc = redis.call('HGET', KEYS[3], ARGV[1])
+local live = 0
+if enc then
+  live = 1
+  for res, amt in string.gmatch(enc, '([^=;]+)=(%d+)') do
+    redis.call('HINCRBY', KEYS[2], res, -tonumber(amt))
+  end
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[4], ARGV[1])
+end
+"""
+_COMMIT = (
+    _PURGE
+    + _DROP
+    + """
+for i = 3, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+"""
+    + _EXPIRE
+    + "return live\n"
+)
+_RELEASE = _DROP + "return live\n"
+_TOTALS = _PURGE + "return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}\n"
+
+
+class RedisBudgetStore(BudgetStore):
+    """Budget accounts in Redis, for processes on many machines. ``url`` is a redis:// URL."""
+
+    def __init__(
+        self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "budgetgraph", client: Any = None
+    ):
+        redis = require("redis", "redis")
+        self.url = url
+        self.prefix = prefix
+        self._redis = client if client is not None else redis.Redis.from_url(url, socket_timeout=10)
+        self._scripts = {
+            name: self._redis.register_script(body)
+            for name, body in (
+                ("reserve", _RESERVE),
+                ("commit", _COMMIT),
+                ("release", _RELEASE),
+                ("totals", _TOTALS),
+            )
+        }
+        self._error = redis.RedisError
+
+    def _keys(self, key: str, bucket: str) -> list[str]:
+        tag = f"{self.prefix}:{{{key}|{bucket}}}"
+        return [f"{tag}:spent", f"{tag}:reserved", f"{tag}:held", f"{tag}:leases"]
+
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return self._scripts[name](keys=keys, args=args)
+        except self._error as exc:
+            raise BudgetStoreError(
+                f"budget store {self.url}: {exc}; the call was not made (is the Redis server up and reachable?)"
+            ) from exc
+
+    def _reserve(
+        self,
+        key: str,
+        bucket: str,
+        rid: str,
+        amounts: Mapping[str, int],
+        limits: Mapping[str, int],
+        lease_s: float,
+        ttl_s: float | None,
+    ) -> tuple[str, int] | None:
+        args: list[Any] = [rid, _ttl(ttl_s), int(lease_s * 1000), len(amounts)]
+        for resource, amount in amounts.items():
+            args += [resource, amount, limits.get(resource, -1)]
+        out = self._run("reserve", self._keys(key, bucket), args)
+        if int(out[0]) == 1:
+            return None
+        return _text(out[1]), int(out[2])
+
+    def _commit(
+        self, key: str, bucket: str, rid: str, actual: Mapping[str, int], ttl_s: float | None
+    ) -> bool:
+        args: list[Any] = [rid, _ttl(ttl_s)]
+        for resource, amount in actual.items():
+            if amount:
+                args += [resource, amount]
+        return int(self._run("commit", self._keys(key, bucket), args)) == 1
+
+    def _release(self, key: str, bucket: str, rid: str) -> None:
+        self._run("release", self._keys(key, bucket), [rid])
+
+    def _totals(self, key: str, bucket: str) -> tuple[dict[str, int], dict[str, int]]:
+        spent, reserved = self._run("totals", self._keys(key, bucket), [])
+        return _pairs(spent), _pairs(reserved)
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def __repr__(self) -> str:
+        return f"RedisBudgetStore({self.url!r}, prefix={self.prefix!r})"
+
+
+def _ttl(seconds: float | None) -> int:
+    return 0 if seconds is None else max(int(seconds), 1)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(flat: list[Any]) -> dict[str, int]:
+    return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}

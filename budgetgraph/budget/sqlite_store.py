@@ -1,0 +1,162 @@
+"""The embedded budget store: one SQLite file (WAL) shared by every process on a machine.
+
+Each reserve, commit and release is one ``BEGIN IMMEDIATE`` transaction, so processes take turns on the
+write lock and a check-and-reserve can never interleave with another.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import BudgetStoreError
+from .store import BudgetStore
+
+__all__ = ["SQLiteBudgetStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spent (
+    key TEXT NOT NULL, bucket TEXT NOT NULL, resource TEXT NOT NULL, amount INTEGER NOT NULL,
+    expires REAL, PRIMARY KEY (key, bucket, resource)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS held (
+    id TEXT NOT NULL, key TEXT NOT NULL, bucket TEXT NOT NULL, resource TEXT NOT NULL,
+    amount INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (id, resource)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS held_by_key ON held (key, bucket, expires);
+"""
+_MARK = ""  # a grant that holds nothing still gets a row, so a late commit can be told from an early one
+
+
+class SQLiteBudgetStore(BudgetStore):
+    """Budget accounts in one SQLite file; ``timeout`` is how long to wait for another process's write."""
+
+    def __init__(
+        self, path: str | Path, *, timeout: float = 30.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a committed spend survives a power cut
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise BudgetStoreError(
+                f"budget store {self.path}: cannot open it ({exc}); check the path is a writable SQLite file"
+            ) from exc
+
+    def _tx(self, body: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    result = body(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return result
+            except sqlite3.Error as exc:
+                raise BudgetStoreError(
+                    f"budget store {self.path}: {exc}; the call was not made (another process may hold the "
+                    "write lock longer than the timeout, or the file is not a budget store)"
+                ) from exc
+
+    def _purge(self, db: sqlite3.Connection, key: str, bucket: str) -> None:
+        db.execute(
+            "DELETE FROM held WHERE key = ? AND bucket = ? AND expires <= ?", (key, bucket, self._clock())
+        )
+
+    def _sums(self, db: sqlite3.Connection, key: str, bucket: str) -> tuple[dict[str, int], dict[str, int]]:
+        spent = dict(
+            db.execute("SELECT resource, amount FROM spent WHERE key = ? AND bucket = ?", (key, bucket))
+        )
+        reserved = dict(
+            db.execute(
+                "SELECT resource, SUM(amount) FROM held WHERE key = ? AND bucket = ? AND resource != ? "
+                "AND expires > ? GROUP BY resource",
+                (key, bucket, _MARK, self._clock()),
+            )
+        )
+        return spent, reserved
+
+    def _reserve(
+        self,
+        key: str,
+        bucket: str,
+        rid: str,
+        amounts: Mapping[str, int],
+        limits: Mapping[str, int],
+        lease_s: float,
+        ttl_s: float | None,
+    ) -> tuple[str, int] | None:
+        def body(db: sqlite3.Connection) -> tuple[str, int] | None:
+            self._purge(db, key, bucket)
+            spent, reserved = self._sums(db, key, bucket)
+            for resource, amount in amounts.items():
+                limit = limits.get(resource)
+                if limit is None or amount <= 0:
+                    continue
+                left = limit - spent.get(resource, 0) - reserved.get(resource, 0)
+                if amount > left:
+                    return resource, max(left, 0)
+            expires = self._clock() + lease_s
+            rows = [(rid, key, bucket, r, a, expires) for r, a in amounts.items() if a > 0]
+            rows.append((rid, key, bucket, _MARK, 0, expires))
+            db.executemany("INSERT INTO held VALUES (?, ?, ?, ?, ?, ?)", rows)
+            return None
+
+        return self._tx(body)
+
+    def _commit(
+        self, key: str, bucket: str, rid: str, actual: Mapping[str, int], ttl_s: float | None
+    ) -> bool:
+        def body(db: sqlite3.Connection) -> bool:
+            live = db.execute(
+                "SELECT 1 FROM held WHERE id = ? AND resource = ? AND expires > ?",
+                (rid, _MARK, self._clock()),
+            ).fetchone()
+            db.execute("DELETE FROM held WHERE id = ?", (rid,))
+            expires = None if ttl_s is None else self._clock() + ttl_s
+            db.executemany(
+                "INSERT INTO spent VALUES (?, ?, ?, ?, ?) ON CONFLICT (key, bucket, resource) "
+                "DO UPDATE SET amount = amount + excluded.amount, expires = excluded.expires",
+                [(key, bucket, r, a, expires) for r, a in actual.items() if a],
+            )
+            return live is not None
+
+        return self._tx(body)
+
+    def _release(self, key: str, bucket: str, rid: str) -> None:
+        self._tx(lambda db: db.execute("DELETE FROM held WHERE id = ?", (rid,)))
+
+    def _totals(self, key: str, bucket: str) -> tuple[dict[str, int], dict[str, int]]:
+        return self._tx(lambda db: self._sums(db, key, bucket), write=False)
+
+    def prune(self) -> int:
+        """Delete the figures of windows past their keep-until time; returns how many rows went."""
+        now = self._clock()
+        return self._tx(
+            lambda db: (
+                db.execute("DELETE FROM spent WHERE expires IS NOT NULL AND expires <= ?", (now,)).rowcount
+                + db.execute("DELETE FROM held WHERE expires <= ?", (now,)).rowcount
+            )
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteBudgetStore({str(self.path)!r})"

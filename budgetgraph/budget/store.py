@@ -1,0 +1,262 @@
+"""Budget stores: caps that outlive a run, shared by processes and machines, scoped by a key the app chooses
+(user, tenant, API key, conversation) over a window (minute, hour, day, month or total).
+
+A run's ledger reserves through its :class:`Account` exactly as it reserves through a parent ledger: the
+store checks and takes the reservation atomically, so any number of processes sharing a key never overshoot
+it, and a reservation that is never committed (its process died) expires after its lease.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import ROUND_CEILING, Decimal
+from typing import Any, Literal
+
+from ..errors import AccountExceeded, ConfigError
+from .limits import Amount, Budget
+
+__all__ = [
+    "WINDOWS",
+    "Account",
+    "AccountUsage",
+    "BudgetStore",
+    "Grant",
+    "Window",
+    "window_bucket",
+]
+
+Window = Literal["minute", "hour", "day", "month", "total"]
+WINDOWS: tuple[Window, ...] = ("minute", "hour", "day", "month", "total")
+USD_UNIT = Decimal("0.000000001")
+"""Stores count dollars in whole nano-dollars, rounded up: a store's figure is never below the truth."""
+
+
+def window_bucket(window: Window, now: datetime | None = None) -> tuple[str, float | None]:
+    """The current fixed UTC window of ``window`` as a label, and seconds until it ends (None: never)."""
+    now = now or datetime.now(timezone.utc)
+    if window == "total":
+        return "total", None
+    if window == "minute":
+        start = now.replace(second=0, microsecond=0)
+        label, span = start.strftime("%Y-%m-%dT%H:%M"), 60.0
+    elif window == "hour":
+        start = now.replace(minute=0, second=0, microsecond=0)
+        label, span = start.strftime("%Y-%m-%dT%H"), 3600.0
+    elif window == "day":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        label, span = start.strftime("%Y-%m-%d"), 86400.0
+    elif window == "month":
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        nxt = (
+            start.replace(year=start.year + 1, month=1)
+            if start.month == 12
+            else start.replace(month=start.month + 1)
+        )
+        return start.strftime("%Y-%m"), (nxt - now).total_seconds()
+    else:
+        raise ConfigError(f"unknown budget window {window!r}: use one of {', '.join(WINDOWS)}")
+    return label, span - (now - start).total_seconds()
+
+
+def to_units(key: str, amount: Amount) -> int:
+    """A ledger amount in the store's whole units (nano-dollars for ``usd``, rounded up)."""
+    if key == "usd":
+        return int(Decimal(str(amount)).quantize(USD_UNIT, rounding=ROUND_CEILING) / USD_UNIT)
+    return int(math.ceil(amount))
+
+
+def from_units(key: str, units: int) -> Amount:
+    return Decimal(units) * USD_UNIT if key == "usd" else int(units)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A reservation held in a store: its id and the window bucket it was taken from."""
+
+    id: str
+    bucket: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUsage:
+    """An account's figures in its current window (dollars as Decimal, counts as int)."""
+
+    key: str
+    window: Window
+    bucket: str
+    limits: Mapping[str, Amount]
+    spent: Mapping[str, Amount]
+    reserved: Mapping[str, Amount]
+
+    def remaining(self, resource: str) -> Amount | None:
+        limit = self.limits.get(resource)
+        if limit is None:
+            return None
+        zero: Any = Decimal(0) if resource == "usd" else 0
+        left: Any = (
+            limit - self.spent.get(resource, zero) - self.reserved.get(resource, zero)
+        )  # one type a key
+        return max(left, zero)  # type: ignore[no-any-return]
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(values: Mapping[str, Amount]) -> dict[str, Any]:
+            return {k: str(v) if isinstance(v, Decimal) else v for k, v in values.items()}
+
+        return {
+            "key": self.key,
+            "window": self.window,
+            "bucket": self.bucket,
+            "limits": plain(self.limits),
+            "spent": plain(self.spent),
+            "reserved": plain(self.reserved),
+            "remaining": plain({k: r for k in self.limits if (r := self.remaining(k)) is not None}),
+        }
+
+
+class BudgetStore(ABC):
+    """Where accounts' spend lives. Implementations make each operation one atomic step."""
+
+    @abstractmethod
+    def _reserve(
+        self,
+        key: str,
+        bucket: str,
+        rid: str,
+        amounts: Mapping[str, int],
+        limits: Mapping[str, int],
+        lease_s: float,
+        ttl_s: float | None,
+    ) -> tuple[str, int] | None:
+        """Take ``amounts`` if every capped one fits; else return (resource, units remaining)."""
+
+    @abstractmethod
+    def _commit(
+        self, key: str, bucket: str, rid: str, actual: Mapping[str, int], ttl_s: float | None
+    ) -> bool:
+        """Release the reservation and record ``actual``; False when the lease had already expired."""
+
+    @abstractmethod
+    def _release(self, key: str, bucket: str, rid: str) -> None:
+        """Drop the reservation (its call did not run)."""
+
+    @abstractmethod
+    def _totals(self, key: str, bucket: str) -> tuple[dict[str, int], dict[str, int]]:
+        """Spent and live reserved units of one key's bucket (expired leases dropped first)."""
+
+    def close(self) -> None:  # noqa: B027 - a store without connections has nothing to close
+        """Release connections (the store's data stays)."""
+
+    def account(
+        self,
+        key: str,
+        budget: Budget | str | Mapping[str, Amount],
+        *,
+        window: Window = "total",
+        lease_s: float = 900.0,
+    ) -> Account:
+        """An account of this store: ``budget`` caps ``key``'s spend in each ``window``."""
+        return Account(self, key, budget, window=window, lease_s=lease_s)
+
+    def usage(
+        self, key: str, *, window: Window = "total", limits: Mapping[str, Amount] | None = None
+    ) -> AccountUsage:
+        """What ``key`` has spent and holds in the current ``window``."""
+        bucket, _ = window_bucket(window)
+        spent, reserved = self._totals(key, bucket)
+        return AccountUsage(
+            key,
+            window,
+            bucket,
+            dict(limits or {}),
+            {k: from_units(k, v) for k, v in spent.items()},
+            {k: from_units(k, v) for k, v in reserved.items() if v},
+        )
+
+
+@dataclass(frozen=True)
+class Account:
+    """One key of a budget store with its caps and window, as a run's ledger sees it."""
+
+    store: BudgetStore
+    key: str
+    budget: Budget | str | Mapping[str, Amount]
+    window: Window = "total"
+    lease_s: float = 900.0
+    limits: Mapping[str, Amount] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            raise ConfigError("an account needs a non-empty key (a user id, tenant or API key)")
+        if self.window not in WINDOWS:
+            raise ConfigError(f"unknown budget window {self.window!r}: use one of {', '.join(WINDOWS)}")
+        if not (self.lease_s > 0 and math.isfinite(self.lease_s)):
+            raise ConfigError(f"lease_s must be a positive number of seconds, not {self.lease_s!r}")
+        if isinstance(self.budget, Budget):
+            budget = self.budget
+        elif isinstance(self.budget, str):
+            budget = Budget.parse(self.budget)
+        else:
+            budget = Budget.from_limits(dict(self.budget))
+        limits = budget.limits()
+        if "seconds" in limits:
+            raise ConfigError(
+                "a budget store caps spend, not wall time: drop 'seconds' from the account's budget and put "
+                "it on the run's own budget"
+            )
+        if not limits:
+            raise ConfigError(f"the account {self.key!r} has no caps: give it a budget such as 'usd=5'")
+        object.__setattr__(self, "limits", limits)
+
+    def caps(self, resource: str) -> bool:
+        return resource in self.limits
+
+    def try_reserve(self, amounts: Mapping[str, Amount]) -> Grant | AccountExceeded:
+        """Take ``amounts`` from the store atomically, or say which cap refused it."""
+        bucket, ttl = window_bucket(self.window)
+        units = {k: to_units(k, v) for k, v in amounts.items() if k != "seconds" and v}
+        limits = {k: to_units(k, v) for k, v in self.limits.items()}
+        rid = uuid.uuid4().hex
+        refused = self.store._reserve(self.key, bucket, rid, units, limits, self.lease_s, _ttl(ttl))
+        if refused is not None:
+            resource, left = refused
+            return AccountExceeded(
+                resource,
+                _show(resource, amounts.get(resource, 0)),
+                _show(resource, from_units(resource, left)),
+                _show(resource, self.limits[resource]),
+                account=self.key,
+                window=f"{self.window} {bucket}" if self.window != "total" else "total",
+            )
+        return Grant(rid, bucket)
+
+    def commit(self, grant: Grant, actual: Mapping[str, Amount]) -> bool:
+        """Record what the call used; False when its lease had expired (the spend is recorded anyway)."""
+        units = {k: to_units(k, v) for k, v in actual.items() if k != "seconds" and v}
+        _, ttl = window_bucket(self.window)
+        return self.store._commit(self.key, grant.bucket, grant.id, units, _ttl(ttl))
+
+    def release(self, grant: Grant) -> None:
+        self.store._release(self.key, grant.bucket, grant.id)
+
+    def usage(self) -> AccountUsage:
+        return self.store.usage(self.key, window=self.window, limits=self.limits)
+
+    def available(self, resource: str) -> Amount | None:
+        """What one more reservation of ``resource`` could take now; None if the account does not cap it."""
+        if resource not in self.limits:
+            return None
+        return self.usage().remaining(resource)
+
+
+def _ttl(seconds_left: float | None) -> float | None:
+    # a window's figures are kept one more window after it ends (for reports), then the store may drop them
+    return None if seconds_left is None else seconds_left + 86400.0 * 2
+
+
+def _show(resource: str, value: Amount) -> Any:
+    return str(value) if isinstance(value, Decimal) or resource == "usd" else value
