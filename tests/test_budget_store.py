@@ -220,7 +220,7 @@ def searcher() -> ScriptedModel:
     def script(messages, tools):
         if not any(m.role == "tool" for m in messages):
             return ScriptedModel.tool_calls([("search", {"query": "capital of France"})])
-        return "<answer>Paris</answer>"
+        return ScriptedModel.text("<answer>Paris</answer>")
 
     return ScriptedModel(script)
 
@@ -231,7 +231,9 @@ def test_an_account_caps_a_user_across_runs(kind, target):
     results = [agent.run("capital of France?", account=account) for _ in range(3)]
     assert [r.usage.tool_calls.get("search", 0) for r in results] == [1, 1, 0]
     assert account.usage().spent["tool:search"] == 2
-    assert "search" in str(results[2].stop_reason) or results[2].answer
+    assert [r.answer for r in results[:2]] == ["Paris", "Paris"]
+    # the third run sees the account's cap is used up before it asks the model for a search
+    assert str(results[2].stop_reason) == "budget_exhausted: search"
 
 
 def test_concurrent_runs_of_one_user_share_the_cap_exactly(kind, target):

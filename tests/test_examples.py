@@ -13,6 +13,7 @@ EXPECT = {
     "subgraph.py": "search calls spent=",
     "conversation_budget.py": "budget_exhausted: search",
     "qa_eval.py": "8 episodes, 0 errors",
+    "fastapi_sse.py": "sqlite: spend per user never exceeded the cap",
 }
 
 
@@ -29,6 +30,20 @@ def test_example_runs(name, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert EXPECT[name] in proc.stdout, proc.stdout[-2000:]
+
+
+def test_the_fastapi_example_on_a_real_redis(redis_url, tmp_path):
+    env = {"BUDGETGRAPH_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin", "BUDGETGRAPH_REDIS_URL": redis_url}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "fastapi_sse.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "redis: spend per user never exceeded the cap" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_every_example_is_run_here_and_says_what_it_shows():

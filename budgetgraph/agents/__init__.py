@@ -2,10 +2,22 @@
 registry, events and the Agent facade."""
 
 from .agent import Agent, RunResult, StopReason
-from .events import AgentEvent, BudgetOverrun, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
+from .events import (
+    AgentEvent,
+    BudgetOverrun,
+    BudgetUpdate,
+    FinalAnswer,
+    ModelTurn,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolResult,
+    VerifierDecision,
+)
 from .graph import AgentLoop, LoopConfig, build_graph
 from .planners import PLANNERS, PlannerSpec
 from .runtime import RunContext
+from .sse import event_to_dict, event_to_json, sse_events, sse_message
 from .state import AgentState
 
 __all__ = [
@@ -23,6 +35,14 @@ __all__ = [
     "RunContext",
     "RunResult",
     "StopReason",
+    "TextDelta",
+    "ToolCallFinished",
+    "ToolCallStarted",
     "ToolResult",
+    "VerifierDecision",
     "build_graph",
+    "event_to_dict",
+    "event_to_json",
+    "sse_events",
+    "sse_message",
 ]

@@ -345,7 +345,9 @@ class Agent:
                             call = calls.get(m.tool_call_id or "")
                             yield ToolResult(name=m.name or "", call=call, content=m.content)
                     if "ledger" in update and any(m.role == "tool" for m in update.get("messages", [])):
-                        yield BudgetUpdate(ledger=update["ledger"], regime=run.ledger.regime())
+                        yield BudgetUpdate(
+                            ledger=update["ledger"], regime=run.ledger.regime(), resources=run.ledger.status()
+                        )
         finally:
             if not task.done():
                 task.cancel()

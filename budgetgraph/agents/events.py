@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..models.messages import Message, ToolCall
@@ -26,7 +26,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """A piece of the model's reply as it is generated (every built-in backend streams: local, OpenAI-compatible, Anthropic)."""
+    """A piece of the model's reply as it is generated, without the agent's markup (every built-in backend
+    streams: local, OpenAI-compatible, Anthropic)."""
 
     text: str
     node: str = "model"
@@ -83,10 +84,12 @@ class ToolResult:
 
 @dataclass(frozen=True, slots=True)
 class BudgetUpdate:
-    """The ledger after a batch of tool calls."""
+    """The budget after a batch of tool calls: ``resources`` has used, limit, remaining and regime per capped
+    resource (an account's caps too); ``ledger`` is the exact snapshot (dollars as strings)."""
 
     ledger: dict[str, Any]
     regime: str
+    resources: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,8 @@ class BudgetOverrun:
 
 @dataclass(frozen=True, slots=True)
 class FinalAnswer:
+    """The run ended: its answer (without markup), stop reason and spend."""
+
     result: RunResult
 
 

@@ -28,6 +28,7 @@ from ..models.base import ChatModel
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..tools.base import Tool
 from .events import BudgetOverrun, TextDelta, ToolCallFinished, ToolCallStarted
+from .markup import MarkupStripper
 from .prompts import answer_now, extract_answer
 from .runtime import RunContext, emit, forget, resolve_run, sink, stop, streaming, user_messages
 from .state import AgentState, StopInfo
@@ -139,6 +140,7 @@ class AgentLoop:
             settings = ModelSettings(**self.cfg.settings)
             if force and schemas and self.cfg.force_first_tool:
                 settings["tool_choice"] = "required"
+            on_text = self.text_sink(runtime, node)
             response = await models.call(
                 messages,
                 schemas,
@@ -146,9 +148,11 @@ class AgentLoop:
                 role=role,
                 max_tokens=self.cfg.max_tokens,
                 node=node,
-                on_text=self.text_sink(runtime, node),
+                on_text=on_text,
                 n_in=n_in,
             )
+            if on_text is not None:
+                on_text.flush()
         except (BudgetExceeded, Overrun, ModelError) as exc:
             self.report(runtime, exc)
             return _stop_on(exc)
@@ -165,9 +169,10 @@ class AgentLoop:
             emit(runtime, BudgetOverrun(exc.resource, str(exc.reserved), str(exc.reported), model))
             tracing.event("budgetgraph.overrun", {"resource": exc.resource, "reported": str(exc.reported)})
 
-    def text_sink(self, runtime: Runtime[Any] | None, node: str) -> Callable[[str], None] | None:
+    def text_sink(self, runtime: Runtime[Any] | None, node: str) -> MarkupStripper | None:
+        """Where a streamed reply's text goes: :class:`TextDelta` events, without the agent's markup."""
         to = sink(runtime)
-        return None if to is None else (lambda text: to(TextDelta(text, node)))
+        return None if to is None else MarkupStripper(lambda text: to(TextDelta(text, node)))
 
     # -- nodes -----------------------------------------------------------------------------------
     async def model_node(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
@@ -333,6 +338,7 @@ class AgentLoop:
             return self.keep(run, fallback)
         settings = ModelSettings(**self.cfg.settings)
         settings["tool_choice"] = "none"
+        on_text = self.text_sink(runtime, "answer")
         try:
             response = await run.models.call(
                 messages,
@@ -342,8 +348,10 @@ class AgentLoop:
                 max_tokens=self.cfg.answer_max_tokens,
                 use_hold=True,
                 node="answer",
-                on_text=self.text_sink(runtime, "answer"),
+                on_text=on_text,
             )
+            if on_text is not None:
+                on_text.flush()
         except BudgetExceeded as exc:
             over = _stop_on(exc) if exc.resource == "seconds" else info
             return self.keep(run, {**fallback, "stop": over})

@@ -57,6 +57,24 @@ def _restore(key: str, value: Any) -> Amount:
     return int(value)
 
 
+def _json_number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    return round(value, 3) if isinstance(value, float) else value
+
+
+def _status_row(name: str, kind: str, used: Any, limit: Any, left: Any) -> dict[str, Any]:
+    fraction = None if left is None or not limit else float(left) / float(limit)
+    return {
+        "name": name,
+        "kind": kind,
+        "used": _json_number(used),
+        "limit": _json_number(limit),
+        "remaining": _json_number(left),
+        "regime": regime_of(1.0 if not limit else fraction),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     """Amounts set aside for one call until it is committed or refunded."""
@@ -213,6 +231,37 @@ class Ledger:
         """Units left for a tool: its own cap and the total tool cap, whichever is smaller."""
         values = [r for r in (self.remaining(tool_key(name)), self.remaining("tool_calls")) if r is not None]
         return int(min(values)) if values else None
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each capped resource as an app shows it: name, kind (``tool``, ``resource`` or ``account``), used,
+        limit, remaining and regime; plain JSON numbers (dollars as float), tools by their own name."""
+        rows: list[dict[str, Any]] = []
+        for key, limit in self._limits.items():
+            left = self.remaining(key)
+            tool = key.startswith(TOOL_PREFIX)
+            rows.append(
+                _status_row(
+                    key[len(TOOL_PREFIX) :] if tool else key,
+                    "tool" if tool else "resource",
+                    self.spent(key),
+                    limit,
+                    left,
+                )
+            )
+        if self.account is not None:
+            usage = self.account.usage()
+            window = usage.window if usage.window == "total" else f"{usage.window} {usage.bucket}"
+            for key, limit in self.account.limits.items():
+                tool = key.startswith(TOOL_PREFIX)
+                row = _status_row(
+                    key[len(TOOL_PREFIX) :] if tool else key,
+                    "account",
+                    usage.spent.get(key, _zero(key)),
+                    limit,
+                    usage.remaining(key),
+                )
+                rows.append({**row, "account": self.account.key, "window": window, "tool": tool})
+        return rows
 
     def usage(self) -> Usage:
         tools = {k[len(TOOL_PREFIX) :]: int(v) for k, v in self._spent.items() if k.startswith(TOOL_PREFIX)}
