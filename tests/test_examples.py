@@ -14,6 +14,7 @@ EXPECT = {
     "conversation_budget.py": "budget_exhausted: search",
     "qa_eval.py": "8 episodes, 0 errors",
     "fastapi_sse.py": "sqlite: spend per user never exceeded the cap",
+    "approve_tool_call.py": "c: 'The user rejected this call: not before the review.",
 }
 
 

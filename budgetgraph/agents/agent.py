@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
 
 from .. import tracing
 from ..budget.block import REGIME_POLICY, RegimePolicy
@@ -19,7 +21,7 @@ from ..budget.store import Account
 from ..errors import BudgetExhausted, ConfigError
 from ..meter import MeteredRun
 from ..models.base import ChatModel
-from ..models.messages import Message, ModelSettings
+from ..models.messages import Message, ModelSettings, ToolCall
 from ..models.registry import infer_model
 from ..tools.base import Tool
 from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
@@ -64,6 +66,9 @@ class RunResult:
     messages: Sequence[Message]
     ledger: dict[str, Any] = field(default_factory=dict)
     thread_id: str | None = None
+    pending: Sequence[ToolCall] = ()
+    """Tool calls awaiting a human decision (stop kind ``interrupted``): resume with
+    ``agent.aresume(thread_id, decisions={call.id: "approve" | "reject" | {"action": "edit", ...}})``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +91,7 @@ class RunResult:
                 }
                 for m in self.messages
             ],
+            "pending": [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in self.pending],
         }
 
 
@@ -133,6 +139,7 @@ class Agent:
         schedule: str = "linear",
         answer_style: AnswerStyle = "full",
         budget_scope: Literal["run", "thread"] = "run",
+        approve: bool | Sequence[str] = False,
     ) -> None:
         if planner not in PLANNERS:
             raise ConfigError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
@@ -147,6 +154,14 @@ class Agent:
         names = [t.name for t in tools]
         if len(set(names)) != len(names):
             raise ConfigError(f"tool names must be unique, got {names}")
+        needs = frozenset({"*"} if approve is True else () if approve is False else approve)
+        if needs and checkpointer is None:
+            raise ConfigError(
+                "approve= pauses the run until a decision comes, which needs a checkpointer: pass "
+                "checkpointer= (e.g. langgraph.checkpoint.memory.InMemorySaver())"
+            )
+        if unknown := sorted(needs - set(names) - {"*"}):
+            raise ConfigError(f"approve= names tools the agent does not have: {unknown}; its tools: {names}")
         self.model = infer_model(model)
         self.tools = list(tools)
         capped = list(dict.fromkeys(t.budget_key for t in tools))
@@ -175,6 +190,7 @@ class Agent:
             regime_policy=regime_policy,
             answer_nudge=answer_now(answer_style),
             durable=checkpointer is not None,
+            approve=needs,
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(
@@ -274,7 +290,9 @@ class Agent:
             )
         return result
 
-    async def aresume(self, thread_id: str, *, account: Account | None = None) -> RunResult:
+    async def aresume(
+        self, thread_id: str, *, account: Account | None = None, decisions: Any = None
+    ) -> RunResult:
         """Continue a checkpointed run (after an interrupt or a crash) from what was really spent; a tool call
         that was in flight counts as spent and is not run again unless its tool is idempotent."""
         if self.checkpointer is None:
@@ -285,7 +303,16 @@ class Agent:
             raise ConfigError(f"no checkpoint for thread {thread_id!r}")
         run = self.config.new_run(Ledger.from_snapshot(snapshot.values.get("ledger") or {}, account=account))
         run.id = snapshot.values.get("run_id") or run.id
-        final = await self.graph.ainvoke(None, config, context=RunContext(run=run), **self._kwargs())
+        pending = bool(snapshot.interrupts) if hasattr(snapshot, "interrupts") else False
+        if decisions is not None and not pending:
+            raise ConfigError(f"thread {thread_id!r} has no tool calls awaiting a decision")
+        if decisions is None and pending:
+            raise ConfigError(
+                f"thread {thread_id!r} has tool calls awaiting a decision: pass decisions= "
+                '("approve", "reject", or {call_id: "approve" | "reject" | {"action": "edit", "arguments": {...}}})'
+            )
+        start: Any = Command(resume=decisions) if decisions is not None else None
+        final = await self.graph.ainvoke(start, config, context=RunContext(run=run), **self._kwargs())
         return self._result(final, run.ledger, config)
 
     def run(
@@ -332,22 +359,8 @@ class Agent:
                 if kind == "event":
                     yield item
                     continue
-                for node, update in item.items():
-                    if not isinstance(update, dict):
-                        continue
-                    final.update({k: v for k, v in update.items() if k != "messages"})
-                    final["messages"] = final.get("messages", []) + list(update.get("messages", []))
-                    for m in update.get("messages", []):
-                        if m.role == "assistant":
-                            calls.update({c.id: c for c in m.tool_calls})
-                            yield ModelTurn(message=m, node=node)
-                        elif m.role == "tool":
-                            call = calls.get(m.tool_call_id or "")
-                            yield ToolResult(name=m.name or "", call=call, content=m.content)
-                    if "ledger" in update and any(m.role == "tool" for m in update.get("messages", [])):
-                        yield BudgetUpdate(
-                            ledger=update["ledger"], regime=run.ledger.regime(), resources=run.ledger.status()
-                        )
+                for event in _events_of(item, final, calls, run.ledger):
+                    yield event
         finally:
             if not task.done():
                 task.cancel()
@@ -356,7 +369,11 @@ class Agent:
 
     def _result(self, final: dict[str, Any], live: Ledger, config: RunnableConfig) -> RunResult:
         stop = final.get("stop") or {}
-        if final.get("phase") not in ("done", None) and not stop:
+        pending = _pending(final.get("__interrupt__"))
+        if pending:
+            ids = ", ".join(c.id for c in pending)
+            stop = {"kind": "interrupted", "message": f"tool calls await a decision: {ids}"}
+        elif final.get("phase") not in ("done", None) and not stop:
             stop = {"kind": "interrupted", "message": "the run was interrupted before it finished"}
         reason = StopReason(stop.get("kind", "answered"), stop.get("resource", ""), stop.get("message", ""))
         result = RunResult(
@@ -366,10 +383,49 @@ class Agent:
             messages=list(final.get("messages", [])),
             ledger=live.snapshot(),
             thread_id=(config.get("configurable") or {}).get("thread_id"),
+            pending=pending,
         )
         if self.on_exhausted == "raise" and reason.kind == "budget_exhausted":
             raise BudgetExhausted(f"run stopped: {reason}", result)
         return result
+
+
+def _events_of(
+    chunk: dict[str, Any], final: dict[str, Any], calls: dict[str, Any], ledger: Ledger
+) -> list[AgentEvent]:
+    """The events of one ``updates`` chunk; ``final`` and ``calls`` are updated as the run's state goes."""
+    events: list[AgentEvent] = []
+    for node, update in chunk.items():
+        if node == "__interrupt__":
+            final["__interrupt__"] = update
+            continue
+        if not isinstance(update, dict):
+            continue
+        final.update({k: v for k, v in update.items() if k != "messages"})
+        final["messages"] = final.get("messages", []) + list(update.get("messages", []))
+        for m in update.get("messages", []):
+            if m.role == "assistant":
+                calls.update({c.id: c for c in m.tool_calls})
+                events.append(ModelTurn(message=m, node=node))
+            elif m.role == "tool":
+                events.append(
+                    ToolResult(name=m.name or "", call=calls.get(m.tool_call_id or ""), content=m.content)
+                )
+        if "ledger" in update and any(m.role == "tool" for m in update.get("messages", [])):
+            events.append(
+                BudgetUpdate(ledger=update["ledger"], regime=ledger.regime(), resources=ledger.status())
+            )
+    return events
+
+
+def _pending(interrupts: Any) -> tuple[ToolCall, ...]:
+    """The tool calls an approval interrupt is waiting on."""
+    calls: list[ToolCall] = []
+    for item in interrupts or ():
+        value = getattr(item, "value", None)
+        if isinstance(value, dict):
+            calls += [ToolCall(c["id"], c["name"], dict(c["arguments"])) for c in value.get("pending", [])]
+    return tuple(calls)
 
 
 def _registered(checkpointer: Any) -> Any:
@@ -378,7 +434,25 @@ def _registered(checkpointer: Any) -> Any:
     serde = getattr(checkpointer, "serde", None)
     allow = getattr(serde, "with_msgpack_allowlist", None)
     if callable(allow):
-        from ..models.messages import ToolCall
-
         checkpointer.serde = allow([Message, ToolCall])
+        _quiet_registered_types()
     return checkpointer
+
+
+class _RegisteredTypes(logging.Filter):
+    """Drops LangGraph's "Deserializing unregistered type" warning for budgetgraph's own state types: they are
+    registered (strict mode loads them), but LangGraph's permissive default warns about every type."""
+
+    OURS = {(t.__module__, t.__name__) for t in (Message, ToolCall)}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (
+            str(record.msg).startswith("Deserializing unregistered type") and tuple(args[:2]) in self.OURS
+        )
+
+
+def _quiet_registered_types() -> None:
+    log = logging.getLogger("langgraph.checkpoint.serde.jsonplus")
+    if not any(isinstance(f, _RegisteredTypes) for f in log.filters):
+        log.addFilter(_RegisteredTypes())

@@ -27,6 +27,7 @@ from ..meter import MIN_OUTPUT, Admitted, MeteredRun, refusal_text, run_tool
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..tools.base import Tool
+from .approval import review
 from .events import BudgetOverrun, TextDelta, ToolCallFinished, ToolCallStarted
 from .markup import MarkupStripper
 from .prompts import answer_now, extract_answer
@@ -60,6 +61,8 @@ class LoopConfig:
     """The final-answer request after the tools are done (``{reason}`` is filled in)."""
     durable: bool = False
     """Admit tool calls in a node of their own, so the checkpoint holds them before they run."""
+    approve: frozenset[str] = frozenset()
+    """Tools whose calls wait for a human decision before they are admitted ("*": every tool)."""
 
     def new_run(self, ledger: Any = None) -> MeteredRun:
         from ..budget.ledger import Ledger
@@ -207,13 +210,17 @@ class AgentLoop:
         return self.keep(run, {"phase": "answer", "stop": info})
 
     def admit(
-        self, run: MeteredRun, calls: Sequence[Any]
+        self, run: MeteredRun, calls: Sequence[Any], skip: Mapping[str, str] | None = None
     ) -> tuple[list[str | None], list[Admitted], list[str]]:
-        """Admit the calls in order: texts for those not run, the admitted ones, the resources refused."""
+        """Admit the calls in order: texts for those not run, the admitted ones, the resources refused.
+        ``skip`` maps the ids of calls not to admit (rejected by a human) to what the model is told."""
         texts: list[str | None] = [None] * len(calls)
         admitted: list[Admitted] = []
         refused: list[str] = []
         for i, call in enumerate(calls):
+            if skip and call.id in skip:
+                texts[i] = skip[call.id]
+                continue
             got = run.tools.admit(call)
             if isinstance(got, str):
                 texts[i] = got
@@ -227,8 +234,11 @@ class AgentLoop:
 
     async def tools_node(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         run = self.run_of(state, runtime)
-        calls = user_messages(state)[-1].tool_calls
-        texts, admitted, refused = self.admit(run, calls)
+        calls = list(user_messages(state)[-1].tool_calls)
+        skip: dict[str, str] = {}
+        if self.cfg.approve:  # may pause the run here, before anything is reserved
+            calls, skip = review(self.cfg.approve, calls)
+        texts, admitted, refused = self.admit(run, calls, skip)
         if self.cfg.durable:  # the checkpoint after this node holds what is in flight
             inflight = [a.record() for a in admitted]
             notes = {c.id: t for c, t in zip(calls, texts, strict=True) if t is not None}
