@@ -79,7 +79,15 @@ def anthropic() -> str:
 
 
 def web() -> str:
-    trafilatura, *_ = _mods("trafilatura", "ddgs", "httpx", "lxml.html", "justext", "budgetgraph.tools.web")
+    trafilatura, *_ = _mods(
+        "trafilatura",
+        "ddgs",
+        "httpx",
+        "lxml.html",
+        "justext",
+        "budgetgraph.tools.web",
+        "budgetgraph.tools.search_backends",
+    )
     page = "<html><body><article><h1>T</h1><p>" + "Budgets are reserved before every call. " * 8
     text = trafilatura.extract(page + "</p></article></body></html>")  # type: ignore[attr-defined]
     if not text or "reserved" not in text:
