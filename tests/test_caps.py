@@ -157,7 +157,9 @@ def test_a_slow_model_call_ends_at_the_seconds_cap():
     started = time.monotonic()
     result = agent.run("q")
     wall = time.monotonic() - started
-    assert wall < 1.3 and result.usage.seconds <= 1.0 + 0.02
+    # the call is cancelled at the cap; what is past it is the event loop's wake-up latency (a few ms idle,
+    # tens of ms on a loaded 2-core machine), far from the 3 s the call would have taken
+    assert wall < 1.3 and result.usage.seconds <= 1.0 + 0.1
     assert str(result.stop_reason) == "budget_exhausted: seconds"
 
 
