@@ -487,6 +487,7 @@ FULL_SETTINGS = {
     "parallel_tool_calls": False,
     "timeout": 30.0,
     "stream": False,
+    "json_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
 WIRE_NAMES = {
     "openai": {
@@ -499,6 +500,7 @@ WIRE_NAMES = {
         "parallel_tool_calls": "parallel_tool_calls",
         "timeout": None,
         "stream": "stream",
+        "json_schema": "response_format",
     },
     "anthropic": {
         "max_tokens": "max_tokens",
@@ -510,6 +512,7 @@ WIRE_NAMES = {
         "parallel_tool_calls": "tool_choice",  # disable_parallel_tool_use inside tool_choice
         "timeout": None,
         "stream": "stream",
+        "json_schema": None,  # no constrained decoding on the Messages API: the prompt says it
     },
 }
 NOT_ACCEPTED = {"openai": set(), "anthropic": {"temperature", "top_p"}}  # anthropic SDK 2.x dropped them
@@ -551,6 +554,7 @@ def test_every_setting_goes_through_the_installed_sdk(wire, stream):
     if wire.name == "openai":
         assert body["max_completion_tokens"] == 64 and body["seed"] == 7 and body["stop"] == ["END"]
         assert body["parallel_tool_calls"] is False and body["temperature"] == 0.0
+        assert body["response_format"]["json_schema"]["schema"] == FULL_SETTINGS["json_schema"]
     else:
         assert body["max_tokens"] == 64 and body["stop_sequences"] == ["END"]
         assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}

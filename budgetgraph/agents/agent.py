@@ -6,11 +6,12 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
+from pydantic import BaseModel
 
 from .. import tracing
 from ..budget.block import REGIME_POLICY, RegimePolicy
@@ -21,6 +22,7 @@ from ..budget.store import Account
 from ..errors import BudgetExhausted, ConfigError
 from ..meter import MeteredRun
 from ..models.base import ChatModel
+from ..models.langchain_messages import conversation, to_langchain
 from ..models.messages import Message, ModelSettings, ToolCall
 from ..models.registry import infer_model
 from ..tools.base import Tool
@@ -31,6 +33,7 @@ from .prompts import AnswerStyle, answer_now
 from .prompts import system_prompt as build_system_prompt
 from .runtime import RunContext
 from .state import AgentState
+from .structured import answer_nudge, dump, parse_output, repair_output, schema_instructions
 
 __all__ = ["Agent", "RunResult", "StopReason"]
 
@@ -56,6 +59,10 @@ class StopReason:
         return self.kind
 
 
+Question = str | Sequence[Any]
+"""A question string, or a message history (``Message`` or LangChain ``BaseMessage``) ending with the user's turn."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
     """What a run produced and what it spent."""
@@ -66,9 +73,17 @@ class RunResult:
     messages: Sequence[Message]
     ledger: dict[str, Any] = field(default_factory=dict)
     thread_id: str | None = None
+    output: Any = None
+    """With ``Agent(output_type=...)``: the answer validated as that pydantic model (None if it never was)."""
+    output_error: str | None = None
+    """Why ``output`` is None: what failed validation, after the one retry."""
     pending: Sequence[ToolCall] = ()
     """Tool calls awaiting a human decision (stop kind ``interrupted``): resume with
     ``agent.aresume(thread_id, decisions={call.id: "approve" | "reject" | {"action": "edit", ...}})``."""
+
+    def to_langchain(self) -> list[Any]:
+        """The transcript as LangChain messages (``HumanMessage``, ``AIMessage`` with tool calls, ``ToolMessage``)."""
+        return to_langchain(self.messages)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +106,8 @@ class RunResult:
                 }
                 for m in self.messages
             ],
+            "output": dump(self.output),
+            "output_error": self.output_error,
             "pending": [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in self.pending],
         }
 
@@ -140,6 +157,7 @@ class Agent:
         answer_style: AnswerStyle = "full",
         budget_scope: Literal["run", "thread"] = "run",
         approve: bool | Sequence[str] = False,
+        output_type: type[BaseModel] | None = None,
     ) -> None:
         if planner not in PLANNERS:
             raise ConfigError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
@@ -162,6 +180,13 @@ class Agent:
             )
         if unknown := sorted(needs - set(names) - {"*"}):
             raise ConfigError(f"approve= names tools the agent does not have: {unknown}; its tools: {names}")
+        if output_type is not None and not (
+            isinstance(output_type, type) and issubclass(output_type, BaseModel)
+        ):
+            raise ConfigError(f"output_type must be a pydantic model class, not {output_type!r}")
+        self.output_type = output_type
+        if output_type is not None:
+            instructions = "\n\n".join(p for p in (instructions, schema_instructions(output_type)) if p)
         self.model = infer_model(model)
         self.tools = list(tools)
         capped = list(dict.fromkeys(t.budget_key for t in tools))
@@ -188,7 +213,8 @@ class Agent:
             max_turns=max_turns,
             force_first_tool=force_first_tool,
             regime_policy=regime_policy,
-            answer_nudge=answer_now(answer_style),
+            answer_nudge=answer_now(answer_style) if output_type is None else answer_nudge(output_type),
+            answer_schema=None if output_type is None else output_type.model_json_schema(),
             durable=checkpointer is not None,
             approve=needs,
         )
@@ -239,13 +265,22 @@ class Agent:
                 return Ledger.from_snapshot(saved, account=account)
         return Ledger(self.budget, account=account)
 
+    def _opening(self, question: Question) -> list[Message]:
+        history = conversation(question)
+        if len(history) > 1 and self.planner not in ("react", "tracker"):
+            raise ConfigError(
+                f"a message history is supported by the react and tracker planners; {self.planner!r} takes one "
+                "question (a string)"
+            )
+        return history
+
     async def _start(
-        self, question: str, thread_id: str | None, ledger: Ledger | None, account: Account | None = None
+        self, question: Question, thread_id: str | None, ledger: Ledger | None, account: Account | None = None
     ) -> tuple[AgentState, RunnableConfig, MeteredRun]:
         tid = thread_id or uuid.uuid4().hex
         run = self.config.new_run(await self._ledger_for(tid, ledger, account))
         state: AgentState = {
-            "messages": [Message.user(question)],
+            "messages": self._opening(question),
             "ledger": run.ledger.snapshot(),
             "run_id": run.id,
             "phase": "act",
@@ -258,14 +293,15 @@ class Agent:
 
     async def arun(
         self,
-        question: str,
+        question: Question,
         *,
         thread_id: str | None = None,
         ledger: Ledger | None = None,
         account: Account | None = None,
     ) -> RunResult:
-        """Run one question to its end. ``ledger`` lets a parent pass a child ledger; ``account`` (from a
-        budget store) makes the run also spend from a budget shared across runs, processes and machines."""
+        """Run one question to its end. ``question`` is a string, or a message history (budgetgraph or LangChain
+        messages) ending with the user's turn. ``ledger`` lets a parent pass a child ledger; ``account`` (from
+        a budget store) makes the run also spend from a budget shared across runs, processes and machines."""
         state, config, run = await self._start(question, thread_id, ledger, account)
         attrs = {
             "gen_ai.operation.name": "invoke_agent",
@@ -275,7 +311,7 @@ class Agent:
         }
         with tracing.span(f"invoke_agent {self.planner}", attrs) as current:
             final = await self.graph.ainvoke(state, config, context=RunContext(run=run), **self._kwargs())
-            result = self._result(final, run.ledger, config)
+            result = await self._structured(self._result(final, run.ledger, config), run)
             usage = result.usage
             tracing.set_attributes(
                 current,
@@ -313,10 +349,10 @@ class Agent:
             )
         start: Any = Command(resume=decisions) if decisions is not None else None
         final = await self.graph.ainvoke(start, config, context=RunContext(run=run), **self._kwargs())
-        return self._result(final, run.ledger, config)
+        return await self._structured(self._result(final, run.ledger, config), run)
 
     def run(
-        self, question: str, *, thread_id: str | None = None, account: Account | None = None
+        self, question: Question, *, thread_id: str | None = None, account: Account | None = None
     ) -> RunResult:
         """Synchronous :meth:`arun` (not from inside a running event loop: use ``await agent.arun``)."""
         try:
@@ -326,7 +362,7 @@ class Agent:
         raise RuntimeError("Agent.run() was called inside an event loop; use 'await agent.arun(...)'")
 
     async def astream(
-        self, question: str, *, thread_id: str | None = None, account: Account | None = None
+        self, question: Question, *, thread_id: str | None = None, account: Account | None = None
     ) -> AsyncIterator[AgentEvent]:
         """Typed events as the run goes: text deltas (streaming backends), model turns, tool calls started and
         finished (with the units and cost charged), budget updates, verifier decisions, the final answer. It
@@ -364,8 +400,37 @@ class Agent:
         finally:
             if not task.done():
                 task.cancel()
-        result = self._result(final, run.ledger, config)
+        result = await self._structured(self._result(final, run.ledger, config), run)
         yield FinalAnswer(result=result)
+
+    async def _structured(self, result: RunResult, run: MeteredRun) -> RunResult:
+        """With ``output_type``: validate the answer; on failure, one metered retry that shows the error."""
+        if self.output_type is None or result.pending:
+            return result
+        output, error = parse_output(self.output_type, result.answer)
+        extra: list[Message] = []
+        answer = result.answer
+        if output is None and error is not None:
+            question = next((m.content for m in reversed(result.messages) if m.role == "user"), "")
+            output, error, extra, answer = await repair_output(
+                run,
+                self.output_type,
+                self.config.system_prompt,
+                question,
+                result.answer,
+                error,
+                self.config.settings,
+                self.config.answer_max_tokens,
+            )
+        return replace(
+            result,
+            answer=answer,
+            output=output,
+            output_error=error,
+            messages=[*result.messages, *extra],
+            usage=run.ledger.usage(),
+            ledger=run.ledger.snapshot(),
+        )
 
     def _result(self, final: dict[str, Any], live: Ledger, config: RunnableConfig) -> RunResult:
         stop = final.get("stop") or {}

@@ -61,6 +61,8 @@ class LoopConfig:
     """The final-answer request after the tools are done (``{reason}`` is filled in)."""
     durable: bool = False
     """Admit tool calls in a node of their own, so the checkpoint holds them before they run."""
+    answer_schema: dict[str, Any] | None = None
+    """With structured output: the JSON schema the final-answer call is constrained to (where a backend can)."""
     approve: frozenset[str] = frozenset()
     """Tools whose calls wait for a human decision before they are admitted ("*": every tool)."""
 
@@ -348,6 +350,8 @@ class AgentLoop:
             return self.keep(run, fallback)
         settings = ModelSettings(**self.cfg.settings)
         settings["tool_choice"] = "none"
+        if self.cfg.answer_schema is not None:
+            settings["json_schema"] = self.cfg.answer_schema
         on_text = self.text_sink(runtime, "answer")
         try:
             response = await run.models.call(

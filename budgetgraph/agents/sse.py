@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +93,11 @@ def error_data(exc: BaseException) -> dict[str, Any]:
 
 
 async def sse_events(
-    agent: Agent, question: str, *, thread_id: str | None = None, account: Account | None = None
+    agent: Agent,
+    question: str | Sequence[Any],
+    *,
+    thread_id: str | None = None,
+    account: Account | None = None,
 ) -> AsyncIterator[str]:
     """``agent.astream`` as server-sent events, ready for a streaming response body. A budgetgraph error
     (a refused budget, a store or backend failure) becomes one ``error`` event; other exceptions propagate."""

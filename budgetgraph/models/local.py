@@ -16,6 +16,7 @@ import atexit
 import codecs
 import json
 import os
+import re
 import statistics
 import threading
 import time
@@ -32,7 +33,7 @@ from .local_prefix import DEFAULT_UBATCH, PrefixReuse
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema, to_openai_tools
 from .toolparse import parse_tool_calls
 
-__all__ = ["LocalModel", "LocalStats", "tool_call_grammar"]
+__all__ = ["LocalModel", "LocalStats", "answer_json_grammar", "tool_call_grammar"]
 
 _STOP = ["<|im_end|>", "<|endoftext|>"]
 _ENGINES: dict[tuple[str, int], _Engine] = {}
@@ -47,6 +48,14 @@ string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F] [0-
 number ::= "-"? [0-9]+ ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )?
 ws ::= [ \t\n]?
 """
+
+
+def answer_json_grammar(schema: dict[str, Any]) -> str:
+    """GBNF for ``<answer>`` + one JSON object of ``schema`` + ``</answer>`` (llama.cpp's schema converter)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    body = re.sub(r"(?m)^root ::=", "answer-json ::=", json_schema_to_gbnf(json.dumps(schema)), count=1)
+    return 'root ::= "<answer>" answer-json "</answer>"\n' + body
 
 
 def tool_call_grammar(tool_names: Sequence[str], max_calls: int = 3) -> str:
@@ -349,6 +358,8 @@ class LocalModel:
         # a forced call is decoded under the grammar with no room to reason first: one call, not blind guesses
         most = 1 if forced or settings.get("parallel_tool_calls") is False else 3
         grammar = tool_call_grammar(names, most) if forced else None
+        if grammar is None and not offered and settings.get("json_schema"):
+            grammar = answer_json_grammar(settings["json_schema"])
         # a grammar-bound reply is a tool call: nothing to stream
         text, n_in, n_out, cut = engine.generate(
             prompt, settings, grammar, None if forced else on_text, deadline

@@ -108,6 +108,10 @@ class ModelSettings(TypedDict, total=False):
     timeout: float
     stream: bool
     """Stream the reply (text deltas go to :func:`budgetgraph.models.base.emit_delta`)."""
+    json_schema: dict[str, Any]
+    """A reply without tool calls is one JSON object of this schema: enforced by the embedded model's grammar
+    (inside ``<answer>`` tags) and OpenAI-compatible ``response_format``; other backends see it in the prompt
+    only (structured output validates the reply either way)."""
 
 
 def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:

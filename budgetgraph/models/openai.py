@@ -147,6 +147,11 @@ class OpenAIModel:
                 params[key] = settings[key]  # type: ignore[literal-required]
         if "timeout" in settings:
             params["timeout"] = settings["timeout"]
+        if "json_schema" in settings:
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": settings["json_schema"]},
+            }
         return params
 
     async def request(

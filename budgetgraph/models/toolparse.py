@@ -67,6 +67,15 @@ def _as_call(obj: Any, tool_names: Collection[str]) -> ToolCall | None:
     return make_call(new_call_id(), name, args, tool_names)
 
 
+def _looks_like_call(obj: Any, tool_names: Collection[str]) -> bool:
+    """Untagged JSON is a call only if it names an offered tool or carries arguments."""
+    if not isinstance(obj, dict):
+        return False
+    inner = obj["function"] if isinstance(obj.get("function"), dict) else obj
+    name = inner.get("name") or inner.get("tool") or inner.get("tool_name")
+    return name in tool_names or any(k in inner for k in ("arguments", "parameters", "args"))
+
+
 def _json_values(text: str) -> list[tuple[int, int, Any]]:
     """Every top-level JSON object or array in ``text`` as (start, end, value)."""
     found: list[tuple[int, int, Any]] = []
@@ -117,6 +126,8 @@ def parse_tool_calls(text: str, tool_names: Collection[str] = ()) -> ParsedText:
     for chunk in candidates:
         for start, end, value in _json_values(chunk):
             flat = value if isinstance(value, list) else [value]
+            if not all(_looks_like_call(x, tool_names) for x in flat):
+                continue  # JSON data (a structured answer, {"name": "Paris", ...}), not a call
             parsed = [c for c in (_as_call(x, tool_names) for x in flat) if c is not None]
             if parsed and len(parsed) == len(flat):
                 calls.extend(parsed)
