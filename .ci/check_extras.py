@@ -190,6 +190,26 @@ def app() -> str:
     return _versions("fastapi")
 
 
+def browser() -> str:
+    import shutil
+
+    _mods("playwright.sync_api", "budgetgraph.envs.view")
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return "imports only (no chromium here); " + _versions("playwright")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = b.new_page()
+        page.set_content("<p id=x>ok</p>")
+        text = page.inner_text("#x")
+        b.close()
+    if text != "ok":
+        raise ProbeFailed(f"chromium rendered {text!r}")
+    return _versions("playwright")
+
+
 def vllm() -> str:
     try:
         metadata.version("vllm")
@@ -225,6 +245,7 @@ PROBES: dict[str, Probe] = {
     "otel": otel,
     "redis": redis,
     "app": app,
+    "browser": browser,
     "inspect": inspect,
     "vllm": vllm,
     "test": test,

@@ -413,6 +413,37 @@ def _print_comparison(out: Console, records: list[dict[str, object]], compare: s
         out.print(f"{escape(model)} budget {escape(budget)}: {escape(c.verdict())}")
 
 
+@app.command()
+def view(
+    results: Annotated[
+        list[Path], typer.Argument(help="One or more results JSONL files from 'budgetgraph eval'.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("results.html"),
+) -> None:
+    """Write one self-contained HTML page (it opens from disk, offline): the cost-accuracy plot with 95%
+    intervals, the planner x budget table, and each episode's budget timeline and transcript."""
+    from .envs.results import ResultsFile
+    from .envs.view import render_view
+
+    files = []
+    for path in results:
+        if not path.exists():
+            raise _error(f"no results file at {path}")
+        try:
+            header, records = ResultsFile(path).read()
+        except BudgetgraphError as exc:
+            raise _error(exc) from None
+        files.append((path.name, header or {}, records))
+    try:
+        out.write_text(render_view(files), encoding="utf-8")
+    except OSError as exc:
+        raise _error(f"cannot write {out}: {exc}") from None
+    n = sum(len(r) for _, _, r in files)
+    console.print(
+        f"wrote {escape(str(out))}: {len(files)} results file(s), {n} episodes; open it in a browser"
+    )
+
+
 def main() -> None:
     app()
 

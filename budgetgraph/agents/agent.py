@@ -77,6 +77,8 @@ class RunResult:
     """With ``Agent(output_type=...)``: the answer validated as that pydantic model (None if it never was)."""
     output_error: str | None = None
     """Why ``output`` is None: what failed validation, after the one retry."""
+    timeline: Sequence[dict[str, Any]] = ()
+    """The ledger's journal: every reservation, refusal, commit and refund in order, with what remained."""
     pending: Sequence[ToolCall] = ()
     """Tool calls awaiting a human decision (stop kind ``interrupted``): resume with
     ``agent.aresume(thread_id, decisions={call.id: "approve" | "reject" | {"action": "edit", ...}})``."""
@@ -449,6 +451,7 @@ class Agent:
             ledger=live.snapshot(),
             thread_id=(config.get("configurable") or {}).get("thread_id"),
             pending=pending,
+            timeline=list(live.journal),
         )
         if self.on_exhausted == "raise" and reason.kind == "budget_exhausted":
             raise BudgetExhausted(f"run stopped: {reason}", result)

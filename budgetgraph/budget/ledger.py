@@ -28,6 +28,7 @@ __all__ = ["Ledger", "Regime", "Reservation", "Usage", "regime_of"]
 Regime = Literal["HIGH", "MEDIUM", "LOW", "CRITICAL"]
 _ids = itertools.count(1)
 _log = logging.getLogger(__name__)
+_JOURNAL_MAX = 5000
 
 
 def regime_of(fraction: float | None) -> Regime:
@@ -148,6 +149,8 @@ class Ledger:
         self._clock = clock
         self._seconds_base = 0.0
         self._started = clock()
+        self.journal: list[dict[str, Any]] = []
+        """Every reservation, refusal, commit and refund in order (the budget timeline a viewer draws)."""
 
     # -- reading -------------------------------------------------------------------------------
     @property
@@ -277,6 +280,25 @@ class Ledger:
             by_role={k: dict(v) for k, v in self._by_role.items()},
         )
 
+    # -- the journal ---------------------------------------------------------------------------
+    def _note(
+        self, event: str, amounts: Mapping[str, Amount], role: str | None, rid: int | None, **extra: Any
+    ) -> None:
+        if len(self.journal) >= _JOURNAL_MAX:
+            return
+        tool = next((k[len(TOOL_PREFIX) :] for k in amounts if k.startswith(TOOL_PREFIX)), None)
+        entry: dict[str, Any] = {
+            "t": round(self.elapsed(), 4),
+            "event": event,
+            "what": f"model:{role}" if role is not None else f"tool:{tool}" if tool else "other",
+            "id": rid,
+            "amounts": {k: _plain(v) for k, v in amounts.items() if v},
+            **extra,
+        }
+        if event in ("commit", "refused"):
+            entry["remaining"] = {k: _plain(r) for k in self._limits if (r := self.remaining(k)) is not None}
+        self.journal.append(entry)
+
     # -- reserving -----------------------------------------------------------------------------
     def set_hold(self, amounts: Mapping[str, Amount]) -> None:
         """Set the standing reserve (only reservations with ``use_hold=True`` may dip into it)."""
@@ -307,17 +329,22 @@ class Ledger:
         """Reserve atomically, or return the refusal (which resource, requested, remaining). With an account,
         the store takes its part too; a store refusal undoes the local reservation."""
         local = self._try_reserve_local(amounts, role=role, use_hold=use_hold)
-        if self.account is None or isinstance(local, BudgetExceeded):
+        if isinstance(local, BudgetExceeded):
+            self._note("refused", amounts, role, None, resource=local.resource)
             return local
-        try:
-            grant = self.account.try_reserve(amounts)
-        except BaseException:
-            self.refund(local)
-            raise
-        if isinstance(grant, BudgetExceeded):
-            self.refund(local)
-            return grant
-        return Reservation(local.id, local.amounts, local.role, local.parent, grant)
+        if self.account is not None:
+            try:
+                grant = self.account.try_reserve(amounts)
+            except BaseException:
+                self.refund(local)
+                raise
+            if isinstance(grant, BudgetExceeded):
+                self.refund(local)
+                self._note("refused", amounts, role, None, resource=grant.resource, account=self.account.key)
+                return grant
+            local = Reservation(local.id, local.amounts, local.role, local.parent, grant)
+        self._note("reserve", amounts, role, local.id)
+        return local
 
     def _try_reserve_local(
         self, amounts: Mapping[str, Amount], *, role: str | None, use_hold: bool
@@ -364,6 +391,7 @@ class Ledger:
                     row[key] += int(used.get(key, 0))
         if self.parent is not None and reservation.parent is not None:
             self.parent.commit(reservation.parent, used)
+        self._note("commit", used, reservation.role, reservation.id)
         if self.account is not None and reservation.grant is not None:
             if not self.account.commit(reservation.grant, used):
                 _log.warning(
@@ -379,6 +407,7 @@ class Ledger:
             self._release(reservation)
         if self.parent is not None and reservation.parent is not None:
             self.parent.refund(reservation.parent)
+        self._note("refund", reservation.amounts, reservation.role, reservation.id)
         if self.account is not None and reservation.grant is not None:
             self.account.release(reservation.grant)
 

@@ -172,6 +172,7 @@ async def episode_record(
         "usage": result.usage.to_dict(),
         "wall_seconds": round(time.monotonic() - start, 3),
         "transcript": _transcript(result.messages),
+        "timeline": list(getattr(result, "timeline", ()) or ()),
     }
 
 
