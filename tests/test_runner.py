@@ -353,3 +353,16 @@ def test_a_resume_with_another_configuration_is_refused_and_names_the_difference
         asyncio.run(run_eval(spec(), out, progress=False))
     extended = asyncio.run(run_eval(spec(), out, progress=False, allow_changes=True))
     assert extended.skipped == 4  # extended on purpose: the finished episodes stay
+
+
+def test_a_changed_prompt_is_a_changed_configuration(tmp_path, monkeypatch):
+    from budgetgraph.agents import prompts
+
+    out = tmp_path / "r.jsonl"
+    spec = _spec(limit=1, budgets=("1",))
+    asyncio.run(run_eval(spec, out, progress=False))
+    header = json.loads(out.read_text().splitlines()[0])
+    assert set(header["config"]["prompts"]) >= {"prompts", "bats_graph", "block"}
+    monkeypatch.setattr(prompts, "ANSWER_NOW", prompts.ANSWER_NOW + " Be brief.")
+    with pytest.raises(ConfigError, match=r"prompts.prompts: "):
+        asyncio.run(run_eval(spec, out, progress=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import json
 import platform
 import random
 import re
@@ -14,7 +15,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -223,12 +224,46 @@ def sweep_config(spec: EvalSpec, env: Env, tasks: Sequence[Task]) -> dict[str, A
         "options": _jsonable(dict(spec.env_options)),
         "files": files,
         "budgets": budgets,
+        "prompts": prompt_digests(),
     }
+
+
+PROMPT_MODULES = (
+    "budgetgraph.agents.prompts",
+    "budgetgraph.agents.bats_graph",
+    "budgetgraph.agents.plan_and_budget",
+    "budgetgraph.agents.orchestrator",
+    "budgetgraph.planners.bats",
+    "budgetgraph.budget.block",
+)
+
+
+def prompt_digests() -> dict[str, str]:
+    """A short SHA-256 per module of its prompt texts (module-level constants in capitals: strings, and
+    mappings or sequences of them), so a changed prompt changes the results header and a resume says so."""
+    import importlib
+
+    out = {}
+    for name in PROMPT_MODULES:
+        module = importlib.import_module(name)
+        texts = {k: v for k, v in sorted(vars(module).items()) if k.lstrip("_").isupper() and _is_text(v)}
+        blob = json.dumps(texts, sort_keys=True, default=str).encode()
+        out[name.rsplit(".", 1)[-1]] = hashlib.sha256(blob).hexdigest()[:16]
+    return out
+
+
+def _is_text(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    if is_dataclass(value) and not isinstance(value, type):  # a policy of texts (the regime policy)
+        return _is_text(asdict(value))
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else ()
+    return any(isinstance(v, str) for v in items)
 
 
 def _config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     changes = []
-    for key in ("model", "options", "files"):
+    for key in ("model", "options", "files", "prompts"):
         if key in old and old[key] != new.get(key):
             was, now = old[key], new.get(key)
             if isinstance(was, dict) and isinstance(now, dict):
