@@ -217,6 +217,12 @@ def eval_(
         float, typer.Option(help="costplan: uniform share mixed into the model's MCTS prior (0 to 1).")
     ] = DEFAULT_PRIOR_MIX,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    epochs: Annotated[
+        int, typer.Option(help="Run each task this many times (epoch e: model seed recorded per episode).")
+    ] = 1,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature of every model call (epochs differ above 0).")
+    ] = None,
     extend: Annotated[
         bool,
         typer.Option(
@@ -259,6 +265,8 @@ def eval_(
             limit=limit,
             seed=seed,
             concurrency=concurrency,
+            epochs=epochs,
+            temperature=temperature,
         )
         summary = asyncio.run(
             run_eval(spec, out, executor=executor, address=address, progress=progress, allow_changes=extend)

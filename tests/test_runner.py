@@ -366,3 +366,60 @@ def test_a_changed_prompt_is_a_changed_configuration(tmp_path, monkeypatch):
     monkeypatch.setattr(prompts, "ANSWER_NOW", prompts.ANSWER_NOW + " Be brief.")
     with pytest.raises(ConfigError, match=r"prompts.prompts: "):
         asyncio.run(run_eval(spec, out, progress=False))
+
+
+def test_epochs_run_each_cell_k_times_with_recorded_seeds_and_resume(tmp_path):
+    out = tmp_path / "r.jsonl"
+    spec = _spec(limit=3, budgets=("1",), epochs=3, temperature=0.5, seed=4)
+    first = asyncio.run(run_eval(spec, out, progress=False))
+    assert first.total == 3 * 2 * 3 and first.ran == 18
+    _, records = ResultsFile(out).read()
+    assert sorted({(r["epoch"], r["seed"]) for r in records}) == [(0, 4000), (1, 4001), (2, 4002)]
+    assert set(Counter((r["task_id"], r["planner"]) for r in records).values()) == {3}
+    again = asyncio.run(run_eval(spec, out, progress=False))
+    assert again.ran == 0 and again.skipped == 18  # every (task, planner, budget, epoch) is done
+    with pytest.raises(ConfigError, match=r"sampling.temperature: 0.5 -> 0.9"):
+        asyncio.run(
+            run_eval(_spec(limit=3, budgets=("1",), epochs=3, temperature=0.9, seed=4), out, progress=False)
+        )
+    (row,) = [r for r in summarize(records) if r.planner == "react"]
+    assert row.n == 9  # 3 tasks x 3 epochs; its interval is over the 3 tasks' means
+
+
+def test_an_epochs_seed_and_temperature_reach_every_model_call():
+    from budgetgraph import Agent
+    from budgetgraph.envs.runner import episode_record
+
+    model = ScriptedModel.qa_policy()
+    model.record = True  # keep each request's settings
+    env = HotpotQAEnv(MINI)
+    task = env.tasks()[0]
+    record = asyncio.run(episode_record(env, task, model, "scripted", "tracker", "2", 1, 4001, 0.7))
+    assert (record["epoch"], record["seed"]) == (1, 4001) and model.requests
+    assert all(s.get("seed") == 4001 and s.get("temperature") == 0.7 for _, _, s in model.requests)
+    model.requests.clear()
+    asyncio.run(Agent(model, [], "llm_calls=1").arun("q"))  # outside an episode: the agent's own settings
+    assert model.requests and all(
+        "seed" not in s and s.get("temperature") == 0.0 for _, _, s in model.requests
+    )
+
+
+def test_a_paired_comparison_with_epochs_pairs_tasks_not_runs():
+    from budgetgraph.envs.report import compare
+
+    records = []
+    for task, (a, b) in {"t1": ([1, 1], [0, 0]), "t2": ([0, 1], [1, 1]), "t3": ([0, 0], [0, 1])}.items():
+        for epoch in range(2):
+            for planner, scores in (("react", a), ("tracker", b)):
+                records.append(
+                    {
+                        "task_id": task,
+                        "planner": planner,
+                        "budget": "2",
+                        "model": "m",
+                        "epoch": epoch,
+                        "scores": {"correct": scores[epoch]},
+                    }
+                )
+    ((_, _, c),) = compare(records, "react", "tracker")
+    assert c.n == 3 and c.difference == pytest.approx((-1 + 0.5 + 0.5) / 3)

@@ -10,10 +10,13 @@ it again (unless the tool is idempotent).
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
@@ -416,7 +419,9 @@ def routed(node: Node, routes: Mapping[str, str], loop: AgentLoop | None = None)
     """The node's update plus where to go next (by its ``phase``), as one ``Command``. With ``loop``, an
     overrun raised anywhere in the node ends the run with stop reason ``overrun``."""
 
-    async def run(state: Any, runtime: Runtime[Any]) -> Command[str]:
+    async def run(state: Any, runtime: Runtime[Any], config: RunnableConfig) -> Command[str]:
+        # Python 3.10: asyncio tasks do not carry LangGraph's run config, which interrupt() reads
+        token = var_child_runnable_config.set(config) if sys.version_info < (3, 11) else None
         try:
             update = await node(state, runtime)
         except Overrun as exc:
@@ -426,6 +431,9 @@ def routed(node: Node, routes: Mapping[str, str], loop: AgentLoop | None = None)
             metered = loop.run_of(state, runtime)
             answer = state.get("proposed") if isinstance(state, dict) else None
             update = loop.keep(metered, {"phase": "done", "stop": _stop_on(exc), "answer": answer})
+        finally:
+            if token is not None:
+                var_child_runnable_config.reset(token)
         return Command(update=update, goto=routes.get(update.get("phase", "done"), END))
 
     run.__name__ = getattr(node, "__name__", "node")

@@ -28,17 +28,22 @@ class _EpisodeWorker:
         self.label = model_label
         self.tasks = {t.id: t for t in self.env.tasks()}
 
-    async def run(self, task_id: str, planner: str, budget: str) -> dict[str, Any]:
+    async def run(
+        self, task_id: str, planner: str, budget: str, epoch: int, seed: int | None, temperature: float | None
+    ) -> dict[str, Any]:
         from .runner import episode_record
 
-        return await episode_record(self.env, self.tasks[task_id], self.model, self.label, planner, budget)
+        task = self.tasks[task_id]
+        return await episode_record(
+            self.env, task, self.model, self.label, planner, budget, epoch, seed, temperature
+        )
 
 
 async def run_on_ray(
     env_factory: Callable[[], Env],
     model_factory: Callable[[], Any],
     spec: EvalSpec,
-    cells: Sequence[tuple[Task, str, str]],
+    cells: Sequence[tuple[Task, str, str, int]],
     address: str | None,
     done: Callable[[dict[str, Any]], object],
     workers: int | None = None,
@@ -65,7 +70,8 @@ async def run_on_ray(
     actor_cls = ray.remote(num_cpus=0)(_EpisodeWorker).options(max_concurrency=per_actor)
     actors = [actor_cls.remote(env_factory, model_factory, spec.model) for _ in range(n)]
     refs = [
-        actors[i % n].run.remote(task.id, planner, budget) for i, (task, planner, budget) in enumerate(cells)
+        actors[i % n].run.remote(task.id, planner, budget, epoch, spec.epoch_seed(epoch), spec.temperature)
+        for i, (task, planner, budget, epoch) in enumerate(cells)
     ]
     try:
         for fut in asyncio.as_completed([asyncio.wrap_future(r.future()) for r in refs]):

@@ -85,6 +85,14 @@ def paired(records: Sequence[_R]) -> list[_R]:
     return [r for r in records if str(r["task_id"]) in shared]
 
 
+def _per_task(records: Iterable[Mapping[str, Any]]) -> list[float]:
+    """Accuracy per task, averaged over its epochs (one value per task when there is one epoch)."""
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        by_task[str(r["task_id"])].append(float((r.get("scores") or {}).get("correct", 0.0)))
+    return [fmean(v) for v in by_task.values()]
+
+
 def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
@@ -98,6 +106,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
         scores = [r.get("scores") or {} for r in recs]
         extra_keys = sorted({k for s in scores for k in s} - {"correct", "em", "f1"})
         correct = [float(s.get("correct", 0.0)) for s in scores]
+        per_task = _per_task(recs)  # with epochs, a task's runs are one sample: intervals over tasks
         rows.append(
             Row(
                 model=model,
@@ -114,8 +123,8 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
                 cost=fmean(float(u.get("usd", 0.0)) for u in usage),
                 errors=sum(1 for r in recs if r.get("error")),
                 extra={k: fmean(float(s[k]) for s in scores if k in s) for k in extra_keys},
-                se=standard_error(correct),
-                ci=bootstrap_ci(correct),
+                se=standard_error(per_task),
+                ci=bootstrap_ci(per_task),
             )
         )
     rows.sort(key=lambda r: (r.model, r.planner, _budget_order(r.budget)))
@@ -305,9 +314,11 @@ def rows_as_dicts(rows: Sequence[Row]) -> list[dict[str, Any]]:
 
 def compare(records: Iterable[Mapping[str, Any]], a: str, b: str) -> list[tuple[str, str, Comparison]]:
     """Planner ``b`` against ``a`` per (model, budget), paired on the tasks both finished."""
-    scores: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+    runs: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        scores[_cell(r)][str(r["task_id"])] = float((r.get("scores") or {}).get("correct", 0.0))
+        runs[_cell(r)][str(r["task_id"])].append(float((r.get("scores") or {}).get("correct", 0.0)))
+    # with epochs, a task's score is its mean over epochs: the pairs are tasks, not runs
+    scores = {cell: {t: fmean(v) for t, v in tasks.items()} for cell, tasks in runs.items()}
     out = []
     for model, budget in sorted({(m, bu) for m, _, bu in scores}, key=lambda x: (x[0], _budget_order(x[1]))):
         if (model, a, budget) in scores and (model, b, budget) in scores:

@@ -13,12 +13,18 @@ from ..errors import ConfigError
 
 __all__ = ["ResultsFile", "episode_key"]
 
-Key = tuple[str, str, str, str]
+Key = tuple[str, str, str, str, int]
 
 
 def episode_key(record: Mapping[str, Any]) -> Key:
-    """What makes an episode unique in a sweep: task, planner, budget and model."""
-    return (str(record["task_id"]), str(record["planner"]), str(record["budget"]), str(record["model"]))
+    """What makes an episode unique in a sweep: task, planner, budget, model and epoch (0 when absent)."""
+    return (
+        str(record["task_id"]),
+        str(record["planner"]),
+        str(record["budget"]),
+        str(record["model"]),
+        int(record.get("epoch") or 0),
+    )
 
 
 class ResultsFile:

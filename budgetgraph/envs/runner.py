@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..models.base import ChatModel
+from ..models.base import ChatModel, sampling
+from ..models.messages import ModelSettings
 from ..models.registry import infer_model
 from .base import Env, Task
 from .results import ResultsFile, episode_key
@@ -45,6 +46,16 @@ class EvalSpec:
     limit: int | None = None
     seed: int | None = None
     concurrency: int = 4
+    epochs: int = 1
+    """Each (task, planner, budget) runs this many times, epoch e with model seed ``epoch_seed(e)``."""
+    temperature: float | None = None
+    """The sampling temperature of every model call (None: the agent's own, 0); epochs differ only above 0."""
+
+    def epoch_seed(self, epoch: int) -> int | None:
+        """The model seed of an epoch: None (the backend's) for a single-epoch sweep at the default settings."""
+        if self.epochs == 1 and self.temperature is None:
+            return None
+        return (self.seed or 0) * 1000 + epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,9 @@ class EvalSummary:
     errors: int
     seconds: float
 
+
+Cell = tuple[Task, str, str, int]
+"""One episode to run: task, planner, budget label, epoch."""
 
 _SIMPLE_BUDGET = re.compile(r"^(none|x?\d+(\.\d+)?)$", re.IGNORECASE)
 
@@ -132,7 +146,15 @@ def _transcript(messages: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 async def episode_record(
-    env: Env, task: Task, model: ChatModel, model_label: str, planner: str, budget: str
+    env: Env,
+    task: Task,
+    model: ChatModel,
+    model_label: str,
+    planner: str,
+    budget: str,
+    epoch: int = 0,
+    seed: int | None = None,
+    temperature: float | None = None,
 ) -> dict[str, Any]:
     """Run one episode and return its results line; an error is recorded (and scored wrong), not raised."""
     base: dict[str, Any] = {
@@ -142,7 +164,24 @@ async def episode_record(
         "budget": budget,
         "model": model_label,
         "gold": task.gold,
+        "epoch": epoch,
+        "seed": seed,
     }
+    override = ModelSettings()
+    if seed is not None:
+        override["seed"] = seed
+    if temperature is not None:
+        override["temperature"] = temperature
+    token = sampling.set(override or None)  # every model call of the episode, sub-agents' too
+    try:
+        return await _episode(env, task, model, planner, budget, base)
+    finally:
+        sampling.reset(token)
+
+
+async def _episode(
+    env: Env, task: Task, model: ChatModel, planner: str, budget: str, base: dict[str, Any]
+) -> dict[str, Any]:
     if (category := env.category(task)) is not None:
         base["category"] = category
     start = time.monotonic()
@@ -225,6 +264,7 @@ def sweep_config(spec: EvalSpec, env: Env, tasks: Sequence[Task]) -> dict[str, A
         "files": files,
         "budgets": budgets,
         "prompts": prompt_digests(),
+        "sampling": {"temperature": spec.temperature},
     }
 
 
@@ -263,7 +303,7 @@ def _is_text(value: Any) -> bool:
 
 def _config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     changes = []
-    for key in ("model", "options", "files", "prompts"):
+    for key in ("model", "options", "files", "prompts", "sampling"):
         if key in old and old[key] != new.get(key):
             was, now = old[key], new.get(key)
             if isinstance(was, dict) and isinstance(now, dict):
@@ -374,14 +414,17 @@ async def _sweep(
             stacklevel=2,
         )
     done_keys = {episode_key(r) for r in done}
+    if spec.epochs < 1:
+        raise ConfigError(f"epochs must be 1 or more, not {spec.epochs}")
     cells = [
-        (task, planner, budget)
+        (task, planner, budget, epoch)
+        for epoch in range(spec.epochs)  # epoch-major: a partial run has whole epochs first
         for task in tasks  # task-major, so a partial run still compares every cell on the same tasks
         for budget in spec.budgets
         for planner in spec.planners
-        if (task.id, planner, budget, spec.model) not in done_keys
+        if (task.id, planner, budget, spec.model, epoch) not in done_keys
     ]
-    total = len(tasks) * len(spec.planners) * len(spec.budgets)
+    total = len(tasks) * len(spec.planners) * len(spec.budgets) * spec.epochs
     tally = _Tally()
     for r in done:
         if (r["planner"], r["budget"]) in {(p, b) for p in spec.planners for b in spec.budgets}:
@@ -441,14 +484,16 @@ async def _run_local(
     env: Env,
     model: ChatModel,
     spec: EvalSpec,
-    cells: Sequence[tuple[Task, str, str]],
+    cells: Sequence[Cell],
     done: Callable[[dict[str, Any]], object],
 ) -> None:
     gate = asyncio.Semaphore(max(1, spec.concurrency))
 
-    async def one(task: Task, planner: str, budget: str) -> dict[str, Any]:
+    async def one(task: Task, planner: str, budget: str, epoch: int) -> dict[str, Any]:
         async with gate:
-            return await episode_record(env, task, model, spec.model, planner, budget)
+            return await episode_record(
+                env, task, model, spec.model, planner, budget, epoch, spec.epoch_seed(epoch), spec.temperature
+            )
 
     # tasks start in cell order (the semaphore is FIFO), so a partial run covers the first tasks fully
     pending = [asyncio.ensure_future(one(*c)) for c in cells]

@@ -24,7 +24,7 @@ from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import Amount
 from ..budget.prices import PriceTable, Pricing, max_output_within
 from ..errors import BudgetExceeded, BudgetgraphError, DeadlineExceeded, ModelError, Overrun
-from ..models.base import ChatModel, failure_of, retry_policy, text_sink
+from ..models.base import ChatModel, failure_of, retry_policy, sampling, text_sink
 from ..models.messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema
 
 __all__ = ["MIN_OUTPUT", "CallPlan", "ModelMeter", "plan_call"]
@@ -178,6 +178,8 @@ class ModelMeter:
         def retryable(exc: BaseException) -> bool:
             return not isinstance(exc, BudgetgraphError) and failure_of(self.model, exc).retryable
 
+        if (override := sampling.get()) is not None:
+            settings = ModelSettings(**{**settings, **override})
         args = (messages, tools, settings, price, counted, role, max_tokens, use_hold, node, on_text)
         try:
             if attempts == 1:  # no retry policy to run (embedded and scripted models)

@@ -18,11 +18,15 @@ __all__ = [
     "estimate_tokens",
     "failure_of",
     "retry_policy",
+    "sampling",
     "text_sink",
     "upper_bound_tokens",
 ]
 
 text_sink: ContextVar[Callable[[str], None] | None] = ContextVar("budgetgraph_text_sink", default=None)
+sampling: ContextVar[ModelSettings | None] = ContextVar("budgetgraph_sampling", default=None)
+"""Settings every metered model call in this context uses over its own (an evaluation epoch's seed and
+temperature); set by the evaluation runner around an episode."""
 """Where a streaming backend sends text deltas; set by the metering layer while ``Agent.astream`` runs."""
 
 
