@@ -77,7 +77,8 @@ def _sample(record: Mapping[str, Any], model: str) -> Any:
         limit = EvalSampleLimit(
             type=cast(Literal["time", "token", "cost", "custom"], kind), limit=float(value or 0)
         )
-    scores = {k: Score(value=float(v)) for k, v in (record.get("scores") or {}).items()}
+    answer = None if record.get("answer") is None else str(record["answer"])
+    scores = {k: Score(value=float(v), answer=answer) for k, v in (record.get("scores") or {}).items()}
     gold = record.get("gold")
     target = (
         [str(g) for g in gold]
