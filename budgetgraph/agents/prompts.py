@@ -7,11 +7,12 @@ from typing import Literal
 
 from ..budget.block import REGIME_POLICY, RegimePolicy, render_policy
 
-__all__ = ["ANSWER_NOW", "AnswerStyle", "answer_now", "extract_answer", "system_prompt"]
+__all__ = ["ANSWER_NOW", "AnswerStyle", "answer_format", "answer_now", "extract_answer", "system_prompt"]
 
-AnswerStyle = Literal["full", "short"]
+AnswerStyle = Literal["full", "short", "code"]
 """``full``: an answer in a sentence or two (a name or number alone when that is all that is asked);
-``short``: the shortest span (what exact-match scoring wants: HotpotQA, the ``qa`` environment)."""
+``short``: the shortest span (what exact-match scoring wants: HotpotQA, the ``qa`` environment);
+``code``: a complete Python function in a fenced block (the coding environment)."""
 
 _FORMAT: dict[str, str] = {
     "full": "reply with the final answer inside <answer></answer>, in one or two sentences of your own that "
@@ -19,8 +20,14 @@ _FORMAT: dict[str, str] = {
     "<answer>The ledger refuses the call, so it is not run.</answer>",
     "short": "reply with the final answer only, inside <answer></answer>, as short as possible: a name, date, "
     "number or short phrase, e.g. <answer>Paris</answer>",
+    "code": "reply with the complete function (with its imports) inside <answer></answer>, in one ```python "
+    "block",
 }
-_NOW_FORMAT = {"full": "in one or two sentences", "short": "as short as possible"}
+_NOW_FORMAT = {
+    "full": "in one or two sentences",
+    "short": "as short as possible",
+    "code": "as the complete Python function in one ```python block",
+}
 
 _BASE = (
     "You are a careful research agent. Do not answer from memory or from these instructions: first use the "
@@ -32,6 +39,11 @@ ANSWER_NOW = (
     "{reason} No more tool calls are possible. Give your best final answer now from what you found, "
     "inside <answer></answer>, {format}."
 )
+
+
+def answer_format(style: AnswerStyle) -> str:
+    """The answer-format sentence of a style, for prompts written outside this module."""
+    return _FORMAT[style]
 
 
 def answer_now(style: AnswerStyle = "full") -> str:

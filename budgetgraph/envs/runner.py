@@ -275,6 +275,8 @@ PROMPT_MODULES = (
     "budgetgraph.agents.orchestrator",
     "budgetgraph.planners.bats",
     "budgetgraph.budget.block",
+    "budgetgraph.agents.turns",
+    "budgetgraph.envs.coding",
 )
 
 
