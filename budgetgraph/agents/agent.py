@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -34,6 +35,7 @@ from .prompts import system_prompt as build_system_prompt
 from .runtime import RunContext
 from .state import AgentState
 from .structured import answer_nudge, dump, parse_output, repair_output, schema_instructions
+from .turns import TurnControl, baseline_turns, turn_control
 
 __all__ = ["Agent", "RunResult", "StopReason"]
 
@@ -79,6 +81,8 @@ class RunResult:
     """Why ``output`` is None: what failed validation, after the one retry."""
     timeline: Sequence[dict[str, Any]] = ()
     """The ledger's journal: every reservation, refusal, commit and refund in order, with what remained."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """What the planner reports about the run (``consistency``/``majority``: samples drawn, votes, stop)."""
     pending: Sequence[ToolCall] = ()
     """Tool calls awaiting a human decision (stop kind ``interrupted``): resume with
     ``agent.aresume(thread_id, decisions={call.id: "approve" | "reject" | {"action": "edit", ...}})``."""
@@ -129,6 +133,10 @@ class Agent:
     ``regime_policy`` the search-oriented regime advice (``GENERIC_POLICY`` suits other tools).
     ``answer_style="short"`` asks for the shortest answer span (exact-match evaluations); the default
     ``"full"`` lets the answer be a sentence or two.
+    ``turn_cap`` is turn control (papers.md section 7): a number, ``"p75"`` (that percentile of the model's
+    turns in ``turn_baseline``: turn counts or a results file of the uncapped planner) or ``"dynamic"`` (a low
+    cap the agent may ask to extend, each extension a journaled budget grant); every turn then carries
+    "You have N turns left". It sets the budget's ``turns`` cap.
     ``budget_scope``: ``"run"`` (default) gives every ``arun`` a fresh budget, also on a ``thread_id`` that
     continues a conversation; ``"thread"`` makes the budget a conversation cap: with a checkpointer, each
     ``arun`` on a thread continues the ledger the thread's checkpoint holds.
@@ -160,6 +168,12 @@ class Agent:
         budget_scope: Literal["run", "thread"] = "run",
         approve: bool | Sequence[str] = False,
         output_type: type[BaseModel] | None = None,
+        turn_cap: int | str | TurnControl | None = None,
+        turn_baseline: Sequence[int] | str | Path | None = None,
+        samples: int = 5,
+        sample_planner: str = "react",
+        sample_temperature: float = 0.7,
+        answer_key: Callable[[str | None], Hashable] | None = None,
     ) -> None:
         if planner not in PLANNERS:
             raise ConfigError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
@@ -186,6 +200,15 @@ class Agent:
             isinstance(output_type, type) and issubclass(output_type, BaseModel)
         ):
             raise ConfigError(f"output_type must be a pydantic model class, not {output_type!r}")
+        if sample_planner in ("consistency", "majority") or sample_planner not in PLANNERS:
+            raise ConfigError(
+                f"sample_planner must be a single-run planner such as react, not {sample_planner!r}"
+            )
+        if not (isinstance(samples, int) and samples >= 1):
+            raise ConfigError(f"samples must be a whole number >= 1, got {samples!r}")
+        self.samples, self.sample_planner = samples, sample_planner
+        self.sample_temperature, self.answer_key = sample_temperature, answer_key
+        self._prompt_args = (instructions, system_prompt, regime_policy)
         self.output_type = output_type
         if output_type is not None:
             instructions = "\n\n".join(p for p in (instructions, schema_instructions(output_type)) if p)
@@ -193,6 +216,11 @@ class Agent:
         self.tools = list(tools)
         capped = list(dict.fromkeys(t.budget_key for t in tools))
         self.budget = Budget.parse(budget, capped) if isinstance(budget, str) else (budget or Budget())
+        self.turn_control = _turn_control(turn_cap, turn_baseline, planner)
+        if self.turn_control is not None:
+            if self.budget.turns is not None:
+                raise ConfigError("give the turn cap once: turn_cap= or the budget's turns=, not both")
+            self.budget = replace(self.budget, turns=self.turn_control.cap)
         self.planner = planner
         self.on_exhausted = on_exhausted
         self.budget_scope = budget_scope
@@ -219,6 +247,7 @@ class Agent:
             answer_schema=None if output_type is None else output_type.model_json_schema(),
             durable=checkpointer is not None,
             approve=needs,
+            turn_control=self.turn_control,
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(
@@ -227,6 +256,29 @@ class Agent:
         self.checkpointer = _registered(checkpointer)
         self.graph = build_planner_graph(self, planner).compile(
             checkpointer=self.checkpointer, interrupt_before=list(interrupt_before or []) or None
+        )
+
+    def sampler(self) -> Agent:
+        """The agent whose runs Adaptive-Consistency and majority voting sample: this agent's model, tools,
+        prompts and settings with ``sample_planner`` and no budget of its own (each sample runs on a child of
+        the run's ledger)."""
+        instructions, system_prompt, regime_policy = self._prompt_args
+        return Agent(
+            self.model,
+            self.tools,
+            Budget(),
+            planner=self.sample_planner,
+            prices=self.config.prices,
+            instructions=instructions,
+            system_prompt=system_prompt,
+            regime_policy=regime_policy,
+            settings=self.config.settings,
+            max_tokens=self.config.max_tokens,
+            answer_max_tokens=self.config.answer_max_tokens,
+            max_turns=self.config.max_turns,
+            force_first_tool=self.config.force_first_tool,
+            answer_style=self.answer_style,
+            turn_cap=self.turn_control,
         )
 
     def sub_agent(self, budget: Budget) -> Agent:
@@ -452,6 +504,7 @@ class Agent:
             thread_id=(config.get("configurable") or {}).get("thread_id"),
             pending=pending,
             timeline=list(live.journal),
+            details=dict(final.get("details") or {}),
         )
         if self.on_exhausted == "raise" and reason.kind == "budget_exhausted":
             raise BudgetExhausted(f"run stopped: {reason}", result)
@@ -524,3 +577,15 @@ def _quiet_registered_types() -> None:
     log = logging.getLogger("langgraph.checkpoint.serde.jsonplus")
     if not any(isinstance(f, _RegisteredTypes) for f in log.filters):
         log.addFilter(_RegisteredTypes())
+
+
+def _turn_control(
+    cap: int | str | TurnControl | None, baseline: Sequence[int] | str | Path | None, planner: str
+) -> TurnControl | None:
+    """``turn_cap``: a number, ``"p75"`` or ``"dynamic"`` over ``turn_baseline`` (turn counts, or a results
+    file whose episodes of the same planner are the uncapped baseline)."""
+    if cap is None or isinstance(cap, TurnControl):
+        return cap
+    if isinstance(baseline, str | Path):
+        baseline = baseline_turns(baseline, planner=planner)
+    return turn_control(cap, baseline)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentEvent",
+    "BudgetGrant",
     "BudgetOverrun",
     "BudgetUpdate",
     "FinalAnswer",
@@ -93,6 +94,17 @@ class BudgetUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetGrant:
+    """A cap was raised mid-run: ``amount`` more of ``resource`` (now ``limit``), granted ``by`` for ``reason``."""
+
+    resource: str
+    amount: int | float | str
+    limit: int | float | str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetOverrun:
     """A backend reported more than its call reserved: the truth was charged and the run stops now."""
 
@@ -116,6 +128,7 @@ AgentEvent = (
     | ToolCallFinished
     | ToolResult
     | BudgetUpdate
+    | BudgetGrant
     | BudgetOverrun
     | VerifierDecision
     | FinalAnswer

@@ -31,11 +31,12 @@ from ..models.base import ChatModel
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..tools.base import Tool
 from .approval import review
-from .events import BudgetOverrun, TextDelta, ToolCallFinished, ToolCallStarted
+from .events import BudgetGrant, BudgetOverrun, TextDelta, ToolCallFinished, ToolCallStarted
 from .markup import MarkupStripper
 from .prompts import answer_now, extract_answer
 from .runtime import RunContext, emit, forget, resolve_run, sink, stop, streaming, user_messages
 from .state import AgentState, StopInfo
+from .turns import MORE_TURNS, TURN_LIMIT_REACHED, TURN_REMINDER, TurnControl
 
 __all__ = ["NO_ANSWER", "AgentLoop", "LoopConfig", "build_graph"]
 
@@ -68,6 +69,8 @@ class LoopConfig:
     """With structured output: the JSON schema the final-answer call is constrained to (where a backend can)."""
     approve: frozenset[str] = frozenset()
     """Tools whose calls wait for a human decision before they are admitted ("*": every tool)."""
+    turn_control: TurnControl | None = None
+    """Turn control: the reminder line on every turn and, when dynamic, extensions the agent asks for."""
 
     def new_run(self, ledger: Any = None) -> MeteredRun:
         from ..budget.ledger import Ledger
@@ -75,6 +78,10 @@ class LoopConfig:
         return MeteredRun(
             ledger if ledger is not None else Ledger(self.budget), self.model, self.tools, self.prices
         )
+
+
+def _json_amount(value: Any) -> int | float | str:
+    return value if isinstance(value, int | float) else str(value)
 
 
 def _stop_on(exc: Exception) -> StopInfo:
@@ -195,21 +202,72 @@ class AgentLoop:
             return self.to_answer(
                 run, stop("budget_exhausted", key, f"The {key.removeprefix('tool:')} budget is exhausted.")
             )
+        extra: list[Message] = []
+        if (tc := self.cfg.turn_control) is not None and run.ledger.available("turns") == 0:
+            asked = await self.ask_for_turns(run, runtime, history, tc)
+            if isinstance(asked, dict):
+                return asked
+            extra = asked
+            history = [*history, *extra]
         schemas = [t.schema for t in tools]
-        response = await self.act(run, runtime, "model", [self.system, *history], schemas, force=turns == 0)
+        prompt = [self.system, *self.remind(run, history)]
+        response = await self.act(run, runtime, "model", prompt, schemas, force=turns == 0)
         if not isinstance(response, ModelResponse):
             if response.get("kind") in ("error", "overrun") or response.get("resource") == "seconds":
                 answer = None if response.get("kind") == "error" else _last_text(history)
                 return self.keep(run, {"phase": "done", "stop": response, "answer": answer})
             return self.to_answer(run, response)
         message = response.message
-        update: dict[str, Any] = {"messages": [message], "turns": turns + 1}
+        update: dict[str, Any] = {"messages": [*extra, message], "turns": turns + 1}
         if message.tool_calls:
             return self.keep(run, {**update, "phase": "tools"})
         answer = extract_answer(message.content)
         if not answer:
             return self.keep(run, {**update, "phase": "answer", "stop": stop("answered", "", NO_ANSWER)})
         return self.keep(run, {**update, "phase": "done", "answer": answer, "stop": stop("answered")})
+
+    def remind(self, run: MeteredRun, history: list[Message]) -> list[Message]:
+        """Turn control's reminder on the latest message of this turn's prompt (not kept in the history)."""
+        tc = self.cfg.turn_control
+        left = run.ledger.remaining("turns")
+        if tc is None or not tc.reminder or left is None or not history:
+            return history
+        last = history[-1]
+        return [
+            *history[:-1],
+            replace(last, content=f"{last.content}\n\n{TURN_REMINDER.format(n=int(left))}"),
+        ]
+
+    async def ask_for_turns(
+        self, run: MeteredRun, runtime: Runtime[Any] | None, history: list[Message], tc: TurnControl
+    ) -> list[Message] | dict[str, Any]:
+        """At the turn cap: a dynamic cap asks the agent whether it needs more turns and grants ``tc.step``
+        (journaled) if so; the messages to keep, or the node's update when the run goes to its answer."""
+        limit = int(run.ledger.limits.get("turns", 0))
+        used = int(run.ledger.spent("turns"))
+        out = stop("budget_exhausted", "turns", f"The turn budget ({limit} turns) is exhausted.")
+        grant = tc.extension(limit)
+        if grant <= 0:
+            return self.to_answer(run, out)
+        nudge = Message.user(TURN_LIMIT_REACHED.format(used=used))
+        response = await self.act(
+            run, runtime, "model", [self.system, *history, nudge], [], force=False, role="extend"
+        )
+        if not isinstance(response, ModelResponse):
+            return self.to_answer(run, response)
+        reply = response.message
+        asked = MORE_TURNS.search(reply.content)
+        if asked is None:
+            answer = extract_answer(reply.content)
+            if answer:
+                return self.keep(
+                    run, {"messages": [nudge, reply], "phase": "done", "answer": answer, "stop": out}
+                )
+            return self.keep(run, {"messages": [nudge, reply], "phase": "answer", "stop": out})
+        reason = asked.group(1).strip() or "(no reason given)"
+        new_limit = run.ledger.grant("turns", grant, by="turn_control", reason=reason)
+        emit(runtime, BudgetGrant("turns", grant, _json_amount(new_limit), "turn_control", reason))
+        return [nudge, reply]
 
     def to_answer(self, run: MeteredRun, info: StopInfo) -> dict[str, Any]:
         return self.keep(run, {"phase": "answer", "stop": info})

@@ -24,9 +24,10 @@ from .state import AgentState, StopInfo
 if TYPE_CHECKING:
     from .agent import Agent
 
-__all__ = ["PLANNERS", "PlannerSpec", "build_planner_graph", "planner_names"]
+__all__ = ["PLANNERS", "PlannerSpec", "build_planner_graph", "parse_planner", "planner_names"]
 
-Delegate = Callable[[str, Ledger], Awaitable[tuple[str | None, list[Message], StopInfo]]]
+Delegate = Callable[[str, Ledger], Awaitable[tuple[Any, ...]]]
+"""(answer, transcript, stop info) or those and the run's details."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +46,10 @@ def _delegating_graph(cfg: LoopConfig, delegate: Delegate) -> StateGraph[AgentSt
     async def solve(state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         run = resolve_run(state, runtime, cfg.new_run)
         question = user_messages(state)[-1].content
+        details: dict[str, Any] = {}
         try:
-            answer, transcript, info = await delegate(question, run.ledger)
+            answer, transcript, info, *more = await delegate(question, run.ledger)
+            details = dict(more[0]) if more else {}
         except Overrun as exc:
             answer, transcript, info = None, [], stop("overrun", exc.resource, str(exc))
         forget(run)
@@ -54,6 +57,7 @@ def _delegating_graph(cfg: LoopConfig, delegate: Delegate) -> StateGraph[AgentSt
             "messages": transcript,
             "answer": answer,
             "stop": info,
+            "details": details,
             "phase": "done",
             "run_id": run.id,
             "ledger": run.ledger.snapshot(),
@@ -114,6 +118,18 @@ def _orchestrator(agent: Agent) -> StateGraph[Any, Any]:
     return _delegating_graph(agent.config, delegate)
 
 
+def _consistency(agent: Agent) -> StateGraph[Any, Any]:
+    from .consistency import delegate_for
+
+    return _delegating_graph(agent.config, delegate_for(agent, "adaptive"))
+
+
+def _majority(agent: Agent) -> StateGraph[Any, Any]:
+    from .consistency import delegate_for
+
+    return _delegating_graph(agent.config, delegate_for(agent, "never"))
+
+
 PLANNERS: dict[str, PlannerSpec] = {
     spec.name: spec
     for spec in (
@@ -127,6 +143,13 @@ PLANNERS: dict[str, PlannerSpec] = {
             "orchestrator", "sub-agents chosen by knapsack, each on a child ledger", True, _orchestrator
         ),
         PlannerSpec(
+            "consistency",
+            "Adaptive-Consistency: episodes one at a time until the Beta/Dirichlet rule settles the vote",
+            False,
+            _consistency,
+        ),
+        PlannerSpec("majority", "majority vote over a fixed number of episodes", False, _majority),
+        PlannerSpec(
             "mcts",
             "cost-augmented MCTS over costed action sequences",
             True,
@@ -137,6 +160,62 @@ PLANNERS: dict[str, PlannerSpec] = {
         ),
     )
 }
+
+
+_LABEL_OPTIONS = (
+    "turn_cap",
+    "baseline",
+    "baseline_budget",
+    "bats_mode",
+    "max_attempts",
+    "samples",
+    "sample_planner",
+    "sample_temperature",
+)
+
+
+def parse_planner(label: str) -> tuple[str, dict[str, Any]]:
+    """A planner label of a sweep: ``react`` or ``react[turn_cap=p75;baseline=runs/base.jsonl;baseline_budget=5]``
+    (options separated by ``;``, since ``,`` separates planners). Returns the planner and its Agent options:
+    ``turn_cap``, ``bats_mode``, ``max_attempts``, and the turn baseline (a results file, optionally only the
+    episodes of one budget label) as ``turn_baseline`` turn counts."""
+    name, bracket, rest = label.strip().partition("[")
+    name = name.strip()
+    if not bracket:
+        return name, {}
+    if not rest.endswith("]"):
+        raise ConfigError(f"planner label {label!r}: options go in brackets, e.g. react[turn_cap=p75]")
+    raw: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in rest[:-1].split(";"))):
+        key, eq, value = part.partition("=")
+        if not eq or key.strip() not in _LABEL_OPTIONS:
+            raise ConfigError(
+                f"planner label {label!r}: {part!r} is not one of {', '.join(_LABEL_OPTIONS)} as KEY=VALUE"
+            )
+        raw[key.strip()] = value.strip()
+    options: dict[str, Any] = {}
+    if "turn_cap" in raw:
+        options["turn_cap"] = int(raw["turn_cap"]) if raw["turn_cap"].isdigit() else raw["turn_cap"]
+    if "baseline" in raw:
+        from .turns import baseline_turns
+
+        options["turn_baseline"] = baseline_turns(raw["baseline"], name, raw.get("baseline_budget"))
+    if "bats_mode" in raw:
+        options["bats_mode"] = raw["bats_mode"]
+    for key in ("max_attempts", "samples"):
+        if key in raw:
+            options[key] = _whole(label, key, raw[key])
+    if "sample_planner" in raw:
+        options["sample_planner"] = raw["sample_planner"]
+    if "sample_temperature" in raw:
+        options["sample_temperature"] = float(raw["sample_temperature"])
+    return name, options
+
+
+def _whole(label: str, key: str, value: str) -> int:
+    if not value.isdigit():
+        raise ConfigError(f"planner label {label!r}: {key} must be a whole number, got {value!r}")
+    return int(value)
 
 
 def planner_names() -> tuple[str, ...]:

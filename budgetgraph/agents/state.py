@@ -32,4 +32,6 @@ class AgentState(TypedDict, total=False):
     inflight: list[dict[str, Any]]
     """Tool calls admitted and not yet settled (a durable graph checkpoints them before they run)."""
     notes: dict[str, str]
+    details: dict[str, Any]
+    """What a planner reports about its run (Adaptive-Consistency: samples drawn, votes, why it stopped)."""
     refused: list[str]

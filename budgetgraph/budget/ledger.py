@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import BudgetExceeded
+from ..errors import BudgetExceeded, ConfigError
 from .limits import TOOL_PREFIX, Amount, Budget, tool_key
 
 if TYPE_CHECKING:
@@ -417,6 +417,20 @@ class Ledger:
                 self._reserved[key] = self._reserved.get(key, _zero(key)) - amount
 
     # -- children and persistence --------------------------------------------------------------
+    def grant(self, key: str, amount: Amount, *, by: str, reason: str = "") -> Amount:
+        """Raise the cap of ``key`` by ``amount`` mid-run (an extension ``by`` someone, e.g. turn control,
+        ``reason`` why); journaled as a ``grant``. Returns the new cap. A parent's or an account's caps still
+        bind; a resource this ledger does not cap cannot be granted."""
+        if isinstance(amount, bool) or not amount > 0:
+            raise ConfigError(f"a grant of {key} must be positive, got {amount!r}")
+        with self._lock:
+            if key not in self._limits:
+                raise ConfigError(f"cannot grant more {key}: this ledger does not cap it")
+            self._limits[key] = self._limits[key] + amount
+            new: Amount = self._limits[key]
+            self._note("grant", {key: amount}, None, None, by=by, reason=reason[:500], limit=_plain(new))
+        return new
+
     def child(self, budget: Budget | None = None) -> Ledger:
         """A ledger for a sub-agent: bounded by ``budget`` and by whatever this ledger has left."""
         return Ledger(budget, parent=self, clock=self._clock)

@@ -18,7 +18,16 @@ Amount = int | float | Decimal
 """A quantity of one resource: int for counts and tokens, Decimal for dollars, float for seconds."""
 
 TOOL_PREFIX = "tool:"
-RESOURCES = ("tool_calls", "input_tokens", "output_tokens", "total_tokens", "usd", "seconds", "llm_calls")
+RESOURCES = (
+    "tool_calls",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "usd",
+    "seconds",
+    "llm_calls",
+    "turns",
+)
 """Ledger keys of the global resources; per-tool caps use ``tool:<name>``."""
 
 _ALIASES = {
@@ -36,6 +45,7 @@ _ALIASES = {
     "time": "seconds",
     "llm_calls": "llm_calls",
     "model_calls": "llm_calls",
+    "turns": "turns",
 }
 _FIELD_OF = {"tool_calls": "total_tool_calls"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -86,6 +96,9 @@ class Budget:
     usd: Decimal | None = None
     seconds: float | None = None
     llm_calls: int | None = None
+    turns: int | None = None
+    """Acting model turns (the loop's tool-choosing calls; final-answer, verifier and planning calls are not
+    turns): the cap of turn control."""
 
     def __post_init__(self) -> None:
         caps = dict(self.tool_calls)
@@ -108,6 +121,7 @@ class Budget:
             "usd",
             "seconds",
             "llm_calls",
+            "turns",
         ):
             value = getattr(self, name)
             if value is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..agents.agent import Agent, RunResult
-from ..agents.planners import PLANNERS
+from ..agents.planners import PLANNERS, parse_planner
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
@@ -72,8 +72,9 @@ class Env(ABC):
         return {"correct": 0.0}
 
     def check_planner(self, planner: str) -> None:
-        """Raise ConfigError before a run starts when ``planner`` cannot run here."""
-        spec = PLANNERS.get(planner)
+        """Raise ConfigError before a run starts when ``planner`` (a label: ``name[options]``) cannot run here."""
+        name, _options = parse_planner(planner)
+        spec = PLANNERS.get(name)
         if spec is None:
             raise ConfigError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
         if spec.build is None:
@@ -104,15 +105,17 @@ class CorpusQAEnv(Env):
         key = (model.name, planner, str(budget), id(model))
         if key not in self._agents:
             self.check_planner(planner)
+            name, options = parse_planner(planner)
             self._agents[key] = Agent(
                 model,
                 self._tools,
                 budget,
-                planner=planner,
+                planner=name,
                 prices=self._prices,
                 max_turns=self._max_turns,
                 max_tokens=self._max_tokens,
                 answer_style="short",  # scored by exact match against short gold spans
+                **options,
             )
         return self._agents[key]
 

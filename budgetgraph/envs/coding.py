@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._extras import require
 from ..agents.agent import Agent, RunResult
+from ..agents.planners import parse_planner
 from ..agents.prompts import answer_format
 from ..budget.block import GENERIC_POLICY
 from ..budget.limits import Budget
@@ -24,6 +25,7 @@ from ..tools.sandbox import Sandbox, SandboxLimits
 from .base import Env, Task
 from .coding_checks import (
     Example,
+    behaviour_program,
     extract_code,
     hidden_program,
     parse_outcome,
@@ -31,7 +33,15 @@ from .coding_checks import (
     visible_program,
 )
 
-__all__ = ["CODING_PROMPT", "CodingEnv", "coding_tools", "read_humaneval", "run_hidden", "run_visible"]
+__all__ = [
+    "CODING_PROMPT",
+    "CodingEnv",
+    "behaviour",
+    "coding_tools",
+    "read_humaneval",
+    "run_hidden",
+    "run_visible",
+]
 
 CODING_PROMPT = (
     "You are a careful Python programmer. Write the function the user asks for. Test your complete code with "
@@ -98,6 +108,22 @@ def run_hidden(sandbox: Sandbox, row: dict[str, Any], code: str | None) -> bool:
     program, marker = hidden_program(row["prompt"], code, row["test"], row["entry_point"])
     result = sandbox.run(program)
     return result.ok and marker in result.stdout
+
+
+def behaviour(sandbox: Sandbox, row: dict[str, Any], answer: str | None) -> Hashable:
+    """What a candidate does on the visible examples (its voting group); the code's text where there are no
+    examples or it does not run to the end, and None where there is no code."""
+    code = extract_code(answer, row["entry_point"])
+    if code is None:
+        return None
+    examples = visible_examples(row["prompt"], row["entry_point"])
+    if examples:
+        program, marker = behaviour_program(row["prompt"], code, examples)
+        result = sandbox.run(program)
+        for line in reversed(result.stdout.splitlines()):
+            if line.startswith(marker + " "):
+                return ("behaviour", line[len(marker) + 1 :])
+    return ("text", " ".join(code.split()))
 
 
 def coding_tools(sandbox: Sandbox, row: dict[str, Any], *, scratch: bool = False) -> list[Tool]:
@@ -178,8 +204,9 @@ class CodingEnv(Env):
     def agent(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> Agent:
         """An agent whose tools test this task's code (built per episode: the tools are the task's)."""
         self.check_planner(planner)
+        name, label_options = parse_planner(planner)
         options: dict[str, Any] = {
-            "planner": planner,
+            "planner": name,
             "prices": self._prices,
             "system_prompt": CODING_PROMPT.replace("{format}", answer_format("code")),
             "regime_policy": GENERIC_POLICY,
@@ -187,7 +214,9 @@ class CodingEnv(Env):
             "max_tokens": self._max_tokens,
             "answer_max_tokens": self._max_tokens,
             "answer_style": "code",
+            "answer_key": lambda answer: behaviour(self.sandbox, self._rows[task.id], answer),
             **self.agent_options,
+            **label_options,
         }
         return Agent(
             model, coding_tools(self.sandbox, self._rows[task.id], scratch=self.scratch), budget, **options

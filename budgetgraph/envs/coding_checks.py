@@ -163,6 +163,24 @@ print("{marker}", _bg_failed, {len(cases)})
     return _base(prompt, code) + runner, marker
 
 
+def behaviour_program(prompt: str, code: str, examples: list[Example]) -> tuple[str, str]:
+    """A program that prints what the candidate returns on each visible example (one line after the marker):
+    candidates are grouped by this for majority voting, not by their text."""
+    marker = "BG-DONE-" + secrets.token_hex(8)
+    calls = [e.call for e in examples]
+    runner = f"""
+
+_bg_out = []
+for _bg_call in {calls!r}:
+    try:
+        _bg_out.append(repr(eval(_bg_call))[:200])
+    except Exception as _bg_exc:
+        _bg_out.append("raised " + type(_bg_exc).__name__)
+print("{marker}", repr(_bg_out))
+"""
+    return _base(prompt, code) + runner, marker
+
+
 def hidden_program(prompt: str, code: str, test: str, entry_point: str) -> tuple[str, str]:
     """HumanEval's own check of the candidate; returns (program, marker)."""
     marker = "BG-DONE-" + secrets.token_hex(8)

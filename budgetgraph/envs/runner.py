@@ -213,6 +213,7 @@ async def _episode(
         "wall_seconds": round(time.monotonic() - start, 3),
         "transcript": _transcript(result.messages),
         "timeline": list(getattr(result, "timeline", ()) or ()),
+        **({"details": _jsonable(result.details)} if getattr(result, "details", None) else {}),
     }
 
 

