@@ -177,3 +177,10 @@ def test_the_embedded_model_solves_easy_problems(local_model) -> None:
         assert scores["no_code"] == 0.0, result.answer
         passed += int(scores["correct"])
     assert passed >= 1
+
+
+def test_quotes_a_model_copied_from_json_are_decoded_only_when_that_makes_it_compile() -> None:
+    copied = "```python\ndef f(s):\n    return s in \\u0027AEIOU\\u0027\n```"
+    assert extract_code(copied, "f") == "def f(s):\n    return s in 'AEIOU'"
+    meant = "```python\ndef f():\n    return '\\u0041'\n```"  # compiles as written: left alone
+    assert extract_code(meant, "f") == "def f():\n    return '\\u0041'"

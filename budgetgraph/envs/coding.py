@@ -46,7 +46,8 @@ __all__ = [
 CODING_PROMPT = (
     "You are a careful Python programmer. Write the function the user asks for. Test your complete code with "
     "the run_tests tool: it runs it against the examples in the docstring and tells you which fail. Fix what "
-    "fails and test again. Call tools only as the tool-call format says. When your code is right, {format}."
+    "fails and test again. Do not copy the docstring into your code. Call tools only as the tool-call format "
+    "says. When your code is right, {format}."
 )
 TOOL_PRICE = "0.001"  # $ per call, the unified cost the BATS paper uses for a tool call
 

@@ -109,9 +109,34 @@ def visible_examples(prompt: str, entry_point: str) -> list[Example]:
     return found
 
 
+_ESCAPE = re.compile(r"\\u00([0-9a-fA-F]{2})")
+
+
+def _unescaped(code: str) -> str:
+    """Code a model copied out of its own JSON tool call keeps ``\\u0027`` for quotes: decode such escapes
+    when, and only when, the code does not compile as written and compiles after."""
+    if not _ESCAPE.search(code):
+        return code
+    try:
+        compile(code, "candidate", "exec")
+        return code
+    except (SyntaxError, ValueError):
+        fixed = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), code)
+    try:
+        compile(fixed, "candidate", "exec")
+    except (SyntaxError, ValueError):
+        return code
+    return fixed
+
+
 def extract_code(answer: str | None, entry_point: str) -> str | None:
     """The candidate in an answer: the last fenced block that defines ``entry_point``, else the last fenced
     block, else the text itself when it defines it; None when there is no code."""
+    code = _extract(answer, entry_point)
+    return None if code is None else _unescaped(code)
+
+
+def _extract(answer: str | None, entry_point: str) -> str | None:
     if not answer:
         return None
     blocks = [str(b).strip("\n") for b in _FENCE.findall(answer)]
