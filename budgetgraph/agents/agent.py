@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
@@ -27,6 +27,7 @@ from ..models.langchain_messages import conversation, to_langchain
 from ..models.messages import Message, ModelSettings, ToolCall
 from ..models.registry import infer_model
 from ..tools.base import Tool
+from .auction_memory import AuctionMemory
 from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
 from .graph import LoopConfig
 from .planners import PLANNERS, build_planner_graph
@@ -36,6 +37,10 @@ from .runtime import RunContext
 from .state import AgentState
 from .structured import answer_nudge, dump, parse_output, repair_output, schema_instructions
 from .turns import TurnControl, baseline_turns, turn_control
+
+if TYPE_CHECKING:
+    from ..planners.sale import SaleWeights
+    from .sale import Bidder
 
 __all__ = ["Agent", "RunResult", "StopReason"]
 
@@ -174,6 +179,9 @@ class Agent:
         sample_planner: str = "react",
         sample_temperature: float = 0.7,
         answer_key: Callable[[str | None], Hashable] | None = None,
+        pool: Sequence[Bidder] | None = None,
+        sale_weights: SaleWeights | None = None,
+        auction_memory: AuctionMemory | str | Path | None = None,
     ) -> None:
         if planner not in PLANNERS:
             raise ConfigError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
@@ -200,14 +208,13 @@ class Agent:
             isinstance(output_type, type) and issubclass(output_type, BaseModel)
         ):
             raise ConfigError(f"output_type must be a pydantic model class, not {output_type!r}")
-        if sample_planner in ("consistency", "majority") or sample_planner not in PLANNERS:
-            raise ConfigError(
-                f"sample_planner must be a single-run planner such as react, not {sample_planner!r}"
-            )
-        if not (isinstance(samples, int) and samples >= 1):
-            raise ConfigError(f"samples must be a whole number >= 1, got {samples!r}")
-        self.samples, self.sample_planner = samples, sample_planner
-        self.sample_temperature, self.answer_key = sample_temperature, answer_key
+        self._strategies(planner, samples, sample_planner, sample_temperature, answer_key, pool)
+        self.sale_weights = sale_weights
+        self.auction_memory = (
+            auction_memory
+            if isinstance(auction_memory, AuctionMemory) or auction_memory is None
+            else AuctionMemory(auction_memory)
+        )
         self._prompt_args = (instructions, system_prompt, regime_policy)
         self.output_type = output_type
         if output_type is not None:
@@ -258,16 +265,45 @@ class Agent:
             checkpointer=self.checkpointer, interrupt_before=list(interrupt_before or []) or None
         )
 
+    def _strategies(
+        self,
+        planner: str,
+        samples: int,
+        sample_planner: str,
+        sample_temperature: float,
+        answer_key: Callable[[str | None], Hashable] | None,
+        pool: Sequence[Bidder] | None,
+    ) -> None:
+        """The options of the planners that run other runs: consistency, majority and sale."""
+        if sample_planner in ("consistency", "majority", "sale") or sample_planner not in PLANNERS:
+            raise ConfigError(
+                f"sample_planner must be a single-run planner such as react, not {sample_planner!r}"
+            )
+        if not (isinstance(samples, int) and samples >= 1):
+            raise ConfigError(f"samples must be a whole number >= 1, got {samples!r}")
+        if planner == "sale" and not pool:
+            raise ConfigError("planner 'sale' needs pool=[Bidder(name, model, price_per_mtok), ...]")
+        self.samples, self.sample_planner = samples, sample_planner
+        self.sample_temperature, self.answer_key = sample_temperature, answer_key
+        self.pool = list(pool or [])
+
     def sampler(self) -> Agent:
         """The agent whose runs Adaptive-Consistency and majority voting sample: this agent's model, tools,
         prompts and settings with ``sample_planner`` and no budget of its own (each sample runs on a child of
         the run's ledger)."""
+        return self.variant(self.sample_planner)
+
+    def variant(self, planner: str, model: ChatModel | None = None, extra: str | None = None) -> Agent:
+        """This agent's tools, prompts and settings with another planner (and model, and instructions added),
+        no budget of its own: it runs on a child of the run's ledger."""
         instructions, system_prompt, regime_policy = self._prompt_args
+        if extra:
+            instructions = "\n\n".join(p for p in (instructions, extra) if p)
         return Agent(
-            self.model,
+            model or self.model,
             self.tools,
             Budget(),
-            planner=self.sample_planner,
+            planner=planner,
             prices=self.config.prices,
             instructions=instructions,
             system_prompt=system_prompt,

@@ -7,8 +7,10 @@ sub-agents on child ledgers inside one node; ``mcts`` plans over costed problems
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langgraph.graph import END, START, StateGraph
@@ -130,6 +132,21 @@ def _majority(agent: Agent) -> StateGraph[Any, Any]:
     return _delegating_graph(agent.config, delegate_for(agent, "never"))
 
 
+def _sale(agent: Agent) -> StateGraph[Any, Any]:
+    from .sale import EXECUTE_INSTRUCTIONS, Sale
+
+    sale = Sale(
+        agent.pool,
+        lambda bidder, plan: agent.variant(
+            agent.sample_planner, bidder.model, EXECUTE_INSTRUCTIONS.format(plan=plan)
+        ),
+        weights=agent.sale_weights,
+        memory=agent.auction_memory,
+        prices=agent.config.prices,
+    )
+    return _delegating_graph(agent.config, sale.run)
+
+
 PLANNERS: dict[str, PlannerSpec] = {
     spec.name: spec
     for spec in (
@@ -149,6 +166,12 @@ PLANNERS: dict[str, PlannerSpec] = {
             _consistency,
         ),
         PlannerSpec("majority", "majority vote over a fixed number of episodes", False, _majority),
+        PlannerSpec(
+            "sale",
+            "strategy auction: a pool of models bids with plans, cost minus value picks who executes",
+            False,
+            _sale,
+        ),
         PlannerSpec(
             "mcts",
             "cost-augmented MCTS over costed action sequences",
@@ -171,6 +194,10 @@ _LABEL_OPTIONS = (
     "samples",
     "sample_planner",
     "sample_temperature",
+    "pool",
+    "pool_prices",
+    "memory",
+    "weights",
 )
 
 
@@ -209,7 +236,33 @@ def parse_planner(label: str) -> tuple[str, dict[str, Any]]:
         options["sample_planner"] = raw["sample_planner"]
     if "sample_temperature" in raw:
         options["sample_temperature"] = float(raw["sample_temperature"])
+    if "pool" in raw:
+        options["pool"] = _pool(label, raw["pool"], raw.get("pool_prices", ""))
+    if "memory" in raw:
+        options["auction_memory"] = raw["memory"]
+    if "weights" in raw:
+        from ..planners.sale import SaleWeights
+
+        data = json.loads(Path(raw["weights"]).read_text(encoding="utf-8"))
+        options["sale_weights"] = SaleWeights(
+            float(data["cost"]), float(data["entropy"]), dict(data.get("jury", {}))
+        )
     return name, options
+
+
+def _pool(label: str, models: str, prices: str) -> list[Any]:
+    """``pool=local:0.5b+local;pool_prices=0.05+0.15``: the SALE pool, cheapest first by price."""
+    from ..models.registry import infer_model
+    from .sale import Bidder
+
+    specs = [m.strip() for m in models.split("+") if m.strip()]
+    values = [p.strip() for p in prices.split("+") if p.strip()]
+    if len(values) != len(specs):
+        raise ConfigError(
+            f"planner label {label!r}: pool_prices must give one $/Mtok price per pool model "
+            f"({len(specs)} models, {len(values)} prices)"
+        )
+    return [Bidder(spec, infer_model(spec), float(v)) for spec, v in zip(specs, values, strict=True)]
 
 
 def _whole(label: str, key: str, value: str) -> int:

@@ -152,11 +152,14 @@ class _Engine:
         grammar: str | None,
         on_text: Callable[[str], None] | None = None,
         deadline: float | None = None,
-    ) -> tuple[str, int, int, bool]:
-        """One completion: (text, prompt tokens, completion tokens, cut by ``deadline``). ``on_text`` gets
-        the reply's text as it is sampled (usage stays exact); past ``deadline`` (``time.monotonic()``)
-        generation stops at the next token, and a prompt still being evaluated at the next batch."""
+    ) -> tuple[str, int, int, bool, float | None]:
+        """One completion: (text, prompt tokens, completion tokens, cut by ``deadline``, mean entropy when
+        ``settings["entropy"]``). ``on_text`` gets the reply's text as it is sampled (usage stays exact); past
+        ``deadline`` (``time.monotonic()``) generation stops at the next token, and a prompt still being
+        evaluated at the next batch."""
         deltas = _Deltas(self.llm, on_text) if on_text else None
+        entropy = _Entropy() if settings.get("entropy") else None
+        processors = [p for p in (deltas, entropy) if p is not None]
         tokens = self.tokens(prompt)
         llama_cpp = require("llama_cpp", "local")
         late = (lambda _ids, _logits: time.monotonic() >= deadline) if deadline is not None else None
@@ -172,12 +175,12 @@ class _Engine:
                     seed=settings.get("seed", 0),
                     stop=_STOP + list(settings.get("stop", [])),
                     grammar=self.grammar_cls.from_string(grammar, verbose=False) if grammar else None,
-                    logits_processor=[deltas] if deltas else None,
+                    logits_processor=processors or None,
                     stopping_criteria=llama_cpp.StoppingCriteriaList([late]) if late else None,
                 )
             except _PromptCut:
                 self.prefix.interrupted()
-                return "", len(tokens), 0, True
+                return "", len(tokens), 0, True, None
             finally:
                 self._deadline = None
             self.prefix.finished(tokens)
@@ -186,7 +189,8 @@ class _Engine:
             deltas.finish(text)
         usage = out["usage"]
         cut = deadline is not None and time.monotonic() >= deadline
-        return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]), cut
+        mean = entropy.mean if entropy is not None else None
+        return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]), cut, mean
 
     def _eval(self, tokens: Sequence[int]) -> None:
         """Llama.eval in ubatch-sized steps, stopping a long prompt at the deadline between steps."""
@@ -209,6 +213,31 @@ def _gpu_layers() -> int:
         raise ConfigError(
             f"BUDGETGRAPH_GPU_LAYERS={raw!r} is not an integer: give a layer count, -1 for all, or 0 for none"
         ) from None
+
+
+class _Entropy:
+    """Mean entropy (nats) of the model's next-token distribution at each sampled token (before temperature
+    and grammar): the uncertainty of the reply."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.n = 0
+
+    def __call__(self, input_ids: Any, logits: Any) -> Any:
+        import numpy as np
+
+        x = np.asarray(logits, dtype=np.float64)
+        x = x - x.max()
+        p = np.exp(x)
+        p /= p.sum()
+        nz = p[p > 0]
+        self.total += float(-(nz * np.log(nz)).sum())
+        self.n += 1
+        return logits
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
 
 
 class _Deltas:
@@ -361,7 +390,7 @@ class LocalModel:
         if grammar is None and not offered and settings.get("json_schema"):
             grammar = answer_json_grammar(settings["json_schema"])
         # a grammar-bound reply is a tool call: nothing to stream
-        text, n_in, n_out, cut = engine.generate(
+        text, n_in, n_out, cut, entropy = engine.generate(
             prompt, settings, grammar, None if forced else on_text, deadline
         )
         parsed = parse_tool_calls(text, names)
@@ -377,7 +406,7 @@ class LocalModel:
             self.stats.parse_failures += 1
             redo = dict(settings, max_tokens=max_tokens - n_out)
             grammar = tool_call_grammar(names, most)
-            text, _, extra, cut = engine.generate(prompt, redo, grammar, None, deadline)  # type: ignore[arg-type]
+            text, _, extra, cut, entropy = engine.generate(prompt, redo, grammar, None, deadline)  # type: ignore[arg-type]
             n_out += extra
             parsed = parse_tool_calls(text, names)
             if not parsed.calls:
@@ -391,4 +420,5 @@ class LocalModel:
             RequestUsage(input_tokens=n_in, output_tokens=n_out),
             self.name,
             finish,
+            entropy,
         )

@@ -91,6 +91,9 @@ class ModelResponse:
     usage: RequestUsage = field(default_factory=RequestUsage)
     model_name: str = ""
     finish_reason: str | None = None
+    entropy: float | None = None
+    """With ``ModelSettings(entropy=True)``: the reply's mean per-token entropy in nats, where the backend can
+    tell (embedded: the full next-token distribution; OpenAI-compatible: its top-20 logprobs, renormalised)."""
 
 
 class ModelSettings(TypedDict, total=False):
@@ -108,6 +111,8 @@ class ModelSettings(TypedDict, total=False):
     timeout: float
     stream: bool
     """Stream the reply (text deltas go to :func:`budgetgraph.models.base.emit_delta`)."""
+    entropy: bool
+    """Report the reply's mean per-token entropy (``ModelResponse.entropy``; SALE's bid value)."""
     json_schema: dict[str, Any]
     """A reply without tool calls is one JSON object of this schema: enforced by the embedded model's grammar
     (inside ``<answer>`` tags) and OpenAI-compatible ``response_format``; other backends see it in the prompt

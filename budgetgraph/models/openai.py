@@ -9,6 +9,7 @@ message text (llama.cpp with ``tool_choice="auto"``) are handled by parsing the 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -147,7 +148,9 @@ class OpenAIModel:
                 params[key] = settings[key]  # type: ignore[literal-required]
         if "timeout" in settings:
             params["timeout"] = settings["timeout"]
-        if "json_schema" in settings:
+        if settings.get("entropy"):
+            params["logprobs"] = True
+            params["top_logprobs"] = 20
             params["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": settings["json_schema"]},
@@ -178,7 +181,11 @@ class OpenAIModel:
             parsed = parse_tool_calls(text, names)
             calls, text = parsed.calls, (parsed.text if parsed.calls else text)
         return ModelResponse(
-            Message.assistant(text, calls), _usage(completion.usage), completion.model, choice.finish_reason
+            Message.assistant(text, calls),
+            _usage(completion.usage),
+            completion.model,
+            choice.finish_reason,
+            _entropy(getattr(choice, "logprobs", None)),
         )
 
     async def _stream(self, params: dict[str, Any], names: Sequence[str], limit: int | None) -> ModelResponse:
@@ -226,6 +233,21 @@ class OpenAIModel:
 
 def _call(call_id: str | None, name: str, arguments: str | None, names: Sequence[str]) -> ToolCall:
     return make_call(call_id or new_call_id(), name, arguments or "", names)
+
+
+def _entropy(logprobs: Any) -> float | None:
+    """Mean per-token entropy (nats) from a choice's top logprobs, each token's top-k renormalised (a lower
+    bound of the full distribution's); None when the server sent none."""
+    content = getattr(logprobs, "content", None) if logprobs is not None else None
+    if not content:
+        return None
+    values = []
+    for token in content:
+        tops = [math.exp(t.logprob) for t in (getattr(token, "top_logprobs", None) or [])]
+        z = sum(tops)
+        if z > 0:
+            values.append(-sum(p / z * math.log(p / z) for p in tops if p > 0))
+    return sum(values) / len(values) if values else None
 
 
 def _usage(usage: Any) -> RequestUsage:

@@ -1,4 +1,4 @@
-"""Resolve a model string (``"local"``, ``"local:/m.gguf"``, ``"openai:NAME[@URL]"``, ``"scripted"``) lazily."""
+"""Resolve a model string (``"local"``, ``"local:/m.gguf"``, ``"local:0.5b"``, ``"openai:NAME[@URL]"``, ``"scripted"``) lazily."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ def infer_model(spec: str | ChatModel) -> ChatModel:
     if provider == "local":
         from .local import LocalModel
 
+        if rest.lower() in ("0.5b", "1.5b"):  # an embedded size: local:0.5b is the small sibling
+            from .local_assets import embedded_model_path
+
+            return LocalModel(embedded_model_path(rest), name=f"local-{rest.lower()}")
         return LocalModel(rest or None)
     if provider == "scripted":
         from .scripted import ScriptedModel
