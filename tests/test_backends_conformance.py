@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 from decimal import Decimal
 
@@ -487,6 +488,7 @@ FULL_SETTINGS = {
     "parallel_tool_calls": False,
     "timeout": 30.0,
     "stream": False,
+    "entropy": True,
     "json_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
 WIRE_NAMES = {
@@ -500,6 +502,7 @@ WIRE_NAMES = {
         "parallel_tool_calls": "parallel_tool_calls",
         "timeout": None,
         "stream": "stream",
+        "entropy": "logprobs",  # with top_logprobs: 20
         "json_schema": "response_format",
     },
     "anthropic": {
@@ -512,6 +515,7 @@ WIRE_NAMES = {
         "parallel_tool_calls": "tool_choice",  # disable_parallel_tool_use inside tool_choice
         "timeout": None,
         "stream": "stream",
+        "entropy": None,  # the Messages API returns no logprobs: SALE's entropy term is 0 for Claude
         "json_schema": None,  # no constrained decoding on the Messages API: the prompt says it
     },
 }
@@ -559,6 +563,32 @@ def test_every_setting_goes_through_the_installed_sdk(wire, stream):
         assert body["max_tokens"] == 64 and body["stop_sequences"] == ["END"]
         assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
     assert body.get("stream", False) is stream
+
+
+def test_the_reply_entropy_comes_from_the_servers_top_logprobs():
+    wire = OpenAIWire()
+    reply = wire.text("Plan: 1. read")
+    two = [
+        {"token": "a", "logprob": math.log(0.5), "bytes": None},
+        {"token": "b", "logprob": math.log(0.5), "bytes": None},
+    ]
+    one = [{"token": "c", "logprob": 0.0, "bytes": None}]
+    reply["choices"][0]["logprobs"] = {
+        "content": [
+            {"token": "a", "logprob": math.log(0.5), "bytes": None, "top_logprobs": two},
+            {"token": "c", "logprob": 0.0, "bytes": None, "top_logprobs": one},
+        ]
+    }
+    replay = _replay(wire, (200, reply))
+    response = asyncio.run(
+        wire.model(replay.transport()).request(HISTORY, [], {"max_tokens": 20, "entropy": True})
+    )
+    body = json.loads(replay.requests[0].content)
+    assert body["logprobs"] is True and body["top_logprobs"] == 20
+    assert response.entropy == pytest.approx((math.log(2) + 0.0) / 2)
+    plain = _replay(wire, (200, wire.text("x")))
+    assert asyncio.run(wire.model(plain.transport()).request(HISTORY, [], {"max_tokens": 5})).entropy is None
+    assert "logprobs" not in json.loads(plain.requests[0].content)
 
 
 def test_an_agent_with_its_default_settings_runs_on_every_backend(wire):

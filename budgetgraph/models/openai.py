@@ -151,6 +151,7 @@ class OpenAIModel:
         if settings.get("entropy"):
             params["logprobs"] = True
             params["top_logprobs"] = 20
+        if "json_schema" in settings:
             params["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": settings["json_schema"]},
