@@ -423,3 +423,34 @@ def test_a_paired_comparison_with_epochs_pairs_tasks_not_runs():
                 )
     ((_, _, c),) = compare(records, "react", "tracker")
     assert c.n == 3 and c.difference == pytest.approx((-1 + 0.5 + 0.5) / 3)
+
+
+def test_the_strategies_run_as_planner_labels_in_a_sweep_on_hotpotqa_and_costplan(tmp_path):
+    """Turn control, Adaptive-Consistency, majority voting and SALE need no code of the environment's own."""
+    labels = (
+        "react[turn_cap=2]",
+        "consistency[samples=4]",
+        "majority[samples=3]",
+        "sale[pool=scripted+scripted:0;pool_prices=0.05+0.36]",
+    )
+    out = tmp_path / "strategies.jsonl"
+    summary = asyncio.run(run_eval(_spec(planners=labels, budgets=("3",), limit=2), out, progress=False))
+    assert (summary.ran, summary.errors) == (8, 0)
+    by = {r["planner"]: r for r in _episodes(out) if r["task_id"] == _episodes(out)[0]["task_id"]}
+    assert by["react[turn_cap=2]"]["limits"]["turns"] == 2
+    assert by["react[turn_cap=2]"]["usage"]["by_role"]["act"]["llm_calls"] <= 2
+    assert 1 <= by["consistency[samples=4]"]["details"]["samples"] <= 4
+    assert by["majority[samples=3]"]["details"]["samples"] == 3
+    assert by["sale[pool=scripted+scripted:0;pool_prices=0.05+0.36]"]["details"]["winner"] in (
+        "scripted",
+        "scripted:0",
+    )
+    cost = tmp_path / "costplan.jsonl"
+    spec = _spec(
+        env="costplan",
+        env_options={"tasks": 2},
+        planners=("react[turn_cap=3]", "majority[samples=2]"),
+        budgets=("x1.5",),
+    )
+    summary = asyncio.run(run_eval(spec, cost, progress=False))
+    assert (summary.ran, summary.errors) == (4, 0)

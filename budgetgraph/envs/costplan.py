@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..agents.agent import Agent, RunResult, StopReason
+from ..agents.planners import parse_planner
 from ..budget.block import GENERIC_POLICY
 from ..budget.ledger import Ledger
 from ..budget.limits import Budget
@@ -40,7 +41,8 @@ _SYSTEM = (
     "time, passing the ID you hold. Call tools only as the tool-call format says. When you hold the final "
     "selection, reply with its ID only, inside <answer></answer>."
 )
-PLANNERS = ("react", "tracker", "mcts", "mcts-uniform")
+PLANNERS = ("react", "tracker", "consistency", "majority", "sale", "mcts", "mcts-uniform")
+"""The planners that run here (the loop ones take label options: ``react[turn_cap=p75]``)."""
 
 
 class _Problem:
@@ -137,7 +139,7 @@ class CostPlanEnv(Env):
         return str(task.meta["event"])
 
     def check_planner(self, planner: str) -> None:
-        if planner not in PLANNERS:
+        if parse_planner(planner)[0] not in PLANNERS:
             raise ConfigError(f"planner {planner!r} does not run costplan; use one of {', '.join(PLANNERS)}")
 
     def budget_for(self, task: Task, value: str) -> Budget:
@@ -190,11 +192,12 @@ class CostPlanEnv(Env):
         world = World(self._tasks[task.id])
         if planner in ("mcts", "mcts-uniform"):
             return await self._run_mcts(task, world, model if planner == "mcts" else None, budget)
+        name, options = parse_planner(planner)
         agent = Agent(
             model,
             self._tools(world),
             budget,
-            planner=planner,
+            planner=name,
             prices=self._prices,
             max_tokens=self._max_tokens,
             max_turns=STEP_LIMIT + 2,
@@ -202,6 +205,7 @@ class CostPlanEnv(Env):
             regime_policy=GENERIC_POLICY,
             # each tool consumes the ID the previous one returned: a batch of calls cannot be right
             settings=ModelSettings(temperature=0.0, parallel_tool_calls=False),
+            **options,
         )
         return await agent.arun(task.question)
 
