@@ -452,6 +452,49 @@ def view(
     )
 
 
+@app.command("sale-fit")
+def sale_fit(
+    auctions: Annotated[
+        Path, typer.Argument(help="Results of a 'sale[pool=...]' sweep (its auctions' bids).")
+    ],
+    alone: Annotated[
+        list[str],
+        typer.Option(help="AGENT=RESULTS: a pool agent's own sweep on the same tasks (repeat per agent)."),
+    ],
+    prices: Annotated[str, typer.Option(help="AGENT=PRICE,...: $ per million tokens of each pool agent.")],
+    out: Annotated[Path, typer.Option(help="Where to write the weights JSON (sale[weights=FILE]).")] = Path(
+        "sale_weights.json"
+    ),
+    train_share: Annotated[float, typer.Option(help="Share of the tasks to fit on (seeded split).")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Seed of the train split.")] = 0,
+    planner: Annotated[
+        str | None, typer.Option(help="Only these episodes of the single-agent sweeps (e.g. react).")
+    ] = None,
+) -> None:
+    """Fit SALE's weights by the min-max MILP on a train split (needs the sale extra: scipy)."""
+    from .envs.sale_fit import fit_from_results
+
+    try:
+        files = dict(_pair(item, "--alone") for item in alone)
+        price = {k: float(v) for k, v in (_pair(p, "--prices") for p in prices.split(",") if p.strip())}
+        weights, train, held = fit_from_results(
+            auctions, files, price, out, train_share=train_share, seed=seed, planner=planner
+        )
+    except (BudgetgraphError, ValueError, OSError) as exc:
+        raise _error(exc) from None
+    console.print(
+        f"fitted on {len(train)} tasks ({len(held)} held out): entropy {weights.entropy:.3f}, jury "
+        f"{escape(json.dumps({k: round(v, 3) for k, v in weights.jury.items()}))}; wrote {escape(str(out))}"
+    )
+
+
+def _pair(item: str, option: str) -> tuple[str, str]:
+    key, eq, value = item.rpartition("=")
+    if not eq or not key or not value:
+        raise ValueError(f"{option} takes NAME=VALUE, got {item!r}")
+    return key.strip(), value.strip()
+
+
 def main() -> None:
     app()
 

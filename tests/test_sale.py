@@ -138,3 +138,55 @@ def test_a_real_auction_between_the_embedded_sizes() -> None:
     assert all(0 <= s <= 5 for jury in details["jury"].values() for s in jury.values())
     assert result.usage.output_tokens <= 2000
     assert result.answer
+
+
+def test_weights_are_fitted_from_a_sale_sweep_and_each_agents_own_sweep(tmp_path) -> None:
+    pytest.importorskip("scipy", reason="the sale extra is not installed (pip install 'budgetgraph[sale]')")
+    import json
+
+    from conftest import MINI
+    from typer.testing import CliRunner
+
+    from budgetgraph.cli import app
+    from budgetgraph.envs import EvalSpec, run_eval
+
+    def sweep(planner: str, out):
+        spec = EvalSpec(
+            env="hotpotqa",
+            env_options={"data": str(MINI)},
+            model="scripted",
+            planners=(planner,),
+            budgets=("3",),
+            limit=6,
+            concurrency=2,
+        )
+        asyncio.run(run_eval(spec, out, progress=False))
+
+    sweep("sale[pool=scripted+scripted:0;pool_prices=0.05+0.36]", tmp_path / "sale.jsonl")
+    sweep("react", tmp_path / "a.jsonl")
+    sweep("tracker", tmp_path / "b.jsonl")
+    out = tmp_path / "w.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "sale-fit",
+            str(tmp_path / "sale.jsonl"),
+            "--alone",
+            f"scripted={tmp_path / 'a.jsonl'}",
+            "--alone",
+            f"scripted:0={tmp_path / 'b.jsonl'}",
+            "--prices",
+            "scripted=0.05,scripted:0=0.36",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert len(data["train_tasks"]) == 3 and len(data["held_out_tasks"]) == 3
+    name, options = parse_planner(f"sale[pool=scripted+scripted:0;pool_prices=0.05+0.36;weights={out}]")
+    assert options["sale_weights"].entropy == data["entropy"]
+    bad = CliRunner().invoke(
+        app, ["sale-fit", str(tmp_path / "sale.jsonl"), "--alone", "nope", "--prices", "x=1"]
+    )
+    assert bad.exit_code != 0 and "NAME=VALUE" in bad.output
