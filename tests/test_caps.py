@@ -378,7 +378,17 @@ def test_a_process_isolated_tool_is_killed_at_its_timeout():
 def test_every_listed_planner_resolves_from_agent(mini_corpus):
     from budgetgraph.agents import PLANNERS
 
-    assert set(PLANNERS) == {"react", "tracker", "bats", "plan_and_budget", "orchestrator", "mcts"}
+    assert set(PLANNERS) == {
+        "react",
+        "tracker",
+        "bats",
+        "plan_and_budget",
+        "orchestrator",
+        "consistency",
+        "majority",
+        "sale",
+        "mcts",
+    }
     boss = ScriptedModel(
         lambda m, t: ScriptedModel.text(
             '["Who made the Lumen Remote?"]' if not t else "<answer>Ada Voss</answer>"
