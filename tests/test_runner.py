@@ -368,6 +368,22 @@ def test_a_changed_prompt_is_a_changed_configuration(tmp_path, monkeypatch):
         asyncio.run(run_eval(spec, out, progress=False))
 
 
+def test_a_prompt_only_another_planner_reads_does_not_block_a_resume(tmp_path, monkeypatch):
+    from budgetgraph.agents import bats_graph
+
+    out = tmp_path / "r.jsonl"
+    spec = _spec(limit=1, budgets=("1",), planners=("react",))
+    asyncio.run(run_eval(spec, out, progress=False))
+    bats_out = tmp_path / "b.jsonl"
+    bats_spec = _spec(limit=1, budgets=("1",), planners=("bats",))
+    asyncio.run(run_eval(bats_spec, bats_out, progress=False))
+    name = next(k for k, v in vars(bats_graph).items() if k.isupper() and isinstance(v, str))
+    monkeypatch.setattr(bats_graph, name, getattr(bats_graph, name) + " Changed.")
+    assert asyncio.run(run_eval(spec, out, progress=False)).skipped == 1  # react reads no BATS prompt
+    with pytest.raises(ConfigError, match=r"prompts.bats_graph: "):
+        asyncio.run(run_eval(bats_spec, bats_out, progress=False))
+
+
 def test_epochs_run_each_cell_k_times_with_recorded_seeds_and_resume(tmp_path):
     out = tmp_path / "r.jsonl"
     spec = _spec(limit=3, budgets=("1",), epochs=3, temperature=0.5, seed=4)

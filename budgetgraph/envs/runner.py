@@ -278,7 +278,27 @@ PROMPT_MODULES = (
     "budgetgraph.budget.block",
     "budgetgraph.agents.turns",
     "budgetgraph.envs.coding",
+    "budgetgraph.agents.sale",
 )
+# the prompt modules only some planners read: a change there does not make other planners' episodes stale
+_PLANNER_PROMPTS = {
+    "bats": ("bats_graph", "bats"),
+    "plan_and_budget": ("plan_and_budget",),
+    "orchestrator": ("orchestrator",),
+    "sale": ("sale",),
+}
+
+
+def relevant_prompts(planners: Sequence[str]) -> set[str]:
+    """The prompt modules (short names) whose texts the episodes of ``planners`` (labels) can depend on."""
+    from ..agents.planners import parse_planner
+
+    every = {name.rsplit(".", 1)[-1] for name in PROMPT_MODULES}
+    specific = {m for mods in _PLANNER_PROMPTS.values() for m in mods}
+    out = every - specific
+    for label in planners:
+        out.update(_PLANNER_PROMPTS.get(parse_planner(label)[0], ()))
+    return out
 
 
 def prompt_digests() -> dict[str, str]:
@@ -304,13 +324,18 @@ def _is_text(value: Any) -> bool:
     return any(isinstance(v, str) for v in items)
 
 
-def _config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+def _config_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], prompts: set[str] | None = None
+) -> list[str]:
+    """What differs; ``prompts`` limits the prompt digests compared to the modules the sweep's planners read."""
     changes = []
     for key in ("model", "options", "files", "prompts", "sampling"):
         if key in old and old[key] != new.get(key):
             was, now = old[key], new.get(key)
             if isinstance(was, dict) and isinstance(now, dict):
                 for k in sorted(set(was) | set(now)):
+                    if key == "prompts" and prompts is not None and k not in prompts:
+                        continue
                     if was.get(k) != now.get(k):
                         changes.append(f"{key}.{k}: {was.get(k)!r} -> {now.get(k)!r}")
             else:
@@ -332,7 +357,8 @@ def _check_header(
             f"{path} holds results of another environment or data ({was}, now {now}); "
             "use a different --out to start a new file"
         )
-    changes = _config_changes(old.get("config") or {}, header.get("config") or {})
+    planners = (header.get("spec") or {}).get("planners") or ()
+    changes = _config_changes(old.get("config") or {}, header.get("config") or {}, relevant_prompts(planners))
     if changes and not allow_changes:
         raise ConfigError(
             f"{path} was written with another configuration, so its episodes would not compare with new ones: "
