@@ -13,18 +13,24 @@ from budgetgraph.models import ScriptedModel
 from budgetgraph.models.messages import Message, ToolCall
 from budgetgraph.planners.allocation import allocate
 from budgetgraph.planners.bats import (
+    ConstraintCheck,
     Verdict,
     add_steps,
     apply_budget_rule,
     core_answer,
+    decide,
     mark,
+    rank_attempts,
     render_checklist,
 )
 
 
-def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final", short=""):
+def _driver(
+    decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final", short="", checks=None, steps=None
+):
     """Plan, act (search, open the first hit, answer), verify with the given decisions, select ``pick``;
-    ``final`` answers a call made without tools (the final-answer call)."""
+    ``final`` answers a call made without tools (the final-answer call). A SUCCESS verdict checks its one
+    constraint satisfied, any other leaves it unverifiable (``checks`` replaces them)."""
     state = {"verdicts": list(decisions), "attempt": 0, "answered": 0}
 
     def policy(messages, tools):
@@ -37,7 +43,7 @@ def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final"
                         {
                             "exploration": ["remote"],
                             "verification": ["designer"],
-                            "steps": ["search the remote", "open its page"],
+                            "steps": steps or ["search the remote", "open its page"],
                         },
                     )
                 ]
@@ -51,7 +57,14 @@ def _driver(decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final"
                     (
                         "submit_verdict",
                         {
-                            "checks": [{"constraint": "designer", "status": "unverifiable"}],
+                            "checks": checks
+                            if checks is not None
+                            else [
+                                {
+                                    "constraint": "designer",
+                                    "status": "satisfied" if decision == "SUCCESS" else "unverifiable",
+                                }
+                            ],
                             "decision": decision,
                             "justification": "j",
                             "summary": f"SUMMARY-{n}",
@@ -151,8 +164,78 @@ def test_exhaustion_leads_to_selection_and_never_to_none(mini_corpus):
     _, result = _run(model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus)
     assert str(result.stop_reason) == "budget_exhausted: search"
     assert "select" in result.usage.by_role and result.answer == "Beta"  # two attempts, the judge picked #2
-    assert result.usage.tool_calls == {"search": 3, "open": 3}
+    # the paper stops at the first exhausted tool budget: search ran out with one open left
+    assert result.usage.tool_calls == {"search": 3, "open": 2}
     _check_ledger(result)
+    model = _driver(["CONTINUE", "CONTINUE", "CONTINUE"], answers=("Alpha", "Beta", "Gamma"), pick=2)
+    _, result = _run(
+        model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus, bats_stop_on_exhausted=False
+    )
+    assert result.usage.tool_calls == {
+        "search": 3,
+        "open": 3,
+    }  # with the option off, until every tool is spent
+
+
+def test_the_first_exhausted_tool_stops_a_bats_run(mini_corpus):
+    model = _driver(["SUCCESS"])
+    _, result = _run(model, Budget(tool_calls={"search": 1, "open": 5}), mini_corpus)
+    assert str(result.stop_reason) == "budget_exhausted: search"
+    assert result.usage.tool_calls == {"search": 1} and "verify" not in result.usage.by_role
+    model = _driver(["SUCCESS"])
+    _, result = _run(
+        model, Budget(tool_calls={"search": 1, "open": 5}), mini_corpus, bats_stop_on_exhausted=False
+    )
+    assert result.usage.tool_calls == {"search": 1, "open": 1} and result.answer == "Alpha"
+
+
+def _verifier_notes(result):
+    return [m.content for m in result.messages if m.content.startswith("Verifier:")]
+
+
+def test_continue_after_a_pivot_is_honoured_when_the_budget_allows(mini_corpus):
+    # four planned steps: the PIVOT leaves two open, which it marks failed; they are the old path's, not this one's
+    steps = ["search the remote", "open its page", "check the maker", "check the year"]
+    model = _driver(["PIVOT", "CONTINUE", "SUCCESS"], steps=steps)
+    _, result = _run(model, Budget(tool_calls={"search": 8, "open": 8}), mini_corpus)
+    notes = _verifier_notes(result)
+    assert notes[0].startswith("Verifier: PIVOT") and notes[1].startswith("Verifier: CONTINUE")
+    assert "->" not in notes[1]  # not demoted
+    assert len(_requests(model, "submit_plan")) == 2  # the CONTINUE digs on; it does not re-plan
+    model = _driver(["PIVOT", "CONTINUE", "SUCCESS"], steps=steps)
+    _, old = _run(model, Budget(tool_calls={"search": 8, "open": 8}), mini_corpus, bats_rule="fraction")
+    assert "CONTINUE -> PIVOT" in _verifier_notes(old)[1]  # what the whole-checklist count did
+
+
+def test_success_needs_every_check_satisfied():
+    base = Verdict(decision="SUCCESS", summary="s")
+    assert decide(base, can_correct=True, failures=0).decision == "CONTINUE"  # no checks at all
+    open_check = base.model_copy(update={"checks": [ConstraintCheck(constraint="c", status="unverifiable")]})
+    assert decide(open_check, can_correct=True, failures=0).decision == "CONTINUE"
+    bad = base.model_copy(update={"checks": [ConstraintCheck(constraint="c", status="contradicted")]})
+    assert decide(bad, can_correct=True, failures=0).decision == "PIVOT"
+    good = base.model_copy(update={"checks": [ConstraintCheck(constraint="c", status="satisfied")]})
+    assert decide(good, can_correct=False, failures=3).decision == "SUCCESS"
+    dig = Verdict(decision="CONTINUE")
+    assert decide(dig, can_correct=True, failures=1).decision == "CONTINUE"
+    assert decide(dig, can_correct=False, failures=0).decision == "PIVOT"
+    assert decide(dig, can_correct=True, failures=2).decision == "PIVOT"
+
+
+def test_success_with_empty_checks_is_refused_in_a_run(mini_corpus):
+    model = _driver(["SUCCESS", "SUCCESS"], checks=[])
+    _, result = _run(model, Budget(tool_calls={"search": 6, "open": 6}), mini_corpus)
+    notes = _verifier_notes(result)
+    assert "SUCCESS -> CONTINUE" in notes[0] and len(notes) >= 2
+
+
+def test_a_demoted_answer_keeps_its_verdict_in_ranking():
+    attempts = [
+        {"answer": "Alpha", "decision": "PIVOT", "verifier": "CONTINUE"},  # demoted for lack of budget
+        {"answer": "Beta", "decision": "PIVOT", "verifier": "PIVOT"},
+    ]
+    assert rank_attempts(attempts) == 0
+    assert rank_attempts([{"answer": "A", "decision": "PIVOT"}, {"answer": "B", "decision": "PIVOT"}]) == 1
 
 
 def test_full_mode_keeps_attempting_after_success_then_selects(mini_corpus):
@@ -363,3 +446,30 @@ def test_a_sentence_answer_is_cut_to_the_verifiers_short_form(mini_corpus):
     model = _driver(["SUCCESS"], answers=("Jony Ive designed the Apple Remote.",), short="Steve Jobs")
     _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus)
     assert result.answer == "Jony Ive designed the Apple Remote."
+
+
+def test_react_nudge_sends_an_early_answer_back_to_the_tools(mini_corpus):
+    from budgetgraph.agents.nudge import NUDGE
+
+    state = {"n": 0}
+
+    def policy(messages, tools):
+        state["n"] += 1
+        nudges = sum(1 for m in messages if m.role == "user" and m.content == NUDGE)
+        if tools and nudges == 1 and not any(m.role == "tool" for m in messages):
+            return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
+        return ScriptedModel.text(f"<answer>guess {nudges}</answer>")
+
+    model = ScriptedModel(policy)
+    result = Agent(
+        model, mini_corpus.tools(), Budget(tool_calls={"search": 3, "open": 3}), planner="react_nudge"
+    ).run("q")
+    texts = [m.content for m in result.messages]
+    assert texts.count(NUDGE) == 5  # the first answer, and four in a row after the search: the fifth stops it
+    assert result.answer == "guess 5" and result.usage.tool_calls == {"search": 1}
+    plain = Agent(ScriptedModel(policy), mini_corpus.tools(), "search=3,open=3", planner="react").run("q")
+    assert plain.answer == "guess 0"  # react takes the first answer
+    spent = Agent(ScriptedModel(policy), mini_corpus.tools(), "search=0,open=0", planner="react_nudge").run(
+        "q"
+    )
+    assert NUDGE not in [m.content for m in spent.messages]  # no budget left: nothing to nudge towards

@@ -381,6 +381,7 @@ def test_every_listed_planner_resolves_from_agent(mini_corpus):
     assert set(PLANNERS) == {
         "react",
         "tracker",
+        "react_nudge",
         "bats",
         "plan_and_budget",
         "orchestrator",

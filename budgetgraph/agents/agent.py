@@ -129,7 +129,9 @@ class Agent:
     ``planner`` is any planner of the registry (``budgetgraph.agents.planners.PLANNERS``): ``"react"`` is the
     baseline that shows the model no budget; ``"tracker"`` adds the BATS budget tracker (regime policy in the
     system prompt, a ``<budget>`` block after each tool result); ``"bats"`` adds the plan checklist, the
-    verifier (SUCCESS / CONTINUE / PIVOT) and answer selection (``bats_mode``: ``early_stop`` or ``full``);
+    verifier (SUCCESS / CONTINUE / PIVOT) and answer selection (``bats_mode``: ``early_stop`` or ``full``;
+    ``bats_stop_on_exhausted``: stop at the first exhausted tool budget, as the paper does; ``bats_rule``:
+    ``verifier`` (the verifier decides, with our guards) or ``fraction`` (our earlier 30% rule));
     ``"plan_and_budget"`` splits the question and funds each part by credit; ``"orchestrator"`` delegates
     sub-questions to a researcher (these tools) and a reasoner on child ledgers.
     ``force_first_tool`` makes the first turn a tool call when tools are given (small models otherwise
@@ -168,6 +170,8 @@ class Agent:
         interrupt_before: Sequence[str] | None = None,
         bats_mode: Literal["early_stop", "full"] = "early_stop",
         max_attempts: int = 3,
+        bats_stop_on_exhausted: bool = True,
+        bats_rule: Literal["verifier", "fraction"] = "verifier",
         schedule: str = "linear",
         answer_style: AnswerStyle = "full",
         budget_scope: Literal["run", "thread"] = "run",
@@ -233,6 +237,10 @@ class Agent:
         self.budget_scope = budget_scope
         self.bats_mode = bats_mode
         self.max_attempts = max_attempts
+        self.bats_stop_on_exhausted = bats_stop_on_exhausted
+        if bats_rule not in ("verifier", "fraction"):
+            raise ConfigError(f"bats_rule must be 'verifier' or 'fraction', not {bats_rule!r}")
+        self.bats_rule: Literal["verifier", "fraction"] = bats_rule
         self.schedule = schedule
         self.answer_style: AnswerStyle = answer_style
         self.config = LoopConfig(
@@ -255,6 +263,7 @@ class Agent:
             durable=checkpointer is not None,
             approve=needs,
             turn_control=self.turn_control,
+            nudge=planner == "react_nudge",
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(
@@ -357,7 +366,7 @@ class Agent:
 
     def _opening(self, question: Question) -> list[Message]:
         history = conversation(question)
-        if len(history) > 1 and self.planner not in ("react", "tracker"):
+        if len(history) > 1 and self.planner not in ("react", "tracker", "react_nudge"):
             raise ConfigError(
                 f"a message history is supported by the react and tracker planners; {self.planner!r} takes one "
                 "question (a string)"

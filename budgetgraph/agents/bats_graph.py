@@ -30,8 +30,10 @@ from ..planners.bats import (
     apply_budget_rule,
     core_answer,
     current,
+    decide,
     mark,
     parse_structured,
+    rank_attempts,
     render_checklist,
     schema_tool,
 )
@@ -80,13 +82,24 @@ class BATSState(AgentState, total=False):
     segment: int
     proposed: str
     verdict: dict[str, Any]
+    attempt_from: int
+    """Index in ``plan`` of the current attempt's first step."""
 
 
 class _BATS(AgentLoop):
-    def __init__(self, cfg: LoopConfig, mode: Literal["early_stop", "full"], max_attempts: int) -> None:
+    def __init__(
+        self,
+        cfg: LoopConfig,
+        mode: Literal["early_stop", "full"],
+        max_attempts: int,
+        stop_on_exhausted: bool = True,
+        rule: Literal["verifier", "fraction"] = "verifier",
+    ) -> None:
         super().__init__(cfg)
         self.mode = mode
         self.max_attempts = max_attempts
+        self.stop_on_exhausted = stop_on_exhausted
+        self.rule = rule
         self.verify_tokens = max(cfg.answer_max_tokens, 384)
 
     async def _structured(
@@ -150,6 +163,7 @@ class _BATS(AgentLoop):
             else PlanOut(steps=[f"Search for the key entities of: {question}"])
         )
         checklist = list(state.get("plan") or [])
+        attempt_from = len(checklist)  # this attempt's steps start here
         dead = [s["id"].split(".")[0] for s in checklist if s["status"] in ("failed", "partial")]
         checklist = add_steps(checklist, plan.steps[:5], branch_of=dead[-1] if dead else None)
         constraints = (plan.exploration + plan.verification) or list(state.get("constraints") or [])
@@ -158,6 +172,7 @@ class _BATS(AgentLoop):
             run,
             {
                 "plan": checklist,
+                "attempt_from": attempt_from,
                 "constraints": constraints,
                 "phase": "act",
                 "messages": [note],
@@ -193,6 +208,9 @@ class _BATS(AgentLoop):
         user_messages(state)
         turns = state.get("turns", 0)
         tools = run.tools.available()
+        if self.stop_on_exhausted and (gone := self.first_exhausted(run)):
+            # the paper stops at the first exhausted tool budget: answer from what the attempts found
+            return self.keep(run, {"phase": "select", "stop": stop("budget_exhausted", gone)})
         if turns >= self.cfg.max_turns or (self.cfg.tools and not tools):
             key = self.exhausted_tool(run) if self.cfg.tools and not tools else ""
             return self.keep(
@@ -224,6 +242,14 @@ class _BATS(AgentLoop):
         if not proposed:  # e.g. a tool call cut off at max_tokens: no answer to verify, as in the react loop
             return self.keep(run, {**update, "phase": "select", "stop": stop("answered", "", NO_ANSWER)})
         return self.keep(run, {**update, "phase": "verify", "proposed": proposed})
+
+    def first_exhausted(self, run: MeteredRun) -> str:
+        """The budget key of a capped tool with no units left, or ""."""
+        for tool in self.cfg.tools.values():
+            left = run.ledger.tool_remaining(tool.name)
+            if left is not None and left <= 0:
+                return tool.budget_key if run.ledger.caps(f"tool:{tool.budget_key}") else "tool_calls"
+        return ""
 
     async def bats_tools_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Admit (and, without a checkpointer, run) the calls; a durable graph runs them in ``run_tools``."""
@@ -284,12 +310,26 @@ class _BATS(AgentLoop):
                 justification="The proposed answer is a tool's error message, not an answer.",
                 summary=f"A look-up failed: {answer[:300]}",
             )
-        failures = sum(1 for s in state.get("plan") or [] if s["status"] == "failed")
-        verdict = apply_budget_rule(verdict, self._fraction_left(ledger), failures)
+        own = verdict.decision
+        checklist = list(state.get("plan") or [])
+        # only this attempt's failed look-ups count: a PIVOT marks the abandoned path's open steps failed
+        failures = sum(1 for s in checklist[state.get("attempt_from", 0) :] if s["status"] == "failed")
+        if self.rule == "fraction":  # our earlier rule, kept to compare: failures over the whole checklist
+            failures = sum(1 for s in checklist if s["status"] == "failed")
+            verdict = apply_budget_rule(verdict, self._fraction_left(ledger), failures)
+        else:
+            verdict = decide(verdict, can_correct=bool(run.tools.available()), failures=failures)
+        # ranking keeps the verifier's own view unless the evidence overruled it (a contradiction, unchecked SUCCESS)
+        evidence_overruled = own == "SUCCESS" and verdict.decision != "SUCCESS"
         answer = core_answer(answer, verdict.short_answer)
         attempts = [
             *(state.get("attempts") or []),
-            {"answer": answer, "decision": verdict.decision, "summary": verdict.summary},
+            {
+                "answer": answer,
+                "decision": verdict.decision,
+                "verifier": verdict.decision if evidence_overruled else own,
+                "summary": verdict.summary,
+            },
         ]
         note = Message.assistant(f"Verifier: {verdict.decision}. {verdict.justification}\n{verdict.summary}")
         emit(runtime, VerifierDecision(answer, verdict.decision, verdict.summary))
@@ -341,8 +381,7 @@ class _BATS(AgentLoop):
         if not real:  # no attempt, or only echoed tool errors: the final-answer call on the held reserve
             view: BATSState = {**state, "messages": evidence_only(state["messages"])}
             return await self.answer_node(view, runtime)
-        rank = {"SUCCESS": 0, "CONTINUE": 1, "UNVERIFIED": 2, "PIVOT": 3}
-        best = min(range(len(real)), key=lambda i: (rank.get(real[i]["decision"], 4), -i))
+        best = rank_attempts(real)
         if len({a["answer"] for a in real}) > 1:
             listing = "\n".join(
                 f"{i + 1}. {a['answer']} (verifier: {a['decision']}; {a['summary'][:200]})"
@@ -378,9 +417,14 @@ _NEXT = {
 
 
 def build_bats_graph(
-    cfg: LoopConfig, *, mode: Literal["early_stop", "full"] = "early_stop", max_attempts: int = 3
+    cfg: LoopConfig,
+    *,
+    mode: Literal["early_stop", "full"] = "early_stop",
+    max_attempts: int = 3,
+    stop_on_exhausted: bool = True,
+    rule: Literal["verifier", "fraction"] = "verifier",
 ) -> StateGraph[BATSState, RunContext]:
-    loop = _BATS(cfg, mode, max_attempts)
+    loop = _BATS(cfg, mode, max_attempts, stop_on_exhausted, rule)
     graph: StateGraph[BATSState, RunContext] = StateGraph(BATSState, context_schema=RunContext)
     graph.add_node("plan", routed(loop.plan_node, _NEXT, loop), destinations=("act", "select", END))
     graph.add_node("act", routed(loop.act_node, _NEXT, loop), destinations=("tools", "verify", "select", END))

@@ -33,6 +33,7 @@ from ..tools.base import Tool
 from .approval import review
 from .events import BudgetGrant, BudgetOverrun, TextDelta, ToolCallFinished, ToolCallStarted
 from .markup import MarkupStripper
+from .nudge import NUDGE, NUDGE_LIMIT
 from .prompts import answer_now, extract_answer
 from .runtime import RunContext, emit, forget, resolve_run, sink, stop, streaming, user_messages
 from .state import AgentState, StopInfo
@@ -71,6 +72,8 @@ class LoopConfig:
     """Tools whose calls wait for a human decision before they are admitted ("*": every tool)."""
     turn_control: TurnControl | None = None
     """Turn control: the reminder line on every turn and, when dynamic, extensions the agent asks for."""
+    nudge: bool = False
+    """Budget forcing (``react_nudge``): an answer while tool budget remains gets the "Wait, ..." nudge."""
 
     def new_run(self, ledger: Any = None) -> MeteredRun:
         from ..budget.ledger import Ledger
@@ -220,8 +223,12 @@ class AgentLoop:
         message = response.message
         update: dict[str, Any] = {"messages": [*extra, message], "turns": turns + 1}
         if message.tool_calls:
-            return self.keep(run, {**update, "phase": "tools"})
+            return self.keep(run, {**update, "phase": "tools", "idle": 0})
         answer = extract_answer(message.content)
+        idle = state.get("idle", 0) + 1
+        if self.cfg.nudge and answer and idle < NUDGE_LIMIT and run.tools.available():
+            nudged = {"messages": [*extra, message, Message.user(NUDGE)], "idle": idle, "answer": answer}
+            return self.keep(run, {**update, **nudged, "phase": "act"})
         if not answer:
             return self.keep(run, {**update, "phase": "answer", "stop": stop("answered", "", NO_ANSWER)})
         return self.keep(run, {**update, "phase": "done", "answer": answer, "stop": stop("answered")})
@@ -504,7 +511,7 @@ def build_graph(cfg: LoopConfig) -> StateGraph[AgentState, RunContext]:
     graph: StateGraph[AgentState, RunContext] = StateGraph(AgentState, context_schema=RunContext)
     after_tools = "run_tools" if cfg.durable else "model"
     routes = {"tools": "tools", "answer": "answer", "act": "model", "run_tools": "run_tools"}
-    graph.add_node("model", routed(loop.model_node, routes), destinations=("tools", "answer", END))
+    graph.add_node("model", routed(loop.model_node, routes), destinations=("tools", "answer", "model", END))
     graph.add_node("tools", routed(loop.tools_node, routes), destinations=(after_tools, "answer", END))
     if cfg.durable:
         graph.add_node(

@@ -79,7 +79,13 @@ def _loop(agent: Agent) -> StateGraph[Any, Any]:
 def _bats(agent: Agent) -> StateGraph[Any, Any]:
     from .bats_graph import build_bats_graph
 
-    return build_bats_graph(agent.config, mode=agent.bats_mode, max_attempts=agent.max_attempts)
+    return build_bats_graph(
+        agent.config,
+        mode=agent.bats_mode,
+        max_attempts=agent.max_attempts,
+        stop_on_exhausted=agent.bats_stop_on_exhausted,
+        rule=agent.bats_rule,
+    )
 
 
 def _plan_and_budget(agent: Agent) -> StateGraph[Any, Any]:
@@ -153,6 +159,12 @@ PLANNERS: dict[str, PlannerSpec] = {
         PlannerSpec("react", "the baseline: the model sees no budget", False, _loop),
         PlannerSpec("tracker", "BATS budget tracker: regime policy and a <budget> block", True, _loop),
         PlannerSpec(
+            "react_nudge",
+            "react with budget forcing: an early answer is met by the 'Wait, you still have budget' nudge",
+            False,
+            _loop,
+        ),
+        PlannerSpec(
             "bats", "plan checklist, verifier (SUCCESS / CONTINUE / PIVOT), answer selection", True, _bats
         ),
         PlannerSpec("plan_and_budget", "sub-questions funded by credit x schedule", True, _plan_and_budget),
@@ -191,6 +203,8 @@ _LABEL_OPTIONS = (
     "baseline_budget",
     "bats_mode",
     "max_attempts",
+    "bats_rule",
+    "bats_stop_on_exhausted",
     "samples",
     "sample_planner",
     "sample_temperature",
@@ -221,32 +235,16 @@ def parse_planner(label: str) -> tuple[str, dict[str, Any]]:
             )
         raw[key.strip()] = value.strip()
     options: dict[str, Any] = {}
-    if "turn_cap" in raw:
-        options["turn_cap"] = int(raw["turn_cap"]) if raw["turn_cap"].isdigit() else raw["turn_cap"]
+    for key, value in raw.items():
+        if key in _CONVERT:
+            target, convert = _CONVERT[key]
+            options[target] = convert(label, key, value)
     if "baseline" in raw:
         from .turns import baseline_turns
 
         options["turn_baseline"] = baseline_turns(raw["baseline"], name, raw.get("baseline_budget"))
-    if "bats_mode" in raw:
-        options["bats_mode"] = raw["bats_mode"]
-    for key in ("max_attempts", "samples"):
-        if key in raw:
-            options[key] = _whole(label, key, raw[key])
-    if "sample_planner" in raw:
-        options["sample_planner"] = raw["sample_planner"]
-    if "sample_temperature" in raw:
-        options["sample_temperature"] = float(raw["sample_temperature"])
     if "pool" in raw:
         options["pool"] = _pool(label, raw["pool"], raw.get("pool_prices", ""))
-    if "memory" in raw:
-        options["auction_memory"] = raw["memory"]
-    if "weights" in raw:
-        from ..planners.sale import SaleWeights
-
-        data = json.loads(Path(raw["weights"]).read_text(encoding="utf-8"))
-        options["sale_weights"] = SaleWeights(
-            float(data["cost"]), float(data["entropy"]), dict(data.get("jury", {}))
-        )
     return name, options
 
 
@@ -265,10 +263,53 @@ def _pool(label: str, models: str, prices: str) -> list[Any]:
     return [Bidder(spec, infer_model(spec), float(v)) for spec, v in zip(specs, values, strict=True)]
 
 
+def _weights(label: str, key: str, value: str) -> Any:
+    from ..planners.sale import SaleWeights
+
+    try:
+        data = json.loads(Path(value).read_text(encoding="utf-8"))
+        return SaleWeights(float(data["cost"]), float(data["entropy"]), dict(data.get("jury", {})))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"planner label {label!r}: cannot read SALE weights from {value}: {exc}") from None
+
+
+def _flag(label: str, key: str, value: str) -> bool:
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+def _text(label: str, key: str, value: str) -> str:
+    return value
+
+
+def _number(label: str, key: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"planner label {label!r}: {key} must be a number, got {value!r}") from None
+
+
+def _cap(label: str, key: str, value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
 def _whole(label: str, key: str, value: str) -> int:
     if not value.isdigit():
         raise ConfigError(f"planner label {label!r}: {key} must be a whole number, got {value!r}")
     return int(value)
+
+
+_CONVERT: dict[str, tuple[str, Callable[[str, str, str], Any]]] = {
+    "turn_cap": ("turn_cap", _cap),
+    "bats_mode": ("bats_mode", _text),
+    "bats_rule": ("bats_rule", _text),
+    "bats_stop_on_exhausted": ("bats_stop_on_exhausted", _flag),
+    "max_attempts": ("max_attempts", _whole),
+    "samples": ("samples", _whole),
+    "sample_planner": ("sample_planner", _text),
+    "sample_temperature": ("sample_temperature", _number),
+    "memory": ("auction_memory", _text),
+    "weights": ("sale_weights", _weights),
+}
 
 
 def planner_names() -> tuple[str, ...]:

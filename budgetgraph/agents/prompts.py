@@ -68,7 +68,7 @@ def system_prompt(
     ``base`` replaces the built-in research-agent prompt; ``extra`` is appended.
     """
     parts = [base or _BASE.format(format=_FORMAT[style])]
-    if planner != "react":
+    if planner not in ("react", "react_nudge"):
         parts.append(render_policy(policy))
     if extra:
         parts.append(extra)

@@ -32,6 +32,8 @@ class AgentState(TypedDict, total=False):
     inflight: list[dict[str, Any]]
     """Tool calls admitted and not yet settled (a durable graph checkpoints them before they run)."""
     notes: dict[str, str]
+    idle: int
+    """Consecutive turns without a tool call (budget forcing stops at ``NUDGE_LIMIT``)."""
     details: dict[str, Any]
     """What a planner reports about its run (Adaptive-Consistency: samples drawn, votes, why it stopped)."""
     refused: list[str]

@@ -279,6 +279,7 @@ PROMPT_MODULES = (
     "budgetgraph.agents.turns",
     "budgetgraph.envs.coding",
     "budgetgraph.agents.sale",
+    "budgetgraph.agents.nudge",
 )
 # the prompt modules only some planners read: a change there does not make other planners' episodes stale
 _PLANNER_PROMPTS = {
@@ -286,6 +287,7 @@ _PLANNER_PROMPTS = {
     "plan_and_budget": ("plan_and_budget",),
     "orchestrator": ("orchestrator",),
     "sale": ("sale",),
+    "react_nudge": ("nudge",),
 }
 
 

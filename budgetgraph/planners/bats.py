@@ -25,7 +25,9 @@ __all__ = [
     "add_steps",
     "core_answer",
     "apply_budget_rule",
+    "decide",
     "mark",
+    "rank_attempts",
     "render_checklist",
     "schema_tool",
 ]
@@ -187,9 +189,41 @@ def render_checklist(checklist: Sequence[Step]) -> str:
     return "\n".join(lines) or "(no plan yet)"
 
 
+def decide(verdict: Verdict, *, can_correct: bool, failures: int) -> Verdict:
+    """The decision rule as the paper leaves it to the verifier, with three guards of ours: a contradicted
+    constraint is a PIVOT; SUCCESS needs at least one check and every check satisfied (else it is CONTINUE: dig
+    deeper); CONTINUE needs a tool unit left for the correction and fewer than two failed look-ups in this
+    attempt (else PIVOT). The verifier's own decision stays in ``verdict.decision`` of the input."""
+    decision = verdict.decision
+    checks = verdict.checks
+    if any(c.status == "contradicted" for c in checks):
+        decision = "PIVOT"
+    elif decision == "SUCCESS" and (not checks or any(c.status != "satisfied" for c in checks)):
+        decision = "CONTINUE"
+    if decision == "CONTINUE" and (not can_correct or failures >= 2):
+        decision = "PIVOT"
+    if decision == verdict.decision:
+        return verdict
+    why = f" [rule: {verdict.decision} -> {decision}]"
+    return verdict.model_copy(update={"decision": decision, "justification": verdict.justification + why})
+
+
+_RANK = {"SUCCESS": 0, "CONTINUE": 1, "UNVERIFIED": 2, "PIVOT": 3}
+
+
+def rank_attempts(attempts: Sequence[Mapping[str, Any]]) -> int:
+    """Index of the best attempt by the verifier's own decision (``verifier``; a budget demotion does not make
+    an answer worse), the latest first among equals."""
+    return min(
+        range(len(attempts)),
+        key=lambda i: (_RANK.get(str(attempts[i].get("verifier", attempts[i].get("decision"))), 4), -i),
+    )
+
+
 def apply_budget_rule(verdict: Verdict, fraction_left: float | None, repeated_failures: int) -> Verdict:
-    """The paper's rule, enforced: CONTINUE needs enough budget (>= 30% left) and no repeated failed look-ups;
-    otherwise it becomes PIVOT. Contradicted constraints can never be SUCCESS."""
+    """Our earlier rule (``Agent(bats_rule="fraction")``): CONTINUE needs 30% of the scarcest budget left and
+    fewer than two failed look-ups; otherwise PIVOT. Contradicted constraints can never be SUCCESS. The paper
+    has no such fraction: :func:`decide` is the default."""
     decision = verdict.decision
     if decision == "SUCCESS" and any(c.status == "contradicted" for c in verdict.checks):
         decision = "PIVOT"

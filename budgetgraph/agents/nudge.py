@@ -1,0 +1,11 @@
+"""The BATS paper's sequential baseline, "budget forcing" (papers.md section 1): each time the agent answers
+while tool budget remains, it is told to keep using its tools; the run stops after five answers in a row."""
+
+from __future__ import annotations
+
+NUDGE = (
+    "Wait, you still have remaining tool budget, use more tools to find and verify the facts before you "
+    "answer again."
+)
+NUDGE_LIMIT = 5
+"""Consecutive answers (turns without a tool call) after which the nudged run stops."""
