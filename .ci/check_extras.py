@@ -53,9 +53,9 @@ def _dropped(method: object, sent: set[str]) -> str:
 
 def local() -> str:
     _mods("llama_cpp", "jinja2.sandbox", "budgetgraph.models.local", "budgetgraph.models.local_assets")
-    from budgetgraph.models.local_assets import _part_files
+    from budgetgraph.models.local_assets import EMBEDDED, _part_files
 
-    parts = _part_files()  # the 22 model parts are importable and each holds its blob
+    parts = _part_files(EMBEDDED["1.5b"])  # the 22 model parts are importable and each holds its blob
     return f"{_versions('llama-cpp-python')}, {len(parts)} model parts"
 
 
