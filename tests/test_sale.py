@@ -130,13 +130,15 @@ def test_a_real_auction_between_the_embedded_sizes() -> None:
     from budgetgraph.models.registry import infer_model
 
     pool = [Bidder("0.5b", infer_model("local:0.5b"), 0.05), Bidder("1.5b", infer_model("local"), 0.15)]
-    agent = Agent(pool[1].model, [], Budget(output_tokens=2000), planner="sale", pool=pool, max_tokens=200)
-    result = asyncio.run(agent.arun("Write a Python function that returns the n-th Fibonacci number."))
+    agent = Agent(
+        pool[1].model, [], Budget(output_tokens=1200), planner="sale", pool=pool, answer_max_tokens=96
+    )
+    result = asyncio.run(agent.arun("Write a Python function add(a, b) that returns a + b."))
     details = result.details
     assert details["winner"] in ("0.5b", "1.5b")
     assert all(e is not None and 0 < e < 5 for e in details["entropy"].values())  # nats, from the logits
     assert all(0 <= s <= 5 for jury in details["jury"].values() for s in jury.values())
-    assert result.usage.output_tokens <= 2000
+    assert result.usage.output_tokens <= 1200
     assert result.answer
 
 
