@@ -113,16 +113,7 @@ class Budget:
                 object.__setattr__(self, "usd", Decimal(str(self.usd)))
             except InvalidOperation:
                 raise ConfigError(f"budget usd must be a number of dollars, got {self.usd!r}") from None
-        for name in (
-            "total_tool_calls",
-            "input_tokens",
-            "output_tokens",
-            "total_tokens",
-            "usd",
-            "seconds",
-            "llm_calls",
-            "turns",
-        ):
+        for name in (_FIELD_OF.get(key, key) for key in RESOURCES):  # every global cap, by its field name
             value = getattr(self, name)
             if value is None:
                 continue
