@@ -14,11 +14,15 @@ from budgetgraph.models.messages import Message, ToolCall
 from budgetgraph.planners.allocation import allocate
 from budgetgraph.planners.bats import (
     ConstraintCheck,
+    Selection,
     Verdict,
     add_steps,
     apply_budget_rule,
+    best_tier,
     core_answer,
+    current,
     decide,
+    majority,
     mark,
     rank_attempts,
     render_checklist,
@@ -26,15 +30,24 @@ from budgetgraph.planners.bats import (
 
 
 def _driver(
-    decisions, answers=("Alpha", "Beta", "Gamma"), pick=1, final="Final", short="", checks=None, steps=None
+    decisions,
+    answers=("Alpha", "Beta", "Gamma"),
+    pick=1,
+    final="Final",
+    short="",
+    checks=None,
+    steps=None,
+    found=(),
 ):
     """Plan, act (search, open the first hit, answer), verify with the given decisions, select ``pick``;
     ``final`` answers a call made without tools (the final-answer call). A SUCCESS verdict checks its one
     constraint satisfied, any other leaves it unverifiable (``checks`` replaces them)."""
-    state = {"verdicts": list(decisions), "attempt": 0, "answered": 0}
+    state = {"verdicts": list(decisions), "attempt": 0, "answered": 0, "step": 0}
 
     def policy(messages, tools):
         names = [t.name for t in tools]
+        if names in (["submit_plan"], ["submit_verdict"]):
+            state["step"] = 0  # each plan or verdict starts a new search -> open -> answer round
         if names == ["submit_plan"]:
             return ScriptedModel.tool_calls(
                 [
@@ -70,6 +83,7 @@ def _driver(
                             "summary": f"SUMMARY-{n}",
                             "next_step": f"NEXT-{n}",
                             "short_answer": short,
+                            "found": [f"{f}-{n}" for f in found],
                         },
                     )
                 ]
@@ -78,10 +92,10 @@ def _driver(
             return ScriptedModel.tool_calls([("select_answer", {"index": pick, "reason": "r"})])
         if not names:
             return ScriptedModel.text(f"<answer>{final}</answer>")
-        live = [m for m in messages if m.role == "tool"]
-        if not live:
+        state["step"] += 1
+        if state["step"] == 1:
             return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
-        if len(live) == 1:
+        if state["step"] == 2:
             return ScriptedModel.tool_calls([("open", {"title": "Apple Remote"})])
         state["answered"] += 1
         reply = answers[min(state["answered"], len(answers)) - 1]
@@ -126,7 +140,9 @@ def test_success_in_early_stop_mode_ends_the_run(mini_corpus):
 
 def test_pivot_replans_and_the_new_context_holds_the_summary_not_the_old_results(mini_corpus):
     model = _driver(["PIVOT", "SUCCESS"])
-    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus)
+    _, result = _run(
+        model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus, bats_context="every_verify"
+    )
     assert result.answer == "Beta" and len(_requests(model, "submit_plan")) == 2
     acts = _act_requests(model)
     first_search_result = next(m.content for m in model.requests[2][0] if m.role == "tool")
@@ -473,3 +489,149 @@ def test_react_nudge_sends_an_early_answer_back_to_the_tools(mini_corpus):
         "q"
     )
     assert NUDGE not in [m.content for m in spent.messages]  # no budget left: nothing to nudge towards
+
+
+def _verify_prompts(model):
+    return [msgs[-1].content for msgs in _requests(model, "submit_verdict")]
+
+
+def test_the_verifier_sees_the_attempts_calls_checklist_summary_and_kept_findings(mini_corpus):
+    model = _driver(["CONTINUE", "SUCCESS"], found=("FACT",))
+    _run(model, Budget(tool_calls={"search": 6, "open": 6}), mini_corpus)
+    first, second = _verify_prompts(model)
+    assert 'search({"queries": ["Apple Remote"]})' in first and 'open({"title": "Apple Remote"})' in first
+    assert "[x] 1. search the remote" in first  # the checklist with its marks
+    assert "Proposed answer: Alpha" in first and "first attempt" in first
+    # after CONTINUE: the earlier summary and findings, and the whole attempt's calls (4, not the last 2)
+    assert "SUMMARY-0" in second and "FACT-0" in second
+    assert second.count('search({"queries": ["Apple Remote"]})') == 2
+
+
+def test_the_paper_schedule_keeps_the_trajectory_until_ten_turns(mini_corpus):
+    model = _driver(["PIVOT", "SUCCESS"])
+    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus)
+    after = [msgs for msgs in _act_requests(model) if "SUMMARY-0" in msgs[0].content][0]
+    calls = [c.name for m in after if m.role == "assistant" for c in m.tool_calls]
+    assert calls == ["search", "open"]  # the earlier attempt's queries are still in the context
+    results = [m.content for m in after if m.role == "tool"]
+    assert results[0].startswith("[older result removed")  # only the latest tool output is kept
+    assert "Already used (do not repeat): search(" in after[0].content
+    assert result.answer == "Beta"
+
+
+def test_the_summary_replaces_the_trajectory_after_more_than_ten_turns(mini_corpus):
+    from budgetgraph.agents.bats_graph import _BATS
+
+    agent = Agent(ScriptedModel([]), mini_corpus.tools(), Budget(), planner="bats")
+    paper = _BATS(agent.config, "early_stop", None)
+    ours = _BATS(agent.config, "early_stop", None, context="every_verify")
+    assert not paper._replaces({"messages": [], "turns": 10, "summarised_at": 0})
+    assert paper._replaces({"messages": [], "turns": 11, "summarised_at": 0})
+    assert not paper._replaces({"messages": [], "turns": 14, "summarised_at": 11})
+    assert ours._replaces({"messages": [], "turns": 1, "summarised_at": 0})
+
+
+def test_a_continue_correction_is_the_next_step_not_the_last():
+    plan = add_steps([], ["a", "b", "c"])
+    plan = mark(plan, "1", "done")
+    plan = add_steps(plan, ["dig"], branch_of="1", first=True)
+    assert [s["id"] for s in plan] == ["1", "1.1", "2", "3"]
+    assert current(plan)["text"] == "dig"
+
+
+def test_a_search_with_no_hits_is_a_failed_step():
+    from budgetgraph.agents.bats_graph import _failed
+
+    assert _failed('Results for "x":\n(no results)\n\n<budget>\nsearch: used 1\n</budget>')
+    assert _failed('Results for "x":\n(no results)\n\nResults for "y":\n(no results)')
+    assert not _failed('Results for "x":\n(no results)\n\nResults for "y":\n1. [Apple] a fruit')
+    assert _failed("No document titled 'Q'") and not _failed("Apple Remote is a remote control")
+
+
+def test_selection_judges_only_the_best_tier_and_votes_in_code():
+    tiered = [
+        {"answer": "Alpha", "verifier": "CONTINUE"},
+        {"answer": "Gamma", "verifier": "PIVOT"},
+        {"answer": "Beta", "verifier": "CONTINUE"},
+    ]
+    assert best_tier(tiered) == [0, 2]
+    votes = [{"answer": a, "verifier": "CONTINUE"} for a in ("Alpha", "alpha.", "Beta")]
+    assert majority(votes, [0, 1, 2]) == 1  # the latest of the repeated answer
+    assert majority(votes, [0, 2]) is None  # a tie goes to the judge
+    assert list(Selection.model_json_schema()["properties"]) == ["reason", "index"]  # reason before choice
+
+
+def test_the_judge_sees_only_the_best_tier_with_each_trajectory(mini_corpus):
+    model = _driver(["CONTINUE", "CONTINUE", "PIVOT"], answers=("Alpha", "Beta", "Gamma"), pick=2)
+    _, result = _run(model, Budget(tool_calls={"search": 9, "open": 9}), mini_corpus)
+    (prompt,) = [msgs[-1].content for msgs in _requests(model, "select_answer")]
+    assert "Alpha" in prompt and "Beta" in prompt and "Gamma" not in prompt
+    assert "calls: search(" in prompt and result.answer == "Beta"
+    model = _driver(["CONTINUE", "CONTINUE", "CONTINUE"], answers=("Alpha", "Beta", "Alpha"))
+    _, result = _run(model, Budget(tool_calls={"search": 9, "open": 9}), mini_corpus)
+    assert result.answer == "Alpha" and not _requests(model, "select_answer")  # voted in code
+
+
+def test_full_mode_runs_until_the_budget_is_spent(mini_corpus):
+    model = _driver(["SUCCESS"] * 10, answers=("Alpha",) * 10)
+    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 9}), mini_corpus, bats_mode="full")
+    # more than the early-stop mode's 3 attempts: four, as the fifth search exhausts the search budget
+    assert len(_verifier_notes(result)) == 4
+    assert str(result.stop_reason) == "budget_exhausted: search" and result.answer == "Alpha"
+    _check_ledger(result)
+
+
+def test_bats_honours_the_agents_system_prompt_and_instructions(mini_corpus):
+    model = _driver(["SUCCESS"])
+    _run(
+        model,
+        Budget(tool_calls={"search": 5, "open": 5}),
+        mini_corpus,
+        system_prompt="You are ACME's research agent.",
+        instructions="Answer in French.",
+    )
+    for msgs, _tools, _ in model.requests:
+        assert (
+            msgs[0].content.startswith("You are ACME's research agent.")
+            and "Answer in French." in msgs[0].content
+        )
+
+
+def test_the_per_tool_block_gives_each_tool_its_regime_and_allowance():
+    from budgetgraph.budget import Ledger
+    from budgetgraph.budget.tool_block import BEST_USE, allowed_this_turn, render_tool_block
+
+    assert [allowed_this_turn(r, 100, batch=True) for r in (100, 50, 20, 5, 0)] == [5, 3, 1, 1, 0]
+    assert allowed_this_turn(5, 5, batch=True) == 2  # a budget of 5 is not spent in one call
+    assert allowed_this_turn(10, 10, batch=False) == 3
+    ledger = Ledger(Budget(tool_calls={"search": 5, "open": 2}, output_tokens=1000))
+    ledger.commit(ledger.reserve({"tool:open": 2}))
+    block = render_tool_block(ledger, {"search": "queries"})
+    assert (
+        "search: used 0, remaining 5 of 5 (HIGH: explore broadly with diverse calls; at most 2 queries"
+        in block
+    )
+    assert "open: used 2, remaining 0 of 2 (exhausted: do not call it)" in block
+    assert "output tokens: used 0, remaining 1,000 of 1,000" in block and BEST_USE in block
+
+
+def test_bats_shows_the_per_tool_block_and_tracker_keeps_its_own_unless_asked(mini_corpus):
+    model = _driver(["SUCCESS"])
+    _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus)
+    tool_texts = [
+        m.content
+        for msgs in _act_requests(model)
+        for m in msgs
+        if m.role == "tool" and not m.content.startswith("[older")
+    ]
+    assert tool_texts and all("Make the best use of the available resources." in t for t in tool_texts)
+    tracker = Agent(ScriptedModel([]), mini_corpus.tools(), Budget(), planner="tracker")
+    assert tracker.config.budget_block == "scarcest"
+    assert "Judge each tool by its own budget" not in tracker.config.system_prompt
+    per_tool = Agent(
+        ScriptedModel([]), mini_corpus.tools(), Budget(), planner="tracker", budget_block="per_tool"
+    )
+    assert "Judge each tool by its own budget" in per_tool.config.system_prompt
+    from budgetgraph.agents.planners import parse_planner
+
+    assert parse_planner("tracker[block=per_tool]") == ("tracker", {"budget_block": "per_tool"})

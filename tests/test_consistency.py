@@ -98,3 +98,50 @@ def test_code_is_grouped_by_behaviour_on_the_visible_examples() -> None:
     assert behaviour(env.sandbox, row, loop) == behaviour(env.sandbox, row, comp)
     assert behaviour(env.sandbox, row, wrong) != behaviour(env.sandbox, row, loop)
     assert behaviour(env.sandbox, row, "no code here") is None
+
+
+def test_best_of_asks_a_judge_who_reasons_then_picks_and_records_every_answer() -> None:
+    replies = iter(["Lyon", "Paris", "Lyon"])
+
+    def script(messages: Sequence[Message], tools: Sequence[ToolSchema]) -> Message:
+        if [t.name for t in tools] == ["select_answer"]:
+            return ScriptedModel.tool_calls(
+                [("select_answer", {"reason": "the documents say Paris", "index": 2})]
+            )
+        return ScriptedModel.text(f"<answer>{next(replies)}</answer>")
+
+    model = ScriptedModel(script)
+    result = Agent(model, [], planner="best_of", samples=3).run("capital?")
+    assert result.answer == "Paris"  # the judge's pick, not the majority's Lyon
+    assert result.details["answers"] == ["Lyon", "Paris", "Lyon"] and result.details["judge"] == "picked"
+    judge_prompt = model.requests[-1][0][-1].content
+    assert (
+        "1. Lyon" in judge_prompt and "2. Paris" in judge_prompt and "3." not in judge_prompt
+    )  # distinct only
+    assert result.usage.by_role["select"]["llm_calls"] == 1 and result.usage.llm_calls == 4
+
+
+def test_best_of_falls_back_to_the_vote_when_the_judge_cannot_be_paid() -> None:
+    replies = iter(["Lyon", "Paris", "Lyon"])
+    model = ScriptedModel(lambda m, t: ScriptedModel.text(f"<answer>{next(replies)}</answer>"))
+    result = Agent(model, [], Budget(llm_calls=3), planner="best_of", samples=3).run("capital?")
+    assert result.answer == "Lyon" and result.details["judge"].startswith("not run")
+    assert result.usage.llm_calls == 3  # the cap holds
+
+
+def test_pass_at_n_scores_every_sampled_answer() -> None:
+    from dataclasses import replace as _replace
+
+    from budgetgraph.envs.runner import _pass_at_n
+
+    class _Env:
+        def score(self, task, result):
+            return {"correct": float(result.answer == "Paris")}
+
+    script, _ = _answers(["Lyon", "Paris", "Lyon"])
+    result = Agent(ScriptedModel(script), [], planner="majority", samples=3).run("capital?")
+    assert result.answer == "Lyon"
+    assert _pass_at_n(_Env(), None, result) == {"pass_at_n": 1.0}
+    wrong = _replace(result, details={**result.details, "answers": ["Lyon", "Rome"]})
+    assert _pass_at_n(_Env(), None, wrong) == {"pass_at_n": 0.0}
+    assert _pass_at_n(_Env(), None, _replace(result, details={})) == {}

@@ -131,7 +131,11 @@ class Agent:
     system prompt, a ``<budget>`` block after each tool result); ``"bats"`` adds the plan checklist, the
     verifier (SUCCESS / CONTINUE / PIVOT) and answer selection (``bats_mode``: ``early_stop`` or ``full``;
     ``bats_stop_on_exhausted``: stop at the first exhausted tool budget, as the paper does; ``bats_rule``:
-    ``verifier`` (the verifier decides, with our guards) or ``fraction`` (our earlier 30% rule));
+    ``verifier`` (the verifier decides, with our guards) or ``fraction`` (our earlier 30% rule);
+    ``bats_context``: ``paper`` (the summary replaces the trajectory after more than ten turns) or
+    ``every_verify`` (at every verdict); ``max_attempts``: 3 in early-stop mode, unbounded in full mode);
+    ``budget_block``: ``per_tool`` (the paper's regime per tool; BATS's default) or ``scarcest`` (one regime
+    from the scarcest resource; the default of the other planners);
     ``"plan_and_budget"`` splits the question and funds each part by credit; ``"orchestrator"`` delegates
     sub-questions to a researcher (these tools) and a reasoner on child ledgers.
     ``force_first_tool`` makes the first turn a tool call when tools are given (small models otherwise
@@ -169,9 +173,11 @@ class Agent:
         checkpointer: Any = None,
         interrupt_before: Sequence[str] | None = None,
         bats_mode: Literal["early_stop", "full"] = "early_stop",
-        max_attempts: int = 3,
+        max_attempts: int | None = None,
         bats_stop_on_exhausted: bool = True,
         bats_rule: Literal["verifier", "fraction"] = "verifier",
+        bats_context: Literal["paper", "every_verify"] = "paper",
+        budget_block: Literal["scarcest", "per_tool"] | None = None,
         schedule: str = "linear",
         answer_style: AnswerStyle = "full",
         budget_scope: Literal["run", "thread"] = "run",
@@ -238,16 +244,14 @@ class Agent:
         self.bats_mode = bats_mode
         self.max_attempts = max_attempts
         self.bats_stop_on_exhausted = bats_stop_on_exhausted
-        if bats_rule not in ("verifier", "fraction"):
-            raise ConfigError(f"bats_rule must be 'verifier' or 'fraction', not {bats_rule!r}")
-        self.bats_rule: Literal["verifier", "fraction"] = bats_rule
+        block = self._bats_options(planner, bats_rule, bats_context, budget_block)
         self.schedule = schedule
         self.answer_style: AnswerStyle = answer_style
         self.config = LoopConfig(
             model=self.model,
             tools={t.name: t for t in self.tools},
             system_prompt=build_system_prompt(
-                planner, instructions, system_prompt, regime_policy, answer_style
+                planner, instructions, system_prompt, regime_policy, answer_style, block == "per_tool"
             ),
             show_budget=PLANNERS[planner].shows_budget,
             budget=self.budget,
@@ -264,6 +268,7 @@ class Agent:
             approve=needs,
             turn_control=self.turn_control,
             nudge=planner == "react_nudge",
+            budget_block=block,
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(
@@ -273,6 +278,21 @@ class Agent:
         self.graph = build_planner_graph(self, planner).compile(
             checkpointer=self.checkpointer, interrupt_before=list(interrupt_before or []) or None
         )
+
+    def _bats_options(
+        self, planner: str, rule: str, context: str, budget_block: str | None
+    ) -> Literal["scarcest", "per_tool"]:
+        """Check BATS's rule and context options; the budget block (the paper's per-tool one for BATS)."""
+        if rule not in ("verifier", "fraction"):
+            raise ConfigError(f"bats_rule must be 'verifier' or 'fraction', not {rule!r}")
+        if context not in ("paper", "every_verify"):
+            raise ConfigError(f"bats_context must be 'paper' or 'every_verify', not {context!r}")
+        self.bats_rule: Literal["verifier", "fraction"] = rule  # type: ignore[assignment]
+        self.bats_context: Literal["paper", "every_verify"] = context  # type: ignore[assignment]
+        block = budget_block or ("per_tool" if planner == "bats" else "scarcest")
+        if block not in ("scarcest", "per_tool"):
+            raise ConfigError(f"budget_block must be 'scarcest' or 'per_tool', not {budget_block!r}")
+        return block  # type: ignore[return-value]
 
     def _strategies(
         self,
@@ -284,7 +304,7 @@ class Agent:
         pool: Sequence[Bidder] | None,
     ) -> None:
         """The options of the planners that run other runs: consistency, majority and sale."""
-        if sample_planner in ("consistency", "majority", "sale") or sample_planner not in PLANNERS:
+        if sample_planner in ("consistency", "majority", "best_of", "sale") or sample_planner not in PLANNERS:
             raise ConfigError(
                 f"sample_planner must be a single-run planner such as react, not {sample_planner!r}"
             )

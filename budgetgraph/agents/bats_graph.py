@@ -1,12 +1,15 @@
 """The BATS graph: plan -> act <-> tools -> verify -> (act | plan | select), every call through the ledger.
 
-The verifier's summary replaces the raw trajectory on CONTINUE and PIVOT (``segment`` marks where the live
-context starts), the checklist lives in graph state, and the final-answer reserve covers one verifier and one
-selection call, so BATS never overshoots a cap.
+The verifier's summary replaces the raw trajectory after more than ten turns since the last replacement (the
+paper's schedule; ``context="every_verify"`` replaces it at every verdict), ``segment`` marks where the live
+context starts, and the queries and documents already used stay listed across every replacement. The
+checklist lives in graph state, and the final-answer reserve covers one verifier and one selection call, so
+BATS never overshoots a cap.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, TypeVar
 
 from langgraph.graph import END, START, StateGraph
@@ -15,6 +18,7 @@ from pydantic import BaseModel
 
 from ..budget.block import render_policy
 from ..budget.ledger import Ledger
+from ..budget.tool_block import render_tool_policy
 from ..errors import BudgetExceeded, ModelError
 from ..meter import MeteredRun
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
@@ -28,9 +32,11 @@ from ..planners.bats import (
     Verdict,
     add_steps,
     apply_budget_rule,
+    best_tier,
     core_answer,
     current,
     decide,
+    majority,
     mark,
     parse_structured,
     rank_attempts,
@@ -52,6 +58,27 @@ _VERDICT_TOOL = schema_tool("submit_verdict", Verdict, "Submit the verification 
 _SELECT_TOOL = schema_tool("select_answer", Selection, "Select the best attempt by its number.")
 _FAILED = ("Error:", "No document titled", "(no results)", "Budget exhausted")
 _NONE = {"", "none", "unknown", "n/a", "i don't know"}
+
+
+_REPLACE_AFTER = 10  # turns since the last replacement before the verifier's summary replaces the trajectory
+
+
+def _failed(text: str) -> bool:
+    """A failed look-up: a tool error, or a search whose every query found nothing."""
+    body = text.split("\n\n<budget>")[0].strip()
+    if body.startswith(_FAILED):
+        return True
+    hits = [
+        line
+        for line in body.splitlines()
+        if line.strip() and not line.startswith("Results for ") and line.strip() != "(no results)"
+    ]
+    return "(no results)" in body and not hits
+
+
+def _call_text(name: str, arguments: Any) -> str:
+    args = json.dumps(arguments, ensure_ascii=False, default=str)
+    return f"{name}({args[:160]})"
 
 
 def _is_answer(text: str) -> bool:
@@ -84,6 +111,17 @@ class BATSState(AgentState, total=False):
     verdict: dict[str, Any]
     attempt_from: int
     """Index in ``plan`` of the current attempt's first step."""
+    attempt_seg: int
+    """Index in ``messages`` where the current attempt starts (the verifier reads its calls and results)."""
+    step_from: int
+    """Index in ``messages`` after the last plan or verdict: the next turn must search first."""
+    summarised_at: int
+    """``turns`` when the trajectory was last replaced by the summary."""
+    found: list[str]
+    """The verifier's findings, kept across attempts."""
+    used: list[str]
+    """The tool calls made so far (queries and documents), listed in every context."""
+    clues: dict[str, list[str]]
 
 
 class _BATS(AgentLoop):
@@ -91,15 +129,23 @@ class _BATS(AgentLoop):
         self,
         cfg: LoopConfig,
         mode: Literal["early_stop", "full"],
-        max_attempts: int,
+        max_attempts: int | None,
         stop_on_exhausted: bool = True,
         rule: Literal["verifier", "fraction"] = "verifier",
+        context: Literal["paper", "every_verify"] = "paper",
+        system: str | None = None,
+        instructions: str | None = None,
     ) -> None:
         super().__init__(cfg)
         self.mode = mode
-        self.max_attempts = max_attempts
+        # full mode keeps sampling attempts until a budget runs out (the turn limit still bounds it)
+        self.max_attempts = (
+            max_attempts if max_attempts is not None else (3 if mode == "early_stop" else 10**6)
+        )
         self.stop_on_exhausted = stop_on_exhausted
         self.rule = rule
+        self.context = context
+        self.bats_system = "\n\n".join(p for p in (system or SYSTEM, instructions) if p)
         self.verify_tokens = max(cfg.answer_max_tokens, 384)
 
     async def _structured(
@@ -113,7 +159,7 @@ class _BATS(AgentLoop):
         use_hold: bool,
     ) -> tuple[M | None, Message | None, BudgetExceeded | None]:
         """One forced ``tool`` call under ``role``; its arguments parsed as ``schema`` (None when they do not fit)."""
-        messages = [Message.system(SYSTEM), Message.user(prompt)]
+        messages = [Message.system(self.bats_system), Message.user(prompt)]
         settings = ModelSettings(**self.cfg.settings)
         settings["tool_choice"] = tool.name
         try:
@@ -145,6 +191,8 @@ class _BATS(AgentLoop):
         ledger = run.ledger
         question = user_messages(state)[0].content
         context = f"What happened so far: {state['summary']}\n\n" if state.get("summary") else ""
+        if state.get("used"):
+            context += "Already used (do not repeat): " + "; ".join(state["used"][-12:]) + "\n\n"
         prompt = PLAN.format(question=question, context=context, budget=self._budget_text(ledger))
         out, msg, refused = await self._structured(
             run, prompt, "plan", _PLAN_TOOL, PlanOut, self.cfg.answer_max_tokens, use_hold=False
@@ -167,29 +215,60 @@ class _BATS(AgentLoop):
         dead = [s["id"].split(".")[0] for s in checklist if s["status"] in ("failed", "partial")]
         checklist = add_steps(checklist, plan.steps[:5], branch_of=dead[-1] if dead else None)
         constraints = (plan.exploration + plan.verification) or list(state.get("constraints") or [])
-        note = Message.assistant("Plan:\n" + render_checklist(checklist))
-        return self.keep(
-            run,
-            {
-                "plan": checklist,
-                "attempt_from": attempt_from,
-                "constraints": constraints,
-                "phase": "act",
-                "messages": [note],
-                "segment": len(state["messages"]) + 1,
-            },
+        clues = (
+            {"exploration": plan.exploration, "verification": plan.verification}
+            if plan.exploration or plan.verification
+            else dict(state.get("clues") or {})
         )
+        note = Message.assistant("Plan:\n" + render_checklist(checklist))
+        after = len(state["messages"]) + 1
+        update: dict[str, Any] = {
+            "plan": checklist,
+            "attempt_from": attempt_from,
+            "attempt_seg": after,
+            "step_from": after,
+            "constraints": constraints,
+            "clues": clues,
+            "phase": "act",
+            "messages": [note],
+        }
+        if self._replaces(state):
+            update.update(segment=after, summarised_at=state.get("turns", 0))
+        return self.keep(run, update)
+
+    def _replaces(self, state: BATSState) -> bool:
+        """Whether the summary replaces the trajectory now: at every verdict and plan (``every_verify``), or
+        after more than ten turns since the last replacement (the paper)."""
+        if self.context == "every_verify":
+            return True
+        return state.get("turns", 0) - state.get("summarised_at", 0) > _REPLACE_AFTER
 
     def _context(self, state: BATSState, ledger: Ledger) -> list[Message]:
-        parts = [SYSTEM]
+        parts = [self.bats_system]
         if self.cfg.show_budget:
-            parts.append(render_policy(self.cfg.regime_policy))
+            per_tool = self.cfg.budget_block == "per_tool"
+            parts.append(render_tool_policy() if per_tool else render_policy(self.cfg.regime_policy))
+        clues = state.get("clues") or {}
+        if clues.get("exploration"):
+            parts.append(
+                "Exploration clues (combine one or two per query to find candidates): "
+                + "; ".join(clues["exploration"])
+            )
+        if clues.get("verification"):
+            parts.append(
+                "Verification clues (check a candidate against these; never start from them): "
+                + "; ".join(clues["verification"])
+            )
         parts.append(
             "Your checklist ([ ] pending, [x] done, [!] failed, [~] partial):\n"
             + render_checklist(state.get("plan") or [])
         )
         if state.get("summary"):
-            parts.append("Summary of earlier attempts (their raw results were removed): " + state["summary"])
+            parts.append("Summary of earlier attempts: " + state["summary"])
+        if state.get("found"):
+            parts.append("Findings so far: " + "; ".join(state["found"]))
+        if state.get("used"):
+            parts.append("Already used (do not repeat): " + "; ".join(state["used"][-20:]))
         messages = list(state["messages"])
         live = messages[state.get("segment", 1) :]
         last_call = max((i for i, m in enumerate(live) if m.role == "assistant" and m.tool_calls), default=-1)
@@ -218,7 +297,8 @@ class _BATS(AgentLoop):
             )
         messages = self._context(state, ledger)
         schemas = [t.schema for t in tools]
-        fresh = not any(m.role == "tool" for m in state["messages"][state.get("segment", 1) :])
+        start = state.get("step_from", state.get("segment", 1))
+        fresh = not any(m.role == "tool" for m in state["messages"][start:])
         # the answer reserve of the BATS graph: one verifier and one selection call
         response = await self.act(
             run,
@@ -237,7 +317,8 @@ class _BATS(AgentLoop):
         message = response.message
         update: dict[str, Any] = {"messages": [message], "turns": turns + 1}
         if message.tool_calls:
-            return self.keep(run, {**update, "phase": "tools"})
+            used = [_call_text(c.name, c.arguments) for c in message.tool_calls]
+            return self.keep(run, {**update, "phase": "tools", "used": [*(state.get("used") or []), *used]})
         proposed = extract_answer(message.content)
         if not proposed:  # e.g. a tool call cut off at max_tokens: no answer to verify, as in the react loop
             return self.keep(run, {**update, "phase": "select", "stop": stop("answered", "", NO_ANSWER)})
@@ -273,28 +354,42 @@ class _BATS(AgentLoop):
         step = current(checklist)
         if step is not None:
             texts = [m.content for m in update["messages"]]
-            ok = any(not t.startswith(_FAILED) for t in texts)
+            ok = any(not _failed(t) for t in texts)
             checklist = mark(checklist, step["id"], "done" if ok else "failed", spent)
         update["plan"] = checklist
         if update.get("phase") == "answer":
             update["phase"] = "select"
         return update
 
+    def _attempt_view(self, state: BATSState) -> tuple[list[str], list[str], str]:
+        """The current attempt's tool calls, its tool results (each cut to 600 characters, the last five) and
+        the agent's words around its proposed answer: what the verifier judges from."""
+        messages = list(state["messages"])
+        since = messages[state.get("attempt_seg", state.get("segment", 1)) :]
+        calls = [
+            _call_text(c.name, c.arguments) for m in since if m.role == "assistant" for c in m.tool_calls
+        ]
+        results = [m.content.split("\n\n<budget>")[0][:600] for m in since if m.role == "tool"]
+        last = next((m for m in reversed(messages) if m.role == "assistant" and not m.tool_calls), None)
+        around = " ".join((last.content if last else "").split())[-400:]
+        return calls, results[-5:], around
+
     async def verify_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
         run = self.run_of(state, runtime)
         ledger = run.ledger
         question = state["messages"][0].content
         answer = state.get("proposed") or ""
-        evidence = [
-            m.content.split("\n\n<budget>")[0][:600]
-            for m in state["messages"][state.get("segment", 1) :]
-            if m.role == "tool"
-        ]
+        calls, evidence, around = self._attempt_view(state)
         prompt = VERIFY.format(
             question=question,
             answer=answer,
+            around=around or "(none)",
             constraints="; ".join(state.get("constraints") or []) or "(none listed)",
-            evidence="\n---\n".join(evidence[-4:]) or "(none)",
+            checklist=render_checklist(state.get("plan") or []),
+            summary=state.get("summary") or "(none: this is the first attempt)",
+            found="; ".join(state.get("found") or []) or "(none)",
+            calls="\n".join(calls) or "(none)",
+            evidence="\n---\n".join(evidence) or "(none)",
             budget=self._budget_text(ledger),
         )
         afforded = True
@@ -329,17 +424,23 @@ class _BATS(AgentLoop):
                 "decision": verdict.decision,
                 "verifier": verdict.decision if evidence_overruled else own,
                 "summary": verdict.summary,
+                "calls": calls[-5:],
             },
         ]
         note = Message.assistant(f"Verifier: {verdict.decision}. {verdict.justification}\n{verdict.summary}")
         emit(runtime, VerifierDecision(answer, verdict.decision, verdict.summary))
+        found = list(dict.fromkeys([*(state.get("found") or []), *(f[:200] for f in verdict.found)]))[-8:]
+        after = len(state["messages"]) + 1
         update: dict[str, Any] = {
             "attempts": attempts,
             "proposed": answer,
             "messages": [note],
-            "segment": len(state["messages"]) + 1,
+            "step_from": after,
+            "found": found,
             "verdict": verdict.model_dump(),
         }
+        if self._replaces(state):
+            update.update(segment=after, summarised_at=state.get("turns", 0))
         summary = " ".join(
             x
             for x in (
@@ -355,12 +456,14 @@ class _BATS(AgentLoop):
             return self.keep(run, {**update, "phase": "done", "answer": answer, "stop": stop("answered")})
         if out_of_tools or len(attempts) >= self.max_attempts or not afforded:
             return self.keep(run, {**update, "phase": "select"})
-        checklist = list(state.get("plan") or [])
-        if verdict.decision == "CONTINUE":
+        if verdict.decision == "CONTINUE":  # dig deeper: the correction is the next step of this path
             anchor = current(checklist) or (checklist[-1] if checklist else None)
             top = anchor["id"].split(".")[0] if anchor else None
             update["plan"] = add_steps(
-                checklist, [verdict.next_step or "verify the unverifiable constraint"], branch_of=top
+                checklist,
+                [verdict.next_step or "verify the unverifiable constraint"],
+                branch_of=top,
+                first=True,
             )
             return self.keep(run, {**update, "phase": "act"})
         pending = [s["id"] for s in checklist if s["status"] == "pending"]
@@ -372,6 +475,8 @@ class _BATS(AgentLoop):
         return self.keep(run, {**update, "phase": "plan"})
 
     async def select_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """C.4: only the best tier of verdicts is compared; a repeated answer wins there by vote, in code; else
+        the judge, shown each candidate's calls and summary, reasons and then picks."""
         run = self.run_of(state, runtime)
         attempts = list(state.get("attempts") or [])
         info = state.get("stop") or stop("answered")
@@ -381,18 +486,23 @@ class _BATS(AgentLoop):
         if not real:  # no attempt, or only echoed tool errors: the final-answer call on the held reserve
             view: BATSState = {**state, "messages": evidence_only(state["messages"])}
             return await self.answer_node(view, runtime)
+        tier = best_tier(real)
         best = rank_attempts(real)
-        if len({a["answer"] for a in real}) > 1:
+        voted = majority(real, tier) if len(tier) > 1 else None
+        if voted is not None:
+            best = voted
+        elif len({real[i]["answer"] for i in tier}) > 1:
             listing = "\n".join(
-                f"{i + 1}. {a['answer']} (verifier: {a['decision']}; {a['summary'][:200]})"
-                for i, a in enumerate(real)
+                f"{n}. {real[i]['answer']} (verifier: {real[i].get('verifier', real[i]['decision'])}; "
+                f"calls: {'; '.join(real[i].get('calls') or []) or 'none'}; {real[i]['summary'][:400]})"
+                for n, i in enumerate(tier, 1)
             )
             prompt = SELECT.format(question=state["messages"][0].content, attempts=listing)
             pick, _, _ = await self._structured(
                 run, prompt, "select", _SELECT_TOOL, Selection, self.cfg.answer_max_tokens, use_hold=True
             )
-            if pick is not None and 1 <= pick.index <= len(real):
-                best = pick.index - 1
+            if pick is not None and 1 <= pick.index <= len(tier):
+                best = tier[pick.index - 1]
         return self.keep(
             run,
             {
@@ -420,11 +530,16 @@ def build_bats_graph(
     cfg: LoopConfig,
     *,
     mode: Literal["early_stop", "full"] = "early_stop",
-    max_attempts: int = 3,
+    max_attempts: int | None = None,
     stop_on_exhausted: bool = True,
     rule: Literal["verifier", "fraction"] = "verifier",
+    context: Literal["paper", "every_verify"] = "paper",
+    system: str | None = None,
+    instructions: str | None = None,
 ) -> StateGraph[BATSState, RunContext]:
-    loop = _BATS(cfg, mode, max_attempts, stop_on_exhausted, rule)
+    """``max_attempts`` None: 3 in early-stop mode, unbounded in full mode (it runs until a budget is spent);
+    ``system`` replaces the research-agent prompt and ``instructions`` are appended, as for the loop."""
+    loop = _BATS(cfg, mode, max_attempts, stop_on_exhausted, rule, context, system, instructions)
     graph: StateGraph[BATSState, RunContext] = StateGraph(BATSState, context_schema=RunContext)
     graph.add_node("plan", routed(loop.plan_node, _NEXT, loop), destinations=("act", "select", END))
     graph.add_node("act", routed(loop.act_node, _NEXT, loop), destinations=("tools", "verify", "select", END))

@@ -1,10 +1,12 @@
-"""Adaptive-Consistency and fixed-N majority voting over whole episodes, all under the run's one ledger.
+"""Adaptive-Consistency, fixed-N majority voting and Best-of-N over whole episodes, under the run's one ledger.
 
 Each sample is a run of the sample planner (react by default) on a child ledger of the run's, sampled at
 ``sample_temperature`` with its own seed. Answers are grouped by ``answer_key`` (the coding environment groups
 code by its behaviour on the visible tests); the majority group's first answer is the answer. ``consistency``
-stops as soon as the Beta / Dirichlet rule is confident; ``majority`` always draws ``samples``. Sampling also
-stops when the budget cannot pay for another episode.
+stops as soon as the Beta / Dirichlet rule is confident; ``majority`` always draws ``samples``; ``best_of``
+draws ``samples`` and an LLM judge (role ``select``) picks one, as the BATS paper's Best-of-N baseline. Every
+sample's answer is in the run's details, so an evaluation reports pass@N beside it. Sampling also stops when
+the budget cannot pay for another episode.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..budget.ledger import Ledger
+from ..errors import BudgetExceeded, ModelError
 from ..models.base import sampling
 from ..models.messages import Message, ModelSettings
+from ..planners.bats import SELECT, Selection, parse_structured, schema_tool
 from ..planners.consistency import StopRule, majority, stop_verdict
 from .state import StopInfo
 
@@ -53,14 +57,16 @@ async def sample_answers(
     rule: StopRule,
     temperature: float,
     key: AnswerKey | None = None,
+    collected: list[RunResult] | None = None,
 ) -> Sampled:
-    """Draw up to ``samples`` episodes of ``sampler`` one at a time; stop by ``rule``; vote."""
+    """Draw up to ``samples`` episodes of ``sampler`` one at a time; stop by ``rule``; vote. The runs are
+    appended to ``collected`` when given."""
     key = key or default_key
     outer = sampling.get() or ModelSettings()
     base_seed = int(outer.get("seed", 0) or 0)
     answers: list[str | None] = []
     keys: list[Hashable] = []
-    results: list[RunResult] = []
+    results = collected if collected is not None else []
     confidence, used_rule, stopped = 0.0, str(rule), "max_samples"
     for k in range(samples):
         token = sampling.set(
@@ -99,16 +105,56 @@ async def sample_answers(
             "votes": votes,
             "groups": len(set(keys)),
             "chosen": best,
+            "answers": answers,
         },
     )
 
 
-def delegate_for(agent: Agent, rule: StopRule) -> Callable[..., Any]:
-    """The planner graph's delegate: sample, vote, and report the samples in the run's details."""
+_JUDGE_TOOL = schema_tool("select_answer", Selection, "Select the best answer by its number.")
+
+
+def _brief(result: RunResult) -> str:
+    """A sample's tool calls, for the judge: what it looked at, not its raw results."""
+    calls = [f"{c.name}({str(c.arguments)[:120]})" for m in result.messages for c in m.tool_calls]
+    return "; ".join(calls[-6:]) or "no tool calls"
+
+
+async def judge(
+    agent: Agent, question: str, ledger: Ledger, sampled: Sampled, results: list[RunResult]
+) -> Sampled:
+    """Best-of-N: the judge reasons, then picks one of the distinct answers; the vote stands when the judge
+    cannot be paid for or gives no valid number (said in the details)."""
+    answers = sampled.details.get("answers") or []
+    distinct = [i for i, a in enumerate(answers) if a is not None and a not in answers[:i]]
+    if len(distinct) < 2:
+        return Sampled(sampled.answer, sampled.chosen, {**sampled.details, "judge": "one answer"})
+    listing = "\n".join(f"{n}. {answers[i]} (calls: {_brief(results[i])})" for n, i in enumerate(distinct, 1))
+    run = agent.config.new_run(ledger)
+    settings = ModelSettings(**agent.config.settings)
+    settings["tool_choice"] = _JUDGE_TOOL.name
+    prompt = [Message.user(SELECT.format(question=question, attempts=listing))]
+    try:
+        response = await run.models.call(
+            prompt, [_JUDGE_TOOL], settings, role="select", max_tokens=agent.config.answer_max_tokens
+        )
+    except (BudgetExceeded, ModelError) as exc:
+        return Sampled(sampled.answer, sampled.chosen, {**sampled.details, "judge": f"not run: {exc}"})
+    pick = next((parse_structured(Selection, c.arguments) for c in response.message.tool_calls), None)
+    if not isinstance(pick, Selection) or not 1 <= pick.index <= len(distinct):
+        return Sampled(sampled.answer, sampled.chosen, {**sampled.details, "judge": "no valid pick"})
+    chosen = distinct[pick.index - 1]
+    details = {**sampled.details, "judge": "picked", "chosen": chosen, "judge_reason": pick.reason[:300]}
+    return Sampled(answers[chosen], results[chosen], details)
+
+
+def delegate_for(agent: Agent, rule: StopRule, best_of: bool = False) -> Callable[..., Any]:
+    """The planner graph's delegate: sample, vote (or, ``best_of``, judge), and report the samples in the
+    run's details."""
 
     async def delegate(
         question: str, ledger: Ledger
     ) -> tuple[str | None, list[Message], StopInfo, dict[str, Any]]:
+        results: list[RunResult] = []
         out = await sample_answers(
             agent.sampler(),
             question,
@@ -117,7 +163,10 @@ def delegate_for(agent: Agent, rule: StopRule) -> Callable[..., Any]:
             rule=rule,
             temperature=agent.sample_temperature,
             key=agent.answer_key,
+            collected=results,
         )
+        if best_of and out.chosen is not None:
+            out = await judge(agent, question, ledger, out, results)
         transcript = list(out.chosen.messages)[1:] if out.chosen is not None else []
         kind = "answered" if out.answer is not None else "budget_exhausted"
         info: StopInfo = {"kind": kind, "resource": "", "message": f"{out.details}"}

@@ -13,7 +13,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
@@ -25,6 +25,7 @@ from .. import tracing
 from ..budget.block import REGIME_POLICY, RegimePolicy, render_budget_block
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
+from ..budget.tool_block import render_tool_block
 from ..errors import BudgetExceeded, ModelError, Overrun
 from ..meter import MIN_OUTPUT, Admitted, MeteredRun, refusal_text, run_tool
 from ..models.base import ChatModel
@@ -74,6 +75,14 @@ class LoopConfig:
     """Turn control: the reminder line on every turn and, when dynamic, extensions the agent asks for."""
     nudge: bool = False
     """Budget forcing (``react_nudge``): an answer while tool budget remains gets the "Wait, ..." nudge."""
+    budget_block: Literal["scarcest", "per_tool"] = "scarcest"
+    """The ``<budget>`` block: one regime from the scarcest resource, or the paper's regime per tool."""
+
+    def render_block(self, ledger: Any) -> str:
+        if self.budget_block == "per_tool":
+            units = {t.budget_key: t.units for t in self.tools.values() if isinstance(t.units, str)}
+            return render_tool_block(ledger, units)
+        return render_budget_block(ledger, self.regime_policy)
 
     def new_run(self, ledger: Any = None) -> MeteredRun:
         from ..budget.ledger import Ledger
@@ -367,9 +376,7 @@ class AgentLoop:
             texts[[c.id for c in calls].index(a.call.id)] = text
             deadline = deadline or cut
         block = (
-            "\n\n" + render_budget_block(run.ledger, self.cfg.regime_policy)
-            if self.cfg.show_budget and run.ledger.limits
-            else ""
+            "\n\n" + self.cfg.render_block(run.ledger) if self.cfg.show_budget and run.ledger.limits else ""
         )
         messages = [Message.tool((t or "") + block, c.id, c.name) for c, t in zip(calls, texts, strict=True)]
         update: dict[str, Any] = {"messages": messages, "phase": "act"}

@@ -79,12 +79,16 @@ def _loop(agent: Agent) -> StateGraph[Any, Any]:
 def _bats(agent: Agent) -> StateGraph[Any, Any]:
     from .bats_graph import build_bats_graph
 
+    instructions, system_prompt, _policy = agent._prompt_args
     return build_bats_graph(
         agent.config,
         mode=agent.bats_mode,
         max_attempts=agent.max_attempts,
         stop_on_exhausted=agent.bats_stop_on_exhausted,
         rule=agent.bats_rule,
+        context=agent.bats_context,
+        system=system_prompt,
+        instructions=instructions,
     )
 
 
@@ -138,6 +142,12 @@ def _majority(agent: Agent) -> StateGraph[Any, Any]:
     return _delegating_graph(agent.config, delegate_for(agent, "never"))
 
 
+def _best_of(agent: Agent) -> StateGraph[Any, Any]:
+    from .consistency import delegate_for
+
+    return _delegating_graph(agent.config, delegate_for(agent, "never", best_of=True))
+
+
 def _sale(agent: Agent) -> StateGraph[Any, Any]:
     from .sale import EXECUTE_INSTRUCTIONS, Sale
 
@@ -179,6 +189,9 @@ PLANNERS: dict[str, PlannerSpec] = {
         ),
         PlannerSpec("majority", "majority vote over a fixed number of episodes", False, _majority),
         PlannerSpec(
+            "best_of", "Best-of-N: a fixed number of episodes, an LLM judge picks the answer", False, _best_of
+        ),
+        PlannerSpec(
             "sale",
             "strategy auction: a pool of models bids with plans, cost minus value picks who executes",
             False,
@@ -205,6 +218,8 @@ _LABEL_OPTIONS = (
     "max_attempts",
     "bats_rule",
     "bats_stop_on_exhausted",
+    "bats_context",
+    "block",
     "samples",
     "sample_planner",
     "sample_temperature",
@@ -303,6 +318,8 @@ _CONVERT: dict[str, tuple[str, Callable[[str, str, str], Any]]] = {
     "bats_mode": ("bats_mode", _text),
     "bats_rule": ("bats_rule", _text),
     "bats_stop_on_exhausted": ("bats_stop_on_exhausted", _flag),
+    "bats_context": ("bats_context", _text),
+    "block": ("budget_block", _text),
     "max_attempts": ("max_attempts", _whole),
     "samples": ("samples", _whole),
     "sample_planner": ("sample_planner", _text),

@@ -6,6 +6,7 @@ import re
 from typing import Literal
 
 from ..budget.block import REGIME_POLICY, RegimePolicy, render_policy
+from ..budget.tool_block import render_tool_policy
 
 __all__ = ["ANSWER_NOW", "AnswerStyle", "answer_format", "answer_now", "extract_answer", "system_prompt"]
 
@@ -62,14 +63,16 @@ def system_prompt(
     base: str | None = None,
     policy: RegimePolicy = REGIME_POLICY,
     style: AnswerStyle = "full",
+    per_tool: bool = False,
 ) -> str:
-    """``react`` gets no budget information (the baseline); ``tracker`` gets the regime policy.
+    """``react`` gets no budget information (the baseline); ``tracker`` gets the regime policy (``per_tool``:
+    the paper's policy of a regime per tool).
 
     ``base`` replaces the built-in research-agent prompt; ``extra`` is appended.
     """
     parts = [base or _BASE.format(format=_FORMAT[style])]
     if planner not in ("react", "react_nudge"):
-        parts.append(render_policy(policy))
+        parts.append(render_tool_policy() if per_tool else render_policy(policy))
     if extra:
         parts.append(extra)
     return "\n\n".join(parts)

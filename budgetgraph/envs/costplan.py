@@ -41,7 +41,17 @@ _SYSTEM = (
     "time, passing the ID you hold. Call tools only as the tool-call format says. When you hold the final "
     "selection, reply with its ID only, inside <answer></answer>."
 )
-PLANNERS = ("react", "tracker", "react_nudge", "consistency", "majority", "sale", "mcts", "mcts-uniform")
+PLANNERS = (
+    "react",
+    "tracker",
+    "react_nudge",
+    "consistency",
+    "majority",
+    "best_of",
+    "sale",
+    "mcts",
+    "mcts-uniform",
+)
 """The planners that run here (the loop ones take label options: ``react[turn_cap=p75]``)."""
 
 

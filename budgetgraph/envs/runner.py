@@ -15,7 +15,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -188,6 +188,7 @@ async def _episode(
     try:
         result = await env.run_episode(task, model, planner, env.budget_for(task, budget))
         scores = env.score(task, result)
+        scores.update(_pass_at_n(env, task, result))
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -215,6 +216,16 @@ async def _episode(
         "timeline": list(getattr(result, "timeline", ()) or ()),
         **({"details": _jsonable(result.details)} if getattr(result, "details", None) else {}),
     }
+
+
+def _pass_at_n(env: Env, task: Task, result: Any) -> dict[str, float]:
+    """``pass_at_n``: 1 when any sampled episode's answer (a run that voted over samples records them all in
+    its details) is correct, the oracle bound on what a vote or judge could pick."""
+    answers = (getattr(result, "details", None) or {}).get("answers")
+    if not isinstance(answers, list) or len(answers) < 2:
+        return {}
+    best = max(env.score(task, replace(result, answer=a)).get("correct", 0.0) for a in answers)
+    return {"pass_at_n": float(best)}
 
 
 class _Tally:
@@ -280,14 +291,16 @@ PROMPT_MODULES = (
     "budgetgraph.envs.coding",
     "budgetgraph.agents.sale",
     "budgetgraph.agents.nudge",
+    "budgetgraph.budget.tool_block",
 )
 # the prompt modules only some planners read: a change there does not make other planners' episodes stale
 _PLANNER_PROMPTS = {
-    "bats": ("bats_graph", "bats"),
+    "bats": ("bats_graph", "bats", "tool_block"),
     "plan_and_budget": ("plan_and_budget",),
     "orchestrator": ("orchestrator",),
     "sale": ("sale",),
     "react_nudge": ("nudge",),
+    "best_of": ("bats",),  # the judge's prompt is BATS's selection prompt
 }
 
 
@@ -299,7 +312,10 @@ def relevant_prompts(planners: Sequence[str]) -> set[str]:
     specific = {m for mods in _PLANNER_PROMPTS.values() for m in mods}
     out = every - specific
     for label in planners:
-        out.update(_PLANNER_PROMPTS.get(parse_planner(label)[0], ()))
+        name, options = parse_planner(label)
+        out.update(_PLANNER_PROMPTS.get(name, ()))
+        if options.get("budget_block") == "per_tool":
+            out.add("tool_block")
     return out
 
 

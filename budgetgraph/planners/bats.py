@@ -23,9 +23,11 @@ __all__ = [
     "Step",
     "Verdict",
     "add_steps",
+    "best_tier",
     "core_answer",
     "apply_budget_rule",
     "decide",
+    "majority",
     "mark",
     "rank_attempts",
     "render_checklist",
@@ -89,8 +91,17 @@ class Verdict(BaseModel):
                 out.append({"constraint": str(item), "status": "unverifiable"})
         return out
 
+    @field_validator("found", mode="before")
+    @classmethod
+    def _found(cls, value: Any) -> list[str]:
+        return _as_texts(value)
+
     justification: str = ""
     summary: str = Field(default="", description="what was found and what failed, in two or three sentences")
+    found: list[str] = Field(
+        default_factory=list,
+        description="facts worth keeping for later attempts, each with where it was read",
+    )
     next_step: str = Field(default="", description="what to do next (CONTINUE) or the new angle (PIVOT)")
     short_answer: str = Field(
         default="", description="the proposed answer cut to its core: a name, date, number, or yes / no"
@@ -98,8 +109,10 @@ class Verdict(BaseModel):
 
 
 class Selection(BaseModel):
+    """The judge's pick: the reasoning comes first, so the choice follows from it (C.4)."""
+
+    reason: str = Field(default="", description="compare the candidates' evidence before choosing")
     index: int = Field(description="the number of the best attempt")
-    reason: str = ""
 
 
 def _as_texts(value: Any) -> list[str]:
@@ -140,8 +153,11 @@ def parse_structured(model: type[BaseModel], arguments: Mapping[str, Any]) -> Ba
 Step = dict[str, Any]
 
 
-def add_steps(checklist: Sequence[Step], texts: Sequence[str], branch_of: str | None = None) -> list[Step]:
-    """Append steps; alternatives after a failure become numbered branches (2.1, 2.2) of ``branch_of``."""
+def add_steps(
+    checklist: Sequence[Step], texts: Sequence[str], branch_of: str | None = None, *, first: bool = False
+) -> list[Step]:
+    """Add steps at the end (or, ``first``, before the first pending step: a CONTINUE's correction is the next
+    thing to do); alternatives after a failure become numbered branches (2.1, 2.2) of ``branch_of``."""
     out = [dict(s) for s in checklist]
     if branch_of is None:
         top = sum(1 for s in out if "." not in s["id"])
@@ -149,12 +165,13 @@ def add_steps(checklist: Sequence[Step], texts: Sequence[str], branch_of: str | 
     else:
         sub = sum(1 for s in out if s["id"].startswith(branch_of + "."))
         ids = [f"{branch_of}.{sub + i + 1}" for i in range(len(texts))]
-    out.extend(
+    new = [
         {"id": i, "text": t.strip(), "status": "pending", "units": {}}
         for i, t in zip(ids, texts, strict=True)
         if t.strip()
-    )
-    return out
+    ]
+    at = next((i for i, s in enumerate(out) if s["status"] == "pending"), len(out)) if first else len(out)
+    return [*out[:at], *new, *out[at:]]
 
 
 def current(checklist: Sequence[Step]) -> Step | None:
@@ -211,13 +228,32 @@ def decide(verdict: Verdict, *, can_correct: bool, failures: int) -> Verdict:
 _RANK = {"SUCCESS": 0, "CONTINUE": 1, "UNVERIFIED": 2, "PIVOT": 3}
 
 
+def _rank(attempt: Mapping[str, Any]) -> int:
+    return _RANK.get(str(attempt.get("verifier", attempt.get("decision"))), 4)
+
+
 def rank_attempts(attempts: Sequence[Mapping[str, Any]]) -> int:
     """Index of the best attempt by the verifier's own decision (``verifier``; a budget demotion does not make
     an answer worse), the latest first among equals."""
-    return min(
-        range(len(attempts)),
-        key=lambda i: (_RANK.get(str(attempts[i].get("verifier", attempts[i].get("decision"))), 4), -i),
-    )
+    return min(range(len(attempts)), key=lambda i: (_rank(attempts[i]), -i))
+
+
+def best_tier(attempts: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Indices of the attempts whose verifier decision ranks best: the only ones the judge compares (C.4)."""
+    top = min((_rank(a) for a in attempts), default=4)
+    return [i for i, a in enumerate(attempts) if _rank(a) == top]
+
+
+def majority(attempts: Sequence[Mapping[str, Any]], indices: Sequence[int]) -> int | None:
+    """The latest of ``indices`` whose answer (compared by its words) is more common than every other answer
+    among them, or None when no answer repeats more than the rest (the judge decides then)."""
+    keys = [_words(str(attempts[i]["answer"])) for i in indices]
+    counts = {k: keys.count(k) for k in keys}
+    ordered = sorted(counts.values(), reverse=True)
+    if ordered[0] < 2 or (len(ordered) > 1 and ordered[0] == ordered[1]):
+        return None
+    winner = max(counts, key=lambda k: counts[k])
+    return max(i for i, k in zip(indices, keys, strict=True) if k == winner)
 
 
 def apply_budget_rule(verdict: Verdict, fraction_left: float | None, repeated_failures: int) -> Verdict:
@@ -248,14 +284,23 @@ PLAN = (
     "one search or one document to open. Remaining budget: {budget}. Call submit_plan."
 )
 VERIFY = (
-    "Question: {question}\nProposed answer: {answer}\nConstraints: {constraints}\n\nEvidence gathered:\n"
-    "{evidence}\n\nRemaining budget: {budget}.\nCheck each constraint against the evidence (satisfied, "
-    "contradicted or unverifiable). Decide SUCCESS if all are satisfied; CONTINUE if only a few are unverifiable, "
-    "the path is sound and enough budget remains; PIVOT if there is a dead end, repeated failed look-ups, or too "
-    "little budget for a correction. Summarise what was found and what failed, and say what to do next. "
-    "Call submit_verdict."
+    "You are the verifier of a research agent. You judge one proposed answer against the evidence the agent "
+    "gathered; you do not search.\n\nQuestion: {question}\nProposed answer: {answer}\nThe agent's words around "
+    "it: {around}\nConstraints from the question: {constraints}\n\nChecklist ([x] done, [!] failed, [~] partial, "
+    "[ ] pending):\n{checklist}\n\nSummary of earlier attempts: {summary}\nFindings kept from earlier checks: "
+    "{found}\n\nTool calls of this attempt:\n{calls}\n\nTool results of this attempt (newest last):\n{evidence}"
+    "\n\nRemaining budget: {budget}.\n\nFirst check each constraint against the evidence: satisfied, "
+    "contradicted or unverifiable. Then decide:\n- SUCCESS: every constraint is satisfied by the evidence.\n"
+    "- CONTINUE (dig deeper): only a few constraints are unverifiable, the path is sound, one more look-up can "
+    "close the gap, and the remaining budget has the units it needs.\n- PIVOT: a constraint is contradicted, "
+    "the path is a dead end, the same information failed to be found more than once, or too little budget is "
+    "left for a correction.\nThen write the justification; a summary of what was found and what failed; the "
+    "findings worth keeping, each with the document it came from; the next step (CONTINUE) or the new angle "
+    "(PIVOT); and the answer cut to its core (a name, date, number or yes / no). Call submit_verdict."
 )
 SELECT = (
-    "Question: {question}\n\nAttempts:\n{attempts}\n\nPick the most accurate and specific answer (never one that "
-    "says none or unknown when another exists). Call select_answer with its number."
+    "Question: {question}\n\nCandidate answers, each with how it was found:\n{attempts}\n\nFirst reason: "
+    "compare what each candidate's evidence supports and how specific it is. Then choose the most accurate and "
+    "specific answer (never one that says none or unknown when another exists). Call select_answer with your "
+    "reason first and then its number."
 )
