@@ -131,6 +131,11 @@ def test_success_in_early_stop_mode_ends_the_run(mini_corpus):
     model = _driver(["SUCCESS"])
     _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus)
     assert result.answer == "Alpha" and str(result.stop_reason) == "answered"
+    assert result.details == {
+        "attempts": [{"answer": "Alpha", "decision": "SUCCESS", "verifier": "SUCCESS"}],
+        "chosen": 0,
+        "selected_by": "success",
+    }
     assert (
         set(result.usage.by_role) == {"plan", "act", "verify"}
         and result.usage.by_role["verify"]["llm_calls"] == 1
@@ -567,9 +572,13 @@ def test_the_judge_sees_only_the_best_tier_with_each_trajectory(mini_corpus):
     (prompt,) = [msgs[-1].content for msgs in _requests(model, "select_answer")]
     assert "Alpha" in prompt and "Beta" in prompt and "Gamma" not in prompt
     assert "calls: search(" in prompt and result.answer == "Beta"
+    details = result.details
+    assert [a["verifier"] for a in details["attempts"]] == ["CONTINUE", "CONTINUE", "PIVOT"]
+    assert details["selected_by"] == "judge" and details["chosen"] == 1
     model = _driver(["CONTINUE", "CONTINUE", "CONTINUE"], answers=("Alpha", "Beta", "Alpha"))
     _, result = _run(model, Budget(tool_calls={"search": 9, "open": 9}), mini_corpus)
     assert result.answer == "Alpha" and not _requests(model, "select_answer")  # voted in code
+    assert result.details["selected_by"] == "vote" and result.details["chosen"] == 2
 
 
 def test_full_mode_runs_until_the_budget_is_spent(mini_corpus):

@@ -76,6 +76,19 @@ def _failed(text: str) -> bool:
     return "(no results)" in body and not hits
 
 
+def _details(attempts: list[dict[str, Any]], chosen: int | None, how: str) -> dict[str, Any]:
+    """The run's details: each attempt's answer and verdicts (the verifier's own and after the guards), and
+    which was chosen how (an evaluation counts SUCCESS / CONTINUE / PIVOT and SUCCESS precision from these)."""
+    return {
+        "attempts": [
+            {"answer": a["answer"], "decision": a["decision"], "verifier": a.get("verifier", a["decision"])}
+            for a in attempts
+        ],
+        "chosen": chosen,
+        "selected_by": how,
+    }
+
+
 def _call_text(name: str, arguments: Any) -> str:
     args = json.dumps(arguments, ensure_ascii=False, default=str)
     return f"{name}({args[:160]})"
@@ -453,7 +466,11 @@ class _BATS(AgentLoop):
         update["summary"] = summary[-1500:]
         out_of_tools = bool(self.cfg.tools) and not run.tools.available()
         if verdict.decision == "SUCCESS" and self.mode == "early_stop":
-            return self.keep(run, {**update, "phase": "done", "answer": answer, "stop": stop("answered")})
+            details = _details(attempts, len(attempts) - 1, "success")
+            return self.keep(
+                run,
+                {**update, "phase": "done", "answer": answer, "stop": stop("answered"), "details": details},
+            )
         if out_of_tools or len(attempts) >= self.max_attempts or not afforded:
             return self.keep(run, {**update, "phase": "select"})
         if verdict.decision == "CONTINUE":  # dig deeper: the correction is the next step of this path
@@ -485,12 +502,16 @@ class _BATS(AgentLoop):
         real = [a for a in attempts if _is_answer(a["answer"])]
         if not real:  # no attempt, or only echoed tool errors: the final-answer call on the held reserve
             view: BATSState = {**state, "messages": evidence_only(state["messages"])}
-            return await self.answer_node(view, runtime)
+            return {
+                **await self.answer_node(view, runtime),
+                "details": _details(attempts, None, "final_answer"),
+            }
         tier = best_tier(real)
         best = rank_attempts(real)
+        how = "rank"
         voted = majority(real, tier) if len(tier) > 1 else None
         if voted is not None:
-            best = voted
+            best, how = voted, "vote"
         elif len({real[i]["answer"] for i in tier}) > 1:
             listing = "\n".join(
                 f"{n}. {real[i]['answer']} (verifier: {real[i].get('verifier', real[i]['decision'])}; "
@@ -502,7 +523,7 @@ class _BATS(AgentLoop):
                 run, prompt, "select", _SELECT_TOOL, Selection, self.cfg.answer_max_tokens, use_hold=True
             )
             if pick is not None and 1 <= pick.index <= len(tier):
-                best = tier[pick.index - 1]
+                best, how = tier[pick.index - 1], "judge"
         return self.keep(
             run,
             {
@@ -511,6 +532,7 @@ class _BATS(AgentLoop):
                 "stop": info,
                 "attempts": attempts,
                 "messages": [Message.assistant(f"Selected: {real[best]['answer']}")],
+                "details": _details(attempts, attempts.index(real[best]), how),
             },
         )
 
