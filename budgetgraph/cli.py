@@ -313,7 +313,14 @@ def report(
 ) -> None:
     """Print accuracy (with its 95% interval), EM, F1, tool calls, tokens, cost, cost-of-pass and E3 per
     planner and budget; --compare A,B tells a difference from noise."""
-    from .envs.report import category_table, render_rows, role_mismatches, rows_as_dicts, summarize
+    from .envs.report import (
+        category_table,
+        render_rows,
+        role_mismatches,
+        rows_as_dicts,
+        summarize,
+        verdict_table,
+    )
     from .envs.report import paired as shared_tasks
     from .envs.results import ResultsFile
 
@@ -356,6 +363,8 @@ def report(
         )
     if (per_category := category_table(records)) is not None:
         out.print(per_category)
+    if (verdicts := verdict_table(records)) is not None:
+        out.print(verdicts)
     with_roles = [r for r in records if (r.get("usage") or {}).get("by_role")]
     if with_roles:
         bad = role_mismatches(with_roles)

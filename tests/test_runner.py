@@ -470,3 +470,29 @@ def test_the_strategies_run_as_planner_labels_in_a_sweep_on_hotpotqa_and_costpla
     )
     summary = asyncio.run(run_eval(spec, cost, progress=False))
     assert (summary.ran, summary.errors) == (4, 0)
+
+
+def test_the_report_counts_bats_verdicts_and_success_precision():
+    from rich.console import Console
+
+    from budgetgraph.envs.report import verdict_table
+
+    def rec(attempts, how, correct):
+        return {
+            "model": "m",
+            "planner": "bats",
+            "budget": "5",
+            "scores": {"correct": correct},
+            "details": {"attempts": attempts, "chosen": 0, "selected_by": how},
+        }
+
+    s = {"answer": "a", "decision": "SUCCESS", "verifier": "SUCCESS"}
+    demoted = {"answer": "b", "decision": "PIVOT", "verifier": "CONTINUE"}
+    records = [rec([s], "success", 1.0), rec([demoted, s], "success", 0.0), rec([demoted], "rank", 0.0)]
+    console = Console(record=True, width=200)
+    console.print(verdict_table(records))
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if "bats" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    assert cells[3:] == ["3", "2 (2)", "2 (0)", "0 (2)", "rank 1, success 2", "1/2"]
+    assert verdict_table([{"model": "m", "planner": "react", "budget": "5", "scores": {}}]) is None

@@ -25,6 +25,7 @@ __all__ = [
     "role_mismatches",
     "rows_as_dicts",
     "summarize",
+    "verdict_table",
 ]
 
 
@@ -265,6 +266,55 @@ def category_table(records: Iterable[Mapping[str, Any]]) -> Any | None:
             budget,
             *(f"{fmean(per[c]):.3f} ({len(per[c])})" if per.get(c) else "-" for c in categories),
             f"{fmean(values):.3f} ({len(values)})",
+        )
+    return table
+
+
+def verdict_table(records: Iterable[Mapping[str, Any]]) -> Any | None:
+    """BATS's verdicts per (model, planner, budget): the verifier's own SUCCESS / CONTINUE / PIVOT counts and
+    after the guards, how answers were chosen, and SUCCESS precision (the share of episodes that ended on a
+    SUCCESS whose answer was correct); None when no record has attempts."""
+    from rich.table import Table
+
+    cells: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        if isinstance((r.get("details") or {}).get("attempts"), list):
+            cells[(str(r["model"]), str(r["planner"]), str(r["budget"]))].append(r)
+    if not cells:
+        return None
+    table = Table(title="BATS verdicts: the verifier's own (after the guards)")
+    for h in [
+        "model",
+        "planner",
+        "budget",
+        "n",
+        "SUCCESS",
+        "CONTINUE",
+        "PIVOT",
+        "chosen by",
+        "SUCCESS precision",
+    ]:
+        table.add_column(h)
+    for (model, planner, budget), rs in sorted(cells.items()):
+        attempts = [a for r in rs for a in r["details"]["attempts"]]
+        counts = []
+        for d in ("SUCCESS", "CONTINUE", "PIVOT"):
+            own = sum(1 for a in attempts if a.get("verifier") == d)
+            final = sum(1 for a in attempts if a.get("decision") == d)
+            counts.append(f"{own} ({final})")
+        how: dict[str, int] = defaultdict(int)
+        for r in rs:
+            how[str(r["details"].get("selected_by"))] += 1
+        ended = [r for r in rs if r["details"].get("selected_by") == "success"]
+        right = sum(1 for r in ended if float((r.get("scores") or {}).get("correct", 0.0)) >= 1)
+        table.add_row(
+            model,
+            planner,
+            budget,
+            str(len(rs)),
+            *counts,
+            ", ".join(f"{k} {v}" for k, v in sorted(how.items())),
+            f"{right}/{len(ended)}" if ended else "-",
         )
     return table
 
