@@ -14,6 +14,7 @@ from budgetgraph.models.messages import Message, ToolCall
 from budgetgraph.planners.allocation import allocate
 from budgetgraph.planners.bats import (
     ConstraintCheck,
+    PlanOut,
     Selection,
     Verdict,
     add_steps,
@@ -644,3 +645,18 @@ def test_bats_shows_the_per_tool_block_and_tracker_keeps_its_own_unless_asked(mi
     from budgetgraph.agents.planners import parse_planner
 
     assert parse_planner("tracker[block=per_tool]") == ("tracker", {"budget_block": "per_tool"})
+
+
+def test_the_local_grammar_of_a_structured_call_writes_every_field_in_order():
+    llama_cpp = pytest.importorskip("llama_cpp", reason="the grammar is llama.cpp's (budgetgraph[local])")
+    from budgetgraph.models.local import tool_call_grammar
+
+    for schema in (PlanOut, Verdict, Selection):
+        grammar = tool_call_grammar(["submit"], 1, schema.model_json_schema())
+        llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)  # it compiles
+        assert "arguments ::=" in grammar and " object " not in grammar
+    selection = tool_call_grammar(["select_answer"], 1, Selection.model_json_schema())
+    assert (
+        'arguments ::= "{" space reason-kv "," space index-kv "}" space' in selection
+    )  # reason first, both written
+    assert " object " in tool_call_grammar(["a", "b"], 3)  # several tools: any JSON object

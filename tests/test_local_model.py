@@ -215,3 +215,20 @@ def test_gpu_layers_come_from_the_environment_and_a_bad_value_is_named(monkeypat
     monkeypatch.setenv("BUDGETGRAPH_GPU_LAYERS", "all")
     with pytest.raises(ConfigError, match="BUDGETGRAPH_GPU_LAYERS='all'"):
         LocalModel()
+
+
+def test_a_forced_structured_call_follows_its_schema(model):
+    """BATS's plan on the real model: the grammar built from the tool's schema gives a plan that parses (the
+    generic JSON grammar let the 1.5B model wrap it in {"planOut": ...} and loop until max_tokens)."""
+    from budgetgraph.planners.bats import PLAN, SYSTEM, PlanOut, parse_structured, schema_tool
+
+    tool = schema_tool("submit_plan", PlanOut, "Submit the plan.")
+    question = "Aside from the Apple Remote, what other device can control the program Apple Remote was designed for?"
+    prompt = PLAN.format(question=question, context="", budget="search 5 of 5 left, open 5 of 5 left")
+    messages = [Message.system(SYSTEM), Message.user(prompt)]
+    settings = {"max_tokens": 300, "tool_choice": "submit_plan", "temperature": 0.0}
+    response = asyncio.run(model.request(messages, [tool], settings))
+    (call,) = response.message.tool_calls
+    assert list(call.arguments) == ["exploration", "verification", "steps"]
+    plan = parse_structured(PlanOut, call.arguments)
+    assert isinstance(plan, PlanOut) and 1 <= len(plan.steps) <= 5

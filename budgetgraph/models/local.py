@@ -58,15 +58,44 @@ def answer_json_grammar(schema: dict[str, Any]) -> str:
     return 'root ::= "<answer>" answer-json "</answer>"\n' + body
 
 
-def tool_call_grammar(tool_names: Sequence[str], max_calls: int = 3) -> str:
+def tool_call_grammar(
+    tool_names: Sequence[str], max_calls: int = 3, schema: dict[str, Any] | None = None
+) -> str:
     """A compact GBNF grammar for 1 to ``max_calls`` ``<tool_call>`` blocks naming only the given tools.
 
     The bound matters: with an unbounded repeat a small model loops on the same call until ``max_tokens``.
+    With ``schema`` (one forced tool: a structured output), the arguments follow that JSON schema with every
+    property written, in the schema's order, so a small model neither wraps them in an extra object nor
+    skips the decision; a schema the converter cannot take falls back to any JSON object.
     """
     names = " | ".join(json.dumps(json.dumps(n)[1:-1]) for n in tool_names)
-    call = r'"<tool_call>\n{\"name\": \"" name "\", \"arguments\": " object "}\n</tool_call>"'
     more = ' ( "\\n" call )?' * max(0, max_calls - 1)
+    if schema is not None:
+        try:
+            from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+            body = json_schema_to_gbnf(json.dumps(_every_property_required(schema)))
+        except Exception:  # noqa: BLE001 - an unsupported schema keyword: constrain to JSON only
+            body = None
+        if body:
+            body = re.sub(r"(?m)^root ::=", "arguments ::=", body, count=1)
+            call = r'"<tool_call>\n{\"name\": \"" tool-name "\", \"arguments\": " arguments "}\n</tool_call>"'
+            again = ' ( "\\n" tool-call )?' * max(0, max_calls - 1)
+            return f"root ::= tool-call{again}\ntool-call ::= {call}\ntool-name ::= {names}\n" + body
+    call = r'"<tool_call>\n{\"name\": \"" name "\", \"arguments\": " object "}\n</tool_call>"'
     return f"root ::= call{more}\ncall ::= {call}\nname ::= {names}\n" + _JSON_GBNF
+
+
+def _every_property_required(schema: Any) -> Any:
+    """The schema with each object's properties all required (the converter writes required ones first)."""
+    if isinstance(schema, list):
+        return [_every_property_required(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _every_property_required(v) for k, v in schema.items()}
+    if isinstance(out.get("properties"), dict):
+        out["required"] = list(out["properties"])
+    return out
 
 
 @dataclass
@@ -386,7 +415,8 @@ class LocalModel:
         forced = bool(offered) and choice != "auto"
         # a forced call is decoded under the grammar with no room to reason first: one call, not blind guesses
         most = 1 if forced or settings.get("parallel_tool_calls") is False else 3
-        grammar = tool_call_grammar(names, most) if forced else None
+        schema = offered[0].parameters if forced and len(offered) == 1 else None
+        grammar = tool_call_grammar(names, most, schema) if forced else None
         if grammar is None and not offered and settings.get("json_schema"):
             grammar = answer_json_grammar(settings["json_schema"])
         # a grammar-bound reply is a tool call: nothing to stream

@@ -43,13 +43,19 @@ class PlanOut(BaseModel):
     """The planner's output: the question's clues split in two, and the steps to take."""
 
     exploration: list[str] = Field(
-        default_factory=list, description="broad clues that build the candidate set"
+        default_factory=list,
+        description="broad clues that build the candidate set",
+        json_schema_extra={"maxItems": 4},
     )
     verification: list[str] = Field(
-        default_factory=list, description="narrow clues to check candidates against"
+        default_factory=list,
+        description="narrow clues to check candidates against",
+        json_schema_extra={"maxItems": 4},
     )
     steps: list[str] = Field(
-        default_factory=list, description="2-5 short steps, each one search or one document"
+        default_factory=list,
+        description="2-5 short steps, each one search or one document",
+        json_schema_extra={"maxItems": 5},
     )
 
     @field_validator("exploration", "verification", "steps", mode="before")
@@ -67,7 +73,7 @@ class ConstraintCheck(BaseModel):
 class Verdict(BaseModel):
     """The verifier's JSON: per-constraint checks, the decision, and the summary that replaces the trajectory."""
 
-    checks: list[ConstraintCheck] = Field(default_factory=list)
+    checks: list[ConstraintCheck] = Field(default_factory=list, json_schema_extra={"maxItems": 8})
     decision: Decision = "CONTINUE"
 
     @field_validator("decision", mode="before")
