@@ -20,7 +20,7 @@ import re
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ def answer_json_grammar(schema: dict[str, Any]) -> str:
 
 
 def tool_call_grammar(
-    tool_names: Sequence[str], max_calls: int = 3, schema: dict[str, Any] | None = None
+    tool_names: Sequence[str], max_calls: int = 3, schema: Mapping[str, Any] | None = None
 ) -> str:
     """A compact GBNF grammar for 1 to ``max_calls`` ``<tool_call>`` blocks naming only the given tools.
 
