@@ -387,6 +387,7 @@ def test_every_listed_planner_resolves_from_agent(mini_corpus):
         "orchestrator",
         "consistency",
         "majority",
+        "best_of",
         "sale",
         "mcts",
     }
