@@ -8,6 +8,7 @@ from .prices import FREE, ModelPrice, PriceTable, Pricing, builtin_price, max_ou
 from .redis_store import RedisBudgetStore
 from .sqlite_store import SQLiteBudgetStore
 from .store import WINDOWS, Account, AccountUsage, BudgetStore, Grant, Window, window_bucket
+from .tool_block import render_tool_block, render_tool_policy
 
 __all__ = [
     "FREE",
@@ -38,5 +39,7 @@ __all__ = [
     "regime_of",
     "render_budget_block",
     "render_policy",
+    "render_tool_block",
+    "render_tool_policy",
     "tool_key",
 ]
