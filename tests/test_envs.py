@@ -53,6 +53,11 @@ def test_tool_call_text_is_not_an_answer():
     assert extract_answer(leaked) == ""
     assert extract_answer('<tool_call>\n{"name": "search", "argu') == ""
     assert extract_answer(leaked + "\n<answer>250 million</answer>") == "250 million"
+    # a tool result the model echoes as text (seen from the 1.5B under react_nudge) is not an answer either
+    echoed = '<tool_response>\nResults for "apple remote":\n1. [Siri Remote] ... The Remote is'
+    assert (
+        extract_answer(echoed) == "" and extract_answer(echoed + "</tool_response>\nFront Row") == "Front Row"
+    )
 
 
 # -- budgets ---------------------------------------------------------------------------------------

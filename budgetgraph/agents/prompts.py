@@ -53,7 +53,7 @@ def answer_now(style: AnswerStyle = "full") -> str:
 
 
 _ANSWER = re.compile(r"<answer>\s*(.*?)\s*(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
-_TOOL_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.DOTALL)
+_TOOL_CALL = re.compile(r"<tool_(?:call|response)>.*?(?:</tool_(?:call|response)>|$)", re.DOTALL)
 _PREFIX = re.compile(r"^\s*(?:final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
 
 
@@ -81,7 +81,8 @@ def system_prompt(
 def extract_answer(text: str) -> str:
     """The text inside the last ``<answer>`` tag, else the reply without an "Answer:" prefix.
 
-    Tool-call blocks written as text (a small model does that even when no tools are offered) are not an answer.
+    Tool-call blocks written as text (a small model does that even when no tools are offered) are not an answer,
+    nor are tool results it echoes as ``<tool_response>`` blocks.
     """
     text = _TOOL_CALL.sub("", text)
     found = _ANSWER.findall(text)
