@@ -69,21 +69,19 @@ def tool_call_grammar(
     skips the decision; a schema the converter cannot take falls back to any JSON object.
     """
     names = " | ".join(json.dumps(json.dumps(n)[1:-1]) for n in tool_names)
-    more = ' ( "\\n" call )?' * max(0, max_calls - 1)
+    arguments, rules = "object", _JSON_GBNF
     if schema is not None:
         try:
             from llama_cpp.llama_grammar import json_schema_to_gbnf
 
             body = json_schema_to_gbnf(json.dumps(_every_property_required(schema)))
         except Exception:  # noqa: BLE001 - an unsupported schema keyword: constrain to JSON only
-            body = None
+            body = ""
         if body:
-            body = re.sub(r"(?m)^root ::=", "arguments ::=", body, count=1)
-            call = r'"<tool_call>\n{\"name\": \"" tool-name "\", \"arguments\": " arguments "}\n</tool_call>"'
-            again = ' ( "\\n" tool-call )?' * max(0, max_calls - 1)
-            return f"root ::= tool-call{again}\ntool-call ::= {call}\ntool-name ::= {names}\n" + body
-    call = r'"<tool_call>\n{\"name\": \"" name "\", \"arguments\": " object "}\n</tool_call>"'
-    return f"root ::= call{more}\ncall ::= {call}\nname ::= {names}\n" + _JSON_GBNF
+            arguments, rules = "arguments", re.sub(r"(?m)^root ::=", "arguments ::=", body, count=1)
+    call = rf'"<tool_call>\n{{\"name\": \"" tool-name "\", \"arguments\": " {arguments} "}}\n</tool_call>"'
+    more = ' ( "\\n" tool-call )?' * max(0, max_calls - 1)
+    return f"root ::= tool-call{more}\ntool-call ::= {call}\ntool-name ::= {names}\n" + rules
 
 
 def _every_property_required(schema: Any) -> Any:
