@@ -23,10 +23,10 @@ from budgetgraph.planners.bats import (
     core_answer,
     current,
     decide,
-    majority,
     mark,
     rank_attempts,
     render_checklist,
+    vote_winner,
 )
 
 
@@ -562,8 +562,8 @@ def test_selection_judges_only_the_best_tier_and_votes_in_code():
     ]
     assert best_tier(tiered) == [0, 2]
     votes = [{"answer": a, "verifier": "CONTINUE"} for a in ("Alpha", "alpha.", "Beta")]
-    assert majority(votes, [0, 1, 2]) == 1  # the latest of the repeated answer
-    assert majority(votes, [0, 2]) is None  # a tie goes to the judge
+    assert vote_winner(votes, [0, 1, 2]) == 1  # the latest of the repeated answer
+    assert vote_winner(votes, [0, 2]) is None  # a tie goes to the judge
     assert list(Selection.model_json_schema()["properties"]) == ["reason", "index"]  # reason before choice
 
 

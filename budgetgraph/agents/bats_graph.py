@@ -36,12 +36,12 @@ from ..planners.bats import (
     core_answer,
     current,
     decide,
-    majority,
     mark,
     parse_structured,
     rank_attempts,
     render_checklist,
     schema_tool,
+    vote_winner,
 )
 from .events import VerifierDecision
 from .graph import NO_ANSWER, AgentLoop, LoopConfig, routed
@@ -509,7 +509,7 @@ class _BATS(AgentLoop):
         tier = best_tier(real)
         best = rank_attempts(real)
         how = "rank"
-        voted = majority(real, tier) if len(tier) > 1 else None
+        voted = vote_winner(real, tier) if len(tier) > 1 else None
         if voted is not None:
             best, how = voted, "vote"
         elif len({real[i]["answer"] for i in tier}) > 1:

@@ -12,7 +12,7 @@ the budget cannot pay for another episode.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..budget.ledger import Ledger
@@ -41,6 +41,8 @@ class Sampled:
     answer: str | None
     chosen: RunResult | None
     details: dict[str, Any] = field(default_factory=dict)
+    runs: tuple[RunResult, ...] = ()
+    """Every sampled run, in order (the judge of Best-of-N reads their tool calls)."""
 
 
 def _refused(result: RunResult) -> bool:
@@ -57,16 +59,14 @@ async def sample_answers(
     rule: StopRule,
     temperature: float,
     key: AnswerKey | None = None,
-    collected: list[RunResult] | None = None,
 ) -> Sampled:
-    """Draw up to ``samples`` episodes of ``sampler`` one at a time; stop by ``rule``; vote. The runs are
-    appended to ``collected`` when given."""
+    """Draw up to ``samples`` episodes of ``sampler`` one at a time; stop by ``rule``; vote."""
     key = key or default_key
     outer = sampling.get() or ModelSettings()
     base_seed = int(outer.get("seed", 0) or 0)
     answers: list[str | None] = []
     keys: list[Hashable] = []
-    results = collected if collected is not None else []
+    results: list[RunResult] = []
     confidence, used_rule, stopped = 0.0, str(rule), "max_samples"
     for k in range(samples):
         token = sampling.set(
@@ -107,6 +107,7 @@ async def sample_answers(
             "chosen": best,
             "answers": answers,
         },
+        tuple(results),
     )
 
 
@@ -119,15 +120,17 @@ def _brief(result: RunResult) -> str:
     return "; ".join(calls[-6:]) or "no tool calls"
 
 
-async def judge(
-    agent: Agent, question: str, ledger: Ledger, sampled: Sampled, results: list[RunResult]
-) -> Sampled:
+def _vote_stands(sampled: Sampled, why: str) -> Sampled:
+    return replace(sampled, details={**sampled.details, "judge": why})
+
+
+async def judge(agent: Agent, question: str, ledger: Ledger, sampled: Sampled) -> Sampled:
     """Best-of-N: the judge reasons, then picks one of the distinct answers; the vote stands when the judge
     cannot be paid for or gives no valid number (said in the details)."""
-    answers = sampled.details.get("answers") or []
+    answers, results = sampled.details.get("answers") or [], sampled.runs
     distinct = [i for i, a in enumerate(answers) if a is not None and a not in answers[:i]]
     if len(distinct) < 2:
-        return Sampled(sampled.answer, sampled.chosen, {**sampled.details, "judge": "one answer"})
+        return _vote_stands(sampled, "one answer")
     listing = "\n".join(f"{n}. {answers[i]} (calls: {_brief(results[i])})" for n, i in enumerate(distinct, 1))
     run = agent.config.new_run(ledger)
     settings = ModelSettings(**agent.config.settings)
@@ -138,13 +141,13 @@ async def judge(
             prompt, [_JUDGE_TOOL], settings, role="select", max_tokens=agent.config.answer_max_tokens
         )
     except (BudgetExceeded, ModelError) as exc:
-        return Sampled(sampled.answer, sampled.chosen, {**sampled.details, "judge": f"not run: {exc}"})
+        return _vote_stands(sampled, f"not run: {exc}")
     pick = next((parse_structured(Selection, c.arguments) for c in response.message.tool_calls), None)
     if not isinstance(pick, Selection) or not 1 <= pick.index <= len(distinct):
-        return Sampled(sampled.answer, sampled.chosen, {**sampled.details, "judge": "no valid pick"})
+        return _vote_stands(sampled, "no valid pick")
     chosen = distinct[pick.index - 1]
     details = {**sampled.details, "judge": "picked", "chosen": chosen, "judge_reason": pick.reason[:300]}
-    return Sampled(answers[chosen], results[chosen], details)
+    return Sampled(answers[chosen], results[chosen], details, results)
 
 
 def delegate_for(agent: Agent, rule: StopRule, best_of: bool = False) -> Callable[..., Any]:
@@ -154,7 +157,6 @@ def delegate_for(agent: Agent, rule: StopRule, best_of: bool = False) -> Callabl
     async def delegate(
         question: str, ledger: Ledger
     ) -> tuple[str | None, list[Message], StopInfo, dict[str, Any]]:
-        results: list[RunResult] = []
         out = await sample_answers(
             agent.sampler(),
             question,
@@ -163,10 +165,9 @@ def delegate_for(agent: Agent, rule: StopRule, best_of: bool = False) -> Callabl
             rule=rule,
             temperature=agent.sample_temperature,
             key=agent.answer_key,
-            collected=results,
         )
         if best_of and out.chosen is not None:
-            out = await judge(agent, question, ledger, out, results)
+            out = await judge(agent, question, ledger, out)
         transcript = list(out.chosen.messages)[1:] if out.chosen is not None else []
         kind = "answered" if out.answer is not None else "budget_exhausted"
         info: StopInfo = {"kind": kind, "resource": "", "message": f"{out.details}"}

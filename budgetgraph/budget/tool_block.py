@@ -25,7 +25,7 @@ __all__ = [
 
 BEST_USE = "Make the best use of the available resources."
 
-# each tool's regime: (what to do, the share of its remaining units for this turn, the paper's most per call)
+# what each tool's regime asks of that tool
 TOOL_REGIMES: Mapping[Regime, str] = {
     "HIGH": "HIGH: explore broadly with diverse calls",
     "MEDIUM": "MEDIUM: converge; refine what worked",

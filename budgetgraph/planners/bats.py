@@ -27,7 +27,7 @@ __all__ = [
     "core_answer",
     "apply_budget_rule",
     "decide",
-    "majority",
+    "vote_winner",
     "mark",
     "rank_attempts",
     "render_checklist",
@@ -250,7 +250,7 @@ def best_tier(attempts: Sequence[Mapping[str, Any]]) -> list[int]:
     return [i for i, a in enumerate(attempts) if _rank(a) == top]
 
 
-def majority(attempts: Sequence[Mapping[str, Any]], indices: Sequence[int]) -> int | None:
+def vote_winner(attempts: Sequence[Mapping[str, Any]], indices: Sequence[int]) -> int | None:
     """The latest of ``indices`` whose answer (compared by its words) is more common than every other answer
     among them, or None when no answer repeats more than the rest (the judge decides then)."""
     keys = [_words(str(attempts[i]["answer"])) for i in indices]
