@@ -184,3 +184,62 @@ def test_quotes_a_model_copied_from_json_are_decoded_only_when_that_makes_it_com
     assert extract_code(copied, "f") == "def f(s):\n    return s in 'AEIOU'"
     meant = "```python\ndef f():\n    return '\\u0041'\n```"  # compiles as written: left alone
     assert extract_code(meant, "f") == "def f():\n    return '\\u0041'"
+
+
+def test_bats_runs_the_coding_environment_with_its_programming_wording() -> None:
+    """Plan, test wrong code, PIVOT on the failure, re-plan, test right code, SUCCESS: every BATS prompt speaks
+    of code and tests (not searches), the verifier sees the test runs, and the answer stays the whole function."""
+    prompts: dict[str, list[str]] = {"plan": [], "verify": [], "act": []}
+    state = {"attempt": 0, "tested": False}
+
+    def script(messages: Sequence[Message], tools: Sequence[ToolSchema]) -> Message:
+        names = [t.name for t in tools]
+        text = "\n".join(m.content for m in messages)
+        if names == ["submit_plan"]:
+            prompts["plan"].append(text)
+            plan = {"exploration": ["any pair closer than threshold"], "verification": ["[1.0, 2.0], 0.5"]}
+            return ScriptedModel.tool_calls(
+                [("submit_plan", {**plan, "steps": ["write it and run the tests"]})]
+            )
+        if names == ["submit_verdict"]:
+            prompts["verify"].append(text)
+            ok = state["attempt"] == 1
+            state["attempt"] += 1
+            state["tested"] = False
+            check = {"constraint": "the visible tests", "status": "satisfied" if ok else "contradicted"}
+            verdict = {"checks": [check], "decision": "SUCCESS" if ok else "PIVOT", "short_answer": "True"}
+            return ScriptedModel.tool_calls(
+                [("submit_verdict", {**verdict, "summary": f"S{state['attempt']}"})]
+            )
+        code = RIGHT if state["attempt"] else WRONG
+        prompts["act"].append(text)
+        if not state["tested"]:
+            state["tested"] = True
+            return ScriptedModel.tool_calls([("run_tests", {"code": code})])
+        return ScriptedModel.text(f"<answer>```python\n{code}```</answer>")
+
+    env, task, _, result = _episode(script, budget="3", planner="bats")
+    assert result.details is not None and result.details["selected_by"] == "success"
+    assert [a["verifier"] for a in result.details["attempts"]] == ["PIVOT", "SUCCESS"]
+    plan = prompts["plan"][0]
+    assert "run its visible tests" in plan and "search" not in plan.split("Task:")[1]
+    first, second = prompts["verify"]
+    assert "verifier of a programming agent" in first and "FAIL: 1 of 2" in first
+    assert "PASS: all 2" in second and "Behaviours to implement" not in second
+    assert "Behaviours to implement: any pair closer" in prompts["act"][0]
+    assert "Checks a solution must pass (run the tests against these): [1.0" in prompts["act"][0]
+    assert "def has_close_elements" in (result.answer or "")  # not cut to the verifier's short form
+    assert env.score(task, result)["correct"] == 1.0
+
+
+def test_bats_votes_code_answers_by_their_behaviour_on_the_visible_tests() -> None:
+    from budgetgraph.planners.bats import vote_winner
+
+    env = CodingEnv()
+    row = env._rows["HumanEval/0"]
+    from budgetgraph.envs.coding import behaviour
+
+    same = RIGHT.replace("a - b", "b - a")  # other text, same behaviour
+    attempts = [{"answer": f"```python\n{c}```"} for c in (RIGHT, WRONG, same)]
+    assert vote_winner(attempts, [0, 1, 2]) is None  # three different texts: no vote by words
+    assert vote_winner(attempts, [0, 1, 2], lambda a: behaviour(env.sandbox, row, a)) == 2

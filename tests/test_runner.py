@@ -384,6 +384,21 @@ def test_a_prompt_only_another_planner_reads_does_not_block_a_resume(tmp_path, m
         asyncio.run(run_eval(bats_spec, bats_out, progress=False))
 
 
+def test_a_prompt_module_the_old_header_did_not_list_does_not_block_a_resume(tmp_path):
+    out = tmp_path / "b.jsonl"
+    spec = _spec(limit=1, budgets=("1",), planners=("bats",))
+    asyncio.run(run_eval(spec, out, progress=False))
+    lines = out.read_text().splitlines()
+    header = json.loads(lines[0])
+    del header["config"]["prompts"]["bats_wording"]  # written before that module existed
+    out.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    assert asyncio.run(run_eval(spec, out, progress=False)).skipped == 1
+    header["config"]["prompts"]["bats"] = "0" * 16  # a listed module whose texts changed still blocks
+    out.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.raises(ConfigError, match=r"prompts.bats: "):
+        asyncio.run(run_eval(spec, out, progress=False))
+
+
 def test_epochs_run_each_cell_k_times_with_recorded_seeds_and_resume(tmp_path):
     out = tmp_path / "r.jsonl"
     spec = _spec(limit=3, budgets=("1",), epochs=3, temperature=0.5, seed=4)

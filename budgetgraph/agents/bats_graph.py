@@ -10,6 +10,7 @@ BATS never overshoots a cap.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Hashable
 from typing import Any, Literal, TypeVar
 
 from langgraph.graph import END, START, StateGraph
@@ -23,10 +24,6 @@ from ..errors import BudgetExceeded, ModelError
 from ..meter import MeteredRun
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..planners.bats import (
-    PLAN,
-    SELECT,
-    SYSTEM,
-    VERIFY,
     PlanOut,
     Selection,
     Verdict,
@@ -43,6 +40,7 @@ from ..planners.bats import (
     schema_tool,
     vote_winner,
 )
+from ..planners.bats_wording import RESEARCH, Wording
 from .events import VerifierDecision
 from .graph import NO_ANSWER, AgentLoop, LoopConfig, routed
 from .prompts import extract_answer
@@ -148,8 +146,12 @@ class _BATS(AgentLoop):
         context: Literal["paper", "every_verify"] = "paper",
         system: str | None = None,
         instructions: str | None = None,
+        words: Wording = RESEARCH,
+        key: Callable[[str], Hashable] | None = None,
     ) -> None:
         super().__init__(cfg)
+        self.words = words
+        self.key = key
         self.mode = mode
         # full mode keeps sampling attempts until a budget runs out (the turn limit still bounds it)
         self.max_attempts = (
@@ -158,7 +160,7 @@ class _BATS(AgentLoop):
         self.stop_on_exhausted = stop_on_exhausted
         self.rule = rule
         self.context = context
-        self.bats_system = "\n\n".join(p for p in (system or SYSTEM, instructions) if p)
+        self.bats_system = "\n\n".join(p for p in (system or words.system, instructions) if p)
         self.verify_tokens = max(cfg.answer_max_tokens, 384)
 
     async def _structured(
@@ -206,7 +208,7 @@ class _BATS(AgentLoop):
         context = f"What happened so far: {state['summary']}\n\n" if state.get("summary") else ""
         if state.get("used"):
             context += "Already used (do not repeat): " + "; ".join(state["used"][-12:]) + "\n\n"
-        prompt = PLAN.format(question=question, context=context, budget=self._budget_text(ledger))
+        prompt = self.words.plan.format(question=question, context=context, budget=self._budget_text(ledger))
         out, msg, refused = await self._structured(
             run, prompt, "plan", _PLAN_TOOL, PlanOut, self.cfg.answer_max_tokens, use_hold=False
         )
@@ -221,7 +223,7 @@ class _BATS(AgentLoop):
         plan = (
             out
             if out is not None and out.steps
-            else PlanOut(steps=[f"Search for the key entities of: {question}"])
+            else PlanOut(steps=[self.words.fallback_step.replace("{question}", question)])
         )
         checklist = list(state.get("plan") or [])
         attempt_from = len(checklist)  # this attempt's steps start here
@@ -263,15 +265,9 @@ class _BATS(AgentLoop):
             parts.append(render_tool_policy() if per_tool else render_policy(self.cfg.regime_policy))
         clues = state.get("clues") or {}
         if clues.get("exploration"):
-            parts.append(
-                "Exploration clues (combine one or two per query to find candidates): "
-                + "; ".join(clues["exploration"])
-            )
+            parts.append(self.words.explore_label + "; ".join(clues["exploration"]))
         if clues.get("verification"):
-            parts.append(
-                "Verification clues (check a candidate against these; never start from them): "
-                + "; ".join(clues["verification"])
-            )
+            parts.append(self.words.verify_label + "; ".join(clues["verification"]))
         parts.append(
             "Your checklist ([ ] pending, [x] done, [!] failed, [~] partial):\n"
             + render_checklist(state.get("plan") or [])
@@ -393,7 +389,7 @@ class _BATS(AgentLoop):
         question = state["messages"][0].content
         answer = state.get("proposed") or ""
         calls, evidence, around = self._attempt_view(state)
-        prompt = VERIFY.format(
+        prompt = self.words.verify.format(
             question=question,
             answer=answer,
             around=around or "(none)",
@@ -429,7 +425,7 @@ class _BATS(AgentLoop):
             verdict = decide(verdict, can_correct=bool(run.tools.available()), failures=failures)
         # ranking keeps the verifier's own view unless the evidence overruled it (a contradiction, unchecked SUCCESS)
         evidence_overruled = own == "SUCCESS" and verdict.decision != "SUCCESS"
-        answer = core_answer(answer, verdict.short_answer)
+        answer = core_answer(answer, verdict.short_answer) if self.words.core else answer
         attempts = [
             *(state.get("attempts") or []),
             {
@@ -509,7 +505,7 @@ class _BATS(AgentLoop):
         tier = best_tier(real)
         best = rank_attempts(real)
         how = "rank"
-        voted = vote_winner(real, tier) if len(tier) > 1 else None
+        voted = vote_winner(real, tier, self.key) if len(tier) > 1 else None
         if voted is not None:
             best, how = voted, "vote"
         elif len({real[i]["answer"] for i in tier}) > 1:
@@ -518,7 +514,7 @@ class _BATS(AgentLoop):
                 f"calls: {'; '.join(real[i].get('calls') or []) or 'none'}; {real[i]['summary'][:400]})"
                 for n, i in enumerate(tier, 1)
             )
-            prompt = SELECT.format(question=state["messages"][0].content, attempts=listing)
+            prompt = self.words.select.format(question=state["messages"][0].content, attempts=listing)
             pick, _, _ = await self._structured(
                 run, prompt, "select", _SELECT_TOOL, Selection, self.cfg.answer_max_tokens, use_hold=True
             )
@@ -558,10 +554,14 @@ def build_bats_graph(
     context: Literal["paper", "every_verify"] = "paper",
     system: str | None = None,
     instructions: str | None = None,
+    words: Wording = RESEARCH,
+    key: Callable[[str], Hashable] | None = None,
 ) -> StateGraph[BATSState, RunContext]:
     """``max_attempts`` None: 3 in early-stop mode, unbounded in full mode (it runs until a budget is spent);
-    ``system`` replaces the research-agent prompt and ``instructions`` are appended, as for the loop."""
-    loop = _BATS(cfg, mode, max_attempts, stop_on_exhausted, rule, context, system, instructions)
+    ``system`` replaces the research-agent prompt and ``instructions`` are appended, as for the loop;
+    ``words`` are the prompt texts for the kind of task (``bats_wording.CODE`` for code); ``key`` groups
+    answers for the in-tier vote (by behaviour, for code; by their words when None)."""
+    loop = _BATS(cfg, mode, max_attempts, stop_on_exhausted, rule, context, system, instructions, words, key)
     graph: StateGraph[BATSState, RunContext] = StateGraph(BATSState, context_schema=RunContext)
     graph.add_node("plan", routed(loop.plan_node, _NEXT, loop), destinations=("act", "select", END))
     graph.add_node("act", routed(loop.act_node, _NEXT, loop), destinations=("tools", "verify", "select", END))

@@ -77,6 +77,7 @@ def _loop(agent: Agent) -> StateGraph[Any, Any]:
 
 
 def _bats(agent: Agent) -> StateGraph[Any, Any]:
+    from ..planners.bats_wording import wording
     from .bats_graph import build_bats_graph
 
     instructions, system_prompt, _policy = agent._prompt_args
@@ -89,6 +90,8 @@ def _bats(agent: Agent) -> StateGraph[Any, Any]:
         context=agent.bats_context,
         system=system_prompt,
         instructions=instructions,
+        words=wording(agent.answer_style),
+        key=agent.answer_key,
     )
 
 

@@ -286,6 +286,7 @@ PROMPT_MODULES = (
     "budgetgraph.agents.plan_and_budget",
     "budgetgraph.agents.orchestrator",
     "budgetgraph.planners.bats",
+    "budgetgraph.planners.bats_wording",
     "budgetgraph.budget.block",
     "budgetgraph.agents.turns",
     "budgetgraph.envs.coding",
@@ -295,7 +296,7 @@ PROMPT_MODULES = (
 )
 # the prompt modules only some planners read: a change there does not make other planners' episodes stale
 _PLANNER_PROMPTS = {
-    "bats": ("bats_graph", "bats", "tool_block"),
+    "bats": ("bats_graph", "bats", "bats_wording", "tool_block"),
     "plan_and_budget": ("plan_and_budget",),
     "orchestrator": ("orchestrator",),
     "sale": ("sale",),
@@ -352,8 +353,8 @@ def _config_changes(
             was, now = old[key], new.get(key)
             if isinstance(was, dict) and isinstance(now, dict):
                 for k in sorted(set(was) | set(now)):
-                    if key == "prompts" and prompts is not None and k not in prompts:
-                        continue
+                    if key == "prompts" and (prompts is not None and k not in prompts or k not in was):
+                        continue  # a module the old header did not list is new: moved text changes its source
                     if was.get(k) != now.get(k):
                         changes.append(f"{key}.{k}: {was.get(k)!r} -> {now.get(k)!r}")
             else:

@@ -9,7 +9,7 @@ model decodes it under a GBNF grammar), and the arguments are validated with pyd
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -250,10 +250,15 @@ def best_tier(attempts: Sequence[Mapping[str, Any]]) -> list[int]:
     return [i for i, a in enumerate(attempts) if _rank(a) == top]
 
 
-def vote_winner(attempts: Sequence[Mapping[str, Any]], indices: Sequence[int]) -> int | None:
-    """The latest of ``indices`` whose answer (compared by its words) is more common than every other answer
-    among them, or None when no answer repeats more than the rest (the judge decides then)."""
-    keys = [_words(str(attempts[i]["answer"])) for i in indices]
+def vote_winner(
+    attempts: Sequence[Mapping[str, Any]],
+    indices: Sequence[int],
+    key: Callable[[str], Hashable] | None = None,
+) -> int | None:
+    """The latest of ``indices`` whose answer (compared by ``key``, else by its words) is more common than every
+    other answer among them, or None when no answer repeats more than the rest (the judge decides then)."""
+    group = key or _words
+    keys = [group(str(attempts[i]["answer"])) for i in indices]
     counts = {k: keys.count(k) for k in keys}
     ordered = sorted(counts.values(), reverse=True)
     if ordered[0] < 2 or (len(ordered) > 1 and ordered[0] == ordered[1]):
