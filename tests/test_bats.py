@@ -316,11 +316,12 @@ def test_plan_and_budget_splits_by_credit_and_totals_add_up(mini_corpus):
         return ScriptedModel.qa_policy()._fn(messages, tools)
 
     model = ScriptedModel(policy)
-    agent = Agent(
-        model, mini_corpus.tools(), Budget(tool_calls={"search": 4, "open": 4}), planner="plan_and_budget"
-    )
+    budget = Budget(tool_calls={"search": 4, "open": 4})
+    agent = Agent(model, mini_corpus.tools(), budget, planner="plan_and_budget", instructions="HOUSE-RULE")
     result = asyncio.run(agent.arun("Who designed the Apple Remote?"))
     assert result.answer and set(result.usage.by_role) >= {"plan", "act", "answer"}
+    acting = [msgs for msgs, tools, _ in model.requests if "search" in [t.name for t in tools]]
+    assert acting and all("HOUSE-RULE" in msgs[0].content for msgs in acting)  # the sub-agents' prompts too
     assert sum(result.usage.tool_calls.values()) <= 8
     _check_ledger(result)
 

@@ -322,16 +322,22 @@ class Agent:
         the run's ledger)."""
         return self.variant(self.sample_planner)
 
-    def variant(self, planner: str, model: ChatModel | None = None, extra: str | None = None) -> Agent:
-        """This agent's tools, prompts and settings with another planner (and model, and instructions added),
-        no budget of its own: it runs on a child of the run's ledger."""
+    def variant(
+        self,
+        planner: str,
+        model: ChatModel | None = None,
+        extra: str | None = None,
+        budget: Budget | None = None,
+    ) -> Agent:
+        """This agent's tools, prompts and settings with another planner (and model, and instructions added);
+        with no ``budget`` of its own it runs on a child of the run's ledger."""
         instructions, system_prompt, regime_policy = self._prompt_args
         if extra:
             instructions = "\n\n".join(p for p in (instructions, extra) if p)
         return Agent(
             model or self.model,
             self.tools,
-            Budget(),
+            budget or Budget(),
             planner=planner,
             prices=self.config.prices,
             instructions=instructions,
@@ -347,20 +353,8 @@ class Agent:
         )
 
     def sub_agent(self, budget: Budget) -> Agent:
-        """A tracker agent with this agent's model, tools and settings (plan_and_budget's sub-question solver)."""
-        return Agent(
-            self.model,
-            self.tools,
-            budget,
-            planner="tracker",
-            prices=self.config.prices,
-            settings=self.config.settings,
-            max_tokens=self.config.max_tokens,
-            answer_max_tokens=self.config.answer_max_tokens,
-            max_turns=self.config.max_turns,
-            force_first_tool=self.config.force_first_tool,
-            answer_style=self.answer_style,
-        )
+        """plan_and_budget's sub-question solver: a tracker :meth:`variant` of this agent on ``budget``."""
+        return self.variant("tracker", budget=budget)
 
     # -- running -------------------------------------------------------------------------------
     def _config(self, thread_id: str) -> RunnableConfig:
