@@ -624,6 +624,9 @@ def test_the_per_tool_block_gives_each_tool_its_regime_and_allowance():
     )
     assert "open: used 2, remaining 0 of 2 (exhausted: do not call it)" in block
     assert "output tokens: used 0, remaining 1,000 of 1,000" in block and BEST_USE in block
+    ledger.commit(ledger.reserve({"tool:search": 4}))
+    assert "at most 1 query this turn" in render_tool_block(ledger, {"search": "queries"})
+    assert "at most 1 call this turn" in render_tool_block(ledger)
 
 
 def test_bats_shows_the_per_tool_block_and_tracker_keeps_its_own_unless_asked(mini_corpus):

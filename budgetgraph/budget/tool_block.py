@@ -79,6 +79,8 @@ def render_tool_block(ledger: Ledger, units: Mapping[str, str] | None = None) ->
                 regime = regime_of(float(left) / float(limit) if limit else 1.0)
                 n = allowed_this_turn(int(left), int(limit), batch=unit is not None)
                 word = unit or "calls"
+                if n == 1:  # "1 query", "1 call"
+                    word = {"queries": "query", "calls": "call"}.get(word, word.removesuffix("s"))
                 line += f" ({TOOL_REGIMES[regime]}; at most {n} {word} this turn)"
         lines.append(line)
     lines.append(BEST_USE)
