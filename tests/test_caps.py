@@ -285,6 +285,37 @@ def test_a_total_tool_cap_names_tool_calls():
     assert str(result.stop_reason) == "budget_exhausted: tool_calls" and result.usage.total_tool_calls == 3
 
 
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_cached_tool_answers_a_repeated_call_free_and_an_uncached_one_charges_it(cache):
+    ran: list[list[str]] = []
+
+    def look(queries: list[str]) -> str:
+        """Look up."""
+        ran.append(queries)
+        return "Error: the index is busy" if queries == ["busy"] else f"found {queries}"
+
+    calls = [["a", "b"], ["a", "b"], ["c"], ["busy"], ["busy"], ["b", "a"]]
+    turn = iter(calls)
+    model = ScriptedModel(
+        lambda m, t: (
+            ScriptedModel.tool_calls([("look", {"queries": q})])
+            if (q := next(turn, None))
+            else ScriptedModel.text("<answer>done</answer>")
+        )
+    )
+    looked = tool(look, units="queries", cache=cache)
+    result = Agent(model, [looked], "look=20", planner="react").run("q")
+    texts = [m.content for m in result.messages if m.role == "tool"]
+    if not cache:
+        assert len(ran) == 6 and result.usage.tool_calls == {"look": 9}
+        return
+    # the repeat of ["a", "b"] is answered from the first call; an error is never cached; order matters
+    assert ran == [["a", "b"], ["c"], ["busy"], ["busy"], ["b", "a"]]
+    assert result.usage.tool_calls == {"look": 7}
+    assert texts[1].startswith("[Repeated call") and "found ['a', 'b']" in texts[1]
+    assert not texts[4].startswith("[Repeated call")
+
+
 # -- 7: at most once across crash and resume -----------------------------------------------------------
 class Crash(BaseException):
     """The process dies mid-call."""

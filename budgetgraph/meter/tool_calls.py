@@ -1,7 +1,8 @@
 """Metered tool calls: admit (validate, reserve units and price, trim a batch that does not fit), run under
 the run's deadline, then commit or refund. The only code that runs a tool.
 
-A call that does not fit is refused and never runs. A tool that refuses before doing work
+A call that does not fit is refused and never runs. A call of a ``cache=True`` tool identical to an earlier
+successful one of the run is answered with that result, neither run nor charged. A tool that refuses before doing work
 (:class:`ToolRejected`) is refunded; a tool that fails or times out after it started is charged (its work, or
 a paid API call, may have happened). A call cut by the run's seconds cap is charged and ends the run.
 """
@@ -9,6 +10,7 @@ a paid API call, may have happened). A call cut by the run's seconds cap is char
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +31,9 @@ from .executor import SyncRunner, call_in_process
 __all__ = ["Admitted", "ToolMeter", "ToolOutcome", "refusal_text", "run_tool"]
 
 _MARGIN = 0.05
+REPEATED = (
+    "[Repeated call: the same arguments as an earlier call of this run; its result again, not charged.]\n"
+)
 SYNC_RUNNER = SyncRunner()
 """The process's bounded pool of daemon threads for sync tools (the event loop's default executor is not used)."""
 
@@ -104,6 +109,8 @@ class ToolMeter:
         self.ledger = ledger
         self.prices = prices or PriceTable()
         self.runner = runner
+        self._results: dict[tuple[str, str], str] = {}
+        """Results of the ``cache=True`` tools' successful calls, by tool and arguments."""
 
     def amounts(self, tool: Tool, units: int) -> dict[str, Amount]:
         amounts: dict[str, Amount] = {tool_key(tool.budget_key): units, "tool_calls": units}
@@ -135,6 +142,8 @@ class ToolMeter:
             args = tool.validate(call.arguments)
         except ToolCallError as exc:
             return f"Error: {exc}. The call was not run."
+        if tool.cache and (seen := self._results.get(_key(tool, args))) is not None:
+            return REPEATED + seen
         units = tool.units_for(args)
         held = self.ledger.try_reserve(self.amounts(tool, units))
         if not isinstance(held, BudgetExceeded):
@@ -200,6 +209,8 @@ class ToolMeter:
                 raise
             except Exception as exc:  # a tool's own bug must not end the run
                 text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
+            if tool.cache and charged and not text.startswith("Error:"):
+                self._results[_key(tool, admitted.args)] = text
             if (
                 charged and used is not None and 0 <= used < admitted.units
             ):  # part of a batch refused: refunded
@@ -211,3 +222,7 @@ class ToolMeter:
                 {"budgetgraph.tool.charged": charged, "budgetgraph.tool.error": text.startswith("Error:")},
             )
         return ToolOutcome(admitted.note + text, charged, time.monotonic() - started, deadline)
+
+
+def _key(tool: Tool, args: BaseModel) -> tuple[str, str]:
+    return tool.name, json.dumps(args.model_dump(mode="json"), sort_keys=True)

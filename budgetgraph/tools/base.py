@@ -72,7 +72,9 @@ class Tool:
     otherwise it is refused whole. ``idempotent=True`` lets a call that was in flight when a run crashed run
     again on resume (it is charged once). ``isolation="process"`` runs a sync function in a child process
     that is killed at the timeout (the function and its arguments must pickle); by default sync functions run
-    on threads, which cannot be killed: a hung one is abandoned. Tools run only through the metering layer.
+    on threads, which cannot be killed: a hung one is abandoned. ``cache=True`` (for pure tools: a search of
+    a fixed corpus, a test run) answers a call identical to an earlier one of the same run with that result,
+    neither run nor charged. Tools run only through the metering layer.
     """
 
     def __init__(
@@ -90,12 +92,14 @@ class Tool:
         trim_batches: bool = True,
         idempotent: bool = False,
         isolation: str = "thread",
+        cache: bool = False,
     ) -> None:
         if isolation not in ("thread", "process"):
             raise ConfigError(f"tool isolation must be 'thread' or 'process', got {isolation!r}")
         if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout < float("inf")):
             raise ConfigError(f"tool timeout must be a positive number of seconds or None, got {timeout!r}")
         self.fn = fn
+        self.cache = cache
         self.idempotent = idempotent
         self.isolation = isolation
         self.trim_batches = trim_batches
@@ -178,6 +182,7 @@ def tool(
     max_result_chars: int = 6000,
     idempotent: bool = False,
     isolation: str = "thread",
+    cache: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 

@@ -273,8 +273,10 @@ class Corpus:
         search_price: Decimal | float | str = "0.001",
         open_price: Decimal | float | str = "0.001",
         max_chars: int = 4000,
+        cache: bool = False,
     ) -> list[Tool]:
-        """``search(queries)`` (one budget unit per query) and ``open(title)``; priced at BATS's $0.001."""
+        """``search(queries)`` (one budget unit per query) and ``open(title)``; priced at BATS's $0.001.
+        ``cache``: a repeated identical call is answered from the first, free (see :class:`Tool`)."""
         corpus = self
 
         async def search(queries: list[str]) -> str:
@@ -305,8 +307,8 @@ class Corpus:
             return f"# {doc.title}\n\n{doc.text}"
 
         return [
-            Tool(search, price=search_price, units="queries", max_result_chars=max_chars),
-            Tool(open, price=open_price, max_result_chars=max_chars),
+            Tool(search, price=search_price, units="queries", max_result_chars=max_chars, cache=cache),
+            Tool(open, price=open_price, max_result_chars=max_chars, cache=cache),
         ]
 
 
