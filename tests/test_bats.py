@@ -490,6 +490,8 @@ def test_react_nudge_sends_an_early_answer_back_to_the_tools(mini_corpus):
     texts = [m.content for m in result.messages]
     assert texts.count(NUDGE) == 5  # the first answer, and four in a row after the search: the fifth stops it
     assert result.answer == "guess 5" and result.usage.tool_calls == {"search": 1}
+    after_nudge = [settings for msgs, _, settings in model.requests if msgs[-1].content == NUDGE]
+    assert len(after_nudge) == 5 and all(s.get("tool_choice") == "required" for s in after_nudge)
     plain = Agent(ScriptedModel(policy), mini_corpus.tools(), "search=3,open=3", planner="react").run("q")
     assert plain.answer == "guess 0"  # react takes the first answer
     spent = Agent(ScriptedModel(policy), mini_corpus.tools(), "search=0,open=0", planner="react_nudge").run(
