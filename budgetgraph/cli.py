@@ -229,6 +229,13 @@ def eval_(
             "--extend", help="Add to --out even though it was written with another configuration (named)."
         ),
     ] = False,
+    tool_cache: Annotated[
+        bool,
+        typer.Option(
+            "--tool-cache",
+            help="hotpotqa, qa, coding: a repeated identical tool call is answered from the first, free.",
+        ),
+    ] = False,
 ) -> None:
     """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""
     import asyncio
@@ -243,6 +250,10 @@ def eval_(
         options["corpus"] = str(corpus)
     if per_category:
         options["per_category"] = per_category
+    if tool_cache:  # only when set, so results files written without it still resume
+        if env not in ("hotpotqa", "qa", "coding"):
+            raise typer.BadParameter(f"--tool-cache is for hotpotqa, qa and coding, not {env}")
+        options["tool_cache"] = True
     if env == "costplan":
         options = {
             "tasks": tasks,

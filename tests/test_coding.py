@@ -246,3 +246,17 @@ def test_bats_votes_code_answers_by_their_behaviour_on_the_visible_tests() -> No
     attempts = [{"answer": f"```python\n{c}```"} for c in (RIGHT, WRONG, same)]
     assert vote_winner(attempts, [0, 1, 2]) is None  # three different texts: no vote by words
     assert vote_winner(attempts, [0, 1, 2], lambda a: behaviour(env.sandbox, row, a)) == 2
+
+
+def test_with_tool_cache_the_same_code_tested_twice_is_charged_once() -> None:
+    def script(messages: Sequence[Message], tools: Sequence[ToolSchema]) -> Message:
+        if sum(1 for m in messages if m.role == "tool") < 2:
+            return ScriptedModel.tool_calls([("run_tests", {"code": WRONG})])
+        return ScriptedModel.text(f"<answer>```python\n{WRONG}```</answer>")
+
+    env = CodingEnv(tool_cache=True)
+    task = next(t for t in env.tasks() if t.id == "HumanEval/0")
+    result = asyncio.run(env.run_episode(task, ScriptedModel(script), "react", env.budget("3")))
+    first, second = (m.content for m in result.messages if m.role == "tool")
+    assert first.startswith("FAIL") and second.startswith("[Repeated call") and "FAIL: 1 of 2" in second
+    assert result.usage.tool_calls == {"run_tests": 1}

@@ -169,6 +169,26 @@ def test_hotpot_env_on_the_made_up_fixture(tmp_path):
     assert (s["em"], s["correct"], s["support_recall"]) == (1.0, 1.0, 1.0)
 
 
+def test_tool_cache_is_an_env_option_written_to_the_header_only_when_set(tmp_path):
+    from typer.testing import CliRunner
+
+    from budgetgraph.cli import app
+
+    assert not any(t.cache for t in HotpotQAEnv(MINI, cache_dir=tmp_path).corpus.tools())
+    cached = HotpotQAEnv(MINI, cache_dir=tmp_path, tool_cache=True)
+    assert all(t.cache for t in cached._tools)
+    run = ["eval", "hotpotqa", "--data", str(MINI), "--model", "scripted", "--planner", "react"]
+    run += ["--budget", "2", "--limit", "1", "--no-progress"]
+    for flag, name in (([], "plain"), (["--tool-cache"], "cached")):
+        out = tmp_path / f"{name}.jsonl"
+        done = CliRunner().invoke(app, [*run, *flag, "--out", str(out)])
+        assert done.exit_code == 0, done.output
+        options = json.loads(out.read_text().splitlines()[0])["spec"]["env_options"]
+        assert options.get("tool_cache") is (True if flag else None)
+    bad = CliRunner().invoke(app, ["eval", "costplan", "--tool-cache", "--out", str(tmp_path / "c.jsonl")])
+    assert bad.exit_code != 0 and "--tool-cache is for hotpotqa, qa and coding" in bad.output
+
+
 def test_hotpot_reader_errors(tmp_path):
     bad = tmp_path / "h.jsonl"
     bad.write_text('{"_id": "1", "question": "q"}\n')

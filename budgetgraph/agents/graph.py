@@ -224,8 +224,8 @@ class AgentLoop:
         schemas = [t.schema for t in tools]
         prompt = [self.system, *self.remind(run, history)]
         # the turn after a nudge must call a tool, as the nudge says (a small model echoed a result instead)
-        nudged = self.cfg.nudge and state.get("idle", 0) > 0
-        response = await self.act(run, runtime, "model", prompt, schemas, force=turns == 0 or nudged)
+        after_nudge = self.cfg.nudge and state.get("idle", 0) > 0
+        response = await self.act(run, runtime, "model", prompt, schemas, force=turns == 0 or after_nudge)
         if not isinstance(response, ModelResponse):
             if response.get("kind") in ("error", "overrun") or response.get("resource") == "seconds":
                 answer = None if response.get("kind") == "error" else _last_text(history)

@@ -127,8 +127,11 @@ def behaviour(sandbox: Sandbox, row: dict[str, Any], answer: str | None) -> Hash
     return ("text", " ".join(code.split()))
 
 
-def coding_tools(sandbox: Sandbox, row: dict[str, Any], *, scratch: bool = False) -> list[Tool]:
-    """``run_tests`` (the visible examples of this problem) and, with ``scratch``, ``run``."""
+def coding_tools(
+    sandbox: Sandbox, row: dict[str, Any], *, scratch: bool = False, cache: bool = False
+) -> list[Tool]:
+    """``run_tests`` (the visible examples of this problem) and, with ``scratch``, ``run``; ``cache``: the same
+    code sent twice is answered from the first run, free."""
     examples = visible_examples(row["prompt"], row["entry_point"])
     prompt = row["prompt"]
     timeout = sandbox.limits.wall_seconds + 10
@@ -153,9 +156,9 @@ def coding_tools(sandbox: Sandbox, row: dict[str, Any], *, scratch: bool = False
         err = result.tail(1200) if result.stderr.strip() else ""
         return "\n".join(p for p in (head, out, err) if p)
 
-    tools = [Tool(run_tests, price=TOOL_PRICE, timeout=timeout)]
+    tools = [Tool(run_tests, price=TOOL_PRICE, timeout=timeout, cache=cache)]
     if scratch:
-        tools.append(Tool(run, price=TOOL_PRICE, timeout=timeout))
+        tools.append(Tool(run, price=TOOL_PRICE, timeout=timeout, cache=cache))
     return tools
 
 
@@ -172,6 +175,7 @@ class CodingEnv(Env):
         max_turns: int = 12,
         max_tokens: int = 768,
         scratch: bool = False,
+        tool_cache: bool = False,
         limits: SandboxLimits | None = None,
         agent_options: dict[str, Any] | None = None,
     ) -> None:
@@ -182,6 +186,7 @@ class CodingEnv(Env):
         self._max_turns = max_turns
         self._max_tokens = max_tokens
         self.scratch = scratch
+        self.tool_cache = tool_cache
         self.capped_tools = ("run_tests", "run") if scratch else ("run_tests",)
         self.agent_options = dict(agent_options or {})
 
@@ -220,7 +225,10 @@ class CodingEnv(Env):
             **label_options,
         }
         return Agent(
-            model, coding_tools(self.sandbox, self._rows[task.id], scratch=self.scratch), budget, **options
+            model,
+            coding_tools(self.sandbox, self._rows[task.id], scratch=self.scratch, cache=self.tool_cache),
+            budget,
+            **options,
         )
 
     async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:

@@ -76,7 +76,14 @@ class HotpotQAEnv(CorpusQAEnv):
 
     name = "hotpotqa"
 
-    def __init__(self, data: str | Path, *, cache_dir: str | Path | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        data: str | Path,
+        *,
+        cache_dir: str | Path | None = None,
+        tool_cache: bool = False,
+        **kwargs: Any,
+    ) -> None:
         self.path = Path(data)
         self._rows = read_hotpot(self.path)
         corpus = Corpus.from_documents(
@@ -84,7 +91,7 @@ class HotpotQAEnv(CorpusQAEnv):
         )
         self.corpus = corpus
         prices = kwargs.pop("prices", None) or PriceTable()
-        super().__init__(corpus.tools(), prices=prices, **kwargs)
+        super().__init__(corpus.tools(cache=tool_cache), prices=prices, **kwargs)
 
     def tasks(self) -> list[Task]:
         return [

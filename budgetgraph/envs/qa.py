@@ -74,7 +74,13 @@ class QAEnv(CorpusQAEnv):
     name = "qa"
 
     def __init__(
-        self, data: str | Path, corpus: str | Path, *, cache_dir: str | Path | None = None, **kwargs: Any
+        self,
+        data: str | Path,
+        corpus: str | Path,
+        *,
+        cache_dir: str | Path | None = None,
+        tool_cache: bool = False,
+        **kwargs: Any,
     ) -> None:
         self.path, self.corpus_path = Path(data), Path(corpus)
         self._tasks = read_questions(self.path)
@@ -89,7 +95,7 @@ class QAEnv(CorpusQAEnv):
         if len(self.corpus) == 0:
             raise ConfigError(f"corpus {self.corpus_path} is empty; it needs at least one document")
         prices = kwargs.pop("prices", None) or PriceTable()
-        super().__init__(self.corpus.tools(), prices=prices, **kwargs)
+        super().__init__(self.corpus.tools(cache=tool_cache), prices=prices, **kwargs)
 
     def tasks(self) -> list[Task]:
         return list(self._tasks)
