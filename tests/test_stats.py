@@ -116,3 +116,17 @@ def test_the_report_fits_80_columns(sweep):
     text = console.export_text()
     assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
     assert "tracker" in text and "95% CI" in text
+
+
+def test_a_planner_label_with_options_is_printed_whole(sweep):
+    from rich.console import Console
+
+    from budgetgraph.envs.report import render_rows, summarize
+
+    records = [json.loads(x) for x in sweep.read_text().splitlines() if '"episode"' in x]
+    for r in records:
+        r["planner"] = f"{r['planner']}[samples=3]"  # rich would read "[samples=3]" as markup and drop it
+    for width in (80, 200):
+        console = Console(width=width, record=True)
+        console.print(render_rows(summarize(records), width))
+        assert "react[samples=3]" in console.export_text()

@@ -94,6 +94,13 @@ def _per_task(records: Iterable[Mapping[str, Any]]) -> list[float]:
     return [fmean(v) for v in by_task.values()]
 
 
+def _row(table: Any, *cells: str) -> None:
+    """Add a row of plain text: a label such as ``majority[samples=3]`` is not read as rich markup."""
+    from rich.text import Text
+
+    table.add_row(*(Text(c) for c in cells))
+
+
 def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
@@ -174,7 +181,8 @@ def render_compact(rows: Sequence[Row]) -> Any:
         table.add_column(h, justify="left" if h in ("model", "planner", "B") else "right", no_wrap=True)
     for r in rows:
         cells = [] if len(models) == 1 else [r.model]
-        table.add_row(
+        _row(
+            table,
             *cells,
             r.planner,
             r.budget,
@@ -223,7 +231,8 @@ def render_rows(rows: Sequence[Row], width: int | None = None) -> Any:
         calls = ", ".join(f"{k} {v:.2f}" for k, v in r.tool_calls.items()) or "-"
         if len(r.tool_calls) > 4:  # many tools (costplan): the total, not a wall of names
             calls = f"{sum(r.tool_calls.values()):.2f} over {len(r.tool_calls)} tools"
-        table.add_row(
+        _row(
+            table,
             r.model,
             r.planner,
             r.budget,
@@ -260,7 +269,8 @@ def category_table(records: Iterable[Mapping[str, Any]]) -> Any | None:
         table.add_column(h)
     for (model, planner, budget), per in sorted(cells.items()):
         values = [v for vs in per.values() for v in vs]
-        table.add_row(
+        _row(
+            table,
             model,
             planner,
             budget,
@@ -307,7 +317,8 @@ def verdict_table(records: Iterable[Mapping[str, Any]]) -> Any | None:
             how[str(r["details"].get("selected_by"))] += 1
         ended = [r for r in rs if r["details"].get("selected_by") == "success"]
         right = sum(1 for r in ended if float((r.get("scores") or {}).get("correct", 0.0)) >= 1)
-        table.add_row(
+        _row(
+            table,
             model,
             planner,
             budget,
@@ -389,7 +400,8 @@ def render_comparisons(found: Sequence[tuple[str, str, Comparison]]) -> Any:
     for h in ("model", "budget", "A", "B", "n", "B - A", "95% CI", "p", "B wins / loses", "verdict"):
         table.add_column(h)
     for model, budget, c in found:
-        table.add_row(
+        _row(
+            table,
             model,
             budget,
             c.a,
