@@ -666,3 +666,60 @@ def test_the_local_grammar_of_a_structured_call_writes_every_field_in_order():
         'arguments ::= "{" space reason-kv "," space index-kv "}" space' in selection
     )  # reason first, both written
     assert " object " in tool_call_grammar(["a", "b"], 3)  # several tools: any JSON object
+
+
+def test_consistency_selection_stops_once_the_majority_is_settled(mini_corpus):
+    # the same answer four times: Beta confidence 0.969 >= 0.95 stops the run with searches left
+    model = _driver(["SUCCESS"] * 10, answers=("Alpha",) * 10)
+    _, result = _run(
+        model, Budget(tool_calls={"search": 20, "open": 20}), mini_corpus, bats_selection="consistency"
+    )
+    assert len(_verifier_notes(result)) == 4 and result.answer == "Alpha"
+    assert result.details["selected_by"] == "consistency" and result.details["chosen"] == 3
+    assert result.details["consistency"] == {
+        "samples": 4,
+        "confidence": 0.9688,
+        "rule": "beta",
+        "stopped": True,
+    }
+    assert result.usage.tool_calls["search"] == 4  # 16 of 20 searches never spent
+    _check_ledger(result)
+
+
+def test_consistency_selection_takes_the_majority_over_the_verifiers_tier(mini_corpus):
+    # Alpha twice (PIVOT), Beta once (SUCCESS): the tier rule picks Beta, the majority vote Alpha
+    decisions = ["PIVOT", "SUCCESS", "PIVOT"]
+    answers = ("Alpha", "Beta", "Alpha")
+    budget = Budget(tool_calls={"search": 4, "open": 9})  # the fourth search exhausts it: three attempts
+    model = _driver(decisions, answers=answers)
+    _, tier = _run(model, budget, mini_corpus, bats_mode="full")
+    assert tier.answer == "Beta" and tier.details["selected_by"] == "rank"
+    model = _driver(decisions, answers=answers)
+    _, result = _run(model, budget, mini_corpus, bats_selection="consistency")
+    assert result.answer == "Alpha" and result.details["selected_by"] == "consistency"
+    assert result.details["consistency"]["stopped"] is False  # the search budget ended it, not the rule
+    assert str(result.stop_reason) == "budget_exhausted: search"
+    _check_ledger(result)
+
+
+def test_consistency_selection_falls_back_to_the_tier_on_a_tie(mini_corpus):
+    model = _driver(["PIVOT", "SUCCESS"], answers=("Alpha", "Beta"))
+    _, result = _run(
+        model, Budget(tool_calls={"search": 3, "open": 9}), mini_corpus, bats_selection="consistency"
+    )
+    assert result.answer == "Beta" and result.details["selected_by"] == "rank"
+    assert result.details["consistency"] == {
+        "samples": 2,
+        "confidence": 0.5,
+        "rule": "beta",
+        "stopped": False,
+    }
+
+
+def test_bats_selection_is_checked_and_is_a_label_option():
+    from budgetgraph.agents.planners import parse_planner
+    from budgetgraph.errors import ConfigError
+
+    assert parse_planner("bats[bats_selection=consistency]") == ("bats", {"bats_selection": "consistency"})
+    with pytest.raises(ConfigError, match="bats_selection must be 'tier' or 'consistency'"):
+        Agent(ScriptedModel(lambda m, t: ScriptedModel.text("x")), [], planner="bats", bats_selection="vote")

@@ -133,7 +133,9 @@ class Agent:
     ``bats_stop_on_exhausted``: stop at the first exhausted tool budget, as the paper does; ``bats_rule``:
     ``verifier`` (the verifier decides, with our guards) or ``fraction`` (our earlier 30% rule);
     ``bats_context``: ``paper`` (the summary replaces the trajectory after more than ten turns) or
-    ``every_verify`` (at every verdict); ``max_attempts``: 3 in early-stop mode, unbounded in full mode);
+    ``every_verify`` (at every verdict); ``bats_selection``: ``tier`` (the paper's C.4) or ``consistency``
+    (attempts until Adaptive-Consistency settles their majority); ``max_attempts``: 3 in early-stop mode,
+    unbounded in full mode and with consistency);
     ``budget_block``: ``per_tool`` (the paper's regime per tool; BATS's default) or ``scarcest`` (one regime
     from the scarcest resource; the default of the other planners);
     ``"plan_and_budget"`` splits the question and funds each part by credit; ``"orchestrator"`` delegates
@@ -177,6 +179,7 @@ class Agent:
         bats_stop_on_exhausted: bool = True,
         bats_rule: Literal["verifier", "fraction"] = "verifier",
         bats_context: Literal["paper", "every_verify"] = "paper",
+        bats_selection: Literal["tier", "consistency"] = "tier",
         budget_block: Literal["scarcest", "per_tool"] | None = None,
         schedule: str = "linear",
         answer_style: AnswerStyle = "full",
@@ -244,7 +247,7 @@ class Agent:
         self.bats_mode = bats_mode
         self.max_attempts = max_attempts
         self.bats_stop_on_exhausted = bats_stop_on_exhausted
-        block = self._bats_options(planner, bats_rule, bats_context, budget_block)
+        block = self._bats_options(planner, bats_rule, bats_context, bats_selection, budget_block)
         self.schedule = schedule
         self.answer_style: AnswerStyle = answer_style
         self.config = LoopConfig(
@@ -280,15 +283,19 @@ class Agent:
         )
 
     def _bats_options(
-        self, planner: str, rule: str, context: str, budget_block: str | None
+        self, planner: str, rule: str, context: str, selection: str, budget_block: str | None
     ) -> Literal["scarcest", "per_tool"]:
-        """Check BATS's rule and context options; the budget block (the paper's per-tool one for BATS)."""
+        """Check BATS's rule, context and selection options; the budget block (the paper's per-tool one for
+        BATS)."""
         if rule not in ("verifier", "fraction"):
             raise ConfigError(f"bats_rule must be 'verifier' or 'fraction', not {rule!r}")
         if context not in ("paper", "every_verify"):
             raise ConfigError(f"bats_context must be 'paper' or 'every_verify', not {context!r}")
         self.bats_rule: Literal["verifier", "fraction"] = rule  # type: ignore[assignment]
         self.bats_context: Literal["paper", "every_verify"] = context  # type: ignore[assignment]
+        if selection not in ("tier", "consistency"):
+            raise ConfigError(f"bats_selection must be 'tier' or 'consistency', not {selection!r}")
+        self.bats_selection: Literal["tier", "consistency"] = selection  # type: ignore[assignment]
         block = budget_block or ("per_tool" if planner == "bats" else "scarcest")
         if block not in ("scarcest", "per_tool"):
             raise ConfigError(f"budget_block must be 'scarcest' or 'per_tool', not {budget_block!r}")

@@ -28,6 +28,7 @@ from ..planners.bats import (
     Selection,
     Verdict,
     add_steps,
+    answer_groups,
     apply_budget_rule,
     best_tier,
     core_answer,
@@ -41,6 +42,7 @@ from ..planners.bats import (
     vote_winner,
 )
 from ..planners.bats_wording import RESEARCH, Wording
+from ..planners.consistency import stop_verdict
 from .events import VerifierDecision
 from .graph import NO_ANSWER, AgentLoop, LoopConfig, routed
 from .prompts import extract_answer
@@ -74,10 +76,13 @@ def _failed(text: str) -> bool:
     return "(no results)" in body and not hits
 
 
-def _details(attempts: list[dict[str, Any]], chosen: int | None, how: str) -> dict[str, Any]:
+def _details(
+    attempts: list[dict[str, Any]], chosen: int | None, how: str, settled: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The run's details: each attempt's answer and verdicts (the verifier's own and after the guards), and
-    which was chosen how (an evaluation counts SUCCESS / CONTINUE / PIVOT and SUCCESS precision from these)."""
-    return {
+    which was chosen how (an evaluation counts SUCCESS / CONTINUE / PIVOT and SUCCESS precision from these);
+    with consistency selection, the stopping rule's last verdict too."""
+    details: dict[str, Any] = {
         "attempts": [
             {"answer": a["answer"], "decision": a["decision"], "verifier": a.get("verifier", a["decision"])}
             for a in attempts
@@ -85,6 +90,9 @@ def _details(attempts: list[dict[str, Any]], chosen: int | None, how: str) -> di
         "chosen": chosen,
         "selected_by": how,
     }
+    if settled is not None:
+        details["consistency"] = settled
+    return details
 
 
 def _call_text(name: str, arguments: Any) -> str:
@@ -133,6 +141,8 @@ class BATSState(AgentState, total=False):
     used: list[str]
     """The tool calls made so far (queries and documents), listed in every context."""
     clues: dict[str, list[str]]
+    consistency: dict[str, Any]
+    """With consistency selection: the stopping rule's verdict over the answers so far."""
 
 
 class _BATS(AgentLoop):
@@ -148,15 +158,17 @@ class _BATS(AgentLoop):
         instructions: str | None = None,
         words: Wording = RESEARCH,
         key: Callable[[str], Hashable] | None = None,
+        selection: Literal["tier", "consistency"] = "tier",
     ) -> None:
         super().__init__(cfg)
         self.words = words
         self.key = key
         self.mode = mode
-        # full mode keeps sampling attempts until a budget runs out (the turn limit still bounds it)
-        self.max_attempts = (
-            max_attempts if max_attempts is not None else (3 if mode == "early_stop" else 10**6)
-        )
+        self.selection = selection
+        # full mode (and consistency selection) keeps making attempts until a budget runs out or, with
+        # consistency, the answers settle; the turn limit still bounds it
+        endless = mode == "full" or selection == "consistency"
+        self.max_attempts = max_attempts if max_attempts is not None else (10**6 if endless else 3)
         self.stop_on_exhausted = stop_on_exhausted
         self.rule = rule
         self.context = context
@@ -461,13 +473,25 @@ class _BATS(AgentLoop):
         )
         update["summary"] = summary[-1500:]
         out_of_tools = bool(self.cfg.tools) and not run.tools.available()
-        if verdict.decision == "SUCCESS" and self.mode == "early_stop":
+        settled = False
+        if self.selection == "consistency":  # Adaptive-Consistency: every real answer is one sample
+            real = [a for a in attempts if _is_answer(a["answer"])]
+            rule = stop_verdict(answer_groups(real, self.key)) if real else None
+            if rule is not None:
+                settled = rule.stop
+                update["consistency"] = {
+                    "samples": len(real),
+                    "confidence": round(rule.confidence, 4),
+                    "rule": rule.rule,
+                    "stopped": settled,
+                }
+        elif verdict.decision == "SUCCESS" and self.mode == "early_stop":
             details = _details(attempts, len(attempts) - 1, "success")
             return self.keep(
                 run,
                 {**update, "phase": "done", "answer": answer, "stop": stop("answered"), "details": details},
             )
-        if out_of_tools or len(attempts) >= self.max_attempts or not afforded:
+        if settled or out_of_tools or len(attempts) >= self.max_attempts or not afforded:
             return self.keep(run, {**update, "phase": "select"})
         if verdict.decision == "CONTINUE":  # dig deeper: the correction is the next step of this path
             anchor = current(checklist) or (checklist[-1] if checklist else None)
@@ -489,7 +513,9 @@ class _BATS(AgentLoop):
 
     async def select_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
         """C.4: only the best tier of verdicts is compared; a repeated answer wins there by vote, in code; else
-        the judge, shown each candidate's calls and summary, reasons and then picks."""
+        the judge, shown each candidate's calls and summary, reasons and then picks. Consistency selection
+        votes over every answer first (the majority wins whatever its verdicts) and falls back to that on a
+        tie."""
         run = self.run_of(state, runtime)
         attempts = list(state.get("attempts") or [])
         info = state.get("stop") or stop("answered")
@@ -502,11 +528,15 @@ class _BATS(AgentLoop):
                 **await self.answer_node(view, runtime),
                 "details": _details(attempts, None, "final_answer"),
             }
+        settled = state.get("consistency") if self.selection == "consistency" else None
         tier = best_tier(real)
         best = rank_attempts(real)
         how = "rank"
+        majority = vote_winner(real, range(len(real)), self.key) if settled is not None else None
         voted = vote_winner(real, tier, self.key) if len(tier) > 1 else None
-        if voted is not None:
+        if majority is not None:
+            best, how = majority, "consistency"
+        elif voted is not None:
             best, how = voted, "vote"
         elif len({real[i]["answer"] for i in tier}) > 1:
             listing = "\n".join(
@@ -528,7 +558,7 @@ class _BATS(AgentLoop):
                 "stop": info,
                 "attempts": attempts,
                 "messages": [Message.assistant(f"Selected: {real[best]['answer']}")],
-                "details": _details(attempts, attempts.index(real[best]), how),
+                "details": _details(attempts, attempts.index(real[best]), how, settled),
             },
         )
 
@@ -556,12 +586,17 @@ def build_bats_graph(
     instructions: str | None = None,
     words: Wording = RESEARCH,
     key: Callable[[str], Hashable] | None = None,
+    selection: Literal["tier", "consistency"] = "tier",
 ) -> StateGraph[BATSState, RunContext]:
     """``max_attempts`` None: 3 in early-stop mode, unbounded in full mode (it runs until a budget is spent);
     ``system`` replaces the research-agent prompt and ``instructions`` are appended, as for the loop;
     ``words`` are the prompt texts for the kind of task (``bats_wording.CODE`` for code); ``key`` groups
-    answers for the in-tier vote (by behaviour, for code; by their words when None)."""
-    loop = _BATS(cfg, mode, max_attempts, stop_on_exhausted, rule, context, system, instructions, words, key)
+    answers for the votes (by behaviour, for code; by their words when None). ``selection="consistency"``
+    makes attempts until Adaptive-Consistency's rule says their majority answer is settled (or a budget or
+    ``max_attempts`` ends them), then takes the majority."""
+    loop = _BATS(
+        cfg, mode, max_attempts, stop_on_exhausted, rule, context, system, instructions, words, key, selection
+    )
     graph: StateGraph[BATSState, RunContext] = StateGraph(BATSState, context_schema=RunContext)
     graph.add_node("plan", routed(loop.plan_node, _NEXT, loop), destinations=("act", "select", END))
     graph.add_node("act", routed(loop.act_node, _NEXT, loop), destinations=("tools", "verify", "select", END))

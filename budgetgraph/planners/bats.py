@@ -23,6 +23,7 @@ __all__ = [
     "Step",
     "Verdict",
     "add_steps",
+    "answer_groups",
     "best_tier",
     "core_answer",
     "apply_budget_rule",
@@ -250,6 +251,14 @@ def best_tier(attempts: Sequence[Mapping[str, Any]]) -> list[int]:
     return [i for i, a in enumerate(attempts) if _rank(a) == top]
 
 
+def answer_groups(
+    attempts: Sequence[Mapping[str, Any]], key: Callable[[str], Hashable] | None = None
+) -> list[Hashable]:
+    """Each attempt's answer as the vote groups it: by ``key`` (behaviour, for code), else by its words."""
+    group = key or _words
+    return [group(str(a["answer"])) for a in attempts]
+
+
 def vote_winner(
     attempts: Sequence[Mapping[str, Any]],
     indices: Sequence[int],
@@ -257,8 +266,8 @@ def vote_winner(
 ) -> int | None:
     """The latest of ``indices`` whose answer (compared by ``key``, else by its words) is more common than every
     other answer among them, or None when no answer repeats more than the rest (the judge decides then)."""
-    group = key or _words
-    keys = [group(str(attempts[i]["answer"])) for i in indices]
+    all_keys = answer_groups(attempts, key)
+    keys = [all_keys[i] for i in indices]
     counts = {k: keys.count(k) for k in keys}
     ordered = sorted(counts.values(), reverse=True)
     if ordered[0] < 2 or (len(ordered) > 1 and ordered[0] == ordered[1]):
