@@ -39,6 +39,18 @@ def test_a_paired_comparison_separates_a_real_difference_from_noise():
     assert compare_paired({"1": 1.0}, {"2": 1.0}).n == 0  # no shared task
 
 
+def test_too_few_differing_tasks_are_noise_even_when_the_bootstrap_excludes_0():
+    a = {str(i): 0.0 for i in range(30)}
+    b = {str(i): 1.0 if i < 4 else 0.0 for i in range(30)}  # 4 wins, 0 losses, 26 ties
+    few = compare_paired(a, b, ("react", "tracker"))
+    assert few.low > 0 and few.p_value == pytest.approx(0.125)  # exact: 1 of 8 sign patterns each side
+    assert few.within_noise and "too few to tell" in few.verdict() and "is better" not in few.verdict()
+    b.update({str(i): 1.0 for i in range(4, 8)})  # 8 wins, 0 losses: p = 2 / 256
+    more = compare_paired(a, b, ("react", "tracker"))
+    assert not more.within_noise and more.p_value == pytest.approx(2 / 256)
+    assert "tracker is better" in more.verdict()
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("stats") / "r.jsonl"
