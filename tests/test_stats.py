@@ -87,6 +87,15 @@ def test_report_json_and_csv(sweep):
         and {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "accuracy_se"} <= rows[0].keys()
     )
     assert all(r["accuracy_ci_low"] <= r["accuracy"] <= r["accuracy_ci_high"] for r in rows)
+    episodes = [json.loads(line) for line in sweep.read_text().splitlines()]
+    acts = [
+        e["usage"]["by_role"]["act"]["llm_calls"]
+        for e in episodes
+        if e.get("type") == "episode"
+        and e["planner"] == rows[0]["planner"]
+        and e["budget"] == rows[0]["budget"]
+    ]
+    assert rows[0]["turns"] == pytest.approx(sum(acts) / len(acts)) and rows[0]["turns"] >= 1  # acting calls
     table = list(csv.DictReader(io.StringIO(_report(sweep, "--csv").stdout)))
     assert len(table) == 4 and table[0]["planner"] == "react"
 

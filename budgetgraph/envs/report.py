@@ -49,6 +49,8 @@ class Row:
     """The standard error of the accuracy."""
     ci: tuple[float, float] = (math.nan, math.nan)
     """A 95% bootstrap interval of the accuracy."""
+    turns: float | None = None
+    """Mean acting model calls (turns, as turn control counts them) over the episodes that record roles."""
 
     @property
     def cost_of_pass(self) -> float:
@@ -133,6 +135,11 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
                 extra={k: fmean(float(s[k]) for s in scores if k in s) for k in extra_keys},
                 se=standard_error(per_task),
                 ci=bootstrap_ci(per_task),
+                turns=_mean(
+                    float((u["by_role"].get("act") or {}).get("llm_calls", 0))
+                    for u in usage
+                    if u.get("by_role")
+                ),
             )
         )
     rows.sort(key=lambda r: (r.model, r.planner, _budget_order(r.budget)))
@@ -217,6 +224,7 @@ def render_rows(rows: Sequence[Row], width: int | None = None) -> Any:
         "F1",
         *extra_keys,
         "tool calls (mean)",
+        "turns",
         "tokens",
         "cost $",
         "cost-of-pass $",
@@ -243,6 +251,7 @@ def render_rows(rows: Sequence[Row], width: int | None = None) -> Any:
             _fmt(r.f1),
             *(_fmt(r.extra.get(k)) for k in extra_keys),
             calls,
+            _fmt(r.turns, 1),
             f"{r.tokens:.0f}",
             _fmt(r.cost, 5),
             _fmt(r.cost_of_pass, 5),
@@ -362,6 +371,7 @@ def rows_as_dicts(rows: Sequence[Row]) -> list[dict[str, Any]]:
                 "em": r.em,
                 "f1": r.f1,
                 **{f"tool_calls.{k}": v for k, v in r.tool_calls.items()},
+                "turns": r.turns,
                 "tokens": r.tokens,
                 "cost_usd": r.cost,
                 "cost_of_pass_usd": None if math.isinf(r.cost_of_pass) else r.cost_of_pass,
