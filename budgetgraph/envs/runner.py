@@ -379,10 +379,12 @@ def _check_header(
     planners = (header.get("spec") or {}).get("planners") or ()
     changes = _config_changes(old.get("config") or {}, header.get("config") or {}, relevant_prompts(planners))
     if changes and not allow_changes:
+        source = (old.get("versions") or {}).get("source")
+        where = f", run it from a checkout of source {source} (the file's own)" if source else ""
         raise ConfigError(
             f"{path} was written with another configuration, so its episodes would not compare with new ones: "
             + "; ".join(changes)
-            + ". Use a new --out, or pass --extend to add to this file anyway"
+            + f". Use a new --out{where}, or pass --extend to add to this file anyway"
         )
 
 
