@@ -723,3 +723,37 @@ def test_bats_selection_is_checked_and_is_a_label_option():
     assert parse_planner("bats[bats_selection=consistency]") == ("bats", {"bats_selection": "consistency"})
     with pytest.raises(ConfigError, match="bats_selection must be 'tier' or 'consistency'"):
         Agent(ScriptedModel(lambda m, t: ScriptedModel.text("x")), [], planner="bats", bats_selection="vote")
+
+
+def test_the_tail_layout_keeps_one_system_message_so_acting_calls_share_their_prefix(mini_corpus):
+    runs = {}
+    for layout in ("system", "tail"):
+        model = _driver(["PIVOT", "SUCCESS"])
+        _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus, bats_layout=layout)
+        runs[layout] = (_act_requests(model), result)
+        _check_ledger(result)
+    (system_acts, by_system), (tail_acts, by_tail) = runs["system"], runs["tail"]
+    assert by_tail.answer == by_system.answer == "Beta" and len(tail_acts) == len(system_acts) >= 4
+    assert len({msgs[0].content for msgs in system_acts}) > 1  # the checklist changes the system message
+    assert len({msgs[0].content for msgs in tail_acts}) == 1
+    for before, after in zip(tail_acts, tail_acts[1:], strict=False):
+        status = after[-1]
+        assert (
+            status.role == "user"
+            and status.content.startswith("Where you stand:\n\n")
+            and "Your checklist" in status.content
+        )
+        if len(after) > len(before):  # the same attempt: all but its latest result and the state is reused
+            assert after[: len(before) - 2] == before[: len(before) - 2]
+    for system, tail in zip(system_acts, tail_acts, strict=True):  # the same state, only placed elsewhere
+        state = tail[-1].content.removeprefix("Where you stand:\n\n")
+        assert system[0].content == tail[0].content + "\n\n" + state and system[1:] == tail[1:-1]
+
+
+def test_bats_layout_is_checked_and_is_a_label_option():
+    from budgetgraph.agents.planners import parse_planner
+    from budgetgraph.errors import ConfigError
+
+    assert parse_planner("bats[bats_layout=tail]") == ("bats", {"bats_layout": "tail"})
+    with pytest.raises(ConfigError, match="bats_layout must be 'system' or 'tail'"):
+        Agent(ScriptedModel(lambda m, t: ScriptedModel.text("x")), [], planner="bats", bats_layout="end")

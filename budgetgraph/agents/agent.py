@@ -133,7 +133,9 @@ class Agent:
     ``bats_stop_on_exhausted``: stop at the first exhausted tool budget, as the paper does; ``bats_rule``:
     ``verifier`` (the verifier decides, with our guards) or ``fraction`` (our earlier 30% rule);
     ``bats_context``: ``paper`` (the summary replaces the trajectory after more than ten turns) or
-    ``every_verify`` (at every verdict); ``bats_selection``: ``tier`` (the paper's C.4) or ``consistency``
+    ``every_verify`` (at every verdict); ``bats_layout``: ``system`` (the checklist and the rest of the run's
+    state in the system message) or ``tail`` (after the trajectory, so the prompt prefix is reused from call
+    to call); ``bats_selection``: ``tier`` (the paper's C.4) or ``consistency``
     (attempts until Adaptive-Consistency settles their majority); ``max_attempts``: 3 in early-stop mode,
     unbounded in full mode and with consistency);
     ``budget_block``: ``per_tool`` (the paper's regime per tool; BATS's default) or ``scarcest`` (one regime
@@ -180,6 +182,7 @@ class Agent:
         bats_rule: Literal["verifier", "fraction"] = "verifier",
         bats_context: Literal["paper", "every_verify"] = "paper",
         bats_selection: Literal["tier", "consistency"] = "tier",
+        bats_layout: Literal["system", "tail"] = "system",
         budget_block: Literal["scarcest", "per_tool"] | None = None,
         schedule: str = "linear",
         answer_style: AnswerStyle = "full",
@@ -248,6 +251,9 @@ class Agent:
         self.max_attempts = max_attempts
         self.bats_stop_on_exhausted = bats_stop_on_exhausted
         block = self._bats_options(planner, bats_rule, bats_context, bats_selection, budget_block)
+        if bats_layout not in ("system", "tail"):
+            raise ConfigError(f"bats_layout must be 'system' or 'tail', not {bats_layout!r}")
+        self.bats_layout: Literal["system", "tail"] = bats_layout
         self.schedule = schedule
         self.answer_style: AnswerStyle = answer_style
         self.config = LoopConfig(

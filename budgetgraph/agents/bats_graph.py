@@ -60,6 +60,7 @@ _FAILED = ("Error:", "No document titled", "(no results)", "Budget exhausted")
 _NONE = {"", "none", "unknown", "n/a", "i don't know"}
 
 
+_STATE_HEADING = "Where you stand:\n\n"  # the run's state after the trajectory (``layout="tail"``)
 _REPLACE_AFTER = 10  # turns since the last replacement before the verifier's summary replaces the trajectory
 
 
@@ -159,8 +160,10 @@ class _BATS(AgentLoop):
         words: Wording = RESEARCH,
         key: Callable[[str], Hashable] | None = None,
         selection: Literal["tier", "consistency"] = "tier",
+        layout: Literal["system", "tail"] = "system",
     ) -> None:
         super().__init__(cfg)
+        self.layout = layout
         self.words = words
         self.key = key
         self.mode = mode
@@ -271,10 +274,15 @@ class _BATS(AgentLoop):
         return state.get("turns", 0) - state.get("summarised_at", 0) > _REPLACE_AFTER
 
     def _context(self, state: BATSState, ledger: Ledger) -> list[Message]:
-        parts = [self.bats_system]
+        """The acting call's messages: the prompt and policy, the run's state (clues, checklist, summary,
+        findings, what was used), the question and the live trajectory. With ``layout="tail"`` the state
+        comes last, after the trajectory, so the system message stays the same all run and consecutive
+        calls share their prompt prefix (the embedded model's prefix reuse, a provider's prompt cache)."""
+        fixed = [self.bats_system]
         if self.cfg.show_budget:
             per_tool = self.cfg.budget_block == "per_tool"
-            parts.append(render_tool_policy() if per_tool else render_policy(self.cfg.regime_policy))
+            fixed.append(render_tool_policy() if per_tool else render_policy(self.cfg.regime_policy))
+        parts = []
         clues = state.get("clues") or {}
         if clues.get("exploration"):
             parts.append(self.words.explore_label + "; ".join(clues["exploration"]))
@@ -300,7 +308,10 @@ class _BATS(AgentLoop):
             for i, m in enumerate(live)
             if m.role != "assistant" or m.tool_calls  # plan notes and verdicts are summarised, not replayed
         ]
-        return [Message.system("\n\n".join(parts)), messages[0], *kept]
+        if self.layout == "tail":
+            status = Message.user(_STATE_HEADING + "\n\n".join(parts))
+            return [Message.system("\n\n".join(fixed)), messages[0], *kept, status]
+        return [Message.system("\n\n".join(fixed + parts)), messages[0], *kept]
 
     async def act_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
         run = self.run_of(state, runtime)
@@ -587,15 +598,28 @@ def build_bats_graph(
     words: Wording = RESEARCH,
     key: Callable[[str], Hashable] | None = None,
     selection: Literal["tier", "consistency"] = "tier",
+    layout: Literal["system", "tail"] = "system",
 ) -> StateGraph[BATSState, RunContext]:
     """``max_attempts`` None: 3 in early-stop mode, unbounded in full mode (it runs until a budget is spent);
     ``system`` replaces the research-agent prompt and ``instructions`` are appended, as for the loop;
     ``words`` are the prompt texts for the kind of task (``bats_wording.CODE`` for code); ``key`` groups
     answers for the votes (by behaviour, for code; by their words when None). ``selection="consistency"``
     makes attempts until Adaptive-Consistency's rule says their majority answer is settled (or a budget or
-    ``max_attempts`` ends them), then takes the majority."""
+    ``max_attempts`` ends them), then takes the majority. ``layout="tail"`` puts the run's state after the
+    trajectory instead of in the system message, so consecutive acting calls share their prompt prefix."""
     loop = _BATS(
-        cfg, mode, max_attempts, stop_on_exhausted, rule, context, system, instructions, words, key, selection
+        cfg,
+        mode,
+        max_attempts,
+        stop_on_exhausted,
+        rule,
+        context,
+        system,
+        instructions,
+        words,
+        key,
+        selection,
+        layout,
     )
     graph: StateGraph[BATSState, RunContext] = StateGraph(BATSState, context_schema=RunContext)
     graph.add_node("plan", routed(loop.plan_node, _NEXT, loop), destinations=("act", "select", END))
