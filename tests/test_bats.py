@@ -530,10 +530,11 @@ def test_the_paper_schedule_keeps_the_trajectory_until_ten_turns(mini_corpus):
 
 def test_the_summary_replaces_the_trajectory_after_more_than_ten_turns(mini_corpus):
     from budgetgraph.agents.bats_graph import _BATS
+    from budgetgraph.planners.bats import BATSOptions
 
     agent = Agent(ScriptedModel([]), mini_corpus.tools(), Budget(), planner="bats")
-    paper = _BATS(agent.config, "early_stop", None)
-    ours = _BATS(agent.config, "early_stop", None, context="every_verify")
+    paper = _BATS(agent.config, BATSOptions())
+    ours = _BATS(agent.config, BATSOptions(context="every_verify"))
     assert not paper._replaces({"messages": [], "turns": 10, "summarised_at": 0})
     assert paper._replaces({"messages": [], "turns": 11, "summarised_at": 0})
     assert not paper._replaces({"messages": [], "turns": 14, "summarised_at": 11})

@@ -26,6 +26,7 @@ from ..models.base import ChatModel
 from ..models.langchain_messages import conversation, to_langchain
 from ..models.messages import Message, ModelSettings, ToolCall
 from ..models.registry import infer_model
+from ..planners.bats import BATSOptions
 from ..tools.base import Tool
 from .auction_memory import AuctionMemory
 from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
@@ -247,13 +248,20 @@ class Agent:
         self.planner = planner
         self.on_exhausted = on_exhausted
         self.budget_scope = budget_scope
-        self.bats_mode = bats_mode
-        self.max_attempts = max_attempts
-        self.bats_stop_on_exhausted = bats_stop_on_exhausted
-        block = self._bats_options(planner, bats_rule, bats_context, bats_selection, budget_block)
-        if bats_layout not in ("system", "tail"):
-            raise ConfigError(f"bats_layout must be 'system' or 'tail', not {bats_layout!r}")
-        self.bats_layout: Literal["system", "tail"] = bats_layout
+        self.bats = BATSOptions(
+            bats_mode,
+            max_attempts,
+            bats_stop_on_exhausted,
+            bats_rule,
+            bats_context,
+            bats_selection,
+            bats_layout,
+        )
+        block: Literal["scarcest", "per_tool"] = budget_block or (
+            "per_tool" if planner == "bats" else "scarcest"
+        )
+        if block not in ("scarcest", "per_tool"):
+            raise ConfigError(f"budget_block must be 'scarcest' or 'per_tool', not {budget_block!r}")
         self.schedule = schedule
         self.answer_style: AnswerStyle = answer_style
         self.config = LoopConfig(
@@ -287,25 +295,6 @@ class Agent:
         self.graph = build_planner_graph(self, planner).compile(
             checkpointer=self.checkpointer, interrupt_before=list(interrupt_before or []) or None
         )
-
-    def _bats_options(
-        self, planner: str, rule: str, context: str, selection: str, budget_block: str | None
-    ) -> Literal["scarcest", "per_tool"]:
-        """Check BATS's rule, context and selection options; the budget block (the paper's per-tool one for
-        BATS)."""
-        if rule not in ("verifier", "fraction"):
-            raise ConfigError(f"bats_rule must be 'verifier' or 'fraction', not {rule!r}")
-        if context not in ("paper", "every_verify"):
-            raise ConfigError(f"bats_context must be 'paper' or 'every_verify', not {context!r}")
-        self.bats_rule: Literal["verifier", "fraction"] = rule  # type: ignore[assignment]
-        self.bats_context: Literal["paper", "every_verify"] = context  # type: ignore[assignment]
-        if selection not in ("tier", "consistency"):
-            raise ConfigError(f"bats_selection must be 'tier' or 'consistency', not {selection!r}")
-        self.bats_selection: Literal["tier", "consistency"] = selection  # type: ignore[assignment]
-        block = budget_block or ("per_tool" if planner == "bats" else "scarcest")
-        if block not in ("scarcest", "per_tool"):
-            raise ConfigError(f"budget_block must be 'scarcest' or 'per_tool', not {budget_block!r}")
-        return block  # type: ignore[return-value]
 
     def _strategies(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Hashable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -24,6 +24,7 @@ from ..errors import BudgetExceeded, ModelError
 from ..meter import MeteredRun
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..planners.bats import (
+    BATSOptions,
     PlanOut,
     Selection,
     Verdict,
@@ -150,31 +151,17 @@ class _BATS(AgentLoop):
     def __init__(
         self,
         cfg: LoopConfig,
-        mode: Literal["early_stop", "full"],
-        max_attempts: int | None,
-        stop_on_exhausted: bool = True,
-        rule: Literal["verifier", "fraction"] = "verifier",
-        context: Literal["paper", "every_verify"] = "paper",
+        options: BATSOptions,
         system: str | None = None,
         instructions: str | None = None,
         words: Wording = RESEARCH,
         key: Callable[[str], Hashable] | None = None,
-        selection: Literal["tier", "consistency"] = "tier",
-        layout: Literal["system", "tail"] = "system",
     ) -> None:
         super().__init__(cfg)
-        self.layout = layout
+        self.opts = options
         self.words = words
         self.key = key
-        self.mode = mode
-        self.selection = selection
-        # full mode (and consistency selection) keeps making attempts until a budget runs out or, with
-        # consistency, the answers settle; the turn limit still bounds it
-        endless = mode == "full" or selection == "consistency"
-        self.max_attempts = max_attempts if max_attempts is not None else (10**6 if endless else 3)
-        self.stop_on_exhausted = stop_on_exhausted
-        self.rule = rule
-        self.context = context
+        self.max_attempts = options.attempts_cap
         self.bats_system = "\n\n".join(p for p in (system or words.system, instructions) if p)
         self.verify_tokens = max(cfg.answer_max_tokens, 384)
 
@@ -269,7 +256,7 @@ class _BATS(AgentLoop):
     def _replaces(self, state: BATSState) -> bool:
         """Whether the summary replaces the trajectory now: at every verdict and plan (``every_verify``), or
         after more than ten turns since the last replacement (the paper)."""
-        if self.context == "every_verify":
+        if self.opts.context == "every_verify":
             return True
         return state.get("turns", 0) - state.get("summarised_at", 0) > _REPLACE_AFTER
 
@@ -308,7 +295,7 @@ class _BATS(AgentLoop):
             for i, m in enumerate(live)
             if m.role != "assistant" or m.tool_calls  # plan notes and verdicts are summarised, not replayed
         ]
-        if self.layout == "tail":
+        if self.opts.layout == "tail":
             status = Message.user(_STATE_HEADING + "\n\n".join(parts))
             return [Message.system("\n\n".join(fixed)), messages[0], *kept, status]
         return [Message.system("\n\n".join(fixed + parts)), messages[0], *kept]
@@ -319,7 +306,7 @@ class _BATS(AgentLoop):
         user_messages(state)
         turns = state.get("turns", 0)
         tools = run.tools.available()
-        if self.stop_on_exhausted and (gone := self.first_exhausted(run)):
+        if self.opts.stop_on_exhausted and (gone := self.first_exhausted(run)):
             # the paper stops at the first exhausted tool budget: answer from what the attempts found
             return self.keep(run, {"phase": "select", "stop": stop("budget_exhausted", gone)})
         if turns >= self.cfg.max_turns or (self.cfg.tools and not tools):
@@ -441,7 +428,9 @@ class _BATS(AgentLoop):
         checklist = list(state.get("plan") or [])
         # only this attempt's failed look-ups count: a PIVOT marks the abandoned path's open steps failed
         failures = sum(1 for s in checklist[state.get("attempt_from", 0) :] if s["status"] == "failed")
-        if self.rule == "fraction":  # our earlier rule, kept to compare: failures over the whole checklist
+        if (
+            self.opts.rule == "fraction"
+        ):  # our earlier rule, kept to compare: failures over the whole checklist
             failures = sum(1 for s in checklist if s["status"] == "failed")
             verdict = apply_budget_rule(verdict, self._fraction_left(ledger), failures)
         else:
@@ -485,7 +474,7 @@ class _BATS(AgentLoop):
         update["summary"] = summary[-1500:]
         out_of_tools = bool(self.cfg.tools) and not run.tools.available()
         settled = False
-        if self.selection == "consistency":  # Adaptive-Consistency: every real answer is one sample
+        if self.opts.selection == "consistency":  # Adaptive-Consistency: every real answer is one sample
             real = [a for a in attempts if _is_answer(a["answer"])]
             rule = stop_verdict(answer_groups(real, self.key)) if real else None
             if rule is not None:
@@ -496,7 +485,7 @@ class _BATS(AgentLoop):
                     "rule": rule.rule,
                     "stopped": settled,
                 }
-        elif verdict.decision == "SUCCESS" and self.mode == "early_stop":
+        elif verdict.decision == "SUCCESS" and self.opts.mode == "early_stop":
             details = _details(attempts, len(attempts) - 1, "success")
             return self.keep(
                 run,
@@ -539,7 +528,7 @@ class _BATS(AgentLoop):
                 **await self.answer_node(view, runtime),
                 "details": _details(attempts, None, "final_answer"),
             }
-        settled = state.get("consistency") if self.selection == "consistency" else None
+        settled = state.get("consistency") if self.opts.selection == "consistency" else None
         tier = best_tier(real)
         best = rank_attempts(real)
         how = "rank"
@@ -587,40 +576,18 @@ _NEXT = {
 
 def build_bats_graph(
     cfg: LoopConfig,
+    options: BATSOptions | None = None,
     *,
-    mode: Literal["early_stop", "full"] = "early_stop",
-    max_attempts: int | None = None,
-    stop_on_exhausted: bool = True,
-    rule: Literal["verifier", "fraction"] = "verifier",
-    context: Literal["paper", "every_verify"] = "paper",
     system: str | None = None,
     instructions: str | None = None,
     words: Wording = RESEARCH,
     key: Callable[[str], Hashable] | None = None,
-    selection: Literal["tier", "consistency"] = "tier",
-    layout: Literal["system", "tail"] = "system",
 ) -> StateGraph[BATSState, RunContext]:
-    """``max_attempts`` None: 3 in early-stop mode, unbounded in full mode (it runs until a budget is spent);
-    ``system`` replaces the research-agent prompt and ``instructions`` are appended, as for the loop;
-    ``words`` are the prompt texts for the kind of task (``bats_wording.CODE`` for code); ``key`` groups
-    answers for the votes (by behaviour, for code; by their words when None). ``selection="consistency"``
-    makes attempts until Adaptive-Consistency's rule says their majority answer is settled (or a budget or
-    ``max_attempts`` ends them), then takes the majority. ``layout="tail"`` puts the run's state after the
-    trajectory instead of in the system message, so consecutive acting calls share their prompt prefix."""
-    loop = _BATS(
-        cfg,
-        mode,
-        max_attempts,
-        stop_on_exhausted,
-        rule,
-        context,
-        system,
-        instructions,
-        words,
-        key,
-        selection,
-        layout,
-    )
+    """The BATS graph steered by ``options`` (the defaults when None); ``system`` replaces the research-agent
+    prompt and ``instructions`` are appended, as for the loop; ``words`` are the prompt texts for the kind of
+    task (``bats_wording.CODE`` for code); ``key`` groups answers for the votes (by behaviour, for code; by
+    their words when None)."""
+    loop = _BATS(cfg, options or BATSOptions(), system, instructions, words, key)
     graph: StateGraph[BATSState, RunContext] = StateGraph(BATSState, context_schema=RunContext)
     graph.add_node("plan", routed(loop.plan_node, _NEXT, loop), destinations=("act", "select", END))
     graph.add_node("act", routed(loop.act_node, _NEXT, loop), destinations=("tools", "verify", "select", END))

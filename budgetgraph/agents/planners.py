@@ -83,13 +83,7 @@ def _bats(agent: Agent) -> StateGraph[Any, Any]:
     instructions, system_prompt, _policy = agent._prompt_args
     return build_bats_graph(
         agent.config,
-        mode=agent.bats_mode,
-        max_attempts=agent.max_attempts,
-        stop_on_exhausted=agent.bats_stop_on_exhausted,
-        rule=agent.bats_rule,
-        context=agent.bats_context,
-        selection=agent.bats_selection,
-        layout=agent.bats_layout,
+        agent.bats,
         system=system_prompt,
         instructions=instructions,
         words=wording(agent.answer_style),

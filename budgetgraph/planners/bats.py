@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from ..errors import ConfigError
 from ..models.messages import ToolSchema
 
 __all__ = [
+    "BATSOptions",
     "Decision",
     "PlanOut",
     "Selection",
@@ -38,6 +41,56 @@ __all__ = [
 Decision = Literal["SUCCESS", "CONTINUE", "PIVOT"]
 Status = Literal["pending", "done", "failed", "partial"]
 _MARK = {"pending": "[ ]", "done": "[x]", "failed": "[!]", "partial": "[~]"}
+
+Mode = Literal["early_stop", "full"]
+Rule = Literal["verifier", "fraction"]
+ContextSchedule = Literal["paper", "every_verify"]
+SelectionRule = Literal["tier", "consistency"]
+Layout = Literal["system", "tail"]
+
+
+@dataclass(frozen=True)
+class BATSOptions:
+    """How a BATS run is steered (``Agent(bats_mode=..., ...)``; each is described in ``docs/planners.md``).
+
+    ``max_attempts`` None: 3 in early-stop mode, unbounded in full mode and with consistency selection.
+    """
+
+    mode: Mode = "early_stop"
+    """``early_stop``: end at the first SUCCESS; ``full``: keep attempting until a budget is spent."""
+    max_attempts: int | None = None
+    stop_on_exhausted: bool = True
+    """Stop at the first exhausted tool budget, as the paper does (else when every tool is spent)."""
+    rule: Rule = "verifier"
+    """``verifier``: the verifier decides CONTINUE vs PIVOT, with our guards; ``fraction``: the old 30% rule."""
+    context: ContextSchedule = "paper"
+    """When the verifier's summary replaces the trajectory: after more than ten turns, or at every verdict."""
+    selection: SelectionRule = "tier"
+    """``tier``: the paper's C.4; ``consistency``: attempts until Adaptive-Consistency settles the majority."""
+    layout: Layout = "system"
+    """Where the run's state sits in the acting context: the system message, or after the trajectory."""
+
+    def __post_init__(self) -> None:
+        for name, kind in (
+            ("mode", Mode),
+            ("rule", Rule),
+            ("context", ContextSchedule),
+            ("selection", SelectionRule),
+            ("layout", Layout),
+        ):
+            allowed = get_args(kind)
+            if getattr(self, name) not in allowed:
+                choices = " or ".join(repr(a) for a in allowed)
+                raise ConfigError(f"bats_{name} must be {choices}, not {getattr(self, name)!r}")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, not {self.max_attempts}")
+
+    @property
+    def attempts_cap(self) -> int:
+        """The most attempts a run makes (full mode and consistency keep going until a budget ends them)."""
+        if self.max_attempts is not None:
+            return self.max_attempts
+        return 10**6 if self.mode == "full" or self.selection == "consistency" else 3
 
 
 class PlanOut(BaseModel):
