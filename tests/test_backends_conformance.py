@@ -611,3 +611,33 @@ def test_an_agent_with_its_default_settings_runs_on_every_backend(wire):
     result = agent.run("Who designed the Apple Remote?")
     assert result.answer == "Apple" and result.stop_reason.kind == "answered"
     assert len(replay.requests) == 2 and result.usage.llm_calls == 2
+
+
+def test_anthropic_prompt_caching_marks_breakpoints_and_reserves_the_worst_split():
+    from budgetgraph.budget.prices import CacheBound
+
+    wire = AnthropicWire()
+    price = ModelPrice.of(input=3, output=15, cached_input=0.3, cache_write=3.75)
+    for cache in (False, True):
+        # a reply whose whole input was written to the cache: the dearest split Anthropic can report
+        replay = _replay(wire, (200, wire.calls([("search", {"queries": ["a"]})], usage=(5, 10, 0, 95))))
+        model = wire.model(replay.transport(), price=price, cache_prompt=cache)
+        ledger = Ledger(Budget(usd="1"))
+        meter = ModelMeter(model, ledger)
+        n_in = meter.count(HISTORY, [SEARCH, OPEN])
+        reserved = meter.plan(n_in, 64).amounts["usd"]
+        expected = CacheBound(price).cost(n_in, 64) if cache else price.cost(n_in, 64)
+        assert reserved == expected and (reserved > price.cost(n_in, 64)) is cache
+        _request(model, ledger=ledger)
+        body = json.loads(replay.requests[0].content)
+        marked = [
+            b for m in body["messages"] for b in m["content"] if isinstance(b, dict) and "cache_control" in b
+        ]
+        if cache:
+            assert body["system"] == [
+                {"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}
+            ]
+            assert marked == [body["messages"][-1]["content"][-1]]  # one breakpoint, on the last block
+        else:
+            assert body["system"] == "Be brief." and not marked
+        assert Decimal(ledger.snapshot()["spent"]["usd"]) == price.cost(100, 10, 0, 95)

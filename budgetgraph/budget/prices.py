@@ -18,7 +18,16 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError, PriceError
 
-__all__ = ["FREE", "ModelPrice", "PriceTable", "Pricing", "builtin_price", "max_output_within", "price_value"]
+__all__ = [
+    "FREE",
+    "CacheBound",
+    "ModelPrice",
+    "PriceTable",
+    "Pricing",
+    "builtin_price",
+    "max_output_within",
+    "price_value",
+]
 
 _MILLION = Decimal(1_000_000)
 
@@ -75,6 +84,21 @@ class ModelPrice:
 
 
 FREE = ModelPrice(Decimal(0), Decimal(0), Decimal(0), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheBound:
+    """The most a call can cost when the provider may read or write its prompt cache: cost is linear in how
+    the input splits into plain, cache-read and cache-write tokens, so the worst split puts all of it in one
+    (cache writes cost more than plain input at Anthropic). What reservations use for such a backend."""
+
+    price: Pricing
+
+    def cost(
+        self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0, cache_write_tokens: int = 0
+    ) -> Decimal:
+        p, n = self.price, input_tokens
+        return max(p.cost(n, output_tokens), p.cost(n, output_tokens, n), p.cost(n, output_tokens, 0, n))
 
 
 @dataclass(frozen=True, slots=True)

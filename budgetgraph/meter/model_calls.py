@@ -22,7 +22,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from .. import tracing
 from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import Amount
-from ..budget.prices import PriceTable, Pricing, max_output_within
+from ..budget.prices import CacheBound, PriceTable, Pricing, max_output_within
 from ..errors import BudgetExceeded, BudgetgraphError, DeadlineExceeded, ModelError, Overrun
 from ..models.base import ChatModel, failure_of, retry_policy, sampling, text_sink
 from ..models.messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema
@@ -115,6 +115,13 @@ class ModelMeter:
             return self.prices.require_model_price(self.model.name, self.model.price, provider)
         return self.prices.model_price(self.model.name, self.model.price, provider)
 
+    def bound(self, price: Pricing | None) -> Pricing | None:
+        """What a call is reserved at: ``price``, or its worst case over cache reads and writes for a backend
+        that may write its prompt cache (``writes_cache``), so what it reports never exceeds the reservation."""
+        return (
+            CacheBound(price) if price is not None and getattr(self.model, "writes_cache", False) else price
+        )
+
     @property
     def window(self) -> int | None:
         """The model's context window in tokens, when the backend states one (the embedded model does)."""
@@ -134,7 +141,8 @@ class ModelMeter:
         return max_out if window is None else min(max_out, window - n_in)
 
     def plan(self, n_in: int, max_out: int, *, use_hold: bool = False) -> CallPlan | BudgetExceeded:
-        return plan_call(self.ledger, self.price(), n_in, self.out_room(n_in, max_out), use_hold=use_hold)
+        price = self.bound(self.price())
+        return plan_call(self.ledger, price, n_in, self.out_room(n_in, max_out), use_hold=use_hold)
 
     def set_hold(self, n_in: int, output: int, *, calls: int = 1, input_reserve: int = 256) -> None:
         """Hold back ``calls`` answer calls of ``n_in + input_reserve`` input and ``output`` output tokens in
@@ -148,7 +156,7 @@ class ModelMeter:
             "output_tokens": output,
             "total_tokens": hold_in + output,
         }
-        price = self.price()
+        price = self.bound(self.price())
         if price is not None:
             hold["usd"] = price.cost(hold_in, output)
         self.ledger.set_hold(hold)
@@ -223,7 +231,7 @@ class ModelMeter:
         room = self.out_room(n_in, max_tokens)
         if room < min(MIN_OUTPUT, max_tokens):
             raise BudgetExceeded("context_window", f"{n_in} + {MIN_OUTPUT} tokens", room, self.window)
-        planned = plan_call(self.ledger, price, n_in, room, use_hold=use_hold)
+        planned = plan_call(self.ledger, self.bound(price), n_in, room, use_hold=use_hold)
         if isinstance(planned, BudgetExceeded):
             raise planned
         left = self._deadline()

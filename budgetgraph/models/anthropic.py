@@ -57,8 +57,34 @@ def to_anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[s
     return system, out
 
 
+_EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
+
+
+def _mark_cache_points(params: dict[str, Any]) -> None:
+    """Prompt-cache breakpoints (``cache_control``) on the system prompt and on the last message's last block:
+    Anthropic caches the prefix up to each, so the next call of a loop reads what this one wrote."""
+    if isinstance(params.get("system"), str):
+        params["system"] = [{"type": "text", "text": params["system"], "cache_control": _EPHEMERAL}]
+    turns = params.get("messages") or []
+    if not turns:
+        return
+    last = turns[-1]
+    content = last["content"]
+    blocks: list[dict[str, Any]] = (
+        [{"type": "text", "text": content}] if isinstance(content, str) else [dict(b) for b in content]
+    )
+    if blocks:
+        blocks[-1]["cache_control"] = _EPHEMERAL
+        turns[-1] = {**last, "content": blocks}
+
+
 class AnthropicModel:
-    """``AnthropicModel("claude-sonnet-4-5")``; the key comes from ``ANTHROPIC_API_KEY`` unless given."""
+    """``AnthropicModel("claude-sonnet-4-5")``; the key comes from ``ANTHROPIC_API_KEY`` unless given.
+
+    ``cache_prompt=True`` marks prompt-cache breakpoints, so a loop's calls read their shared prefix from
+    Anthropic's cache (billed at the cache-read rate); cache writes cost more than plain input, so its calls
+    are reserved at the worst case of the two.
+    """
 
     def __init__(
         self,
@@ -74,9 +100,11 @@ class AnthropicModel:
         default_max_tokens: int = 1024,
         http_client: Any = None,
         on_text: Callable[[str], None] | None = None,
+        cache_prompt: bool = False,
     ) -> None:
         anthropic = require("anthropic", "anthropic")
         self.name = model
+        self.writes_cache = cache_prompt
         self.provider = "anthropic"
         self.price = price
         self.stream = stream
@@ -142,6 +170,8 @@ class AnthropicModel:
             params["stop_sequences"] = list(settings["stop"])
         if "timeout" in settings:
             params["timeout"] = settings["timeout"]
+        if self.writes_cache:
+            _mark_cache_points(params)
         return params
 
     async def request(
