@@ -44,15 +44,14 @@ class Episode:
 
 
 async def episode(env: HotpotQAEnv, model: LocalModel, task: Task, layout: str, budget: str) -> Episode:
-    prefix = model._engine().prefix
-    reused, evaluated = prefix.reused, prefix.evaluated
     agent = env.agent(model, f"bats[bats_layout={layout}]", env.budget(budget))
     started = time.perf_counter()
     result = await agent.arun(task.question)
+    usage = result.usage
     return Episode(
         time.perf_counter() - started,
-        prefix.reused - reused,
-        prefix.evaluated - evaluated,
+        usage.cached_input_tokens,
+        usage.input_tokens - usage.cached_input_tokens,
         result.usage.total_tokens,
         result.answer or "",
         env.score(task, result)["em"],

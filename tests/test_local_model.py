@@ -32,6 +32,19 @@ def test_token_count_before_the_call_equals_the_usage_after(model, mini_corpus):
     assert 0 < response.usage.output_tokens <= 64
 
 
+def test_usage_counts_the_prompt_tokens_reused_from_the_prefix_cache(model):
+    import uuid
+
+    system = Message.system(f"Session {uuid.uuid4().hex}. " + "Answer in one word. " * 40)
+    first, second = (
+        asyncio.run(model.request([system, Message.user(q)], [], {"max_tokens": 4}))
+        for q in ("Capital of France?", "Capital of Italy?")
+    )
+    assert first.usage.cached_input_tokens == 0  # a new prefix: nothing to reuse
+    assert 64 <= second.usage.cached_input_tokens < second.usage.input_tokens
+    assert second.usage.cached_input_tokens % 64 == 0  # whole aligned ubatches only
+
+
 def test_streamed_text_equals_the_reply_and_usage_is_unchanged(model, mini_corpus):
     from budgetgraph.models.base import text_sink
 
@@ -172,10 +185,6 @@ def test_logits_are_bit_identical_whatever_the_prompt_cache_held():
             "second turn (prefix of the first)": _last_logits(warm, t_second),
         }
         assert warm.prefix.loads >= 1, "the saved prompt state should have been restored"
-        lengths = sum(len(t) for t in (t_first, t_first, t_other, t_first, t_second))
-        assert warm.prefix.reused + warm.prefix.evaluated == lengths
-        # reused at least the first prompt's whole ubatches three times: again, after other, second turn
-        assert warm.prefix.reused >= 3 * ((len(t_first) - 1) // 64 * 64)
         for label, logits in seen.items():
             ref = cold["second"] if label.startswith("second") else cold["first"]
             if label != "other":

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._extras import require
 from ..budget.prices import FREE, ModelPrice
@@ -114,6 +114,20 @@ class LocalStats:
         return statistics.median(self.latencies) if self.latencies else 0.0
 
 
+class Completion(NamedTuple):
+    """One completion of the engine."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cut: bool
+    """Stopped by the deadline."""
+    entropy: float | None
+    """Mean entropy of the reply's tokens, when ``settings["entropy"]`` asked for it."""
+    reused: int
+    """Prompt tokens whose key/value cache was reused (not evaluated again)."""
+
+
 class _Engine:
     """One llama.cpp context plus its chat template; calls are serialised (llama.cpp is not thread-safe)."""
 
@@ -179,9 +193,8 @@ class _Engine:
         grammar: str | None,
         on_text: Callable[[str], None] | None = None,
         deadline: float | None = None,
-    ) -> tuple[str, int, int, bool, float | None]:
-        """One completion: (text, prompt tokens, completion tokens, cut by ``deadline``, mean entropy when
-        ``settings["entropy"]``). ``on_text`` gets the reply's text as it is sampled (usage stays exact); past
+    ) -> Completion:
+        """One completion. ``on_text`` gets the reply's text as it is sampled (usage stays exact); past
         ``deadline`` (``time.monotonic()``) generation stops at the next token, and a prompt still being
         evaluated at the next batch."""
         deltas = _Deltas(self.llm, on_text) if on_text else None
@@ -191,7 +204,7 @@ class _Engine:
         llama_cpp = require("llama_cpp", "local")
         late = (lambda _ids, _logits: time.monotonic() >= deadline) if deadline is not None else None
         with self.lock:
-            self.prefix.prepare(tokens)
+            reused = self.prefix.prepare(tokens)
             self._deadline = deadline
             try:
                 out = self.llm.create_completion(
@@ -207,7 +220,7 @@ class _Engine:
                 )
             except _PromptCut:
                 self.prefix.interrupted()
-                return "", len(tokens), 0, True, None
+                return Completion("", len(tokens), 0, True, None, reused)
             finally:
                 self._deadline = None
             self.prefix.finished(tokens)
@@ -217,7 +230,9 @@ class _Engine:
         usage = out["usage"]
         cut = deadline is not None and time.monotonic() >= deadline
         mean = entropy.mean if entropy is not None else None
-        return text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]), cut, mean
+        return Completion(
+            text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]), cut, mean, reused
+        )
 
     def _eval(self, tokens: Sequence[int]) -> None:
         """Llama.eval in ubatch-sized steps, stopping a long prompt at the deadline between steps."""
@@ -317,10 +332,12 @@ class _Deltas:
 class LocalModel:
     """A GGUF model run in-process by llama.cpp. ``LocalModel()`` is the embedded default model.
 
-    ``cache_bytes`` bounds the RAM kept for saved prompt states (0 turns the cache off; about 28 KiB a token
-    for the default model). ``n_gpu_layers`` offloads layers to a GPU (-1: all) when llama-cpp-python was built
-    with one (e.g. ``CMAKE_ARGS="-DGGML_CUDA=on"``); its default is ``$BUDGETGRAPH_GPU_LAYERS``, else 0. The
-    llama.cpp context is shared per (file, n_ctx): the first model to load it sets threads, layers and cache.
+    A reply's ``usage.cached_input_tokens`` counts the prompt tokens taken from the prefix cache (priced at
+    ``price.cached_input``, the input rate when that is unset). ``cache_bytes`` bounds the RAM kept for saved
+    prompt states (0 turns the cache off; about 28 KiB a token for the default model). ``n_gpu_layers``
+    offloads layers to a GPU (-1: all) when llama-cpp-python was built with one (e.g.
+    ``CMAKE_ARGS="-DGGML_CUDA=on"``); its default is ``$BUDGETGRAPH_GPU_LAYERS``, else 0. The llama.cpp
+    context is shared per (file, n_ctx): the first model to load it sets threads, layers and cache.
     """
 
     def __init__(
@@ -418,7 +435,7 @@ class LocalModel:
         if grammar is None and not offered and settings.get("json_schema"):
             grammar = answer_json_grammar(settings["json_schema"])
         # a grammar-bound reply is a tool call: nothing to stream
-        text, n_in, n_out, cut, entropy = engine.generate(
+        text, n_in, n_out, cut, entropy, reused = engine.generate(
             prompt, settings, grammar, None if forced else on_text, deadline
         )
         parsed = parse_tool_calls(text, names)
@@ -434,7 +451,7 @@ class LocalModel:
             self.stats.parse_failures += 1
             redo = dict(settings, max_tokens=max_tokens - n_out)
             grammar = tool_call_grammar(names, most)
-            text, _, extra, cut, entropy = engine.generate(prompt, redo, grammar, None, deadline)  # type: ignore[arg-type]
+            text, _, extra, cut, entropy, _ = engine.generate(prompt, redo, grammar, None, deadline)  # type: ignore[arg-type]
             n_out += extra
             parsed = parse_tool_calls(text, names)
             if not parsed.calls:
@@ -445,7 +462,7 @@ class LocalModel:
             finish = "timeout"  # the deadline stopped it: what it used so far is in the usage
         return ModelResponse(
             Message.assistant(parsed.text if parsed.calls else text.strip(), parsed.calls),
-            RequestUsage(input_tokens=n_in, output_tokens=n_out),
+            RequestUsage(input_tokens=n_in, output_tokens=n_out, cached_input_tokens=reused),
             self.name,
             finish,
             entropy,

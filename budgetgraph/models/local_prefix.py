@@ -55,8 +55,6 @@ class PrefixReuse:
         self.exact = 0  # of the live context
         self.saved: OrderedDict[tuple[int, ...], _Saved] = OrderedDict()
         self.loads = 0
-        self.reused = 0  # prompt tokens taken from the cache, over all calls
-        self.evaluated = 0  # prompt tokens evaluated, over all calls
 
     @property
     def saved_bytes(self) -> int:
@@ -82,8 +80,6 @@ class PrefixReuse:
             self.saved.move_to_end(best.tokens)
             self.loads += 1
         reuse = self._align(min(here, len(tokens) - 1))
-        self.reused += reuse
-        self.evaluated += len(tokens) - reuse
         llm.n_tokens = reuse  # Llama.generate reuses exactly this prefix and evaluates the rest
         return reuse
 
