@@ -428,9 +428,7 @@ class _BATS(AgentLoop):
         checklist = list(state.get("plan") or [])
         # only this attempt's failed look-ups count: a PIVOT marks the abandoned path's open steps failed
         failures = sum(1 for s in checklist[state.get("attempt_from", 0) :] if s["status"] == "failed")
-        if (
-            self.opts.rule == "fraction"
-        ):  # our earlier rule, kept to compare: failures over the whole checklist
+        if self.opts.rule == "fraction":  # our earlier rule, kept to compare: failures over all the checklist
             failures = sum(1 for s in checklist if s["status"] == "failed")
             verdict = apply_budget_rule(verdict, self._fraction_left(ledger), failures)
         else:
