@@ -52,7 +52,7 @@ async def episode(env: HotpotQAEnv, model: LocalModel, task: Task, layout: str, 
         time.perf_counter() - started,
         usage.cached_input_tokens,
         usage.input_tokens - usage.cached_input_tokens,
-        result.usage.total_tokens,
+        usage.total_tokens,
         result.answer or "",
         env.score(task, result)["em"],
     )
