@@ -219,7 +219,7 @@ def test_saved_prompt_states_are_bounded_by_all_they_hold():
         engine.llm.close()
 
 
-def test_gpu_layers_come_from_the_environment_and_a_bad_value_is_named(monkeypatch):
+def test_gpu_layers_and_threads_come_from_the_environment_and_a_bad_value_is_named(monkeypatch):
     from budgetgraph.errors import ConfigError
 
     monkeypatch.setenv("BUDGETGRAPH_GPU_LAYERS", "-1")
@@ -227,6 +227,12 @@ def test_gpu_layers_come_from_the_environment_and_a_bad_value_is_named(monkeypat
     assert LocalModel(n_gpu_layers=0).n_gpu_layers == 0
     monkeypatch.setenv("BUDGETGRAPH_GPU_LAYERS", "all")
     with pytest.raises(ConfigError, match="BUDGETGRAPH_GPU_LAYERS='all'"):
+        LocalModel()
+    monkeypatch.delenv("BUDGETGRAPH_GPU_LAYERS")
+    monkeypatch.setenv("BUDGETGRAPH_THREADS", "1")
+    assert LocalModel().n_threads == 1 and LocalModel(n_threads=2).n_threads == 2
+    monkeypatch.setenv("BUDGETGRAPH_THREADS", "0")
+    with pytest.raises(ConfigError, match="BUDGETGRAPH_THREADS='0' is not a positive integer"):
         LocalModel()
 
 

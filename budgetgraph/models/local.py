@@ -247,6 +247,21 @@ class _PromptCut(Exception):
     """The deadline passed while the prompt was still being evaluated."""
 
 
+def _threads() -> int | None:
+    raw = os.environ.get("BUDGETGRAPH_THREADS")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(
+            f"BUDGETGRAPH_THREADS={raw!r} is not a positive integer: give the CPU threads llama.cpp may use"
+        )
+    return value
+
+
 def _gpu_layers() -> int:
     raw = os.environ.get("BUDGETGRAPH_GPU_LAYERS", "0")
     try:
@@ -336,8 +351,10 @@ class LocalModel:
     ``price.cached_input``, the input rate when that is unset). ``cache_bytes`` bounds the RAM kept for saved
     prompt states (0 turns the cache off; about 28 KiB a token for the default model). ``n_gpu_layers``
     offloads layers to a GPU (-1: all) when llama-cpp-python was built with one (e.g.
-    ``CMAKE_ARGS="-DGGML_CUDA=on"``); its default is ``$BUDGETGRAPH_GPU_LAYERS``, else 0. The llama.cpp
-    context is shared per (file, n_ctx): the first model to load it sets threads, layers and cache.
+    ``CMAKE_ARGS="-DGGML_CUDA=on"``); its default is ``$BUDGETGRAPH_GPU_LAYERS``, else 0. ``n_threads``
+    defaults to ``$BUDGETGRAPH_THREADS``, else every CPU (llama.cpp's threads spin, so processes that share
+    the cores should split them). The llama.cpp context is shared per (file, n_ctx): the first model to
+    load it sets threads, layers and cache.
     """
 
     def __init__(
@@ -355,7 +372,7 @@ class LocalModel:
         if self._path is not None and not self._path.is_file():
             raise ConfigError(f"model file {self._path} does not exist; give the path of a .gguf file")
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        self.n_threads = _threads() if n_threads is None else n_threads
         self.cache_bytes = cache_bytes
         self.n_gpu_layers = _gpu_layers() if n_gpu_layers is None else n_gpu_layers
         self.name = name or (self._path.stem if self._path else "local")
