@@ -37,7 +37,7 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
         "4096",
     ]
     server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", *args, "--model_alias", "handbook-qwen"],
+        [sys.executable, "-m", "budgetgraph.models.llama_server", *args, "--model_alias", "handbook-qwen"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -50,7 +50,7 @@ def llama_server():
         [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "budgetgraph.models.llama_server",
             "--model",
             str(default_model_path()),
             "--host",

@@ -29,6 +29,7 @@ from .._extras import require
 from ..budget.prices import FREE, ModelPrice
 from ..errors import ConfigError, ModelError
 from .base import text_sink
+from .llama_load import cpu_safe_loading
 from .local_prefix import DEFAULT_UBATCH, PrefixReuse
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema, to_openai_tools
 from .toolparse import parse_tool_calls
@@ -138,17 +139,18 @@ class _Engine:
         jinja2_sandbox = require("jinja2.sandbox", "local")
         threads = n_threads or os.cpu_count() or 2
         try:
-            self.llm = llama_cpp.Llama(
-                str(path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=n_gpu_layers,
-                n_batch=512,
-                n_ubatch=DEFAULT_UBATCH,
-                verbose=False,
-                seed=0,
-            )
+            with cpu_safe_loading():
+                self.llm = llama_cpp.Llama(
+                    str(path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=n_gpu_layers,
+                    n_batch=512,
+                    n_ubatch=DEFAULT_UBATCH,
+                    verbose=False,
+                    seed=0,
+                )
         except Exception as exc:
             raise ConfigError(f"cannot load GGUF model {path}: {exc}") from exc
         self.prefix = PrefixReuse(self.llm, DEFAULT_UBATCH, cache_bytes)
