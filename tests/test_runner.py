@@ -94,6 +94,18 @@ def test_each_episode_records_its_source_and_a_resume_from_other_code_warns(tmp_
     assert [r["source"] for r in _episodes(out)] == [rev, rev, rev, rev]
 
 
+def test_every_episode_names_the_machine_it_ran_on(tmp_path, monkeypatch):
+    from budgetgraph.envs.runner import machine_tag
+
+    monkeypatch.setenv("BUDGETGRAPH_GPU_LAYERS", "-1")
+    tag = machine_tag()
+    assert tag.endswith("gpu layers -1") and "cores" in tag
+    out = tmp_path / "r.jsonl"
+    asyncio.run(run_eval(_spec(limit=2, budgets=("1",)), out, progress=False))
+    assert json.loads(out.read_text().splitlines()[0])["versions"]["machine"] == tag
+    assert {r["machine"] for r in _episodes(out)} == {tag}
+
+
 def test_resume_refuses_a_file_from_another_environment(tmp_path):
     out = tmp_path / "r.jsonl"
     out.write_text(json.dumps({"type": "header", "spec": {}, "env_info": {"env": "bfcl"}}) + "\n")

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import hashlib
 import json
+import os
 import platform
 import random
 import re
@@ -118,8 +119,27 @@ def source_revision() -> str | None:
     return rev.stdout.strip() + ("-dirty" if dirty.returncode == 1 else "")
 
 
+def machine_tag() -> str:
+    """The machine an episode ran on, as far as the embedded model's kernels tell machines apart (architecture,
+    cores, the vector extensions llama.cpp dispatches on, GPU offload), so a results file that spans machines
+    shows which episodes came from which."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    parts = [platform.machine() or "unknown", f"{os.cpu_count() or 0} cores"]
+    parts += [f for f in ("avx2", "avx512f", "amx_int8") if f in flags]
+    if gpu := os.environ.get("BUDGETGRAPH_GPU_LAYERS"):
+        parts.append(f"gpu layers {gpu}")
+    return " ".join(parts)
+
+
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+    out = {"python": platform.python_version(), "machine": machine_tag()}
     if (rev := source_revision()) is not None:
         out["source"] = rev
     for dist in ("budgetgraph", "langgraph", "llama-cpp-python", "openai"):
@@ -487,8 +507,9 @@ async def _sweep(
 
     def write(record: dict[str, Any]) -> None:
         nonlocal ran, errors
-        if "source" in header["versions"]:
-            record["source"] = header["versions"]["source"]
+        for key in ("source", "machine"):
+            if key in header["versions"]:
+                record[key] = header["versions"][key]
         results.append(record)
         advance()
         tally.add(record)
