@@ -230,7 +230,15 @@ def _cli(out: Path, *extra: str, model: str = "scripted:0.05") -> list[str]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killed_run_resumes_without_losing_or_duplicating(tmp_path, sig):
     out = tmp_path / "r.jsonl"
-    proc = subprocess.Popen(_cli(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a shell ignores it for commands it starts in the background
+    # (a CI job run with `&`), the child would inherit that, and Python then installs no Ctrl-C handler.
+    proc = subprocess.Popen(
+        _cli(out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or len(_episodes(out)) < 8):
         time.sleep(0.05)
