@@ -227,17 +227,17 @@ def _cli(out: Path, *extra: str, model: str = "scripted:0.05") -> list[str]:
     ]
 
 
+def _default_sigint() -> None:
+    """SIGINT back to its default in a child: a shell ignores it for the commands it starts in the background
+    (a CI job run with `&`), a child inherits that, and Python then installs no Ctrl-C handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killed_run_resumes_without_losing_or_duplicating(tmp_path, sig):
     out = tmp_path / "r.jsonl"
-    # SIGINT back to its default in the child: a shell ignores it for commands it starts in the background
-    # (a CI job run with `&`), the child would inherit that, and Python then installs no Ctrl-C handler.
     proc = subprocess.Popen(
-        _cli(out),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        _cli(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or len(_episodes(out)) < 8):
@@ -331,7 +331,11 @@ def test_a_second_run_on_the_same_results_file_is_refused(tmp_path):
     out = tmp_path / "r.jsonl"
     # the first run is slow (0.5 s a model call, 20 s or more in all) so it is still writing when the second starts
     first = subprocess.Popen(
-        _cli(out, model="scripted:0.5"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        _cli(out, model="scripted:0.5"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 60
