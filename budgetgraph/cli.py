@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +33,14 @@ def _error(message: object) -> typer.Exit:
     """Print an error (its text taken literally, never as rich markup) and give the exit to raise."""
     console.print(f"[red]error:[/] {escape(str(message))}")
     return typer.Exit(2)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM during a sweep (``kill``, ``timeout``): it stops as Ctrl-C does, resumable, with exit 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 @app.callback()
@@ -279,17 +288,24 @@ def eval_(
             epochs=epochs,
             temperature=temperature,
         )
-        summary = asyncio.run(
-            run_eval(spec, out, executor=executor, address=address, progress=progress, allow_changes=extend)
-        )
+        # a sweep run in the background has SIGINT ignored by its shell, so SIGTERM is how it is stopped
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            summary = asyncio.run(
+                run_eval(
+                    spec, out, executor=executor, address=address, progress=progress, allow_changes=extend
+                )
+            )
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     except BudgetgraphError as exc:
         raise _error(exc) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         console.print(
-            f"[yellow]interrupted[/]: finished episodes are in {escape(str(out))}; "
-            "rerun the same command to resume"
+            f"[yellow]{'terminated' if isinstance(exc, _Terminated) else 'interrupted'}[/]: finished episodes "
+            f"are in {escape(str(out))}; rerun the same command to resume"
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if isinstance(exc, _Terminated) else 130) from None
     console.print(
         f"{summary.ran} episodes run, {summary.skipped} already in {escape(str(summary.path))}, "
         f"{summary.errors} errors, {summary.seconds:.1f} s"

@@ -1,4 +1,4 @@
-"""The evaluation runner: a scripted sweep end to end, resume after SIGINT and SIGKILL, errors, report, Ray."""
+"""The evaluation runner: a scripted sweep end to end, resume after SIGINT, SIGTERM and SIGKILL, errors, report, Ray."""
 
 from __future__ import annotations
 
@@ -233,7 +233,9 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"]
+)
 def test_killed_run_resumes_without_losing_or_duplicating(tmp_path, sig):
     out = tmp_path / "r.jsonl"
     proc = subprocess.Popen(
@@ -247,7 +249,9 @@ def test_killed_run_resumes_without_losing_or_duplicating(tmp_path, sig):
     partial = len(_episodes(out))
     assert 8 <= partial < 60, "the kill must land part-way through the run"
     if sig == signal.SIGINT:
-        assert proc.returncode == 130 and "rerun the same command to resume" in err
+        assert proc.returncode == 130 and "interrupted" in err and "rerun the same command to resume" in err
+    elif sig == signal.SIGTERM:
+        assert proc.returncode == 143 and "terminated" in err and "rerun the same command to resume" in err
     else:
         assert proc.returncode == -signal.SIGKILL
     done = subprocess.run(_cli(out), capture_output=True, text=True, timeout=120)
