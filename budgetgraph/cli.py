@@ -238,6 +238,15 @@ def eval_(
             "--extend", help="Add to --out even though it was written with another configuration (named)."
         ),
     ] = False,
+    no_text: Annotated[
+        bool,
+        typer.Option(
+            "--no-text",
+            help="Write episodes without the task's text (no transcript, gold as a digest, long strings "
+            "digested), so a results file of data that may not be copied can be kept; it still resumes "
+            "and reports.",
+        ),
+    ] = False,
     tool_cache: Annotated[
         bool,
         typer.Option(
@@ -287,6 +296,7 @@ def eval_(
             concurrency=concurrency,
             epochs=epochs,
             temperature=temperature,
+            keep_text=not no_text,
         )
         # a sweep run in the background has SIGINT ignored by its shell, so SIGTERM is how it is stopped
         previous = signal.signal(signal.SIGTERM, _terminate)

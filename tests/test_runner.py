@@ -541,3 +541,27 @@ def test_the_report_counts_bats_verdicts_and_success_precision():
     cells = [c.strip() for c in row.split("│") if c.strip()]
     assert cells[3:] == ["3", "2 (2)", "2 (0)", "0 (2)", "rank 1, success 2", "1/2"]
     assert verdict_table([{"model": "m", "planner": "react", "budget": "5", "scores": {}}]) is None
+
+
+def test_a_sweep_without_text_keeps_no_passage_or_question_and_still_resumes_and_reports(tmp_path):
+    from budgetgraph.envs.results import strip_text
+
+    full, bare = tmp_path / "full.jsonl", tmp_path / "bare.jsonl"
+    asyncio.run(run_eval(_spec(limit=4), full, progress=False))
+    asyncio.run(run_eval(_spec(limit=4, keep_text=False), bare, progress=False))
+    items = [json.loads(line) for line in MINI.read_text().splitlines()]
+    texts = [i["question"] for i in items] + [s.strip() for i in items for _, ss in i["context"] for s in ss]
+    written = bare.read_text()
+    kept = [t for t in texts if len(t) > 20 and t in written]
+    assert kept == [], f"task text left in the stripped file: {kept[:3]}"
+    assert any(t in full.read_text() for t in texts)  # the check can fail: the full file has them
+    episodes = _episodes(bare)
+    assert len(episodes) == 16 and all("transcript" not in r and r["text_stripped"] for r in episodes)
+    assert all(r["gold"].startswith("sha256 ") for r in episodes)
+    cells = lambda rows: sorted((r.planner, r.budget, r.n, r.accuracy, r.tokens) for r in rows)  # noqa: E731
+    assert cells(summarize(episodes)) == cells(summarize(_episodes(full)))
+    again = asyncio.run(run_eval(_spec(limit=4, keep_text=False), bare, progress=False))
+    assert (again.ran, again.skipped) == (0, 16)
+    long = strip_text({"answer": "x" * 81, "details": {"v": ["SUCCESS", "y" * 200]}, "transcript": []})
+    assert long["answer"].startswith("[81 chars, sha256 ") and long["details"]["v"][0] == "SUCCESS"
+    assert "transcript" not in long

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -11,7 +12,7 @@ from typing import Any, TextIO
 
 from ..errors import ConfigError
 
-__all__ = ["ResultsFile", "episode_key"]
+__all__ = ["ResultsFile", "episode_key", "strip_text"]
 
 Key = tuple[str, str, str, str, int]
 
@@ -25,6 +26,37 @@ def episode_key(record: Mapping[str, Any]) -> Key:
         str(record["model"]),
         int(record.get("epoch") or 0),
     )
+
+
+SHORT_TEXT = 80
+"""The longest string ``strip_text`` keeps: answers, verdicts, stop reasons and tool names fit; passages do not."""
+
+
+def strip_text(record: Mapping[str, Any], keep: int = SHORT_TEXT) -> dict[str, Any]:
+    """An episode line without the task's text, so it can be kept where the data may not be copied.
+
+    The transcript is dropped; the gold becomes its digest; any other string over ``keep`` characters
+    becomes ``"[N chars, sha256 XXXX]"``. Scores, usage, limits, the timeline's numbers and verdicts stay,
+    so the file still resumes and reports.
+    """
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return value if len(value) <= keep else f"[{len(value)} chars, sha256 {digest(value)}]"
+        if isinstance(value, Mapping):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        return value
+
+    out = {k: walk(v) for k, v in record.items() if k != "transcript"}
+    if record.get("gold") is not None:
+        out["gold"] = f"sha256 {digest(json.dumps(record['gold'], sort_keys=True))}"
+    out["text_stripped"] = True
+    return out
 
 
 class ResultsFile:

@@ -27,7 +27,7 @@ from ..models.base import ChatModel, sampling
 from ..models.messages import ModelSettings
 from ..models.registry import infer_model
 from .base import Env, Task
-from .results import ResultsFile, episode_key
+from .results import ResultsFile, episode_key, strip_text
 
 __all__ = ["EvalSpec", "EvalSummary", "episode_record", "parse_budgets", "run_eval", "select_tasks"]
 
@@ -51,6 +51,8 @@ class EvalSpec:
     """Each (task, planner, budget) runs this many times, epoch e with model seed ``epoch_seed(e)``."""
     temperature: float | None = None
     """The sampling temperature of every model call (None: the agent's own, 0); epochs differ only above 0."""
+    keep_text: bool = True
+    """False: episodes are written without the task's text (``strip_text``), for data that may not be copied."""
 
     def epoch_seed(self, epoch: int) -> int | None:
         """The model seed of an epoch: None (the backend's) for a single-epoch sweep at the default settings."""
@@ -507,6 +509,8 @@ async def _sweep(
 
     def write(record: dict[str, Any]) -> None:
         nonlocal ran, errors
+        if not spec.keep_text:
+            record = strip_text(record)
         for key in ("source", "machine"):
             if key in header["versions"]:
                 record[key] = header["versions"][key]
