@@ -329,7 +329,12 @@ def eval_(
 
 @app.command()
 def report(
-    results: Annotated[Path, typer.Argument(help="A results JSONL written by 'budgetgraph eval'.")],
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Results JSONL files written by 'budgetgraph eval' on one environment; several are reported as one."
+        ),
+    ],
     plot: Annotated[
         Path | None, typer.Option(help="Write the cost-accuracy Pareto plot to this PNG.")
     ] = None,
@@ -358,26 +363,13 @@ def report(
         summarize,
         verdict_table,
     )
-    from .envs.report import paired as shared_tasks
-    from .envs.results import ResultsFile
 
-    if not results.exists():
-        raise _error(f"no results file at {results}")
-    try:
-        _, records = ResultsFile(results).read()
-    except BudgetgraphError as exc:
-        raise _error(exc) from None
-    if not records:
-        raise _error(f"{results} holds no finished episodes yet")
-    if paired:
-        records = shared_tasks(records)
-        if not records:
-            raise _error(f"no task is finished in every cell of {results}")
+    named = ", ".join(str(p) for p in results)
+    header, records = _load_results(results, paired)
     rows = summarize(records)
     if inspect_logs is not None:
         from .envs.inspect_log import write_inspect_logs
 
-        header, _ = ResultsFile(results).read()
         try:
             written = write_inspect_logs(header, records, inspect_logs)
         except BudgetgraphError as exc:
@@ -390,7 +382,7 @@ def report(
         return
     out = _out()
     if compare:
-        _print_comparison(out, records, compare, results)
+        _print_comparison(out, records, compare, named)
         return
     out.print(render_rows(rows, out.width))
     if not paired and len({r.n for r in rows}) > 1:
@@ -411,6 +403,28 @@ def report(
         _plot(out, rows, plot, x)
 
 
+def _load_results(results: list[Path], paired: bool) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The header and episodes of one or more results files; with ``paired``, only tasks every cell finished."""
+    from .envs.report import paired as shared_tasks
+    from .envs.results import read_results
+
+    for path in results:
+        if not path.exists():
+            raise _error(f"no results file at {path}")
+    named = ", ".join(str(p) for p in results)
+    try:
+        header, records = read_results(results)
+    except BudgetgraphError as exc:
+        raise _error(exc) from None
+    if not records:
+        raise _error(f"{named} holds no finished episodes yet")
+    if paired:
+        records = shared_tasks(records)
+        if not records:
+            raise _error(f"no task is finished in every cell of {named}")
+    return header, records
+
+
 def _plot(out: Console, rows: list[Any], plot: Path, x: str) -> None:
     from .envs.plot import plot_pareto
 
@@ -425,21 +439,6 @@ def _plot(out: Console, rows: list[Any], plot: Path, x: str) -> None:
     out.print(f"plot written to {escape(str(path))}")
 
 
-def _write_inspect(results: Path, records: list[dict[str, object]], folder: Path) -> None:
-    from .envs.inspect_log import write_inspect_logs
-    from .envs.results import ResultsFile
-
-    header, _ = ResultsFile(results).read()
-    try:
-        written = write_inspect_logs(header, records, folder)
-    except BudgetgraphError as exc:
-        raise _error(exc) from None
-    where = escape(str(folder))
-    console.print(
-        f"{len(written)} inspect logs written to {where} (open them with: inspect view --log-dir {where})"
-    )
-
-
 def _write_rows(data: list[dict[str, object]], as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
@@ -452,7 +451,7 @@ def _write_rows(data: list[dict[str, object]], as_json: bool) -> None:
     writer.writerows(data)
 
 
-def _print_comparison(out: Console, records: list[dict[str, object]], compare: str, results: Path) -> None:
+def _print_comparison(out: Console, records: list[dict[str, object]], compare: str, results: str) -> None:
     from .envs.report import compare as compare_cells
     from .envs.report import render_comparisons
 

@@ -151,3 +151,29 @@ def test_a_planner_label_with_options_is_printed_whole(sweep):
         console = Console(width=width, record=True)
         console.print(render_rows(summarize(records), width))
         assert "react[samples=3]" in console.export_text()
+
+
+def test_a_report_over_two_files_compares_sweeps_run_side_by_side(sweep, tmp_path):
+    lines = sweep.read_text().splitlines()
+    header = lines[0]
+    episodes = [json.loads(line) for line in lines[1:]]
+    react, tracker = tmp_path / "react.jsonl", tmp_path / "tracker.jsonl"
+    react.write_text("\n".join([header, *(json.dumps(e) for e in episodes if e["planner"] == "react")]) + "\n")
+    tracker.write_text(
+        "\n".join([header, *(json.dumps(e) for e in episodes if e["planner"] == "tracker")]) + "\n"
+    )
+    whole = json.loads(_report(sweep, "--json").stdout)
+    both = _report(react, tracker, "--json")
+    assert both.returncode == 0, both.stderr
+    assert json.loads(both.stdout) == whole
+    assert len(json.loads(_report(react, "--json").stdout)) == 2
+    compared = _report(react, tracker, "--compare", "react,tracker")
+    assert compared.returncode == 0 and "budget 1:" in compared.stdout, compared.stderr
+    other = json.loads(header)
+    other["env_info"] = {**other["env_info"], "data": "another.jsonl"}
+    alien = tmp_path / "alien.jsonl"
+    alien.write_text(json.dumps(other) + "\n" + lines[1] + "\n")
+    refused = _report(react, alien)
+    assert refused.returncode != 0 and "another environment or data" in refused.stderr
+    missing = _report(react, tmp_path / "none.jsonl")
+    assert missing.returncode != 0 and "no results file" in missing.stderr

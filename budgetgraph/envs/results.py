@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import ConfigError
 
-__all__ = ["ResultsFile", "episode_key", "strip_text"]
+__all__ = ["ResultsFile", "episode_key", "read_results", "strip_text"]
 
 Key = tuple[str, str, str, str, int]
 
@@ -142,3 +142,25 @@ class ResultsFile:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def read_results(paths: Sequence[str | Path]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The first file's header and the episodes of every file, for one report over sweeps run side by side.
+
+    The files must hold the same environment and data; an episode key found in two files is kept from the first.
+    """
+    header: dict[str, Any] | None = None
+    first: Path | None = None
+    episodes: dict[Key, dict[str, Any]] = {}
+    for path in paths:
+        own, records = ResultsFile(path).read()
+        if own is not None and header is not None and own.get("env_info") != header.get("env_info"):
+            raise ConfigError(
+                f"{path} holds another environment or data ({own.get('env_info')}) than {first} "
+                f"({header.get('env_info')}); report them separately"
+            )
+        if header is None and own is not None:
+            header, first = own, Path(path)
+        for record in records:
+            episodes.setdefault(episode_key(record), record)
+    return header, list(episodes.values())
