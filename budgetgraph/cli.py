@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -35,12 +37,33 @@ def _error(message: object) -> typer.Exit:
     return typer.Exit(2)
 
 
+_T = TypeVar("_T")
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM during a sweep (``kill``, ``timeout``): it stops as Ctrl-C does, resumable, with exit 143."""
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
+async def _until_terminated(work: Coroutine[Any, Any, _T]) -> _T:
+    """Await ``work``; SIGTERM cancels it from the event loop (never mid-``__del__``) and raises _Terminated."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    terminated = False
+
+    def stop() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if terminated:
+            raise _Terminated from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 @app.callback()
@@ -163,8 +186,6 @@ def run(
             model=model, tools=tools, budget=caps, planner=planner, prices=table, max_tokens=max_tokens
         )
         if stream and not as_json:
-            import asyncio
-
             result = asyncio.run(_live(agent, question))
         else:
             result = agent.run(question)
@@ -256,7 +277,6 @@ def eval_(
     ] = False,
 ) -> None:
     """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""
-    import asyncio
 
     from .envs.registry import DEFAULT_BUDGETS
     from .envs.report import render_rows, summarize
@@ -299,15 +319,13 @@ def eval_(
             keep_text=not no_text,
         )
         # a sweep run in the background has SIGINT ignored by its shell, so SIGTERM is how it is stopped
-        previous = signal.signal(signal.SIGTERM, _terminate)
-        try:
-            summary = asyncio.run(
+        summary = asyncio.run(
+            _until_terminated(
                 run_eval(
                     spec, out, executor=executor, address=address, progress=progress, allow_changes=extend
                 )
             )
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        )
     except BudgetgraphError as exc:
         raise _error(exc) from None
     except KeyboardInterrupt as exc:
