@@ -533,6 +533,9 @@ def sale_fit(
     planner: Annotated[
         str | None, typer.Option(help="Only these episodes of the single-agent sweeps (e.g. react).")
     ] = None,
+    budget: Annotated[
+        str | None, typer.Option(help="Only this budget's episodes of the single-agent sweeps (e.g. 3).")
+    ] = None,
 ) -> None:
     """Fit SALE's weights by the min-max MILP on a train split (needs the sale extra: scipy)."""
     from .envs.sale_fit import fit_from_results
@@ -541,7 +544,7 @@ def sale_fit(
         files = dict(_pair(item, "--alone") for item in alone)
         price = {k: float(v) for k, v in (_pair(p, "--prices") for p in prices.split(",") if p.strip())}
         weights, train, held = fit_from_results(
-            auctions, files, price, out, train_share=train_share, seed=seed, planner=planner
+            auctions, files, price, out, train_share=train_share, seed=seed, planner=planner, budget=budget
         )
     except (BudgetgraphError, ValueError, OSError) as exc:
         raise _error(exc) from None

@@ -152,37 +152,37 @@ def test_weights_are_fitted_from_a_sale_sweep_and_each_agents_own_sweep(tmp_path
     from budgetgraph.cli import app
     from budgetgraph.envs import EvalSpec, run_eval
 
-    def sweep(planner: str, out):
+    def sweep(planner: str, out, budgets=("3",)):
         spec = EvalSpec(
             env="hotpotqa",
             env_options={"data": str(MINI)},
             model="scripted",
             planners=(planner,),
-            budgets=("3",),
+            budgets=budgets,
             limit=6,
             concurrency=2,
         )
         asyncio.run(run_eval(spec, out, progress=False))
 
     sweep("sale[pool=scripted+scripted:0;pool_prices=0.05+0.36]", tmp_path / "sale.jsonl")
-    sweep("react", tmp_path / "a.jsonl")
+    sweep("react", tmp_path / "a.jsonl", ("1", "3"))  # two cells: the fit must be told which
     sweep("tracker", tmp_path / "b.jsonl")
     out = tmp_path / "w.json"
-    result = CliRunner().invoke(
-        app,
-        [
-            "sale-fit",
-            str(tmp_path / "sale.jsonl"),
-            "--alone",
-            f"scripted={tmp_path / 'a.jsonl'}",
-            "--alone",
-            f"scripted:0={tmp_path / 'b.jsonl'}",
-            "--prices",
-            "scripted=0.05,scripted:0=0.36",
-            "--out",
-            str(out),
-        ],
-    )
+    command = [
+        "sale-fit",
+        str(tmp_path / "sale.jsonl"),
+        "--alone",
+        f"scripted={tmp_path / 'a.jsonl'}",
+        "--alone",
+        f"scripted:0={tmp_path / 'b.jsonl'}",
+        "--prices",
+        "scripted=0.05,scripted:0=0.36",
+        "--out",
+        str(out),
+    ]
+    ambiguous = CliRunner().invoke(app, command)
+    assert ambiguous.exit_code != 0 and "--budget" in ambiguous.output and not out.exists()
+    result = CliRunner().invoke(app, [*command, "--budget", "3"])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert len(data["train_tasks"]) == 3 and len(data["held_out_tasks"]) == 3

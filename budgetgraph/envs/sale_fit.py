@@ -29,15 +29,22 @@ def training_tasks(
     *,
     cost_weight: float = 0.1,
     planner: str | None = None,
+    budget: str | None = None,
 ) -> dict[str, TrainingTask]:
     """Per task id: the auction's bids (from the ``details`` of ``sale`` episodes) and, for each agent of
     ``alone`` (agent name -> its results file), loss = 1 - correct + ``cost_weight`` x its tokens' cost
-    share (the dearest agent's tokens on the task = 1)."""
+    share (the dearest agent's tokens on the task = 1). ``planner`` and ``budget`` pick the single-agent
+    cell when a file holds several; a task with two episodes left for one agent is refused as ambiguous."""
     outcome: dict[str, dict[str, tuple[float, float]]] = {}
     for agent, path in alone.items():
         for r in _episodes(path):
-            if planner and r.get("planner") != planner:
+            if (planner and r.get("planner") != planner) or (budget and str(r.get("budget")) != budget):
                 continue
+            if agent in outcome.get(r["task_id"], {}):
+                raise ConfigError(
+                    f"{path} holds more than one episode of {r['task_id']} for {agent} (planners or budgets "
+                    "besides the one to fit on): pass --planner and --budget to pick the cell"
+                )
             tokens = float((r.get("usage") or {}).get("total_tokens", 0))
             outcome.setdefault(r["task_id"], {})[agent] = (float(r["scores"].get("correct", 0)), tokens)
     tasks: dict[str, TrainingTask] = {}
@@ -80,10 +87,11 @@ def fit_from_results(
     train_share: float = 0.5,
     seed: int = 0,
     planner: str | None = None,
+    budget: str | None = None,
 ) -> tuple[SaleWeights, list[str], list[str]]:
     """Fit on a seeded ``train_share`` of the tasks, write the weights as JSON (``sale[weights=FILE]`` reads
     it), and return them with the train and held-out task ids."""
-    tasks = training_tasks(auctions, alone, prices, planner=planner)
+    tasks = training_tasks(auctions, alone, prices, planner=planner, budget=budget)
     ids = sorted(tasks)
     random.Random(seed).shuffle(ids)
     cut = max(1, int(len(ids) * train_share))
