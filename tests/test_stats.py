@@ -158,7 +158,9 @@ def test_a_report_over_two_files_compares_sweeps_run_side_by_side(sweep, tmp_pat
     header = lines[0]
     episodes = [json.loads(line) for line in lines[1:]]
     react, tracker = tmp_path / "react.jsonl", tmp_path / "tracker.jsonl"
-    react.write_text("\n".join([header, *(json.dumps(e) for e in episodes if e["planner"] == "react")]) + "\n")
+    react.write_text(
+        "\n".join([header, *(json.dumps(e) for e in episodes if e["planner"] == "react")]) + "\n"
+    )
     tracker.write_text(
         "\n".join([header, *(json.dumps(e) for e in episodes if e["planner"] == "tracker")]) + "\n"
     )
