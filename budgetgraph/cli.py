@@ -37,6 +37,16 @@ def _error(message: object) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _shard(value: str | None) -> tuple[int, int] | None:
+    """``"2/3"`` -> ``(2, 3)``; the range is checked where the tasks are selected."""
+    if value is None:
+        return None
+    index, sep, count = value.partition("/")
+    if not sep or not index.strip().isdigit() or not count.strip().isdigit():
+        raise typer.BadParameter(f"--shard takes I/N, e.g. 1/2, not {value!r}")
+    return int(index), int(count)
+
+
 _T = TypeVar("_T")
 
 
@@ -268,6 +278,13 @@ def eval_(
             "and reports.",
         ),
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="I/N: run only the I-th of N interleaved slices of the selected tasks (one process or "
+            "machine per slice, each with its own --out; report reads the files together)."
+        ),
+    ] = None,
     tool_cache: Annotated[
         bool,
         typer.Option(
@@ -317,6 +334,7 @@ def eval_(
             epochs=epochs,
             temperature=temperature,
             keep_text=not no_text,
+            shard=_shard(shard),
         )
         # a sweep run in the background has SIGINT ignored by its shell, so SIGTERM is how it is stopped
         summary = asyncio.run(

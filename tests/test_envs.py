@@ -127,6 +127,19 @@ def test_select_tasks_is_seeded_and_rejects_duplicate_ids():
         select_tasks([*tasks, Task("3", "again", ["a"])], None, None)
 
 
+def test_shards_partition_the_selected_tasks_in_order():
+    from budgetgraph.envs import Task
+
+    tasks = [Task(str(i), f"q{i}", ["a"]) for i in range(30)]
+    whole = [t.id for t in select_tasks(tasks, 10, 7)]
+    shards = [[t.id for t in select_tasks(tasks, 10, 7, (i, 3))] for i in (1, 2, 3)]
+    assert [len(s) for s in shards] == [4, 3, 3] and sorted(sum(shards, [])) == sorted(whole)
+    assert shards[0] == whole[0::3] and shards[2] == whole[2::3]
+    for bad in ((0, 3), (4, 3), (1, 0)):
+        with pytest.raises(ConfigError, match="e.g. --shard 1/2"):
+            select_tasks(tasks, 10, 7, bad)
+
+
 # -- hotpotqa --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hotpot_env(tmp_path_factory) -> HotpotQAEnv:

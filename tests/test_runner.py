@@ -76,6 +76,36 @@ def test_scripted_sweep_writes_every_cell_once_and_resumes(tmp_path):
     )
 
 
+def test_a_sweep_split_in_shards_runs_each_task_once_and_reads_back_whole(tmp_path):
+    from budgetgraph.envs.results import read_results
+
+    whole = tmp_path / "whole.jsonl"
+    asyncio.run(run_eval(_spec(budgets=("1",)), whole, progress=False))
+    parts = [tmp_path / f"part{i}.jsonl" for i in (1, 2)]
+    for i, part in enumerate(parts, 1):
+        summary = asyncio.run(run_eval(_spec(budgets=("1",), shard=(i, 2)), part, progress=False))
+        assert (summary.total, summary.ran) == (6, 6)  # 3 of the 6 tasks x 2 planners
+    ids = [{r["task_id"] for r in _episodes(p)} for p in parts]
+    assert not ids[0] & ids[1] and ids[0] | ids[1] == {r["task_id"] for r in _episodes(whole)}
+    _, together = read_results(parts)
+
+    def cells(records):
+        return sorted((r["task_id"], r["planner"], r["answer"], r["scores"]["correct"]) for r in records)
+
+    assert cells(together) == cells(_episodes(whole))
+
+
+def test_the_shard_option_runs_its_slice_and_rejects_a_malformed_value(tmp_path):
+    out = tmp_path / "s.jsonl"
+    ran = subprocess.run([*_cli(out, "--shard", "2/3", model="scripted")], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    whole = [t.id for t in HotpotQAEnv(MINI).tasks()][:15]
+    assert {r["task_id"] for r in _episodes(out)} == set(whole[1::3])
+    for bad in ("2", "x/3", "4/3"):
+        refused = subprocess.run([*_cli(tmp_path / "b.jsonl", "--shard", bad)], capture_output=True, text=True)
+        assert refused.returncode != 0 and "1/2" in refused.stderr + refused.stdout, bad
+
+
 def test_each_episode_records_its_source_and_a_resume_from_other_code_warns(tmp_path):
     from budgetgraph.envs.runner import source_revision
 

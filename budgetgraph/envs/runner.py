@@ -53,6 +53,9 @@ class EvalSpec:
     """The sampling temperature of every model call (None: the agent's own, 0); epochs differ only above 0."""
     keep_text: bool = True
     """False: episodes are written without the task's text (``strip_text``), for data that may not be copied."""
+    shard: tuple[int, int] | None = None
+    """``(i, n)``: run only every n-th selected task from the i-th (1-based), so that one sweep can be split
+    over processes or machines, each into its own file (``report`` reads them together)."""
 
     def epoch_seed(self, epoch: int) -> int | None:
         """The model seed of an epoch: None (the backend's) for a single-epoch sweep at the default settings."""
@@ -91,8 +94,11 @@ def parse_budgets(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def select_tasks(tasks: Sequence[Task], limit: int | None, seed: int | None) -> list[Task]:
-    """The first ``limit`` tasks, or a seeded random sample of them when ``seed`` is set."""
+def select_tasks(
+    tasks: Sequence[Task], limit: int | None, seed: int | None, shard: tuple[int, int] | None = None
+) -> list[Task]:
+    """The first ``limit`` tasks, or a seeded random sample of them when ``seed`` is set; with ``shard``
+    ``(i, n)``, the i-th of n interleaved slices of that selection."""
     ids = [t.id for t in tasks]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
@@ -100,7 +106,15 @@ def select_tasks(tasks: Sequence[Task], limit: int | None, seed: int | None) -> 
     chosen = list(tasks)
     if seed is not None:
         chosen = random.Random(seed).sample(chosen, len(chosen))
-    return chosen[:limit] if limit is not None else chosen
+    chosen = chosen[:limit] if limit is not None else chosen
+    if shard is None:
+        return chosen
+    index, count = shard
+    if count < 1 or not 1 <= index <= count:
+        raise ConfigError(
+            f"shard {index}/{count} is not one of 1/{count} .. {count}/{count}; e.g. --shard 1/2"
+        )
+    return chosen[index - 1 :: count]
 
 
 def source_revision() -> str | None:
@@ -434,7 +448,7 @@ async def run_eval(
     env = env_factory()
     for planner in spec.planners:
         env.check_planner(planner)
-    tasks = select_tasks(env.tasks(), spec.limit, spec.seed)
+    tasks = select_tasks(env.tasks(), spec.limit, spec.seed, spec.shard)
     for budget in spec.budgets:
         if tasks:
             env.budget_for(tasks[0], budget)  # a malformed budget fails before anything runs
