@@ -102,7 +102,9 @@ def test_the_shard_option_runs_its_slice_and_rejects_a_malformed_value(tmp_path)
     whole = [t.id for t in HotpotQAEnv(MINI).tasks()][:15]
     assert {r["task_id"] for r in _episodes(out)} == set(whole[1::3])
     for bad in ("2", "x/3", "4/3"):
-        refused = subprocess.run([*_cli(tmp_path / "b.jsonl", "--shard", bad)], capture_output=True, text=True)
+        refused = subprocess.run(
+            [*_cli(tmp_path / "b.jsonl", "--shard", bad)], capture_output=True, text=True
+        )
         assert refused.returncode != 0 and "1/2" in refused.stderr + refused.stdout, bad
 
 
