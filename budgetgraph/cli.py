@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -570,6 +570,86 @@ def sale_fit(
         f"fitted on {len(train)} tasks ({len(held)} held out): entropy {weights.entropy:.3f}, jury "
         f"{escape(json.dumps({k: round(v, 3) for k, v in weights.jury.items()}))}; wrote {escape(str(out))}"
     )
+
+
+@app.command("consistency-replay")
+def consistency_replay(
+    results: Annotated[
+        Path, typer.Argument(help="Results of a 'majority[samples=N]' sweep (its samples' answers).")
+    ],
+    planner: Annotated[
+        str | None, typer.Option(help="The sampling planner to replay, if the file holds several.")
+    ] = None,
+    threshold: Annotated[
+        list[float] | None,
+        typer.Option(help="Stopping threshold (repeat for several; default 0.95, the paper's)."),
+    ] = None,
+    rule: Annotated[
+        str, typer.Option(help="adaptive (Beta for <= 2 answers, Dirichlet above) | beta | dirichlet.")
+    ] = ("adaptive"),
+    live: Annotated[
+        Path | None,
+        typer.Option(
+            help="Results of a live 'consistency[samples=N]' sweep: check the replay against it per task."
+        ),
+    ] = None,
+) -> None:
+    """Replay Adaptive-Consistency over a fixed-N majority sweep: the samples it would draw and its pass@1."""
+    from .envs.consistency_replay import replay_file
+    from .envs.results import read_results
+    from .envs.stats import compare_paired
+    from .planners.consistency import StopRule
+
+    if rule not in ("adaptive", "beta", "dirichlet"):
+        raise _error(f"--rule must be adaptive, beta or dirichlet, not {rule!r}")
+    try:
+        label, by_threshold = replay_file(
+            str(results),
+            planner,
+            rule=cast("StopRule", rule),
+            thresholds=tuple(threshold or (0.95,)),
+        )
+        live_rows = read_results([live])[1] if live else []
+    except (BudgetgraphError, ValueError, OSError) as exc:
+        raise _error(exc) from None
+    table = Table(title=f"Adaptive-Consistency replayed over {escape(label)} (a replay, not a run)")
+    for column in ("threshold", "tasks", "samples (of drawn)", "pass@1", "majority pass@1", "AC - majority"):
+        table.add_column(column)
+    for t, rows in by_threshold.items():
+        n = len(rows)
+        used = sum(r.samples for r in rows) / max(n, 1)
+        drawn = sum(r.drawn for r in rows) / max(n, 1)
+        ac = {r.task_id: r.correct for r in rows}
+        fixed = {r.task_id: r.majority_correct for r in rows}
+        c = compare_paired(fixed, ac, ("majority", "AC"))
+        table.add_row(
+            f"{t:g}",
+            str(n),
+            f"{used:.2f} ({drawn:.2f})",
+            f"{sum(ac.values()):.0f}/{n}",
+            f"{sum(fixed.values()):.0f}/{n}",
+            f"{c.difference:+.3f} [{c.low:+.3f}, {c.high:+.3f}] p={c.p_value:.2f}" if n else "-",
+        )
+    _out().print(table)
+    rows = next(iter(by_threshold.values()))
+    rescored = sum(r.majority_rescored != r.majority_correct for r in rows)
+    _out().print(
+        f"majority re-scored from the answer alone differs from its recorded score on {rescored} of {len(rows)}"
+    )
+    if live:
+        by_task = {r.task_id: r for r in rows}
+        shared = [
+            r for r in live_rows if r.get("task_id") in by_task and (r.get("details") or {}).get("answers")
+        ]
+        same_n = sum((r["details"].get("samples") == by_task[r["task_id"]].samples) for r in shared)
+        same_c = sum(
+            float((r.get("scores") or {}).get("correct", 0.0)) == by_task[r["task_id"]].correct
+            for r in shared
+        )
+        _out().print(
+            f"against the live run ({escape(str(live))}), {len(shared)} shared tasks: the same number of samples "
+            f"on {same_n}, the same pass/fail on {same_c}"
+        )
 
 
 def _pair(item: str, option: str) -> tuple[str, str]:

@@ -154,3 +154,82 @@ def test_pass_at_n_scores_every_sampled_answer() -> None:
     wrong = _replace(result, details={**result.details, "answers": ["Lyon", "Rome"]})
     assert _pass_at_n(_Env(), None, wrong) == {"pass_at_n": 0.0}
     assert _pass_at_n(_Env(), None, _replace(result, details={})) == {}
+
+
+class _Letters:
+    """An environment stand-in for the replay: tasks by id, answers grouped as text, "a" correct."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        from budgetgraph.envs import Task
+
+        self._tasks = [Task(i, f"q{i}", "a") for i in ids]
+
+    def tasks(self):
+        return self._tasks
+
+    def answer_key(self, task):
+        return None
+
+    def score(self, task, result):
+        return {"correct": float(result.answer == "a")}
+
+
+def test_the_replay_stops_where_consistency_would_and_votes_on_that_prefix() -> None:
+    from budgetgraph.envs.consistency_replay import replay_consistency
+
+    def record(task_id: str, answers: list[str], correct: float) -> dict:
+        usage = {"input_tokens": 800, "output_tokens": 100}
+        return {
+            "task_id": task_id,
+            "details": {"answers": answers},
+            "scores": {"correct": correct},
+            "usage": usage,
+        }
+
+    records = [
+        record("late", ["a", "a", "b", "a", "a", "a", "a", "a"], 1.0),  # Beta(6, 1) first reaches 0.95 at 7
+        record("early", ["b"] * 4 + ["a"] * 5, 1.0),  # settled on b after 4; all 9 vote a
+        record("split", ["a", "b"] * 4, 1.0),  # never settles: all 8, the tie to the first seen
+        {"task_id": "plain", "scores": {"correct": 1.0}},  # not a sampling episode: skipped
+    ]
+    rows = {r.task_id: r for r in replay_consistency(records, _Letters(["late", "early", "split", "plain"]))}
+    assert set(rows) == {"late", "early", "split"}
+    assert (rows["late"].samples, rows["late"].correct, rows["late"].tokens) == (7, 1.0, 900 * 7 / 8)
+    assert (rows["early"].samples, rows["early"].correct, rows["early"].majority_rescored) == (4, 0.0, 1.0)
+    assert (rows["split"].samples, rows["split"].drawn, rows["split"].correct) == (8, 8, 1.0)
+    looser = replay_consistency(records[:1], _Letters(["late"]), threshold=0.9)
+    assert looser[0].samples == 6  # Beta(5, 1) = 0.9375
+    with pytest.raises(ConfigError, match="not in this environment's data"):
+        replay_consistency(records[:1], _Letters(["other"]))
+
+
+def test_the_replay_of_a_majority_sweep_matches_a_live_consistency_sweep(tmp_path) -> None:
+    import asyncio
+
+    from conftest import MINI
+    from typer.testing import CliRunner
+
+    from budgetgraph.cli import app
+    from budgetgraph.envs import EvalSpec, run_eval
+
+    def sweep(planner: str, out) -> None:
+        spec = EvalSpec(
+            env="hotpotqa",
+            env_options={"data": str(MINI)},
+            model="scripted",
+            planners=(planner,),
+            budgets=("6",),  # the samples share the run's caps: 6 of each tool pay for 6 samples
+            limit=4,
+        )
+        asyncio.run(run_eval(spec, out, progress=False))
+
+    sweep("majority[samples=6]", tmp_path / "m.jsonl")
+    sweep("consistency[samples=6]", tmp_path / "c.jsonl")
+    result = CliRunner().invoke(
+        app, ["consistency-replay", str(tmp_path / "m.jsonl"), "--live", str(tmp_path / "c.jsonl")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "4.00 (6.00)" in result.output  # the scripted policy answers alike: settled after 4 of 6
+    assert "4 shared tasks: the same number of samples on 4, the same pass/fail on 4" in result.output
+    wrong = CliRunner().invoke(app, ["consistency-replay", str(tmp_path / "m.jsonl"), "--planner", "react"])
+    assert wrong.exit_code != 0 and "no sampling episodes" in wrong.output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,10 @@ class Env(ABC):
         return {"env": self.name}
 
     def category(self, task: Task) -> str | None:
+        return None
+
+    def answer_key(self, task: Task) -> Callable[[str | None], Hashable] | None:
+        """How answers to ``task`` are grouped for a vote (None: as text); coding groups code by behaviour."""
         return None
 
     def zero_scores(self) -> dict[str, float]:

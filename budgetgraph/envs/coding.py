@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +220,7 @@ class CodingEnv(Env):
             "max_tokens": self._max_tokens,
             "answer_max_tokens": self._max_tokens,
             "answer_style": "code",
-            "answer_key": lambda answer: behaviour(self.sandbox, self._rows[task.id], answer),
+            "answer_key": self.answer_key(task),
             **self.agent_options,
             **label_options,
         }
@@ -233,6 +233,11 @@ class CodingEnv(Env):
 
     async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
         return await self.agent(task, model, planner, budget).arun(self.question(task))
+
+    def answer_key(self, task: Task) -> Callable[[str | None], Hashable]:
+        """Code is grouped by what it does on the visible examples, not by its text."""
+        row = self._rows[task.id]
+        return lambda answer: behaviour(self.sandbox, row, answer)
 
     def candidate(self, task: Task, result: RunResult) -> tuple[str | None, bool]:
         """The code scored: from the answer, else the last code sent to ``run_tests`` (flagged True)."""
