@@ -47,6 +47,25 @@ def _shard(value: str | None) -> tuple[int, int] | None:
     return int(index), int(count)
 
 
+def _only(value: str | None) -> tuple[str, ...] | None:
+    """``"a,b"`` or ``@FILE`` (a JSON list of ids, or sale-fit's weights file: its held-out tasks)."""
+    if value is None:
+        return None
+    if not value.startswith("@"):
+        ids = [v.strip() for v in value.split(",") if v.strip()]
+    else:
+        try:
+            data = json.loads(Path(value[1:]).read_text())
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"--only {value}: cannot read a JSON file of task ids: {exc}") from None
+        ids = data.get("held_out_tasks") if isinstance(data, dict) else data
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise typer.BadParameter(f"--only {value}: expected a JSON list of task ids or 'held_out_tasks'")
+    if not ids:
+        raise typer.BadParameter("--only names no task ids")
+    return tuple(ids)
+
+
 _T = TypeVar("_T")
 
 
@@ -285,6 +304,13 @@ def eval_(
             "machine per slice, each with its own --out; report reads the files together)."
         ),
     ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated task ids, or @FILE (a JSON list, or an object with 'held_out_tasks' as "
+            "sale-fit writes): run only these of the selection."
+        ),
+    ] = None,
     tool_cache: Annotated[
         bool,
         typer.Option(
@@ -335,6 +361,7 @@ def eval_(
             temperature=temperature,
             keep_text=not no_text,
             shard=_shard(shard),
+            only=_only(only),
         )
         # a sweep run in the background has SIGINT ignored by its shell, so SIGTERM is how it is stopped
         summary = asyncio.run(

@@ -140,6 +140,19 @@ def test_shards_partition_the_selected_tasks_in_order():
             select_tasks(tasks, 10, 7, bad)
 
 
+def test_only_keeps_the_named_tasks_of_the_selection_and_refuses_others():
+    from budgetgraph.envs import Task
+
+    tasks = [Task(str(i), f"q{i}", ["a"]) for i in range(30)]
+    whole = [t.id for t in select_tasks(tasks, 10, 7)]
+    picked = [whole[5], whole[1], whole[8]]
+    assert [t.id for t in select_tasks(tasks, 10, 7, only=picked)] == [whole[1], whole[5], whole[8]]
+    assert [t.id for t in select_tasks(tasks, 10, 7, (2, 2), picked)] == [whole[5]]
+    outside = next(t.id for t in tasks if t.id not in whole)
+    with pytest.raises(ConfigError, match="not in the selection"):
+        select_tasks(tasks, 10, 7, only=[whole[0], outside])
+
+
 # -- hotpotqa --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hotpot_env(tmp_path_factory) -> HotpotQAEnv:

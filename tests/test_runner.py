@@ -108,6 +108,19 @@ def test_the_shard_option_runs_its_slice_and_rejects_a_malformed_value(tmp_path)
         assert refused.returncode != 0 and "1/2" in refused.stderr + refused.stdout, bad
 
 
+def test_only_runs_the_ids_of_a_held_out_file(tmp_path):
+    ids = [t.id for t in HotpotQAEnv(MINI).tasks()][:15]
+    held = tmp_path / "w.json"
+    held.write_text(json.dumps({"held_out_tasks": [ids[3], ids[9]]}))
+    out = tmp_path / "o.jsonl"
+    ran = subprocess.run(_cli(out, "--only", f"@{held}", model="scripted"), capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert {r["task_id"] for r in _episodes(out)} == {ids[3], ids[9]}
+    for bad in (f"@{tmp_path / 'none.json'}", "nope"):
+        refused = subprocess.run(_cli(tmp_path / "b.jsonl", "--only", bad), capture_output=True, text=True)
+        assert refused.returncode != 0 and "--only" in refused.stderr + refused.stdout, bad
+
+
 def test_each_episode_records_its_source_and_a_resume_from_other_code_warns(tmp_path):
     from budgetgraph.envs.runner import source_revision
 

@@ -56,6 +56,8 @@ class EvalSpec:
     shard: tuple[int, int] | None = None
     """``(i, n)``: run only every n-th selected task from the i-th (1-based), so that one sweep can be split
     over processes or machines, each into its own file (``report`` reads them together)."""
+    only: tuple[str, ...] | None = None
+    """Task ids: run only these of the selection (e.g. the held-out tasks of a fit), in the selection's order."""
 
     def epoch_seed(self, epoch: int) -> int | None:
         """The model seed of an epoch: None (the backend's) for a single-epoch sweep at the default settings."""
@@ -95,10 +97,14 @@ def parse_budgets(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def select_tasks(
-    tasks: Sequence[Task], limit: int | None, seed: int | None, shard: tuple[int, int] | None = None
+    tasks: Sequence[Task],
+    limit: int | None,
+    seed: int | None,
+    shard: tuple[int, int] | None = None,
+    only: Sequence[str] | None = None,
 ) -> list[Task]:
-    """The first ``limit`` tasks, or a seeded random sample of them when ``seed`` is set; with ``shard``
-    ``(i, n)``, the i-th of n interleaved slices of that selection."""
+    """The first ``limit`` tasks, or a seeded random sample of them when ``seed`` is set; with ``only``, just
+    those ids of that selection; with ``shard`` ``(i, n)``, the i-th of n interleaved slices of the rest."""
     ids = [t.id for t in tasks]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
@@ -107,6 +113,14 @@ def select_tasks(
     if seed is not None:
         chosen = random.Random(seed).sample(chosen, len(chosen))
     chosen = chosen[:limit] if limit is not None else chosen
+    if only is not None:
+        missing = sorted(set(only) - {t.id for t in chosen})
+        if missing:
+            raise ConfigError(
+                f"--only names {len(missing)} task(s) not in the selection ({', '.join(missing[:5])}): check the "
+                "ids, and give the --limit and --seed the ids were chosen from"
+            )
+        chosen = [t for t in chosen if t.id in set(only)]
     if shard is None:
         return chosen
     index, count = shard
@@ -448,7 +462,7 @@ async def run_eval(
     env = env_factory()
     for planner in spec.planners:
         env.check_planner(planner)
-    tasks = select_tasks(env.tasks(), spec.limit, spec.seed, spec.shard)
+    tasks = select_tasks(env.tasks(), spec.limit, spec.seed, spec.shard, spec.only)
     for budget in spec.budgets:
         if tasks:
             env.budget_for(tasks[0], budget)  # a malformed budget fails before anything runs
