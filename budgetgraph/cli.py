@@ -52,7 +52,7 @@ def _only(value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     if not value.startswith("@"):
-        ids = [v.strip() for v in value.split(",") if v.strip()]
+        ids: Any = [v.strip() for v in value.split(",") if v.strip()]
     else:
         try:
             data = json.loads(Path(value[1:]).read_text())
