@@ -114,13 +114,14 @@ def select_tasks(
         chosen = random.Random(seed).sample(chosen, len(chosen))
     chosen = chosen[:limit] if limit is not None else chosen
     if only is not None:
-        missing = sorted(set(only) - {t.id for t in chosen})
+        wanted = set(only)
+        missing = sorted(wanted - {t.id for t in chosen})
         if missing:
             raise ConfigError(
                 f"--only names {len(missing)} task(s) not in the selection ({', '.join(missing[:5])}): check the "
                 "ids, and give the --limit and --seed the ids were chosen from"
             )
-        chosen = [t for t in chosen if t.id in set(only)]
+        chosen = [t for t in chosen if t.id in wanted]
     if shard is None:
         return chosen
     index, count = shard
