@@ -613,7 +613,7 @@ def consistency_replay(
     ] = None,
     rule: Annotated[
         str, typer.Option(help="adaptive (Beta for <= 2 answers, Dirichlet above) | beta | dirichlet.")
-    ] = ("adaptive"),
+    ] = "adaptive",
     live: Annotated[
         Path | None,
         typer.Option(
@@ -625,16 +625,21 @@ def consistency_replay(
     from .envs.consistency_replay import replay_file
     from .envs.results import read_results
     from .envs.stats import compare_paired
-    from .planners.consistency import StopRule
+    from .planners.consistency import THRESHOLD, StopRule
 
     if rule not in ("adaptive", "beta", "dirichlet"):
         raise _error(f"--rule must be adaptive, beta or dirichlet, not {rule!r}")
+    thresholds = tuple(threshold or (THRESHOLD,))
+    if live and THRESHOLD not in thresholds:
+        raise _error(
+            f"--live compares at {THRESHOLD} (the consistency planner's threshold): add --threshold {THRESHOLD}"
+        )
     try:
         label, by_threshold = replay_file(
             str(results),
             planner,
             rule=cast("StopRule", rule),
-            thresholds=tuple(threshold or (0.95,)),
+            thresholds=thresholds,
         )
         live_rows = read_results([live])[1] if live else []
     except (BudgetgraphError, ValueError, OSError) as exc:
@@ -664,7 +669,7 @@ def consistency_replay(
         f"majority re-scored from the answer alone differs from its recorded score on {rescored} of {len(rows)}"
     )
     if live:
-        by_task = {r.task_id: r for r in rows}
+        by_task = {r.task_id: r for r in by_threshold[THRESHOLD]}
         shared = [
             r for r in live_rows if r.get("task_id") in by_task and (r.get("details") or {}).get("answers")
         ]

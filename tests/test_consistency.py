@@ -231,5 +231,8 @@ def test_the_replay_of_a_majority_sweep_matches_a_live_consistency_sweep(tmp_pat
     assert result.exit_code == 0, result.output
     assert "4.00 (6.00)" in result.output  # the scripted policy answers alike: settled after 4 of 6
     assert "4 shared tasks: the same number of samples on 4, the same pass/fail on 4" in result.output
+    cmd = ["consistency-replay", str(tmp_path / "m.jsonl"), "--live", str(tmp_path / "c.jsonl")]
+    looser = CliRunner().invoke(app, [*cmd, "--threshold", "0.9"])
+    assert looser.exit_code != 0 and "add --threshold 0.95" in looser.output
     wrong = CliRunner().invoke(app, ["consistency-replay", str(tmp_path / "m.jsonl"), "--planner", "react"])
     assert wrong.exit_code != 0 and "no sampling episodes" in wrong.output
