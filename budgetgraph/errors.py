@@ -10,6 +10,7 @@ BudgetgraphError
 │   └── DeadlineExceeded the seconds cap cut a call short (what it used is charged)
 ├── BudgetStoreError     a budget store could not be read or written (the call is not made)
 ├── Overrun              a backend reported more than was reserved: the truth is committed, the run stops
+│   └── BadUsage         a backend's usage report cannot be true (negative, NaN, missing): charged at the bound
 ├── ModelError           a model backend failed after its retries (names the backend and what to check)
 └── ToolCallError        a tool call was malformed, raised or timed out (shown to the model, never fatal)
     └── ToolRejected     the tool refused the call before doing any work: it is refunded, not charged
@@ -24,6 +25,7 @@ __all__ = [
     "BudgetExceeded",
     "BudgetStoreError",
     "BudgetExhausted",
+    "BadUsage",
     "BudgetgraphError",
     "ConfigError",
     "DeadlineExceeded",
@@ -122,6 +124,22 @@ class Overrun(BudgetgraphError):
         self.resource = resource
         self.reserved = reserved
         self.reported = reported
+
+
+class BadUsage(Overrun):
+    """A backend's usage report cannot be true (a negative, NaN, missing or absurd count). The call is charged
+    what it reserved (its bound), and the run stops with stop reason ``overrun``."""
+
+    def __init__(self, fault: str, reserved: Any, model: str = "") -> None:
+        where = f" from {model}" if model else ""
+        BudgetgraphError.__init__(
+            self,
+            f"invalid usage report{where}: {fault}; the call is charged its reservation ({reserved}) and the "
+            "run stops (check the server's usage reporting; a proxy may be rewriting it)",
+        )
+        self.resource = "usage"
+        self.reserved = reserved
+        self.reported = fault
 
 
 class ModelError(BudgetgraphError):

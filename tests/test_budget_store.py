@@ -120,14 +120,28 @@ def test_reserve_commit_release_and_refusal(kind, target):
     assert account.available("total_tokens") == 50
 
 
-def test_an_expired_lease_frees_its_room_and_a_late_commit_is_still_recorded(kind, target):
+def test_an_expired_lease_becomes_spend_and_a_late_commit_replaces_it_with_the_truth(kind, target):
+    """A reservation whose lease expires may belong to a call that ran (its commit failed, its process
+    died): it lapses into spend, never back into room; a late commit then records what the call used."""
     account = open_store(kind, target).account(fresh_key("u"), "tokens=100", lease_s=0.3)
     forgotten = account.try_reserve({"total_tokens": 80})
     assert isinstance(account.try_reserve({"total_tokens": 80}), AccountExceeded)
     time.sleep(0.45)
-    assert account.available("total_tokens") == 100
-    assert account.commit(forgotten, {"total_tokens": 30}) is False  # late: recorded, and said so
+    assert account.available("total_tokens") == 20
+    assert account.usage().spent["total_tokens"] == 80 and account.usage().reserved == {}
+    assert isinstance(account.try_reserve({"total_tokens": 30}), AccountExceeded)
+    assert account.commit(forgotten, {"total_tokens": 30}) is False  # late: the truth replaces the bound
     assert account.usage().spent["total_tokens"] == 30
+    assert account.available("total_tokens") == 70
+
+
+def test_a_late_release_of_a_lapsed_reservation_gives_its_room_back(kind, target):
+    account = open_store(kind, target).account(fresh_key("u"), "tokens=100", lease_s=0.3)
+    never_ran = account.try_reserve({"total_tokens": 60})
+    time.sleep(0.45)
+    assert account.available("total_tokens") == 40
+    account.release(never_ran)  # the call did not run after all
+    assert account.available("total_tokens") == 100
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -195,7 +195,7 @@ def test_prices_are_exact_or_declared_never_a_prefix():
 @pytest.mark.parametrize("bad", [-3, "nan", float("inf"), "x"])
 def test_bad_tool_prices_are_errors(bad):
     with pytest.raises(ConfigError, match="price"):
-        tool(price=bad)(lambda q: q)
+        tool(name="echo", price=bad)(lambda q: q)
     with pytest.raises(ConfigError, match="price"):
         PriceTable(tools={"search": bad})
 

@@ -410,6 +410,7 @@ class Agent:
             "answer": None,
             "stop": None,
             "inflight": [],
+            "account": None if run.ledger.account is None else run.ledger.account.describe(),
         }
         return state, self._config(tid), run
 
@@ -459,6 +460,7 @@ class Agent:
         snapshot = await self.graph.aget_state(config)
         if not snapshot.values:
             raise ConfigError(f"no checkpoint for thread {thread_id!r}")
+        account = _resumed_account(thread_id, snapshot.values.get("account"), account)
         run = self.config.new_run(Ledger.from_snapshot(snapshot.values.get("ledger") or {}, account=account))
         run.id = snapshot.values.get("run_id") or run.id
         pending = bool(snapshot.interrupts) if hasattr(snapshot, "interrupts") else False
@@ -605,6 +607,21 @@ def _events_of(
                 BudgetUpdate(ledger=update["ledger"], regime=ledger.regime(), resources=ledger.status())
             )
     return events
+
+
+def _resumed_account(thread_id: str, saved: Any, given: Account | None) -> Account | None:
+    """The account a resumed run spends from: the one its checkpoint names (rebuilt when not passed again);
+    a different key is refused, so that a resume can never leave or swap its account."""
+    if not saved:
+        return given
+    if given is None:
+        return Account.from_description(saved)
+    if given.key != saved.get("key") or given.window != saved.get("window"):
+        raise ConfigError(
+            f"thread {thread_id!r} was started with the account {saved.get('key')!r} ({saved.get('window')}); "
+            f"it cannot resume on {given.key!r} ({given.window}): pass the same account, or none"
+        )
+    return given
 
 
 def _pending(interrupts: Any) -> tuple[ToolCall, ...]:

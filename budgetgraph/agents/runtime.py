@@ -16,6 +16,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from .._redact import redact
 from ..budget.ledger import Ledger
 from ..errors import ConfigError
 from ..meter import MeteredRun
@@ -82,7 +83,7 @@ def emit(runtime: Runtime[Any] | None, event: Any) -> None:
 
 def stop(kind: str, resource: str = "", message: str = "") -> StopInfo:
     """Why a run ended; a tool's cap is named by the tool (``search``, not ``tool:search``)."""
-    return {"kind": kind, "resource": resource.removeprefix("tool:"), "message": message}
+    return {"kind": kind, "resource": resource.removeprefix("tool:"), "message": redact(message)}
 
 
 def user_messages(state: Any) -> list[Message]:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .._redact import redact
 from ..errors import AccountExceeded, BudgetExceeded, BudgetgraphError
 from ..models.messages import Message, ToolCall
 from .events import AgentEvent, FinalAnswer
@@ -84,7 +85,7 @@ def sse_message(event_name: str, data: Mapping[str, Any]) -> str:
 
 def error_data(exc: BaseException) -> dict[str, Any]:
     """What an ``error`` event says: the kind, the message, and for a budget refusal which cap refused."""
-    data: dict[str, Any] = {"type": "error", "kind": type(exc).__name__, "message": str(exc)}
+    data: dict[str, Any] = {"type": "error", "kind": type(exc).__name__, "message": redact(str(exc))}
     if isinstance(exc, BudgetExceeded):
         data.update(resource=exc.resource, remaining=_plain(exc.remaining), limit=_plain(exc.limit))
     if isinstance(exc, AccountExceeded):

@@ -37,3 +37,6 @@ class AgentState(TypedDict, total=False):
     details: dict[str, Any]
     """What a planner reports about its run (Adaptive-Consistency: samples drawn, votes, why it stopped)."""
     refused: list[str]
+    account: dict[str, Any] | None
+    """The budget store account the run spends from (store, key, window, caps; never a secret): a resume
+    rebuilds it, or is refused, so that no resumed call escapes the account."""

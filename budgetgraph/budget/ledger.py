@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from .limits import TOOL_PREFIX, Amount, Budget, tool_key
 if TYPE_CHECKING:
     from .store import Account, Grant
 
-__all__ = ["Ledger", "Regime", "Reservation", "Usage", "regime_of"]
+__all__ = ["Ledger", "Regime", "Reservation", "Usage", "check_amounts", "regime_of"]
 
 Regime = Literal["HIGH", "MEDIUM", "LOW", "CRITICAL"]
 _ids = itertools.count(1)
@@ -40,6 +41,19 @@ def regime_of(fraction: float | None) -> Regime:
     if fraction >= 0.1:
         return "LOW"
     return "CRITICAL"
+
+
+def check_amounts(amounts: Mapping[str, Any], what: str) -> None:
+    """Amounts given to a ledger or a store: finite numbers >= 0 under known keys. Anything else is a bug in
+    the caller (outside figures are checked where they enter), so it raises instead of loosening a cap."""
+    for key, amount in amounts.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{what}: resource keys are non-empty strings, got {key!r}")
+        if isinstance(amount, bool) or not isinstance(amount, int | float | Decimal):
+            raise ValueError(f"{what}: {key} must be a number, got {amount!r}")
+        finite = amount.is_finite() if isinstance(amount, Decimal) else math.isfinite(amount)
+        if not finite or amount < 0:
+            raise ValueError(f"{what}: {key} must be a finite number >= 0, got {amount!r}")
 
 
 def _zero(key: str) -> Any:
@@ -178,10 +192,12 @@ class Ledger:
                 own = up
         return self._account_bound(key, own)
 
-    def _account_bound(self, key: str, own: Any) -> Any:
+    def _account_bound(self, key: str, own: Any, keep: Any = None) -> Any:
         if self.account is None or not self.account.caps(key):
             return own
         left = self.account.available(key)
+        if left is not None and keep:
+            left = max(left - keep, _zero(key))
         return left if own is None or (left is not None and left < own) else own
 
     def available(self, key: str, *, use_hold: bool = False) -> Any:
@@ -198,7 +214,7 @@ class Ledger:
             up = self.parent.available(key, use_hold=False)
             if up is not None and (own is None or up < own):
                 own = up
-        return self._account_bound(key, own)
+        return self._account_bound(key, own, None if use_hold else self._hold.get(key))
 
     def caps(self, key: str) -> bool:
         """Whether this ledger or one of its parents caps ``key``."""
@@ -303,7 +319,11 @@ class Ledger:
     def set_hold(self, amounts: Mapping[str, Amount]) -> None:
         """Set the standing reserve (only reservations with ``use_hold=True`` may dip into it)."""
         with self._lock:
-            self._hold = {k: v for k, v in amounts.items() if k in self._limits}
+            self._hold = {
+                k: v
+                for k, v in amounts.items()
+                if k in self._limits or (self.account is not None and self.account.caps(k))
+            }
 
     @property
     def hold(self) -> Mapping[str, Amount]:
@@ -328,13 +348,14 @@ class Ledger:
     ) -> Reservation | BudgetExceeded:
         """Reserve atomically, or return the refusal (which resource, requested, remaining). With an account,
         the store takes its part too; a store refusal undoes the local reservation."""
+        check_amounts(amounts, "Ledger.try_reserve")
         local = self._try_reserve_local(amounts, role=role, use_hold=use_hold)
         if isinstance(local, BudgetExceeded):
             self._note("refused", amounts, role, None, resource=local.resource)
             return local
         if self.account is not None:
             try:
-                grant = self.account.try_reserve(amounts)
+                grant = self.account.try_reserve(amounts, keep=None if use_hold else self._hold)
             except BaseException:
                 self.refund(local)
                 raise
@@ -378,6 +399,7 @@ class Ledger:
         ``actual`` may hold keys that were not reserved (e.g. ``cached_input_tokens``); they are recorded.
         """
         used = reservation.amounts if actual is None else actual
+        check_amounts(used, "Ledger.commit")
         with self._lock:
             self._release(reservation)
             for key, amount in used.items():
@@ -395,8 +417,9 @@ class Ledger:
         if self.account is not None and reservation.grant is not None:
             if not self.account.commit(reservation.grant, used):
                 _log.warning(
-                    "account %r: a call committed after its %.0f s lease had expired; its spend is recorded, "
-                    "but others may have reserved that room meanwhile (raise lease_s above your longest call)",
+                    "account %r: a call committed after its %.0f s lease had expired; the account had counted "
+                    "its reservation as spent meanwhile, and now counts what it used (raise lease_s above your "
+                    "longest call)",
                     self.account.key,
                     self.account.lease_s,
                 )

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["Amount", "Budget", "RESOURCES", "tool_key"]
+__all__ = ["Amount", "Budget", "NAME_GRAMMAR", "RESOURCES", "check_name", "closest", "safe_name", "tool_key"]
 
 Amount = int | float | Decimal
 """A quantity of one resource: int for counts and tokens, Decimal for dollars, float for seconds."""
@@ -48,11 +48,54 @@ _ALIASES = {
     "turns": "turns",
 }
 _FIELD_OF = {"tool_calls": "total_tool_calls"}
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+NAME_GRAMMAR = "[A-Za-z_][A-Za-z0-9_-]{0,63}"
+"""The one grammar of tool names and budget keys: a letter or ``_``, then up to 63 letters, digits, ``_`` or
+``-`` (ASCII). Every model API accepts it, and no store encoding or budget string can be forged with it."""
+_NAME = re.compile(rf"^{NAME_GRAMMAR}$")
+_COUNT = re.compile(r"^[0-9]+$")
+_DECIMAL = re.compile(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+
+
+def check_name(name: object, what: str = "tool name") -> str:
+    """``name`` if it fits :data:`NAME_GRAMMAR`, else a :class:`ConfigError` that says what to change."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        hint = f"; {safe_name(name)!r} would do" if isinstance(name, str) and name else ""
+        raise ConfigError(
+            f"{what} {name!r} is not allowed: use a letter or '_' followed by up to 63 letters, digits, '_' "
+            f"or '-' (ASCII){hint}"
+        )
+    return name
+
+
+def safe_name(name: str) -> str:
+    """``name`` made to fit the grammar: every other character becomes ``_``, cut to 64 characters."""
+    out = re.sub(r"[^A-Za-z0-9_-]", "_", name.encode("ascii", "replace").decode())
+    if not out or not (out[0].isalpha() or out[0] == "_"):
+        out = "_" + out
+    return out[:64]
+
+
+def closest(name: str, names: Iterable[str]) -> str:
+    """``' (did you mean 'x'?)'`` for the nearest of ``names``, or ``''`` when none is near."""
+    import difflib
+
+    pool = list(names)
+    near = difflib.get_close_matches(name, pool, n=1, cutoff=0.5)
+    if not near:  # "search" for "web_search", "fetch" for "fetch_page"
+        near = [p for p in pool if name.lower() in p.lower() or p.lower() in name.lower()][:1]
+    return f" (did you mean {near[0]!r}?)" if near else ""
 
 
 def _number(part: str, raw: str, key: str | None) -> Any:
     """One budget value: Decimal dollars, float seconds, else a whole number; finite and not negative."""
+    if raw.startswith("-") and (_DECIMAL if key in ("usd", "seconds") else _COUNT).match(raw[1:]):
+        raise ConfigError(f"budget item {part!r}: a cap cannot be negative")
+    if not (_DECIMAL if key in ("usd", "seconds") else _COUNT).match(raw):
+        kind = "a finite number" if key in ("usd", "seconds") else "a whole number"
+        raise ConfigError(
+            f"budget item {part!r}: {raw!r} is not {kind} (ASCII digits only, no sign or spaces, e.g. "
+            f"'{part.partition('=')[0].strip()}=5')"
+        )
     try:
         if key == "usd":
             value: Any = Decimal(raw)
@@ -103,6 +146,7 @@ class Budget:
     def __post_init__(self) -> None:
         caps = dict(self.tool_calls)
         for name, cap in caps.items():
+            check_name(name, "budget: tool cap")
             if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
                 raise ConfigError(
                     f"budget: tool cap for {name!r} must be a non-negative whole number, got {cap!r}"
@@ -167,14 +211,19 @@ class Budget:
                 uniform = int(part)
                 continue
             name, sep, raw = part.partition("=")
-            name, raw = name.strip(), raw.strip().lstrip("$")
+            raw = raw[1:] if raw.startswith("$") else raw
             if not sep or not name or not raw or not _NAME.match(name):
                 raise ConfigError(
                     f"cannot parse budget item {part!r} in {text!r}: expected NAME=NUMBER pairs separated by "
-                    f"commas, e.g. 'search=5,open=5,usd=0.02'. Global names: {', '.join(sorted(_ALIASES))}; "
-                    "any other name is a tool's call cap"
+                    f"commas, e.g. 'search=5,open=5,usd=0.02' (no spaces around '='). Global names: "
+                    f"{', '.join(sorted(_ALIASES))}; any other name is a tool's call cap"
                 )
             key = _ALIASES.get(name.lower())
+            if key is None and named and name not in named:
+                raise ConfigError(
+                    f"budget {text!r}: {name!r} is neither a tool of this agent nor a global resource"
+                    f"{closest(name, [*named, *_ALIASES])}; its tools: {', '.join(named)}"
+                )
             slot = key or f"tool:{name}"
             if slot in seen:
                 raise ConfigError(

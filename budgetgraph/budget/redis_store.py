@@ -10,29 +10,49 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._extras import require
+from .._redact import redact, redact_url
 from ..errors import BudgetStoreError
 from .store import BudgetStore
 
 __all__ = ["RedisBudgetStore"]
 
-# KEYS: spent, reserved, held (id -> "res=units;..."), leases (zset id -> deadline ms)
-_PURGE = """
+# KEYS: spent, reserved, held (id -> JSON {resource: "units"}), leases (zset id -> deadline ms), lapsed (id ->
+# the JSON of a reservation whose lease expired: counted as spent, replaced by the truth if it is committed late).
+# Amounts are kept as JSON strings, never parsed from delimiter-joined text: a name cannot forge an amount.
+_HELPERS = """
+local function amounts(enc)
+  local ok, t = pcall(cjson.decode, enc)
+  if ok and type(t) == 'table' then return t end
+  return {}
+end
+"""
+_PURGE = (
+    _HELPERS
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
   local enc = redis.call('HGET', KEYS[3], id)
   if enc then
-    for res, amt in string.gmatch(enc, '([^=;]+)=(%d+)') do
-      redis.call('HINCRBY', KEYS[2], res, -tonumber(amt))
+    for res, amt in pairs(amounts(enc)) do
+      redis.call('HINCRBY', KEYS[2], res, '-' .. amt)
+      redis.call('HINCRBY', KEYS[1], res, amt)
     end
     redis.call('HDEL', KEYS[3], id)
+    redis.call('HSET', KEYS[5], id, enc)
+    local keep = redis.call('TTL', KEYS[4])
+    if keep > 0 then
+      redis.call('EXPIRE', KEYS[1], keep)
+      redis.call('EXPIRE', KEYS[5], keep)
+    end
   end
   redis.call('ZREM', KEYS[4], id)
 end
 """
+)
 _EXPIRE = """
 local ttl = tonumber(ARGV[2])
-if ttl > 0 then for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end end
+if ttl > 0 then for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end end
 """
 _RESERVE = (
     _PURGE
@@ -50,10 +70,10 @@ for i = 0, n - 1 do
   local res, amt = ARGV[5 + 3 * i], ARGV[6 + 3 * i]
   if tonumber(amt) > 0 then
     redis.call('HINCRBY', KEYS[2], res, amt)
-    parts[#parts + 1] = res .. '=' .. amt
+    parts[res] = amt
   end
 end
-redis.call('HSET', KEYS[3], ARGV[1], table.concat(parts, ';'))
+redis.call('HSET', KEYS[3], ARGV[1], next(parts) and cjson.encode(parts) or '{}')
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[1])
 """
     + _EXPIRE
@@ -64,11 +84,19 @@ local enc = redis.call('HGET', KEYS[3], ARGV[1])
 local live = 0
 if enc then
   live = 1
-  for res, amt in string.gmatch(enc, '([^=;]+)=(%d+)') do
-    redis.call('HINCRBY', KEYS[2], res, -tonumber(amt))
+  for res, amt in pairs(amounts(enc)) do
+    redis.call('HINCRBY', KEYS[2], res, '-' .. amt)
   end
   redis.call('HDEL', KEYS[3], ARGV[1])
   redis.call('ZREM', KEYS[4], ARGV[1])
+else
+  local lapsed = redis.call('HGET', KEYS[5], ARGV[1])
+  if lapsed then
+    for res, amt in pairs(amounts(lapsed)) do
+      redis.call('HINCRBY', KEYS[1], res, '-' .. amt)
+    end
+    redis.call('HDEL', KEYS[5], ARGV[1])
+  end
 end
 """
 _COMMIT = (
@@ -82,7 +110,7 @@ end
     + _EXPIRE
     + "return live\n"
 )
-_RELEASE = _DROP + "return live\n"
+_RELEASE = _PURGE + _DROP + "return live\n"
 _TOTALS = _PURGE + "return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}\n"
 
 
@@ -93,7 +121,9 @@ class RedisBudgetStore(BudgetStore):
         self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "budgetgraph", client: Any = None
     ):
         redis = require("redis", "redis")
-        self.url = url
+        self.url = redact_url(url)
+        """The store's URL as errors and reprs show it: a password in it is masked."""
+        self._secret = self.url != url
         self.prefix = prefix
         self._redis = client if client is not None else redis.Redis.from_url(url, socket_timeout=10)
         self._scripts = {
@@ -109,15 +139,16 @@ class RedisBudgetStore(BudgetStore):
 
     def _keys(self, key: str, bucket: str) -> list[str]:
         tag = f"{self.prefix}:{{{key}|{bucket}}}"
-        return [f"{tag}:spent", f"{tag}:reserved", f"{tag}:held", f"{tag}:leases"]
+        return [f"{tag}:spent", f"{tag}:reserved", f"{tag}:held", f"{tag}:leases", f"{tag}:lapsed"]
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
             return self._scripts[name](keys=keys, args=args)
         except self._error as exc:
             raise BudgetStoreError(
-                f"budget store {self.url}: {exc}; the call was not made (is the Redis server up and reachable?)"
-            ) from exc
+                f"budget store {self.url}: {redact(str(exc))}; the call was not made (is the Redis server up "
+                "and reachable?)"
+            ) from None
 
     def _reserve(
         self,
@@ -155,6 +186,14 @@ class RedisBudgetStore(BudgetStore):
 
     def close(self) -> None:
         self._redis.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "url": self.url,
+            "prefix": self.prefix,
+            "secret": self._secret,
+        }
 
     def __repr__(self) -> str:
         return f"RedisBudgetStore({self.url!r}, prefix={self.prefix!r})"

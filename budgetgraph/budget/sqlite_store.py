@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import BudgetStoreError
 from .store import BudgetStore
@@ -30,7 +30,12 @@ CREATE TABLE IF NOT EXISTS held (
     amount INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (id, resource)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS held_by_key ON held (key, bucket, expires);
+CREATE TABLE IF NOT EXISTS lapsed (
+    id TEXT NOT NULL, key TEXT NOT NULL, bucket TEXT NOT NULL, resource TEXT NOT NULL,
+    amount INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (id, resource)
+) WITHOUT ROWID;
 """
+_KEEP_LAPSED = 86400.0 * 3  # how long a lapsed reservation waits for a late commit (then only its spend stays)
 _MARK = ""  # a grant that holds nothing still gets a row, so a late commit can be told from an early one
 
 
@@ -73,15 +78,61 @@ class SQLiteBudgetStore(BudgetStore):
                     "write lock longer than the timeout, or the file is not a budget store)"
                 ) from exc
 
-    def _purge(self, db: sqlite3.Connection, key: str, bucket: str) -> None:
-        db.execute(
-            "DELETE FROM held WHERE key = ? AND bucket = ? AND expires <= ?", (key, bucket, self._clock())
+    def _purge(self, db: sqlite3.Connection, key: str, bucket: str, ttl_s: float | None) -> None:
+        """Reservations whose lease expired lapse: their call may have run, so they become spend (kept in
+        ``lapsed`` so that a late commit replaces them with the truth, and a late release takes them back)."""
+        now = self._clock()
+        rows = db.execute(
+            "SELECT id, resource, amount, expires FROM held WHERE key = ? AND bucket = ? AND expires <= ?",
+            (key, bucket, now),
+        ).fetchall()
+        if not rows:
+            return
+        self._add_spent(db, key, bucket, [(r, a) for _, r, a, _ in rows if r != _MARK], ttl_s)
+        db.executemany(
+            "INSERT OR REPLACE INTO lapsed VALUES (?, ?, ?, ?, ?, ?)",
+            [(rid, key, bucket, r, a, exp + _KEEP_LAPSED) for rid, r, a, exp in rows],
         )
+        db.execute("DELETE FROM held WHERE key = ? AND bucket = ? AND expires <= ?", (key, bucket, now))
+
+    def _add_spent(
+        self, db: sqlite3.Connection, key: str, bucket: str, rows: list[tuple[str, int]], ttl_s: float | None
+    ) -> None:
+        expires = None if ttl_s is None else self._clock() + ttl_s
+        db.executemany(
+            "INSERT INTO spent VALUES (?, ?, ?, ?, ?) ON CONFLICT (key, bucket, resource) "
+            "DO UPDATE SET amount = amount + excluded.amount, expires = COALESCE(excluded.expires, expires)",
+            [(key, bucket, r, a, expires) for r, a in rows if a],
+        )
+
+    def _drop(self, db: sqlite3.Connection, key: str, bucket: str, rid: str) -> bool:
+        """Settle reservation ``rid``: True when its lease was live. A lapsed one's spend is taken back (the
+        caller records what the call really used, if it ran)."""
+        now = self._clock()
+        live = db.execute(
+            "SELECT 1 FROM held WHERE id = ? AND resource = ? AND expires > ?", (rid, _MARK, now)
+        ).fetchone()
+        if db.execute("DELETE FROM held WHERE id = ?", (rid,)).rowcount == 0:  # lapsed and purged
+            lapsed = db.execute(
+                "SELECT resource, amount FROM lapsed WHERE id = ? AND resource != ?", (rid, _MARK)
+            ).fetchall()
+            db.executemany(
+                "UPDATE spent SET amount = amount - ? WHERE key = ? AND bucket = ? AND resource = ?",
+                [(a, key, bucket, r) for r, a in lapsed],
+            )
+            db.execute("DELETE FROM lapsed WHERE id = ?", (rid,))
+        return live is not None
 
     def _sums(self, db: sqlite3.Connection, key: str, bucket: str) -> tuple[dict[str, int], dict[str, int]]:
         spent = dict(
             db.execute("SELECT resource, amount FROM spent WHERE key = ? AND bucket = ?", (key, bucket))
         )
+        for resource, amount in db.execute(  # lapsed but not yet purged: spend all the same
+            "SELECT resource, SUM(amount) FROM held WHERE key = ? AND bucket = ? AND resource != ? "
+            "AND expires <= ? GROUP BY resource",
+            (key, bucket, _MARK, self._clock()),
+        ):
+            spent[resource] = spent.get(resource, 0) + amount
         reserved = dict(
             db.execute(
                 "SELECT resource, SUM(amount) FROM held WHERE key = ? AND bucket = ? AND resource != ? "
@@ -102,7 +153,7 @@ class SQLiteBudgetStore(BudgetStore):
         ttl_s: float | None,
     ) -> tuple[str, int] | None:
         def body(db: sqlite3.Connection) -> tuple[str, int] | None:
-            self._purge(db, key, bucket)
+            self._purge(db, key, bucket, ttl_s)
             spent, reserved = self._sums(db, key, bucket)
             for resource, amount in amounts.items():
                 limit = limits.get(resource)
@@ -123,23 +174,14 @@ class SQLiteBudgetStore(BudgetStore):
         self, key: str, bucket: str, rid: str, actual: Mapping[str, int], ttl_s: float | None
     ) -> bool:
         def body(db: sqlite3.Connection) -> bool:
-            live = db.execute(
-                "SELECT 1 FROM held WHERE id = ? AND resource = ? AND expires > ?",
-                (rid, _MARK, self._clock()),
-            ).fetchone()
-            db.execute("DELETE FROM held WHERE id = ?", (rid,))
-            expires = None if ttl_s is None else self._clock() + ttl_s
-            db.executemany(
-                "INSERT INTO spent VALUES (?, ?, ?, ?, ?) ON CONFLICT (key, bucket, resource) "
-                "DO UPDATE SET amount = amount + excluded.amount, expires = excluded.expires",
-                [(key, bucket, r, a, expires) for r, a in actual.items() if a],
-            )
-            return live is not None
+            live = self._drop(db, key, bucket, rid)
+            self._add_spent(db, key, bucket, list(actual.items()), ttl_s)
+            return live
 
         return self._tx(body)
 
     def _release(self, key: str, bucket: str, rid: str) -> None:
-        self._tx(lambda db: db.execute("DELETE FROM held WHERE id = ?", (rid,)))
+        self._tx(lambda db: self._drop(db, key, bucket, rid))
 
     def _totals(self, key: str, bucket: str) -> tuple[dict[str, int], dict[str, int]]:
         return self._tx(lambda db: self._sums(db, key, bucket), write=False)
@@ -150,13 +192,17 @@ class SQLiteBudgetStore(BudgetStore):
         return self._tx(
             lambda db: (
                 db.execute("DELETE FROM spent WHERE expires IS NOT NULL AND expires <= ?", (now,)).rowcount
-                + db.execute("DELETE FROM held WHERE expires <= ?", (now,)).rowcount
+                + db.execute("DELETE FROM lapsed WHERE expires <= ?", (now,)).rowcount
+                + db.execute("DELETE FROM held WHERE expires <= ?", (now - _KEEP_LAPSED,)).rowcount
             )
         )
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "path": str(self.path.resolve())}
 
     def __repr__(self) -> str:
         return f"SQLiteBudgetStore({str(self.path)!r})"

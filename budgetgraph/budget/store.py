@@ -3,13 +3,15 @@
 
 A run's ledger reserves through its :class:`Account` exactly as it reserves through a parent ledger: the
 store checks and takes the reservation atomically, so any number of processes sharing a key never overshoot
-it, and a reservation that is never committed (its process died) expires after its lease.
+it, and a reservation that is never committed (its process died) lapses after its lease: it becomes spend,
+since its call may have run.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal
 
 from ..errors import AccountExceeded, ConfigError
-from .limits import Amount, Budget
+from .limits import RESOURCES, TOOL_PREFIX, Amount, Budget, check_name
 
 __all__ = [
     "WINDOWS",
@@ -34,6 +36,27 @@ Window = Literal["minute", "hour", "day", "month", "total"]
 WINDOWS: tuple[Window, ...] = ("minute", "hour", "day", "month", "total")
 USD_UNIT = Decimal("0.000000001")
 """Stores count dollars in whole nano-dollars, rounded up: a store's figure is never below the truth."""
+MAX_UNITS = 2**53 - 1
+"""The largest figure a store keeps exactly (Redis's scripts count in doubles): caps and amounts above it
+are refused."""
+_KEYS = frozenset(RESOURCES) | {"cached_input_tokens"}
+
+
+def check_units(units: Mapping[str, int], what: str) -> None:
+    """Whole store units under valid keys, from 0 to :data:`MAX_UNITS`; anything else is a caller's bug."""
+    for key, amount in units.items():
+        check_resource(key)
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_UNITS:
+            raise ValueError(f"{what}: {key} must be a whole number of units from 0 to {MAX_UNITS}, got {amount!r}")
+
+
+def check_resource(key: object) -> str:
+    """A store's resource key: a global resource, or ``tool:NAME`` with NAME in the one name grammar."""
+    if isinstance(key, str) and (key in _KEYS or key.startswith(TOOL_PREFIX)):
+        if key.startswith(TOOL_PREFIX):
+            check_name(key[len(TOOL_PREFIX) :], "budget store: tool name")
+        return key
+    raise ValueError(f"budget store: {key!r} is not a resource key (a global resource or tool:NAME)")
 
 
 def window_bucket(window: Window, now: datetime | None = None) -> tuple[str, float | None]:
@@ -64,10 +87,20 @@ def window_bucket(window: Window, now: datetime | None = None) -> tuple[str, flo
 
 
 def to_units(key: str, amount: Amount) -> int:
-    """A ledger amount in the store's whole units (nano-dollars for ``usd``, rounded up)."""
+    """A ledger amount in the store's whole units (nano-dollars for ``usd``, rounded up); a negative,
+    NaN, infinite or too large amount raises ``ValueError`` (a caller's bug, never a loosened cap)."""
+    if isinstance(amount, bool) or not isinstance(amount, int | float | Decimal):
+        raise ValueError(f"budget store: {key} must be a number, got {amount!r}")
+    value = Decimal(str(amount))
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"budget store: {key} must be a finite number >= 0, got {amount!r}")
     if key == "usd":
-        return int(Decimal(str(amount)).quantize(USD_UNIT, rounding=ROUND_CEILING) / USD_UNIT)
-    return int(math.ceil(amount))
+        units = int(value.quantize(USD_UNIT, rounding=ROUND_CEILING) / USD_UNIT)
+    else:
+        units = int(math.ceil(value))
+    if units > MAX_UNITS:
+        raise ValueError(f"budget store: {key} = {amount!r} is above what a store keeps exactly ({MAX_UNITS} units)")
+    return units
 
 
 def from_units(key: str, units: int) -> Amount:
@@ -119,7 +152,8 @@ class AccountUsage:
 
 
 class BudgetStore(ABC):
-    """Where accounts' spend lives. Implementations make each operation one atomic step."""
+    """Where accounts' spend lives. Implementations make each operation one atomic step. A reservation whose
+    lease expires before it is committed or released *lapses*: its call may have run, so it becomes spend."""
 
     @abstractmethod
     def _reserve(
@@ -138,11 +172,12 @@ class BudgetStore(ABC):
     def _commit(
         self, key: str, bucket: str, rid: str, actual: Mapping[str, int], ttl_s: float | None
     ) -> bool:
-        """Release the reservation and record ``actual``; False when the lease had already expired."""
+        """Release the reservation and record ``actual``; False when the lease had already expired (the
+        lapsed reservation was counted as spent then: it is replaced by ``actual`` now)."""
 
     @abstractmethod
     def _release(self, key: str, bucket: str, rid: str) -> None:
-        """Drop the reservation (its call did not run)."""
+        """Drop the reservation (its call did not run); a lapsed one's spend is taken back."""
 
     @abstractmethod
     def _totals(self, key: str, bucket: str) -> tuple[dict[str, int], dict[str, int]]:
@@ -150,6 +185,18 @@ class BudgetStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - a store without connections has nothing to close
         """Release connections (the store's data stays)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Where this store lives, for a checkpoint (never a secret): what :func:`open_store` reopens."""
+        return {"kind": type(self).__name__, "instance": self._instance()}
+
+    def _instance(self) -> str:
+        token = getattr(self, "_token", None)
+        if token is None:
+            token = uuid.uuid4().hex
+            object.__setattr__(self, "_token", token)
+            _LIVE[token] = self
+        return str(token)
 
     def account(
         self,
@@ -203,6 +250,12 @@ class Account:
         else:
             budget = Budget.from_limits(dict(self.budget))
         limits = budget.limits()
+        for resource, cap in limits.items():
+            if resource != "seconds" and to_units_or_none(resource, cap) is None:
+                raise ConfigError(
+                    f"the account {self.key!r}: the {resource} cap {cap} is above what a store keeps exactly; "
+                    "leave the cap out for no cap"
+                )
         if "seconds" in limits:
             raise ConfigError(
                 "a budget store caps spend, not wall time: drop 'seconds' from the account's budget and put "
@@ -215,11 +268,17 @@ class Account:
     def caps(self, resource: str) -> bool:
         return resource in self.limits
 
-    def try_reserve(self, amounts: Mapping[str, Amount]) -> Grant | AccountExceeded:
-        """Take ``amounts`` from the store atomically, or say which cap refused it."""
+    def try_reserve(
+        self, amounts: Mapping[str, Amount], *, keep: Mapping[str, Amount] | None = None
+    ) -> Grant | AccountExceeded:
+        """Take ``amounts`` from the store atomically, or say which cap refused it. ``keep`` is room this
+        reservation must leave in the account (a run's final-answer reserve): it lowers the caps it checks."""
         bucket, ttl = window_bucket(self.window)
-        units = {k: to_units(k, v) for k, v in amounts.items() if k != "seconds" and v}
+        units = {check_resource(k): to_units(k, v) for k, v in amounts.items() if k != "seconds" and v}
         limits = {k: to_units(k, v) for k, v in self.limits.items()}
+        for k, v in (keep or {}).items():
+            if k in limits and units.get(k):
+                limits[k] = max(limits[k] - to_units(k, v), 0)
         rid = uuid.uuid4().hex
         refused = self.store._reserve(self.key, bucket, rid, units, limits, self.lease_s, _ttl(ttl))
         if refused is not None:
@@ -236,7 +295,7 @@ class Account:
 
     def commit(self, grant: Grant, actual: Mapping[str, Amount]) -> bool:
         """Record what the call used; False when its lease had expired (the spend is recorded anyway)."""
-        units = {k: to_units(k, v) for k, v in actual.items() if k != "seconds" and v}
+        units = {check_resource(k): to_units(k, v) for k, v in actual.items() if k != "seconds" and v}
         _, ttl = window_bucket(self.window)
         return self.store._commit(self.key, grant.bucket, grant.id, units, _ttl(ttl))
 
@@ -246,11 +305,61 @@ class Account:
     def usage(self) -> AccountUsage:
         return self.store.usage(self.key, window=self.window, limits=self.limits)
 
+    def describe(self) -> dict[str, Any]:
+        """The account as plain data for a run's checkpoint: its store (no secrets), key, window, lease and
+        caps; :meth:`from_description` rebuilds it on resume."""
+        return {
+            "store": self.store.describe(),
+            "key": self.key,
+            "window": self.window,
+            "lease_s": self.lease_s,
+            "limits": {k: str(v) if isinstance(v, Decimal) else v for k, v in self.limits.items()},
+        }
+
+    @classmethod
+    def from_description(cls, data: Mapping[str, Any]) -> Account:
+        """The account a checkpoint names, on the same store: the live store object when this process still
+        has it, else the store reopened from where it lives (a :class:`ConfigError` when it cannot be)."""
+        store = open_store(dict(data.get("store") or {}))
+        return cls(store, str(data["key"]), dict(data.get("limits") or {}), window=data.get("window", "total"),
+                   lease_s=float(data.get("lease_s", 900.0)))
+
     def available(self, resource: str) -> Amount | None:
         """What one more reservation of ``resource`` could take now; None if the account does not cap it."""
         if resource not in self.limits:
             return None
         return self.usage().remaining(resource)
+
+
+_LIVE: weakref.WeakValueDictionary[str, BudgetStore] = weakref.WeakValueDictionary()
+
+
+def open_store(described: Mapping[str, Any]) -> BudgetStore:
+    """The store a :meth:`BudgetStore.describe` names: this process's live object, or a new connection."""
+    live = _LIVE.get(str(described.get("instance", "")))
+    if live is not None:
+        return live
+    kind = described.get("kind")
+    if kind == "SQLiteBudgetStore" and described.get("path"):
+        from .sqlite_store import SQLiteBudgetStore
+
+        return SQLiteBudgetStore(described["path"])
+    if kind == "RedisBudgetStore" and described.get("url") and not described.get("secret"):
+        from .redis_store import RedisBudgetStore
+
+        return RedisBudgetStore(described["url"], prefix=described.get("prefix", "budgetgraph"))
+    where = described.get("url") or described.get("path") or kind
+    raise ConfigError(
+        f"the run was started with an account of the budget store {where}, which this process cannot reopen "
+        "by itself (its credentials are never written to a checkpoint): pass account= to aresume"
+    )
+
+
+def to_units_or_none(key: str, amount: Amount) -> int | None:
+    try:
+        return to_units(key, amount)
+    except ValueError:
+        return None
 
 
 def _ttl(seconds_left: float | None) -> float | None:

@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .._redact import redact
 from ..errors import ConfigError
 from ..models.base import ChatModel, sampling
 from ..models.messages import ModelSettings
@@ -248,8 +249,8 @@ async def _episode(
             "answer": None,
             "scores": env.zero_scores(),
             "stop_reason": f"error: {type(exc).__name__}",
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(limit=8),
+            "error": redact(f"{type(exc).__name__}: {exc}"),
+            "traceback": redact(traceback.format_exc(limit=8)),
             "usage": {},
             "wall_seconds": round(time.monotonic() - start, 3),
         }

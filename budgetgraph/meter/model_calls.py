@@ -11,9 +11,11 @@ charged as a call of its own (what the server saw, not what we wished it saw).
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -23,11 +25,13 @@ from .. import tracing
 from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import Amount
 from ..budget.prices import CacheBound, PriceTable, Pricing, max_output_within
-from ..errors import BudgetExceeded, BudgetgraphError, DeadlineExceeded, ModelError, Overrun
+from ..errors import BadUsage, BudgetExceeded, BudgetgraphError, DeadlineExceeded, ModelError, Overrun
 from ..models.base import ChatModel, failure_of, retry_policy, sampling, text_sink
-from ..models.messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema
+from ..models.messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolCall, ToolSchema
 
-__all__ = ["MIN_OUTPUT", "TURN_ROLES", "CallPlan", "ModelMeter", "plan_call"]
+__all__ = ["MIN_OUTPUT", "TURN_ROLES", "CallPlan", "ModelMeter", "plan_call", "unique_ids"]
+
+_log = logging.getLogger(__name__)
 
 MIN_OUTPUT = 16
 TURN_ROLES = frozenset({"act"})
@@ -37,6 +41,9 @@ TURN_ROLES = frozenset({"act"})
 _TOKEN_KEYS = ("input_tokens", "output_tokens", "total_tokens", "usd")
 _CHECKED = ("input_tokens", "output_tokens", "total_tokens", "usd")
 _MARGIN = 0.05  # seconds kept between a call's own timeout and the run's deadline, for the bookkeeping
+_TOKEN_BYTES = 8
+"""Bytes of UTF-8 one token covers at most, for ordinary text in any tokenizer we meter: a request's or
+a reply's byte length over this is a floor no honest usage report goes under."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +93,50 @@ def plan_call(
     return CallPlan(amounts, allowed, n_in)
 
 
+def _floor(messages: Sequence[Message]) -> int:
+    """The fewest tokens ``messages`` can be (see :data:`_TOKEN_BYTES`): what we can count ourselves."""
+    size = 0
+    for m in messages:
+        size += len(m.content.encode())
+        for c in m.tool_calls:
+            size += len(c.name.encode()) + len(json.dumps(dict(c.arguments), ensure_ascii=False).encode())
+    return -(-size // _TOKEN_BYTES)
+
+
+def _fault(usage: RequestUsage) -> str | None:
+    """What makes a usage report impossible (checked again here for backends that build it by hand)."""
+    if usage.fault:
+        return usage.fault
+    for name in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens"):
+        value = getattr(usage, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"{name}={value!r}"
+    if usage.cached_input_tokens + usage.cache_write_tokens > usage.input_tokens > 0:
+        return f"cached tokens ({usage.cached_input_tokens + usage.cache_write_tokens}) above input tokens ({usage.input_tokens})"
+    return None
+
+
+def unique_ids(response: ModelResponse) -> ModelResponse:
+    """Tool-call ids unique within a reply (a later duplicate, or an empty id, gets a fresh one), so that each
+    call is admitted, approved and answered once."""
+    calls = response.message.tool_calls
+    seen: set[str] = set()
+    fixed: list[ToolCall] = []
+    for i, call in enumerate(calls):
+        cid = call.id
+        if not cid or cid in seen:
+            n = i
+            while (cid := f"{call.id or 'call'}_{n}") in seen or any(c.id == cid for c in calls):
+                n += 1
+            call = ToolCall(cid, call.name, call.arguments)
+        seen.add(cid)
+        fixed.append(call)
+    if all(a is b for a, b in zip(fixed, calls, strict=True)):
+        return response
+    message = response.message
+    return replace(response, message=Message.assistant(message.content, tuple(fixed)))
+
+
 def _actual(usage: RequestUsage, price: Pricing | None, n_in: int, n_out: int) -> dict[str, Amount]:
     actual: dict[str, Amount] = {
         "llm_calls": 1,
@@ -97,6 +148,10 @@ def _actual(usage: RequestUsage, price: Pricing | None, n_in: int, n_out: int) -
     if price is not None:
         actual["usd"] = price.cost(n_in, n_out, usage.cached_input_tokens, usage.cache_write_tokens)
     return actual
+
+
+def _reserved_text(amounts: Mapping[str, Amount]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in amounts.items() if k != "llm_calls") or "one call"
 
 
 class ModelMeter:
@@ -147,7 +202,7 @@ class ModelMeter:
     def set_hold(self, n_in: int, output: int, *, calls: int = 1, input_reserve: int = 256) -> None:
         """Hold back ``calls`` answer calls of ``n_in + input_reserve`` input and ``output`` output tokens in
         all (only reservations with ``use_hold=True`` may use them)."""
-        if not self.ledger.limits:
+        if not self.ledger.limits and self.ledger.account is None:
             return
         hold_in = calls * (n_in + input_reserve)
         hold: dict[str, Amount] = {
@@ -288,7 +343,11 @@ class ModelMeter:
                     "gen_ai.response.finish_reasons": response.finish_reason,
                 },
             )
-        actual = self._truth(response, price, n_in, planned.max_tokens)
+        if (fault := _fault(response.usage)) is not None:
+            self.ledger.commit(held)  # what cannot be trusted is charged at its bound
+            raise BadUsage(fault, _reserved_text(planned.amounts), self.model.name)
+        response = unique_ids(response)
+        actual = self._truth(response, price, n_in, planned.max_tokens, messages)
         if "turns" in amounts:
             actual["turns"] = 1
         self.ledger.commit(held, actual)
@@ -298,15 +357,34 @@ class ModelMeter:
         return response
 
     def _truth(
-        self, response: ModelResponse, price: Pricing | None, n_in: int, bound: int
+        self,
+        response: ModelResponse,
+        price: Pricing | None,
+        n_in: int,
+        bound: int,
+        messages: Sequence[Message],
     ) -> dict[str, Amount]:
         """What the call used: the backend's usage, or, when it reported none, our count of the input and of
-        the reply (at most the output bound it was sent with: our count of a reply may be high)."""
+        the reply (at most the output bound it was sent with: our count of a reply may be high). A report
+        under what the request and the reply in hand must have been is raised to that floor."""
         usage = response.usage
+        reply = [Message.assistant(response.message.content, response.message.tool_calls)]
         if usage.estimated or (usage.input_tokens == 0 and usage.output_tokens == 0):
-            reply = [Message.assistant(response.message.content, response.message.tool_calls)]
             return _actual(usage, price, n_in, min(self.model.count_tokens(reply, []), bound))
-        return _actual(usage, price, usage.input_tokens or n_in, usage.output_tokens)
+        floor_in, floor_out = min(_floor(messages), n_in), _floor(reply)
+        n_out = max(usage.output_tokens, floor_out)
+        reported_in = usage.input_tokens or n_in
+        if n_out > usage.output_tokens or floor_in > reported_in:
+            _log.warning(
+                "model %r reported %d input / %d output tokens for a request and reply of at least %d / %d: "
+                "the floor is charged",
+                self.model.name,
+                usage.input_tokens,
+                usage.output_tokens,
+                floor_in,
+                floor_out,
+            )
+        return _actual(usage, price, max(reported_in, floor_in), n_out)
 
     def _check_overrun(self, reserved: Mapping[str, Amount], actual: Mapping[str, Amount]) -> None:
         for key in _CHECKED:

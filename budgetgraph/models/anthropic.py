@@ -18,7 +18,7 @@ from typing import Any
 from .._extras import require
 from ..budget.prices import ModelPrice
 from .base import Failure, emit_delta, upper_bound_tokens
-from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema
+from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema, reported_count
 from .sdk_params import keep_accepted
 from .toolparse import make_call
 
@@ -201,13 +201,17 @@ def _convert(message: Any, names: Sequence[str]) -> ModelResponse:
             args = block.input if isinstance(block.input, dict) else json.loads(block.input or "{}")
             calls.append(make_call(block.id, block.name, args, names))
     u = message.usage
-    read = int(getattr(u, "cache_read_input_tokens", 0) or 0)
-    write = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
+    faults: list[str] = []
+    read = reported_count("cache_read_input_tokens", getattr(u, "cache_read_input_tokens", None), faults, required=False)
+    write = reported_count(
+        "cache_creation_input_tokens", getattr(u, "cache_creation_input_tokens", None), faults, required=False
+    )
     usage = RequestUsage(
-        input_tokens=int(u.input_tokens or 0) + read + write,
-        output_tokens=int(u.output_tokens or 0),
+        input_tokens=reported_count("input_tokens", getattr(u, "input_tokens", None), faults) + read + write,
+        output_tokens=reported_count("output_tokens", getattr(u, "output_tokens", None), faults),
         cached_input_tokens=read,
         cache_write_tokens=write,
+        fault=", ".join(faults) or None,
     )
     return ModelResponse(
         Message.assistant("".join(text), tuple(calls)),

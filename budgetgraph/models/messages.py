@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ __all__ = [
     "Role",
     "ToolCall",
     "ToolSchema",
+    "reported_count",
     "to_openai_messages",
     "to_openai_tools",
 ]
@@ -81,6 +83,34 @@ class RequestUsage:
     cache_write_tokens: int = 0
     estimated: bool = False
     """True when the server reported no usage and the numbers are budgetgraph's high estimate."""
+    fault: str | None = None
+    """What was wrong with the server's usage report (a negative, NaN, missing or absurd count), when it was:
+    the metering layer then charges the call its reservation and stops the run."""
+
+
+MAX_REPORTED = 10**9
+"""The largest token count a usage report may hold for one request; anything above is a lie or a fault."""
+
+
+def reported_count(name: str, value: Any, faults: list[str], *, required: bool = True) -> int:
+    """One count of a server's usage report, checked where it enters: a whole number from 0 to
+    :data:`MAX_REPORTED`. Anything else (negative, NaN, a string, missing when ``required``) is appended to
+    ``faults`` and read as 0, for the metering layer to charge at the bound."""
+    if value is None:
+        if required:
+            faults.append(f"{name} missing")
+        return 0
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value == int(value)
+        and 0 <= value <= MAX_REPORTED
+    )
+    if not ok:
+        faults.append(f"{name}={value!r}")
+        return 0
+    return int(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from .messages import (
     RequestUsage,
     ToolCall,
     ToolSchema,
+    reported_count,
     to_openai_messages,
     to_openai_tools,
 )
@@ -254,6 +255,16 @@ def _entropy(logprobs: Any) -> float | None:
 def _usage(usage: Any) -> RequestUsage:
     if usage is None:  # the server reported none: the metering layer counts the call itself
         return RequestUsage(estimated=True)
+    faults: list[str] = []
     details = getattr(usage, "prompt_tokens_details", None)
-    cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
-    return RequestUsage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0), cached)
+    cached = (
+        reported_count("cached_tokens", getattr(details, "cached_tokens", None), faults, required=False)
+        if details is not None
+        else 0
+    )
+    return RequestUsage(
+        reported_count("prompt_tokens", getattr(usage, "prompt_tokens", None), faults),
+        reported_count("completion_tokens", getattr(usage, "completion_tokens", None), faults),
+        cached,
+        fault=", ".join(faults) or None,
+    )

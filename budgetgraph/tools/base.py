@@ -12,6 +12,7 @@ from typing import Any, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from ..budget.limits import check_name
 from ..errors import ConfigError, ToolCallError
 from ..models.messages import ToolSchema
 
@@ -103,13 +104,13 @@ class Tool:
         self.idempotent = idempotent
         self.isolation = isolation
         self.trim_batches = trim_batches
-        self.name = name or fn.__name__
+        self.name = check_name(name or getattr(fn, "__name__", ""), "tool name")
         doc, arg_docs = _doc_parts(fn)
         self.description = description or doc or self.name
         self.args_model = args_model or _model_from_signature(fn, self.name, arg_docs)
         self.price = _price(price, name or fn.__name__)
         self.units = units
-        self.budget_key = budget_key or self.name
+        self.budget_key = check_name(budget_key or self.name, f"tool {self.name!r}: budget_key")
         self.timeout = timeout
         self.max_result_chars = max_result_chars
         self.is_async = inspect.iscoroutinefunction(fn)

@@ -11,6 +11,7 @@ a :class:`ToolCallError` the model sees.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from decimal import Decimal
@@ -19,11 +20,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, create_model
 
 from .._extras import require
-from ..errors import ToolCallError, ToolRejected
+from ..budget.limits import check_name, safe_name
+from ..errors import ConfigError, ToolCallError, ToolRejected
 from ..models.messages import ToolSchema
 from .base import Tool
 
 __all__ = ["mcp_tools"]
+
+_log = logging.getLogger(__name__)
 
 _JSON_TYPES: dict[str, Any] = {
     "string": str,
@@ -92,12 +96,45 @@ async def mcp_tools(
     async with _Connection(lambda: Client(target, read_timeout_seconds=timeout)) as conn:
         listed = await conn.send("list_tools")
         tools: list[Tool] = []
+        taken: dict[str, str] = {}
         for spec in listed.tools:
             if include is not None and spec.name not in include:
                 continue
-            price = prices.get(spec.name, 0) if isinstance(prices, Mapping) else prices
-            tools.append(_wrap(conn, spec, price, (budget_keys or {}).get(spec.name), timeout))
+            name = _local_name(spec.name, taken)
+            price = prices.get(spec.name, prices.get(name, 0)) if isinstance(prices, Mapping) else prices
+            key = (budget_keys or {}).get(spec.name) or (budget_keys or {}).get(name)
+            tools.append(_wrap(conn, spec, name, price, key, timeout))
         yield tools
+
+
+def _local_name(remote: object, taken: dict[str, str]) -> str:
+    """The name an MCP tool goes by here: its own when it fits the one name grammar, else a safe rename
+    (logged); a rename that collides with another tool is refused."""
+    if not isinstance(remote, str) or not remote:
+        raise ConfigError(f"the MCP server lists a tool with no usable name ({remote!r})")
+    name = remote if _fits(remote) else safe_name(remote)
+    if name in taken:
+        raise ConfigError(
+            f"the MCP server's tools {taken[name]!r} and {remote!r} both go by {name!r} here: rename one on "
+            "the server, or leave one out with include="
+        )
+    if name != remote:
+        _log.warning(
+            "MCP tool %r renamed %r: tool names and budget keys are letters, digits, '_' and '-' (budget it "
+            "under the new name)",
+            remote,
+            name,
+        )
+    taken[name] = remote
+    return name
+
+
+def _fits(name: str) -> bool:
+    try:
+        check_name(name)
+    except ConfigError:
+        return False
+    return True
 
 
 class _Connection:
@@ -191,14 +228,19 @@ class _Connection:
 
 
 def _wrap(
-    conn: _Connection, spec: Any, price: Decimal | float | str, budget_key: str | None, timeout: float
+    conn: _Connection,
+    spec: Any,
+    name: str,
+    price: Decimal | float | str,
+    budget_key: str | None,
+    timeout: float,
 ) -> Tool:
-    name = spec.name
+    remote = spec.name
     schema = dict(spec.input_schema or {"type": "object", "properties": {}})
 
     async def call(**kwargs: Any) -> str:
         arguments = {k: v for k, v in kwargs.items() if v is not None}
-        result = await conn.call(name, arguments)
+        result = await conn.call(remote, arguments)
         text = _text(result)
         if getattr(result, "is_error", False):
             raise ToolCallError(f"{name} failed: {text or 'the server reported an error'}")

@@ -69,14 +69,14 @@ class FakeOpenAI:
             json.dumps(body.get("tools", []))
         )
         limit = int(record["max_tokens"] or 100)
-        text = "<answer>Paris " + "word " * 200 + "</answer>"
+        completion = 3 * limit if self.mode == "overmax" else min(limit, 60)
+        text = "<answer>Paris " + "word " * max(completion - 6, 0) + "</answer>"  # about what it bills
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if body.get("tools") and body.get("tool_choice") != "none":
             call = {"id": f"c{len(self.requests)}", "type": "function"}
             call["function"] = {"name": "search", "arguments": json.dumps({"queries": ["capital of France"]})}
             message = {"role": "assistant", "content": None, "tool_calls": [call]}
         prompt = chars if self.mode == "cjk" else chars // 4
-        completion = 3 * limit if self.mode == "overmax" else min(limit, 60)
         usage = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
