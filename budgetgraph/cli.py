@@ -318,6 +318,13 @@ def eval_(
             help="hotpotqa, qa, coding: a repeated identical tool call is answered from the first, free.",
         ),
     ] = False,
+    isolation: Annotated[
+        str | None,
+        typer.Option(
+            help="coding: the sandbox for model-written code. Default: bubblewrap, refused when missing; "
+            "'unshare' or 'none' runs without it, by name, and every run warns."
+        ),
+    ] = None,
 ) -> None:
     """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""
 
@@ -335,6 +342,12 @@ def eval_(
         if env not in ("hotpotqa", "qa", "coding"):
             raise typer.BadParameter(f"--tool-cache is for hotpotqa, qa and coding, not {env}")
         options["tool_cache"] = True
+    if isolation is not None:  # only when set, so results files written without it still resume
+        if env != "coding":
+            raise typer.BadParameter(f"--isolation is for coding, not {env}")
+        if isolation not in ("bwrap", "unshare", "none"):
+            raise typer.BadParameter(f"--isolation must be bwrap, unshare or none, not {isolation!r}")
+        options["isolation"] = isolation
     if env == "costplan":
         options = {
             "tasks": tasks,

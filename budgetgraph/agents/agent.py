@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from .. import tracing
 from ..budget.block import REGIME_POLICY, RegimePolicy
 from ..budget.ledger import Ledger, Usage
-from ..budget.limits import Budget
+from ..budget.limits import Budget, closest
 from ..budget.prices import PriceTable
 from ..budget.store import Account
 from ..errors import BudgetExhausted, ConfigError
@@ -240,6 +240,7 @@ class Agent:
         self.tools = list(tools)
         capped = list(dict.fromkeys(t.budget_key for t in tools))
         self.budget = Budget.parse(budget, capped) if isinstance(budget, str) else (budget or Budget())
+        _check_budget_keys(self.budget, capped)
         self.turn_control = _turn_control(turn_cap, turn_baseline, planner)
         if self.turn_control is not None:
             if self.budget.turns is not None:
@@ -607,6 +608,17 @@ def _events_of(
                 BudgetUpdate(ledger=update["ledger"], regime=ledger.regime(), resources=ledger.status())
             )
     return events
+
+
+def _check_budget_keys(budget: Budget, capped: Sequence[str]) -> None:
+    """A tool cap that names none of the agent's tools (or budget keys) caps nothing: refuse it, with the
+    closest name."""
+    for name in budget.tool_calls:
+        if name not in capped:
+            raise ConfigError(
+                f"the budget caps {name!r}, which is not a tool (or budget key) of this agent"
+                f"{closest(name, capped)}; its tools: {', '.join(capped) or 'none'}"
+            )
 
 
 def _resumed_account(thread_id: str, saved: Any, given: Account | None) -> Account | None:

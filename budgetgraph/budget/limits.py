@@ -221,8 +221,9 @@ class Budget:
             key = _ALIASES.get(name.lower())
             if key is None and named and name not in named:
                 raise ConfigError(
-                    f"budget {text!r}: {name!r} is neither a tool of this agent nor a global resource"
-                    f"{closest(name, [*named, *_ALIASES])}; its tools: {', '.join(named)}"
+                    f"budget {text!r}: {name!r} names no tool and no global resource"
+                    f"{closest(name, [*named, *_ALIASES])}. The tools: {', '.join(named)}; global resources: "
+                    f"{', '.join(sorted(_ALIASES))}"
                 )
             slot = key or f"tool:{name}"
             if slot in seen:

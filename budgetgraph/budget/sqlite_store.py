@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS lapsed (
     amount INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (id, resource)
 ) WITHOUT ROWID;
 """
-_KEEP_LAPSED = 86400.0 * 3  # how long a lapsed reservation waits for a late commit (then only its spend stays)
+_KEEP_LAPSED = (
+    86400.0 * 3
+)  # how long a lapsed reservation waits for a late commit (then only its spend stays)
 _MARK = ""  # a grant that holds nothing still gets a row, so a late commit can be told from an early one
 
 

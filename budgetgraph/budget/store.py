@@ -47,7 +47,9 @@ def check_units(units: Mapping[str, int], what: str) -> None:
     for key, amount in units.items():
         check_resource(key)
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_UNITS:
-            raise ValueError(f"{what}: {key} must be a whole number of units from 0 to {MAX_UNITS}, got {amount!r}")
+            raise ValueError(
+                f"{what}: {key} must be a whole number of units from 0 to {MAX_UNITS}, got {amount!r}"
+            )
 
 
 def check_resource(key: object) -> str:
@@ -99,7 +101,9 @@ def to_units(key: str, amount: Amount) -> int:
     else:
         units = int(math.ceil(value))
     if units > MAX_UNITS:
-        raise ValueError(f"budget store: {key} = {amount!r} is above what a store keeps exactly ({MAX_UNITS} units)")
+        raise ValueError(
+            f"budget store: {key} = {amount!r} is above what a store keeps exactly ({MAX_UNITS} units)"
+        )
     return units
 
 
@@ -321,8 +325,13 @@ class Account:
         """The account a checkpoint names, on the same store: the live store object when this process still
         has it, else the store reopened from where it lives (a :class:`ConfigError` when it cannot be)."""
         store = open_store(dict(data.get("store") or {}))
-        return cls(store, str(data["key"]), dict(data.get("limits") or {}), window=data.get("window", "total"),
-                   lease_s=float(data.get("lease_s", 900.0)))
+        return cls(
+            store,
+            str(data["key"]),
+            dict(data.get("limits") or {}),
+            window=data.get("window", "total"),
+            lease_s=float(data.get("lease_s", 900.0)),
+        )
 
     def available(self, resource: str) -> Amount | None:
         """What one more reservation of ``resource`` could take now; None if the account does not cap it."""

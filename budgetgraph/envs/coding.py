@@ -9,7 +9,7 @@ import gzip
 import json
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .._extras import require
 from ..agents.agent import Agent, RunResult
@@ -178,10 +178,11 @@ class CodingEnv(Env):
         tool_cache: bool = False,
         limits: SandboxLimits | None = None,
         agent_options: dict[str, Any] | None = None,
+        isolation: Literal["auto", "bwrap", "unshare", "none"] = "auto",
     ) -> None:
         self.path = Path(data) if data else None
         self._rows = {r["task_id"]: r for r in read_humaneval(self.path)}
-        self.sandbox = Sandbox(limits or SandboxLimits())
+        self.sandbox = Sandbox(limits or SandboxLimits(), isolation=isolation)
         self._prices = prices or PriceTable()
         self._max_turns = max_turns
         self._max_tokens = max_tokens
@@ -272,4 +273,5 @@ class CodingEnv(Env):
             "problems": len(self._rows),
             "sandbox": self.sandbox.mode,
             "scratch": self.scratch,
+            **({"sandbox_warning": w} if (w := self.sandbox.warning) else {}),
         }

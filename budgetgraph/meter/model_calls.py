@@ -343,17 +343,31 @@ class ModelMeter:
                     "gen_ai.response.finish_reasons": response.finish_reason,
                 },
             )
+        response = self._settle(held, planned, response, price, n_in, messages)
+        if response.finish_reason == "timeout":
+            raise DeadlineExceeded("a model call", self.ledger.limits.get("seconds"))
+        return response
+
+    def _settle(
+        self,
+        held: Reservation,
+        planned: CallPlan,
+        response: ModelResponse,
+        price: Pricing | None,
+        n_in: int,
+        messages: Sequence[Message],
+    ) -> ModelResponse:
+        """Commit what a finished call used; a usage report that cannot be true is charged at its bound
+        (:class:`BadUsage`), one above the reservation stops the run (:class:`Overrun`)."""
         if (fault := _fault(response.usage)) is not None:
             self.ledger.commit(held)  # what cannot be trusted is charged at its bound
             raise BadUsage(fault, _reserved_text(planned.amounts), self.model.name)
         response = unique_ids(response)
         actual = self._truth(response, price, n_in, planned.max_tokens, messages)
-        if "turns" in amounts:
+        if "turns" in held.amounts:
             actual["turns"] = 1
         self.ledger.commit(held, actual)
         self._check_overrun(planned.amounts, actual)
-        if response.finish_reason == "timeout":
-            raise DeadlineExceeded("a model call", self.ledger.limits.get("seconds"))
         return response
 
     def _truth(

@@ -202,7 +202,9 @@ def _convert(message: Any, names: Sequence[str]) -> ModelResponse:
             calls.append(make_call(block.id, block.name, args, names))
     u = message.usage
     faults: list[str] = []
-    read = reported_count("cache_read_input_tokens", getattr(u, "cache_read_input_tokens", None), faults, required=False)
+    read = reported_count(
+        "cache_read_input_tokens", getattr(u, "cache_read_input_tokens", None), faults, required=False
+    )
     write = reported_count(
         "cache_creation_input_tokens", getattr(u, "cache_creation_input_tokens", None), faults, required=False
     )

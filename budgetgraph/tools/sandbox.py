@@ -16,13 +16,16 @@ What it does not stop is in ``docs/sandbox.md``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -36,13 +39,16 @@ __all__ = ["Isolation", "Sandbox", "SandboxLimits", "SandboxResult", "available_
 Isolation = Literal["bwrap", "unshare", "none"]
 Status = Literal["ok", "error", "timeout", "cpu", "memory", "killed"]
 _GUARD = Path(__file__).with_name("_sandbox_guard.py")
+_log = logging.getLogger(__name__)
+_POLL_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
 class SandboxLimits:
     """Limits of one run. ``disk_mb`` bounds the work directory where it is a tmpfs (bwrap); ``file_mb`` every
-    file anywhere; ``processes`` sets RLIMIT_NPROC, which counts all the user's processes (off by default: the
-    audit hook refuses new processes, and the PID namespace ends them all)."""
+    file anywhere; ``memory_mb`` each process's address space *and* the summed resident memory of the run's
+    whole process tree, and ``processes`` how many processes that tree may hold (bubblewrap's own included):
+    a watchdog reads the tree every 20 ms and kills it when either is passed."""
 
     cpu_seconds: float = 5.0
     wall_seconds: float = 10.0
@@ -52,10 +58,18 @@ class SandboxLimits:
     open_files: int = 64
     max_files: int = 64
     output_chars: int = 20_000
-    processes: int | None = None
+    processes: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("cpu_seconds", "wall_seconds", "memory_mb", "file_mb", "disk_mb", "open_files"):
+        for name in (
+            "cpu_seconds",
+            "wall_seconds",
+            "memory_mb",
+            "file_mb",
+            "disk_mb",
+            "open_files",
+            "processes",
+        ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"SandboxLimits.{name} must be positive, got {getattr(self, name)!r}")
 
@@ -135,13 +149,21 @@ class Sandbox:
     _mode: Isolation = field(init=False)
 
     def __post_init__(self) -> None:
+        order = {"none": 0, "unshare": 1, "bwrap": 2}
+        if self.isolation != "auto" and self.isolation not in order:
+            raise ConfigError(f"isolation must be auto, bwrap, unshare or none, not {self.isolation!r}")
         found = available_isolation()
         if self.isolation == "auto":
+            if found != "bwrap":
+                raise ConfigError(
+                    "the sandbox runs model-written code only under bubblewrap, which is not available here "
+                    f"(the strongest isolation found: {found!r}). Install it (Debian: apt install bubblewrap) "
+                    "and allow unprivileged user namespaces, or ask for a weaker isolation by name: "
+                    f"Sandbox(isolation={found!r}) (budgetgraph eval coding --isolation {found}); every run "
+                    "then warns"
+                )
             self._mode = found
             return
-        order = {"none": 0, "unshare": 1, "bwrap": 2}
-        if self.isolation not in order:
-            raise ConfigError(f"isolation must be auto, bwrap, unshare or none, not {self.isolation!r}")
         if order[self.isolation] > order[found]:
             raise ConfigError(
                 f"sandbox isolation {self.isolation!r} is not available here (found {found!r}): install "
@@ -153,7 +175,20 @@ class Sandbox:
     def mode(self) -> Isolation:
         return self._mode
 
+    @property
+    def warning(self) -> str | None:
+        """What a run under weaker isolation than bubblewrap says (None under bubblewrap)."""
+        if self._mode == "bwrap":
+            return None
+        guard = "the host file system is visible" if self._mode == "unshare" else "no namespaces at all"
+        return (
+            f"sandbox isolation {self._mode!r} (asked for by name): model-written code runs without "
+            f"bubblewrap ({guard}); an in-process audit hook is its file guard"
+        )
+
     def run(self, code: str) -> SandboxResult:
+        if (warning := self.warning) is not None:
+            _log.warning(warning)
         with tempfile.TemporaryDirectory(prefix="bg-sandbox-") as ctrl:
             return self._run(code, Path(ctrl))
 
@@ -185,7 +220,6 @@ class Sandbox:
             "file_mb": lim.file_mb,
             "open_files": lim.open_files,
             "max_files": lim.max_files,
-            "processes": lim.processes,
         }
         argv += [exe, "-I", "-S", "-B", guard, json.dumps(cfg)]
         out_path, err_path = ctrl / "stdout", ctrl / "stderr"
@@ -202,19 +236,103 @@ class Sandbox:
                 close_fds=True,
             )
             timed_out = False
+            watch = _TreeWatch(proc.pid, lim.memory_mb << 20, lim.processes)
             try:
+                watch.start()
                 proc.communicate(code.encode("utf-8"), timeout=lim.wall_seconds)
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
+                watch.stop()
                 _kill_group(proc)
+                watch.kill_all()
         seconds = time.monotonic() - start
         stdout, cut_out = _read(out_path, lim.output_chars)
         stderr, cut_err = _read(err_path, lim.output_chars)
         rc = proc.returncode
-        return SandboxResult(
-            _status(rc, timed_out, stderr), rc, stdout, stderr, seconds, self._mode, cut_out or cut_err
-        )
+        status = watch.verdict or _status(rc, timed_out, stderr)
+        if watch.verdict is not None:
+            stderr += f"\nsandbox: {watch.reason}\n"
+        return SandboxResult(status, rc, stdout, stderr, seconds, self._mode, cut_out or cut_err)
+
+
+class _TreeWatch:
+    """Bounds the run's whole process tree, not each process: every 20 ms it sums the resident memory of the
+    root's descendants (read from /proc) and counts them, and kills them all when either limit is passed.
+    Every process ever seen is killed at the end too, even one that left the process group."""
+
+    def __init__(self, root: int, memory: int, processes: int) -> None:
+        self.root, self.memory, self.processes = root, memory, processes
+        self.seen: set[int] = set()
+        self.verdict: Status | None = None
+        self.reason = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="bg-sandbox-watch")
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(_POLL_S):
+            tree = _descendants(self.root)
+            self.seen |= tree
+            rss = sum(_rss(pid) for pid in tree) * self._page
+            if rss > self.memory:
+                self._kill("memory", f"the process tree held {rss >> 20} MiB (limit {self.memory >> 20} MiB)")
+            elif len(tree) > self.processes:
+                self._kill("killed", f"the process tree held {len(tree)} processes (limit {self.processes})")
+            if self.verdict is not None:
+                return
+
+    def _kill(self, verdict: Status, reason: str) -> None:
+        self.verdict, self.reason = verdict, reason
+        self.kill_all()
+
+    def kill_all(self) -> None:
+        for pid in sorted(self.seen | _descendants(self.root)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(root: int) -> set[int]:
+    """``root`` and every process below it, from /proc (empty where /proc cannot be read)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
