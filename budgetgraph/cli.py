@@ -428,6 +428,13 @@ def report(
         Path | None,
         typer.Option("--inspect", help="Also write inspect_ai eval logs (one per cell) into this folder."),
     ] = None,
+    mixed: Annotated[
+        bool,
+        typer.Option(
+            "--mixed",
+            help="Report files run under different configurations (model, options, prices, sampling) together.",
+        ),
+    ] = False,
 ) -> None:
     """Print accuracy (with its 95% interval), EM, F1, tool calls, tokens, cost, cost-of-pass and E3 per
     planner and budget; --compare A,B tells a difference from noise."""
@@ -441,7 +448,7 @@ def report(
     )
 
     named = ", ".join(str(p) for p in results)
-    header, records = _load_results(results, paired)
+    header, records = _load_results(results, paired, mixed)
     rows = summarize(records)
     if inspect_logs is not None:
         from .envs.inspect_log import write_inspect_logs
@@ -479,7 +486,9 @@ def report(
         _plot(out, rows, plot, x)
 
 
-def _load_results(results: list[Path], paired: bool) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+def _load_results(
+    results: list[Path], paired: bool, mixed: bool = False
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The header and episodes of one or more results files; with ``paired``, only tasks every cell finished."""
     from .envs.report import paired as shared_tasks
     from .envs.results import read_results
@@ -489,7 +498,7 @@ def _load_results(results: list[Path], paired: bool) -> tuple[dict[str, Any] | N
             raise _error(f"no results file at {path}")
     named = ", ".join(str(p) for p in results)
     try:
-        header, records = read_results(results)
+        header, records = read_results(results, mixed=mixed)
     except BudgetgraphError as exc:
         raise _error(exc) from None
     if not records:

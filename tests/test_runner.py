@@ -163,8 +163,10 @@ def test_a_torn_last_line_is_dropped_and_a_damaged_middle_line_is_an_error(tmp_p
     asyncio.run(run_eval(_spec(limit=2, budgets=("1",)), out, progress=False))
     whole = out.read_bytes()
     out.write_bytes(whole + b'{"type": "episode", "task_id": "x", "plan')
-    header, records = ResultsFile(out).read()
-    assert header is not None and len(records) == 4 and out.read_bytes() == whole
+    header, records = ResultsFile(out).read()  # a reader leaves it alone: it may be a line being written
+    assert header is not None and len(records) == 4 and out.read_bytes().startswith(whole)
+    asyncio.run(run_eval(_spec(limit=2, budgets=("1",)), out, progress=False))  # the writer trims it
+    assert out.read_bytes() == whole
     lines = whole.split(b"\n")
     out.write_bytes(b"\n".join([lines[0], b"{oops", *lines[1:]]))
     with pytest.raises(ConfigError, match=r"r.jsonl:2: not a valid JSON line"):

@@ -28,7 +28,7 @@ from ..models.base import ChatModel, sampling
 from ..models.messages import ModelSettings
 from ..models.registry import infer_model
 from .base import Env, Task
-from .results import ResultsFile, episode_key, strip_text
+from .results import ResultsFile, config_changes, config_digest, episode_key, strip_text
 
 __all__ = ["EvalSpec", "EvalSummary", "episode_record", "parse_budgets", "run_eval", "select_tasks"]
 
@@ -395,28 +395,6 @@ def _is_text(value: Any) -> bool:
     return any(isinstance(v, str) for v in items)
 
 
-def _config_changes(
-    old: Mapping[str, Any], new: Mapping[str, Any], prompts: set[str] | None = None
-) -> list[str]:
-    """What differs; ``prompts`` limits the prompt digests compared to the modules the sweep's planners read."""
-    changes = []
-    for key in ("model", "options", "files", "prompts", "sampling"):
-        if key in old and old[key] != new.get(key):
-            was, now = old[key], new.get(key)
-            if isinstance(was, dict) and isinstance(now, dict):
-                for k in sorted(set(was) | set(now)):
-                    if key == "prompts" and (prompts is not None and k not in prompts or k not in was):
-                        continue  # a module the old header did not list is new: moved text changes its source
-                    if was.get(k) != now.get(k):
-                        changes.append(f"{key}.{k}: {was.get(k)!r} -> {now.get(k)!r}")
-            else:
-                changes.append(f"{key}: {was!r} -> {now!r}")
-    for label, limits in (old.get("budgets") or {}).items():
-        if label in new.get("budgets", {}) and new["budgets"][label] != limits:
-            changes.append(f"budget {label!r}: {limits} -> {new['budgets'][label]}")
-    return changes
-
-
 def _check_header(
     path: Path, old: Mapping[str, Any] | None, header: Mapping[str, Any], allow_changes: bool = False
 ) -> None:
@@ -429,7 +407,7 @@ def _check_header(
             "use a different --out to start a new file"
         )
     planners = (header.get("spec") or {}).get("planners") or ()
-    changes = _config_changes(old.get("config") or {}, header.get("config") or {}, relevant_prompts(planners))
+    changes = config_changes(old.get("config") or {}, header.get("config") or {}, relevant_prompts(planners))
     if changes and not allow_changes:
         source = (old.get("versions") or {}).get("source")
         where = f", run it from a checkout of source {source} (the file's own)" if source else ""
@@ -506,6 +484,7 @@ async def _sweep(
         "versions": _versions(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    header["config_digest"] = config_digest(header["config"])
     _check_header(results.path, old_header, header, allow_changes)
     was = (old_header or {}).get("versions", {}).get("source")
     if was and was != header["versions"].get("source"):
@@ -544,6 +523,7 @@ async def _sweep(
         for key in ("source", "machine"):
             if key in header["versions"]:
                 record[key] = header["versions"][key]
+        record["config_digest"] = header["config_digest"]
         results.append(record)
         advance()
         tally.add(record)

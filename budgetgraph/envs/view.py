@@ -59,7 +59,9 @@ def view_data(files: Sequence[tuple[str, Mapping[str, Any], Sequence[Mapping[str
 
 def _embed(data: Mapping[str, Any]) -> str:
     text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+    # every "<" as its JSON escape: no "</script", "<!--" or "<script" can reach the HTML parser, and the block
+    # stays valid JSON for the page's JSON.parse
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def render_view(files: Sequence[tuple[str, Mapping[str, Any], Sequence[Mapping[str, Any]]]]) -> str:
