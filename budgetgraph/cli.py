@@ -55,8 +55,8 @@ def _only(value: str | None) -> tuple[str, ...] | None:
         ids: Any = [v.strip() for v in value.split(",") if v.strip()]
     else:
         try:
-            data = json.loads(Path(value[1:]).read_text())
-        except (OSError, ValueError) as exc:
+            data = json.loads(Path(value[1:]).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
             raise typer.BadParameter(f"--only {value}: cannot read a JSON file of task ids: {exc}") from None
         ids = data.get("held_out_tasks") if isinstance(data, dict) else data
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):

@@ -27,7 +27,7 @@ from ..budget.limits import Budget
 from ..budget.prices import PriceTable
 from ..budget.tool_block import render_tool_block
 from ..errors import BudgetExceeded, ModelError, Overrun
-from ..meter import MIN_OUTPUT, Admitted, MeteredRun, refusal_text, run_tool
+from ..meter import MIN_OUTPUT, Admitted, MeteredRun, refusal_text
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..tools.base import Tool
@@ -343,25 +343,23 @@ class AgentLoop:
                 lost[record["id"]] = record["tool"]
         for i, call in enumerate(calls):
             if call.id in lost:
-                texts[i] = await self._lost(call)
+                texts[i] = await self._lost(run, call)
         update = await self.finish_tools(
             run, runtime, calls, texts, admitted, list(state.get("refused") or [])
         )
         update.update(inflight=[], notes={}, refused=[])
         return update
 
-    async def _lost(self, call: Any) -> str:
-        """A call that was in flight when the run stopped: run again only if its tool is idempotent."""
+    async def _lost(self, run: MeteredRun, call: Any) -> str:
+        """A call that was in flight when the run stopped: run again (through the meter, under the run's
+        deadline) only if its tool is idempotent."""
         tool = self.cfg.tools.get(call.name)
         if tool is None or not tool.idempotent:
             return (
                 "This call was in flight when the run stopped: it may have run. It counts as spent and was "
                 "not run again (its tool is not declared idempotent)."
             )
-        try:
-            return await run_tool(tool, tool.validate(call.arguments), tool.timeout)
-        except Exception as exc:
-            return f"Error: {exc}"
+        return await run.tools.rerun(call)
 
     async def finish_tools(
         self,

@@ -285,7 +285,7 @@ def _weights(label: str, key: str, value: str) -> Any:
     try:
         data = json.loads(Path(value).read_text(encoding="utf-8"))
         return SaleWeights(float(data["cost"]), float(data["entropy"]), dict(data.get("jury", {})))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ConfigError(f"planner label {label!r}: cannot read SALE weights from {value}: {exc}") from None
 
 

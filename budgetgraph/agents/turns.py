@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._files import loads, read_text
 from ..errors import ConfigError
 
 __all__ = [
@@ -73,12 +74,14 @@ def baseline_turns(path: str | Path, planner: str | None = None, budget: str | N
     if not path.is_file():
         raise ConfigError(f"turn baseline not found: {path} (a results file of an uncapped run)")
     turns = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path, "results file").splitlines(), 1):
+        if not line.strip():
+            continue
         try:
-            rec = json.loads(line)
+            rec = loads(line)
         except json.JSONDecodeError:
             raise ConfigError(f"{path}:{n}: not valid JSON; is this a results file?") from None
-        if rec.get("type") != "episode" or rec.get("error"):
+        if not isinstance(rec, dict) or rec.get("type") != "episode" or rec.get("error"):
             continue
         if (planner and rec.get("planner") != planner) or (budget and rec.get("budget") != budget):
             continue

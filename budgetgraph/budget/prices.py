@@ -7,7 +7,6 @@ declares (dated names), or an alias the user declares: never by a name prefix of
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._files import loads, read_text
 from ..errors import ConfigError, PriceError
 
 __all__ = [
@@ -210,17 +210,14 @@ class PriceTable:
         YAML (``.yaml``/``.yml``) or JSON.
         """
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read price file {p}: {exc}") from exc
+        text = read_text(p, "price file")
         try:
             if p.suffix.lower() in (".yaml", ".yml"):
                 import yaml
 
                 data = yaml.safe_load(text)
             else:
-                data = json.loads(text)
+                data = loads(text)
         except Exception as exc:
             raise ConfigError(f"price file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
         return cls.from_dict(data or {}, source=str(p))

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._files import loads, read_text
 from ..agents.agent import RunResult, StopReason
 from ..budget.ledger import Ledger
 from ..budget.limits import Budget
@@ -65,13 +66,12 @@ def _tool_name(name: str) -> str:
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+    for n, line in enumerate(read_text(path, "BFCL file").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(loads(line))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
     return rows
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._extras import require
+from .._files import loads
 from ..agents.agent import Agent, RunResult
 from ..agents.planners import parse_planner
 from ..agents.prompts import answer_format
@@ -62,21 +63,31 @@ def read_humaneval(path: str | Path | None = None) -> list[dict[str, Any]]:
         raise ConfigError(f"HumanEval data file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
     rows = []
-    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            missing = [k for k in ("task_id", "prompt", "test", "entry_point") if k not in row]
-            if missing:
-                raise ConfigError(
-                    f"{path}:{n}: lacks {', '.join(missing)}; is this a HumanEval file "
-                    "(task_id, prompt, canonical_solution, test, entry_point)?"
-                )
-            rows.append(row)
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise ConfigError(
+            f"cannot read the HumanEval file {path}: {exc}; is it UTF-8 JSON Lines (or .gz)?"
+        ) from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+        missing = [
+            k
+            for k in ("task_id", "prompt", "test", "entry_point")
+            if not isinstance(row, dict) or k not in row
+        ]
+        if missing:
+            raise ConfigError(
+                f"{path}:{n}: lacks {', '.join(missing)}; is this a HumanEval file "
+                "(task_id, prompt, canonical_solution, test, entry_point)?"
+            )
+        rows.append(row)
     if not rows:
         raise ConfigError(f"{path}: no problems")
     return rows

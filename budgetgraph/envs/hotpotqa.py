@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._files import loads, read_text
 from ..agents.agent import RunResult
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
@@ -22,10 +23,10 @@ def read_hotpot(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"HotpotQA data file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "HotpotQA file")
     if text.lstrip().startswith("["):
         try:
-            rows = list(json.loads(text))
+            rows = list(loads(text))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     else:
@@ -34,7 +35,7 @@ def read_hotpot(path: str | Path) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append(loads(line))
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
     for n, row in enumerate(rows, 1):

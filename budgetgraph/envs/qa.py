@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._files import loads, read_text
 from ..agents.agent import RunResult
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
@@ -25,44 +26,39 @@ def read_questions(path: str | Path) -> list[Task]:
         raise ConfigError(f"questions file not found: {path}")
     tasks: list[Task] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{where}: not valid JSON ({exc.msg}); {_FORMAT}") from None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{where}: expected a JSON object; {_FORMAT}")
-            missing = [k for k in ("id", "question", "answers") if k not in row]
-            if missing:
-                raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}; {_FORMAT}")
-            qid = row["id"]
-            if not isinstance(qid, str | int) or isinstance(qid, bool) or str(qid).strip() == "":
-                raise ConfigError(f"{where}: id must be a non-empty string or integer, got {qid!r}")
-            qid = str(qid)
-            if qid in seen:
-                raise ConfigError(
-                    f"{where}: duplicate id {qid!r} (first on line {seen[qid]}); ids must be unique"
-                )
-            seen[qid] = n
-            question = row["question"]
-            if not isinstance(question, str) or not question.strip():
-                raise ConfigError(f"{where}: question {qid!r} must be a non-empty string")
-            answers = row["answers"]
-            if isinstance(answers, str):
-                raise ConfigError(
-                    f'{where}: answers of {qid!r} must be a list of strings, e.g. ["{answers}"]'
-                )
-            if not isinstance(answers, list) or not answers:
-                raise ConfigError(f"{where}: question {qid!r} has no answers; give at least one in a list")
-            if not all(isinstance(a, str) and a.strip() for a in answers):
-                raise ConfigError(
-                    f"{where}: answers of {qid!r} must all be non-empty strings, got {answers!r}"
-                )
-            tasks.append(Task(qid, question.strip(), list(answers)))
+    for n, line in enumerate(read_text(path, "questions file").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not valid JSON ({exc.msg}); {_FORMAT}") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where}: expected a JSON object; {_FORMAT}")
+        missing = [k for k in ("id", "question", "answers") if k not in row]
+        if missing:
+            raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}; {_FORMAT}")
+        qid = row["id"]
+        if not isinstance(qid, str | int) or isinstance(qid, bool) or str(qid).strip() == "":
+            raise ConfigError(f"{where}: id must be a non-empty string or integer, got {qid!r}")
+        qid = str(qid)
+        if qid in seen:
+            raise ConfigError(
+                f"{where}: duplicate id {qid!r} (first on line {seen[qid]}); ids must be unique"
+            )
+        seen[qid] = n
+        question = row["question"]
+        if not isinstance(question, str) or not question.strip():
+            raise ConfigError(f"{where}: question {qid!r} must be a non-empty string")
+        answers = row["answers"]
+        if isinstance(answers, str):
+            raise ConfigError(f'{where}: answers of {qid!r} must be a list of strings, e.g. ["{answers}"]')
+        if not isinstance(answers, list) or not answers:
+            raise ConfigError(f"{where}: question {qid!r} has no answers; give at least one in a list")
+        if not all(isinstance(a, str) and a.strip() for a in answers):
+            raise ConfigError(f"{where}: answers of {qid!r} must all be non-empty strings, got {answers!r}")
+        tasks.append(Task(qid, question.strip(), list(answers)))
     if not tasks:
         raise ConfigError(f"{path}: no questions found; {_FORMAT}")
     return tasks

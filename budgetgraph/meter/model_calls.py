@@ -11,6 +11,7 @@ charged as a call of its own (what the server saw, not what we wished it saw).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -298,6 +299,9 @@ class ModelMeter:
         held = self.ledger.try_reserve(amounts, role=role, use_hold=use_hold)
         if isinstance(held, BudgetExceeded):
             raise held
+
+        bill = functools.partial(self._billable, held, planned.max_tokens, price, n_in, messages, tools)
+
         sent: dict[str, Any] = dict(settings)
         sent["max_tokens"] = planned.max_tokens
         cut_by_cap = left is not None and left < float(sent.get("timeout", math.inf))
@@ -319,14 +323,14 @@ class ModelMeter:
                 wait = None if left is None else left + _MARGIN
                 response = await asyncio.wait_for(request, wait) if wait is not None else await request
             except asyncio.TimeoutError:
-                self._charge_failed(held, may_bill=True, reached=True)
+                self._charge_failed(held, may_bill=True, reached=True, bill=bill)
                 raise DeadlineExceeded("a model call", self.ledger.limits.get("seconds")) from None
             except BaseException as exc:
                 failure = failure_of(self.model, exc)
                 if isinstance(exc, asyncio.CancelledError):
-                    self._charge_failed(held, may_bill=True, reached=True)
+                    self._charge_failed(held, may_bill=True, reached=True, bill=bill)
                     raise
-                self._charge_failed(held, may_bill=failure.may_bill, reached=failure.reached)
+                self._charge_failed(held, may_bill=failure.may_bill, reached=failure.reached, bill=bill)
                 if cut_by_cap and failure.may_bill:  # a timeout set by the seconds cap
                     raise DeadlineExceeded("a model call", self.ledger.limits.get("seconds")) from exc
                 raise
@@ -384,7 +388,8 @@ class ModelMeter:
         usage = response.usage
         reply = [Message.assistant(response.message.content, response.message.tool_calls)]
         if usage.estimated or (usage.input_tokens == 0 and usage.output_tokens == 0):
-            return _actual(usage, price, n_in, min(self.model.count_tokens(reply, []), bound))
+            counted = n_in or self.model.count_tokens(messages, [])
+            return _actual(usage, price, counted, min(self.model.count_tokens(reply, []), bound))
         floor_in, floor_out = min(_floor(messages), n_in), _floor(reply)
         n_out = max(usage.output_tokens, floor_out)
         reported_in = usage.input_tokens or n_in
@@ -405,10 +410,31 @@ class ModelMeter:
             if key in reserved and self.ledger.caps(key) and actual.get(key, 0) > reserved[key]:
                 raise Overrun(key, reserved[key], actual[key], self.model.name)
 
-    def _charge_failed(self, held: Reservation, *, may_bill: bool, reached: bool) -> None:
-        """A failed attempt: the reservation if it may have been billed, one call if the server saw it."""
+    def _billable(
+        self,
+        held: Reservation,
+        max_tokens: int,
+        price: Pricing | None,
+        n_in: int,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSchema],
+    ) -> dict[str, Amount]:
+        """What a provider may bill for a call cut short (a timeout, the run's deadline): its input, counted
+        now if it was not before, and its output bound; never less than the call reserved."""
+        counted = n_in or self.model.count_tokens(messages, tools)
+        out = _actual(RequestUsage(), self.bound(price), counted, max_tokens)
+        out.pop("cached_input_tokens", None)
+        if "turns" in held.amounts:
+            out["turns"] = 1
+        return {k: max(v, held.amounts.get(k, 0)) for k, v in out.items()}
+
+    def _charge_failed(
+        self, held: Reservation, *, may_bill: bool, reached: bool, bill: Callable[[], dict[str, Amount]]
+    ) -> None:
+        """A failed attempt: what the provider may bill if it may have billed (its input and its output bound,
+        as a timeout or a cut at the deadline), one call if the server saw it, else nothing."""
         if may_bill:
-            self.ledger.commit(held)
+            self.ledger.commit(held, bill())
         elif reached:
             self.ledger.commit(held, {"llm_calls": 1})
         else:

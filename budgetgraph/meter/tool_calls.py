@@ -144,7 +144,13 @@ class ToolMeter:
             return f"Error: {exc}. The call was not run."
         if tool.cache and (seen := self._results.get(_key(tool, args))) is not None:
             return REPEATED + seen
-        units = tool.units_for(args)
+        try:
+            units = tool.units_for(args)
+        except Exception as exc:  # the tool's own units= callback: its bug, not the run's end
+            return (
+                f"Error: tool {tool.name} could not size this call ({type(exc).__name__}: {exc}). The call "
+                "was not run."
+            )
         held = self.ledger.try_reserve(self.amounts(tool, units))
         if not isinstance(held, BudgetExceeded):
             return self._admitted(call, tool, args, held, units)
@@ -207,7 +213,7 @@ class ToolMeter:
             except asyncio.CancelledError:
                 self.ledger.commit(admitted.reservation)  # it may have done its work: charged
                 raise
-            except Exception as exc:  # a tool's own bug must not end the run
+            except (Exception, SystemExit) as exc:  # a tool's own bug (or sys.exit) must not end the run
                 text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
             if tool.cache and charged and not text.startswith("Error:"):
                 self._results[_key(tool, admitted.args)] = text
@@ -222,6 +228,33 @@ class ToolMeter:
                 {"budgetgraph.tool.charged": charged, "budgetgraph.tool.error": text.startswith("Error:")},
             )
         return ToolOutcome(admitted.note + text, charged, time.monotonic() - started, deadline)
+
+    async def rerun(self, call: ToolCall) -> str:
+        """A call that was in flight when the run stopped, already counted as spent, run again (its tool is
+        idempotent) under the run's deadline like any call; it is not charged twice."""
+        tool = self.tools.get(call.name)
+        if tool is None:
+            return f"Error: unknown tool {call.name!r}."
+        try:
+            args = tool.validate(call.arguments)
+        except ToolCallError as exc:
+            return f"Error: {exc}. The call was not run."
+        timeout, by_cap = self._timeout(tool)
+        if by_cap and self.ledger.available("seconds") == 0:
+            return "Error: the run's time budget (seconds) is spent; the call was not run again."
+        attrs = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool.name,
+            "budgetgraph.rerun": True,
+        }
+        with tracing.span(f"execute_tool {tool.name}", attrs):
+            try:
+                text, _ = await invoke(tool, args, timeout, self.runner)
+            except ToolCallError as exc:
+                return f"Error: {exc}"
+            except (Exception, SystemExit) as exc:
+                return f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
+        return text
 
 
 def _key(tool: Tool, args: BaseModel) -> tuple[str, str]:

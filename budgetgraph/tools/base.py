@@ -125,6 +125,11 @@ class Tool:
 
     def validate(self, arguments: Mapping[str, Any]) -> BaseModel:
         """Parse the model's arguments; a bad call raises :class:`ToolCallError` saying what to fix."""
+        if not isinstance(arguments, Mapping):
+            raise ToolCallError(
+                f"invalid arguments for {self.name}: expected a JSON object of named arguments, got "
+                f"{type(arguments).__name__}"
+            )
         try:
             return self.args_model.model_validate(dict(arguments))
         except ValidationError as exc:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from .._files import loads, read_text
 from ..errors import ConfigError
 from .base import Tool
 
@@ -52,31 +53,30 @@ def _cache_root() -> Path:
 def _read_jsonl(path: Path) -> Iterator[Document]:
     seen: set[str] = set()
     count = 0
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    f"{path}:{n}: not valid JSON ({exc.msg}); each line must be an object with id, title, text"
-                ) from None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{path}:{n}: expected a JSON object with id, title, text")
-            missing = [k for k in ("id", "title", "text") if k not in row]
-            if missing:
-                raise ConfigError(
-                    f"{path}:{n}: missing field(s) {', '.join(missing)}; each line needs id, title, text"
-                )
-            doc_id, title, text = str(row["id"]), row["title"], row["text"]
-            if not isinstance(title, str) or not isinstance(text, str):
-                raise ConfigError(f"{path}:{n}: title and text must be strings")
-            if doc_id in seen:
-                raise ConfigError(f"{path}:{n}: duplicate id {doc_id!r}; ids must be unique")
-            seen.add(doc_id)
-            count += 1
-            yield Document(doc_id, title, text)
+    for n, line in enumerate(read_text(path, "corpus file").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{path}:{n}: not valid JSON ({exc.msg}); each line must be an object with id, title, text"
+            ) from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}:{n}: expected a JSON object with id, title, text")
+        missing = [k for k in ("id", "title", "text") if k not in row]
+        if missing:
+            raise ConfigError(
+                f"{path}:{n}: missing field(s) {', '.join(missing)}; each line needs id, title, text"
+            )
+        doc_id, title, text = str(row["id"]), row["title"], row["text"]
+        if not isinstance(title, str) or not isinstance(text, str):
+            raise ConfigError(f"{path}:{n}: title and text must be strings")
+        if doc_id in seen:
+            raise ConfigError(f"{path}:{n}: duplicate id {doc_id!r}; ids must be unique")
+        seen.add(doc_id)
+        count += 1
+        yield Document(doc_id, title, text)
     if count == 0:
         raise ConfigError(
             f'{path}: the corpus is empty; add lines like {{"id": "1", "title": ..., "text": ...}}'
