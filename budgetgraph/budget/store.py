@@ -47,7 +47,7 @@ def check_units(units: Mapping[str, int], what: str) -> None:
     for key, amount in units.items():
         check_resource(key)
         if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_UNITS:
-            raise ValueError(
+            raise ConfigError(
                 f"{what}: {key} must be a whole number of units from 0 to {MAX_UNITS}, got {amount!r}"
             )
 
@@ -58,7 +58,7 @@ def check_resource(key: object) -> str:
         if key.startswith(TOOL_PREFIX):
             check_name(key[len(TOOL_PREFIX) :], "budget store: tool name")
         return key
-    raise ValueError(f"budget store: {key!r} is not a resource key (a global resource or tool:NAME)")
+    raise ConfigError(f"budget store: {key!r} is not a resource key (a global resource or tool:NAME)")
 
 
 def window_bucket(window: Window, now: datetime | None = None) -> tuple[str, float | None]:
@@ -92,16 +92,16 @@ def to_units(key: str, amount: Amount) -> int:
     """A ledger amount in the store's whole units (nano-dollars for ``usd``, rounded up); a negative,
     NaN, infinite or too large amount raises ``ValueError`` (a caller's bug, never a loosened cap)."""
     if isinstance(amount, bool) or not isinstance(amount, int | float | Decimal):
-        raise ValueError(f"budget store: {key} must be a number, got {amount!r}")
+        raise ConfigError(f"budget store: {key} must be a number, got {amount!r}")
     value = Decimal(str(amount))
     if not value.is_finite() or value < 0:
-        raise ValueError(f"budget store: {key} must be a finite number >= 0, got {amount!r}")
+        raise ConfigError(f"budget store: {key} must be a finite number >= 0, got {amount!r}")
     if key == "usd":
         units = int(value.quantize(USD_UNIT, rounding=ROUND_CEILING) / USD_UNIT)
     else:
         units = int(math.ceil(value))
     if units > MAX_UNITS:
-        raise ValueError(
+        raise ConfigError(
             f"budget store: {key} = {amount!r} is above what a store keeps exactly ({MAX_UNITS} units)"
         )
     return units

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,7 +31,6 @@ from ..models.messages import Message, ModelResponse, ModelSettings, RequestUsag
 
 __all__ = ["MIN_OUTPUT", "TURN_ROLES", "CallPlan", "ModelMeter", "plan_call", "unique_ids"]
 
-_log = logging.getLogger(__name__)
 
 MIN_OUTPUT = 16
 TURN_ROLES = frozenset({"act"})
@@ -347,7 +345,7 @@ class ModelMeter:
                     "gen_ai.response.finish_reasons": response.finish_reason,
                 },
             )
-        response = self._settle(held, planned, response, price, n_in, messages)
+        response = self._settle(held, planned, response, price, n_in, messages, bill)
         if response.finish_reason == "timeout":
             raise DeadlineExceeded("a model call", self.ledger.limits.get("seconds"))
         return response
@@ -360,11 +358,14 @@ class ModelMeter:
         price: Pricing | None,
         n_in: int,
         messages: Sequence[Message],
+        bill: Callable[[], dict[str, Amount]],
     ) -> ModelResponse:
-        """Commit what a finished call used; a usage report that cannot be true is charged at its bound
-        (:class:`BadUsage`), one above the reservation stops the run (:class:`Overrun`)."""
-        if (fault := _fault(response.usage)) is not None:
-            self.ledger.commit(held)  # what cannot be trusted is charged at its bound
+        """Commit what a finished call used. A usage report that cannot be true (negative, NaN, missing, or
+        under what the request and the reply in hand must have been) is charged what the provider may bill,
+        and stops the run (:class:`BadUsage`); one above the reservation stops it too (:class:`Overrun`)."""
+        fault = _fault(response.usage) or self._under_report(response, n_in, messages)
+        if fault is not None:
+            self.ledger.commit(held, bill())  # what cannot be trusted is charged at its bound
             raise BadUsage(fault, _reserved_text(planned.amounts), self.model.name)
         response = unique_ids(response)
         actual = self._truth(response, price, n_in, planned.max_tokens, messages)
@@ -373,6 +374,22 @@ class ModelMeter:
         self.ledger.commit(held, actual)
         self._check_overrun(planned.amounts, actual)
         return response
+
+    def _under_report(self, response: ModelResponse, n_in: int, messages: Sequence[Message]) -> str | None:
+        """A reported count under what the text in hand must have been (see :data:`_TOKEN_BYTES`): the
+        request, and the reply we hold. In-process backends that count with their own tokenizer
+        (``counts_own_usage``) are not second-guessed."""
+        usage = response.usage
+        if usage.estimated or getattr(self.model, "counts_own_usage", False):
+            return None
+        reply = _floor([Message.assistant(response.message.content, response.message.tool_calls)])
+        if usage.output_tokens < reply:
+            return f"completion_tokens={usage.output_tokens} for a reply of at least {reply} tokens"
+        # the messages' text only: providers render tool schemas in formats of their own, often shorter
+        request = _floor(messages) if not n_in else min(_floor(messages), n_in)
+        if usage.input_tokens < request and (usage.input_tokens or usage.output_tokens):
+            return f"prompt_tokens={usage.input_tokens} for a request of at least {request} tokens"
+        return None
 
     def _truth(
         self,
@@ -383,27 +400,13 @@ class ModelMeter:
         messages: Sequence[Message],
     ) -> dict[str, Amount]:
         """What the call used: the backend's usage, or, when it reported none, our count of the input and of
-        the reply (at most the output bound it was sent with: our count of a reply may be high). A report
-        under what the request and the reply in hand must have been is raised to that floor."""
+        the reply (at most the output bound it was sent with: our count of a reply may be high)."""
         usage = response.usage
-        reply = [Message.assistant(response.message.content, response.message.tool_calls)]
         if usage.estimated or (usage.input_tokens == 0 and usage.output_tokens == 0):
+            reply = [Message.assistant(response.message.content, response.message.tool_calls)]
             counted = n_in or self.model.count_tokens(messages, [])
             return _actual(usage, price, counted, min(self.model.count_tokens(reply, []), bound))
-        floor_in, floor_out = min(_floor(messages), n_in), _floor(reply)
-        n_out = max(usage.output_tokens, floor_out)
-        reported_in = usage.input_tokens or n_in
-        if n_out > usage.output_tokens or floor_in > reported_in:
-            _log.warning(
-                "model %r reported %d input / %d output tokens for a request and reply of at least %d / %d: "
-                "the floor is charged",
-                self.model.name,
-                usage.input_tokens,
-                usage.output_tokens,
-                floor_in,
-                floor_out,
-            )
-        return _actual(usage, price, max(reported_in, floor_in), n_out)
+        return _actual(usage, price, usage.input_tokens or n_in, usage.output_tokens)
 
     def _check_overrun(self, reserved: Mapping[str, Amount], actual: Mapping[str, Amount]) -> None:
         for key in _CHECKED:

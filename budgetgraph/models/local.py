@@ -359,6 +359,9 @@ class LocalModel:
     load it sets threads, layers and cache.
     """
 
+    counts_own_usage = True
+    """Usage is counted in this process with the model's own tokenizer (the meter does not second-guess it)."""
+
     def __init__(
         self,
         path: str | Path | None = None,

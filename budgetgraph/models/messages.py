@@ -36,6 +36,17 @@ class ToolCall:
     ``collections.abc.Mapping[...]`` for a class and fails (``issubclass() arg 1 must be a class``)."""
     error: str | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.arguments, typing.Mapping):  # checked where a call is made, by any producer
+            got = f"{type(self.arguments).__name__} {self.arguments!r:.200}"
+            object.__setattr__(self, "arguments", {})
+            if self.error is None:
+                object.__setattr__(
+                    self,
+                    "error",
+                    f"arguments of {self.name!r} must be a JSON object of named arguments, got {got}",
+                )
+
 
 @dataclass(frozen=True, slots=True)
 class Message:

@@ -32,6 +32,9 @@ class ScriptedModel:
     ``context_window`` makes it refuse, like a server, a request whose prompt plus ``max_tokens`` exceeds it.
     """
 
+    counts_own_usage = True
+    """Usage is counted in this process with the model's own tokenizer (the meter does not second-guess it)."""
+
     price: ModelPrice | None = FREE
 
     def __init__(

@@ -47,6 +47,9 @@ def call_schema(tools: Sequence[ToolSchema]) -> dict[str, Any]:
 class VLLMModel:
     """``VLLMModel("Qwen/Qwen2.5-7B-Instruct")``; engine arguments (``gpu_memory_utilization``, ...) pass through."""
 
+    counts_own_usage = True
+    """Usage is counted in this process with the model's own tokenizer (the meter does not second-guess it)."""
+
     price: ModelPrice | None = FREE
 
     def __init__(self, model: str, *, max_model_len: int = 16384, **engine_args: Any) -> None:

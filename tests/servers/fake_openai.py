@@ -3,8 +3,9 @@ truth: its request log and the usage it reported are what a provider would bill.
 
 Modes: ``normal`` (a token per 4 characters), ``cjk`` (a token per character, as a CJK tokenizer counts),
 ``overmax`` (ignores max_tokens: reports 3x), ``nousage`` (no usage field), ``stall`` (sleeps ``stall`` s);
-``fail`` is a list of status codes answered first (429, 500, ...). While tools are offered it calls
-``search``; otherwise it answers.
+``fail`` is a list of status codes answered first (429, 500, ...). ``lie(usage, n)`` rewrites the usage it
+reports for request ``n`` (None: none at all); its log keeps what it really served, the ground truth. While
+tools are offered it calls ``search`` (or ``tool``); otherwise it answers.
 """
 
 from __future__ import annotations
@@ -12,15 +13,28 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+Lie = Callable[[dict[str, Any], int], Any]
+
 
 class FakeOpenAI:
-    def __init__(self, mode: str = "normal", *, fail: list[int] | None = None, stall: float = 0.0) -> None:
+    def __init__(
+        self,
+        mode: str = "normal",
+        *,
+        fail: list[int] | None = None,
+        stall: float = 0.0,
+        lie: Lie | None = None,
+        tool: str = "search",
+    ) -> None:
         self.mode = mode
         self.fail = list(fail or [])
         self.stall = stall
+        self.lie = lie
+        self.tool = tool
         self.requests: list[dict[str, Any]] = []  # every request received, with the usage reported for it
         owner = self
 
@@ -74,8 +88,13 @@ class FakeOpenAI:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if body.get("tools") and body.get("tool_choice") != "none":
             call = {"id": f"c{len(self.requests)}", "type": "function"}
-            call["function"] = {"name": "search", "arguments": json.dumps({"queries": ["capital of France"]})}
+            call["function"] = {
+                "name": self.tool,
+                "arguments": json.dumps({"queries": ["capital of France"]}),
+            }
             message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            if self.mode != "overmax":  # an honest count of the call it sends
+                completion = min(completion, 4 + len(json.dumps(call["function"])) // 4)
         prompt = chars if self.mode == "cjk" else chars // 4
         usage = {
             "prompt_tokens": prompt,
@@ -90,10 +109,13 @@ class FakeOpenAI:
             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         }
         if self.mode != "nousage":
-            out["usage"] = usage
-            record["usage"] = usage
+            record["usage"] = usage  # what it served: the ground truth
+            reported = usage if self.lie is None else self.lie(dict(usage), len(self.requests) - 1)
+            record["reported"] = reported
+            if reported is not None:
+                out["usage"] = reported
         if body.get("stream"):
-            _send_stream(handler, out, message, usage if self.mode != "nousage" else None)
+            _send_stream(handler, out, message, out.get("usage"))
             return
         _send(handler, 200, out)
 
