@@ -771,3 +771,23 @@ def test_a_hostile_backend_never_overshoots_a_run_or_account_cap(
             assert usage.spent.get(key, 0) <= cap or overran, (key, usage.spent, cap)
     if "search" in caps:
         assert ran["search"] <= caps["search"] * len(kinds)
+
+
+def test_windows_come_from_the_stores_clock_not_the_hosts(store: Any, monkeypatch: Any) -> None:
+    """store_lease_window.py (3): a host whose clock is 61 s behind shares the minute window with the others."""
+    from datetime import datetime, timedelta
+
+    import budgetgraph.budget.store as store_mod
+
+    account = store.account(f"user:{uuid.uuid4().hex}", "tools=3", window="minute")
+    got = sum(1 for _ in range(5) if not isinstance(account.try_reserve({"tool_calls": 1}), Exception))
+    real = store_mod.datetime
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return real.now(tz) - timedelta(seconds=61)
+
+    monkeypatch.setattr(store_mod, "datetime", Skewed)
+    skewed = sum(1 for _ in range(5) if not isinstance(account.try_reserve({"tool_calls": 1}), Exception))
+    assert got + skewed <= 3

@@ -7,6 +7,7 @@ reserved units, each reservation's amounts, and the reservations' lease deadline
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from .._extras import require
@@ -186,6 +187,17 @@ class RedisBudgetStore(BudgetStore):
 
     def close(self) -> None:
         self._redis.close()
+
+    def now(self) -> datetime:
+        """The Redis server's clock (``TIME``), so that hosts with skewed clocks share every window."""
+        try:
+            seconds, micros = self._redis.time()
+        except self._error as exc:
+            raise BudgetStoreError(
+                f"budget store {self.url}: {redact(str(exc))}; the call was not made (is the Redis server up "
+                "and reachable?)"
+            ) from None
+        return datetime.fromtimestamp(int(seconds) + int(micros) / 1e6, timezone.utc)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -202,6 +203,9 @@ class SQLiteBudgetStore(BudgetStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), timezone.utc)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "path": str(self.path.resolve())}

@@ -190,6 +190,11 @@ class BudgetStore(ABC):
     def close(self) -> None:  # noqa: B027 - a store without connections has nothing to close
         """Release connections (the store's data stays)."""
 
+    def now(self) -> datetime:
+        """The store's clock, which picks every account's window: one clock for all the processes and hosts
+        that share the store, whatever their own clocks say (Redis: the server's ``TIME``)."""
+        return datetime.now(timezone.utc)
+
     def describe(self) -> dict[str, Any]:
         """Where this store lives, for a checkpoint (never a secret): what :func:`open_store` reopens."""
         return {"kind": type(self).__name__, "instance": self._instance()}
@@ -217,7 +222,7 @@ class BudgetStore(ABC):
         self, key: str, *, window: Window = "total", limits: Mapping[str, Amount] | None = None
     ) -> AccountUsage:
         """What ``key`` has spent and holds in the current ``window``."""
-        bucket, _ = window_bucket(window)
+        bucket, _ = window_bucket(window, self.now() if window != "total" else None)
         spent, reserved = self._totals(key, bucket)
         return AccountUsage(
             key,
@@ -277,7 +282,7 @@ class Account:
     ) -> Grant | AccountExceeded:
         """Take ``amounts`` from the store atomically, or say which cap refused it. ``keep`` is room this
         reservation must leave in the account (a run's final-answer reserve): it lowers the caps it checks."""
-        bucket, ttl = window_bucket(self.window)
+        bucket, ttl = window_bucket(self.window, self._now())
         units = {check_resource(k): to_units(k, v) for k, v in amounts.items() if k != "seconds" and v}
         limits = {k: to_units(k, v) for k, v in self.limits.items()}
         for k, v in (keep or {}).items():
@@ -300,7 +305,7 @@ class Account:
     def commit(self, grant: Grant, actual: Mapping[str, Amount]) -> bool:
         """Record what the call used; False when its lease had expired (the spend is recorded anyway)."""
         units = {check_resource(k): to_units(k, v) for k, v in actual.items() if k != "seconds" and v}
-        _, ttl = window_bucket(self.window)
+        _, ttl = window_bucket(self.window, self._now())
         return self.store._commit(self.key, grant.bucket, grant.id, units, _ttl(ttl))
 
     def release(self, grant: Grant) -> None:
@@ -308,6 +313,9 @@ class Account:
 
     def usage(self) -> AccountUsage:
         return self.store.usage(self.key, window=self.window, limits=self.limits)
+
+    def _now(self) -> datetime | None:
+        return None if self.window == "total" else self.store.now()
 
     def describe(self) -> dict[str, Any]:
         """The account as plain data for a run's checkpoint: its store (no secrets), key, window, lease and
