@@ -60,6 +60,13 @@ def fake_model(server: FakeOpenAI) -> OpenAIModel:
     return OpenAIModel("fake", base_url=server.url, max_attempts=1, api_key="sk-test")
 
 
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``budgetgraph ARGS`` in a child process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "budgetgraph.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
 def served(server: FakeOpenAI) -> tuple[int, int]:
     """What the fake server really served (its own count): prompt and completion tokens."""
     return server.billed("prompt_tokens"), server.billed("completion_tokens")
@@ -259,53 +266,10 @@ def test_a_budget_typo_is_an_error_that_names_the_closest_tool() -> None:
 
 
 def test_the_cli_refuses_a_budget_typo_naming_the_tool(tmp_path: Path) -> None:
-    docs = HERE.parent / "docs"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "budgetgraph.cli",
-            "run",
-            "q",
-            "--corpus",
-            str(docs),
-            "--model",
-            "scripted",
-            "--budget",
-            "serch=1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = cli("run", "q", "--corpus", str(HERE.parent / "docs"), "--model", "scripted", "--budget", "serch=1")
     assert run.returncode != 0 and "did you mean 'search'" in run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
-    data = HERE / "data" / "multihop_mini.jsonl"
-    ev = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "budgetgraph.cli",
-            "eval",
-            "hotpotqa",
-            "--data",
-            str(data),
-            "--model",
-            "scripted",
-            "--planner",
-            "react",
-            "--budget",
-            "serch=1",
-            "--limit",
-            "1",
-            "--no-progress",
-            "--out",
-            str(tmp_path / "r.jsonl"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    ev = _sweep(tmp_path / "r.jsonl", budget="serch=1")
     assert ev.returncode != 0 and "did you mean 'search'" in ev.stdout + ev.stderr
     assert not (tmp_path / "r.jsonl").exists()
 
@@ -561,40 +525,16 @@ def test_hostile_files_are_clear_errors(tmp_path: Path) -> None:
 
 
 # -- results files (results_tamper.sh, results_read_race.py, view_xss.py) -------------------------------
-def _sweep(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _sweep(out: Path, *extra: str, budget: str = "2") -> subprocess.CompletedProcess[str]:
     data = HERE / "data" / "multihop_mini.jsonl"
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "budgetgraph.cli",
-            "eval",
-            "hotpotqa",
-            "--data",
-            str(data),
-            "--model",
-            "scripted",
-            "--planner",
-            "react",
-            "--budget",
-            "2",
-            "--limit",
-            "3",
-            "--no-progress",
-            "--out",
-            str(out),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli(
+        "eval", "hotpotqa", "--data", str(data), "--model", "scripted", "--planner", "react", "--budget", budget,
+        "--limit", "3", "--no-progress", "--out", str(out), *extra,
+    )  # fmt: skip
 
 
 def _report(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "budgetgraph.cli", "report", *args], capture_output=True, text=True, timeout=60
-    )
+    return cli("report", *args)
 
 
 def test_report_refuses_files_and_lines_from_another_configuration(tmp_path: Path) -> None:

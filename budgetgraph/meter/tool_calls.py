@@ -131,17 +131,24 @@ class ToolMeter:
         """Tools with units left (their own cap and the total tool cap)."""
         return [t for t in self.tools.values() if self.ledger.tool_remaining(t.budget_key) != 0]
 
-    def admit(self, call: ToolCall) -> Admitted | BudgetExceeded | str:
-        """Validate and reserve one call: the admitted call, the refusal, or an error text for the model."""
+    def parse(self, call: ToolCall) -> tuple[Tool, BaseModel] | str:
+        """The call's tool and validated arguments, or an error text for the model."""
         if call.error:
             return f"Error: {call.error}. The call was not run; fix it and try again."
         tool = self.tools.get(call.name)
         if tool is None:
             return f"Error: unknown tool {call.name!r}; available tools: {', '.join(self.tools)}."
         try:
-            args = tool.validate(call.arguments)
+            return tool, tool.validate(call.arguments)
         except ToolCallError as exc:
             return f"Error: {exc}. The call was not run."
+
+    def admit(self, call: ToolCall) -> Admitted | BudgetExceeded | str:
+        """Validate and reserve one call: the admitted call, the refusal, or an error text for the model."""
+        parsed = self.parse(call)
+        if isinstance(parsed, str):
+            return parsed
+        tool, args = parsed
         if tool.cache and (seen := self._results.get(_key(tool, args))) is not None:
             return REPEATED + seen
         try:
@@ -232,13 +239,10 @@ class ToolMeter:
     async def rerun(self, call: ToolCall) -> str:
         """A call that was in flight when the run stopped, already counted as spent, run again (its tool is
         idempotent) under the run's deadline like any call; it is not charged twice."""
-        tool = self.tools.get(call.name)
-        if tool is None:
-            return f"Error: unknown tool {call.name!r}."
-        try:
-            args = tool.validate(call.arguments)
-        except ToolCallError as exc:
-            return f"Error: {exc}. The call was not run."
+        parsed = self.parse(call)
+        if isinstance(parsed, str):
+            return parsed
+        tool, args = parsed
         timeout, by_cap = self._timeout(tool)
         if by_cap and self.ledger.available("seconds") == 0:
             return "Error: the run's time budget (seconds) is spent; the call was not run again."
