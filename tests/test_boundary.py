@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -40,6 +41,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from servers.fake_openai import FakeOpenAI  # noqa: E402
 
 HERE = Path(__file__).parent
+EXAMPLES = int(
+    os.environ.get("BUDGETGRAPH_BOUNDARY_EXAMPLES", "100")
+)  # the hostile-backend property's episodes
+TALLY: Counter[str] = Counter()
 PRICES = PriceTable(models={"fake": ModelPrice.of(input=1, output=4)})  # dollars per million tokens
 
 
@@ -598,7 +603,7 @@ def _lie(kind: str, scale: float) -> Any:
     return lie
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     kinds=st.lists(
         st.sampled_from(["honest", "none", "negative", "nan", "zero", "huge", "missing", "under"]),
@@ -689,6 +694,12 @@ def test_a_hostile_backend_never_overshoots_a_run_or_account_cap(
                 result = asyncio.run(agent.aresume(tid))
                 while result.stop_reason.kind == "interrupted":
                     result = asyncio.run(agent.aresume(tid, decisions="approve"))
+            TALLY["runs"] += 1
+            TALLY[f"lie:{kind}"] += 1
+            TALLY[f"store:{where}"] += 1
+            TALLY[f"stop:{result.stop_reason.kind}"] += 1
+            TALLY["crash"] += crash
+            TALLY["approve"] += approve
             prompt, completion = served(server)
             overran = overran or (
                 result.stop_reason.kind == "overrun" and result.stop_reason.resource != "usage"
@@ -731,3 +742,14 @@ def test_windows_come_from_the_stores_clock_not_the_hosts(store: Any, monkeypatc
     monkeypatch.setattr(store_mod, "datetime", Skewed)
     skewed = sum(1 for _ in range(5) if not isinstance(account.try_reserve({"tool_calls": 1}), Exception))
     assert got + skewed <= 3
+
+
+def test_the_hostile_backend_property_exercised_every_kind(capsys: Any) -> None:
+    """The property above ran every lie, store, crash and approval (printed with -s for the record)."""
+    if not TALLY:
+        pytest.skip("the property test did not run in this session")
+    with capsys.disabled():
+        print("\nhostile-backend property:", dict(sorted(TALLY.items())))
+    kinds = ("honest", "none", "negative", "nan", "zero", "huge", "missing", "under")
+    assert all(TALLY[f"lie:{k}"] for k in kinds) and TALLY["crash"] and TALLY["approve"]
+    assert all(TALLY[f"store:{w}"] for w in ("none", "sqlite", "redis"))
