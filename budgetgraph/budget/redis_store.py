@@ -6,6 +6,7 @@ reserved units, each reservation's amounts, and the reservations' lease deadline
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -144,7 +145,9 @@ class RedisBudgetStore(BudgetStore):
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
-            return self._scripts[name](keys=keys, args=args)
+            out = self._scripts[name](keys=keys, args=args)
+            _warn_if_volatile(self._redis, self.url, self._error)  # once per URL, on the first success
+            return out
         except self._error as exc:
             raise BudgetStoreError(
                 f"budget store {self.url}: {redact(str(exc))}; the call was not made (is the Redis server up "
@@ -209,6 +212,29 @@ class RedisBudgetStore(BudgetStore):
 
     def __repr__(self) -> str:
         return f"RedisBudgetStore({self.url!r}, prefix={self.prefix!r})"
+
+
+_CHECKED_URLS: set[str] = set()
+_log = logging.getLogger(__name__)
+
+
+def _warn_if_volatile(client: Any, url: str, error: type[Exception]) -> None:
+    """Warn (once per URL) when the server keeps nothing across a restart: a restart would reset every
+    account's spend. Managed servers that refuse CONFIG are not second-guessed."""
+    if url in _CHECKED_URLS:
+        return
+    _CHECKED_URLS.add(url)
+    try:
+        aof = client.config_get("appendonly").get("appendonly")
+        rdb = client.config_get("save").get("save")
+    except (error, AttributeError, TypeError):
+        return
+    if aof in ("no", b"no") and rdb in ("", b""):
+        _log.warning(
+            "budget store %s: the Redis server keeps no data across a restart (appendonly no, no save "
+            "points), so a restart forgets every account's spend and resets its caps; turn on appendonly",
+            url,
+        )
 
 
 def _ttl(seconds: float | None) -> int:
