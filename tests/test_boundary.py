@@ -296,10 +296,9 @@ def mailer(messages: Any, tools: Any) -> Any:
     return ScriptedModel.text("<answer>done</answer>")
 
 
-def test_a_resume_after_approval_spends_from_the_account_the_run_started_with(store: Any) -> None:
-    SENT.clear()
-    account = store.account(f"user:{uuid.uuid4().hex}", "send_email=1", window="day")
-    agent = Agent(
+def mail_agent() -> Agent:
+    """An agent that mails once, each call waiting for approval."""
+    return Agent(
         ScriptedModel(mailer),
         [send_email],
         "send_email=5",
@@ -307,6 +306,12 @@ def test_a_resume_after_approval_spends_from_the_account_the_run_started_with(st
         checkpointer=InMemorySaver(),
         approve=["send_email"],
     )
+
+
+def test_a_resume_after_approval_spends_from_the_account_the_run_started_with(store: Any) -> None:
+    SENT.clear()
+    account = store.account(f"user:{uuid.uuid4().hex}", "send_email=1", window="day")
+    agent = mail_agent()
 
     async def main() -> None:
         for i in range(4):
@@ -324,14 +329,7 @@ def test_a_resume_cannot_swap_its_account_and_says_when_it_cannot_reopen_one(tmp
 
     store = SQLiteBudgetStore(tmp_path / "s.db")
     account = store.account("user:ann", "send_email=3", window="day")
-    agent = Agent(
-        ScriptedModel(mailer),
-        [send_email],
-        "send_email=5",
-        planner="react",
-        checkpointer=InMemorySaver(),
-        approve=["send_email"],
-    )
+    agent = mail_agent()
     asyncio.run(agent.arun("mail", thread_id="t", account=account))
     other = store.account("user:bob", "send_email=3", window="day")
     with pytest.raises(ConfigError, match="cannot resume on 'user:bob'"):

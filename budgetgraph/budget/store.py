@@ -42,16 +42,6 @@ are refused."""
 _KEYS = frozenset(RESOURCES) | {"cached_input_tokens"}
 
 
-def check_units(units: Mapping[str, int], what: str) -> None:
-    """Whole store units under valid keys, from 0 to :data:`MAX_UNITS`; anything else is a caller's bug."""
-    for key, amount in units.items():
-        check_resource(key)
-        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_UNITS:
-            raise ConfigError(
-                f"{what}: {key} must be a whole number of units from 0 to {MAX_UNITS}, got {amount!r}"
-            )
-
-
 def check_resource(key: object) -> str:
     """A store's resource key: a global resource, or ``tool:NAME`` with NAME in the one name grammar."""
     if isinstance(key, str) and (key in _KEYS or key.startswith(TOOL_PREFIX)):
@@ -203,7 +193,7 @@ class BudgetStore(ABC):
         token = getattr(self, "_token", None)
         if token is None:
             token = uuid.uuid4().hex
-            object.__setattr__(self, "_token", token)
+            self._token = token
             _LIVE[token] = self
         return str(token)
 
@@ -260,11 +250,15 @@ class Account:
             budget = Budget.from_limits(dict(self.budget))
         limits = budget.limits()
         for resource, cap in limits.items():
-            if resource != "seconds" and to_units_or_none(resource, cap) is None:
+            if resource == "seconds":
+                continue
+            try:
+                to_units(resource, cap)
+            except ConfigError:
                 raise ConfigError(
                     f"the account {self.key!r}: the {resource} cap {cap} is above what a store keeps exactly; "
                     "leave the cap out for no cap"
-                )
+                ) from None
         if "seconds" in limits:
             raise ConfigError(
                 "a budget store caps spend, not wall time: drop 'seconds' from the account's budget and put "
@@ -370,13 +364,6 @@ def open_store(described: Mapping[str, Any]) -> BudgetStore:
         f"the run was started with an account of the budget store {where}, which this process cannot reopen "
         "by itself (its credentials are never written to a checkpoint): pass account= to aresume"
     )
-
-
-def to_units_or_none(key: str, amount: Amount) -> int | None:
-    try:
-        return to_units(key, amount)
-    except ValueError:
-        return None
 
 
 def _ttl(seconds_left: float | None) -> float | None:
