@@ -90,9 +90,10 @@ def test_bats_samples_keep_the_agents_bats_options() -> None:
     agent = Agent(
         ScriptedModel([]), [], planner="majority", sample_planner="bats", bats_layout="tail", max_attempts=2
     )
-    sampler = agent.sampler()
-    assert sampler.planner == "bats" and sampler.bats == agent.bats
-    assert (sampler.bats.layout, sampler.bats.attempts_cap) == ("tail", 2)
+    kept = agent.options.sample_options
+    sampler = agent.spawn("bats", options=kept)
+    assert sampler.planner == "bats" and sampler.options.layout == kept.layout
+    assert (sampler.options.layout, sampler.options.attempts_cap) == ("tail", 2)
 
 
 def test_code_is_grouped_by_behaviour_on_the_visible_examples() -> None:
@@ -141,7 +142,7 @@ def test_best_of_falls_back_to_the_vote_when_the_judge_cannot_be_paid() -> None:
 def test_pass_at_n_scores_every_sampled_answer() -> None:
     from dataclasses import replace as _replace
 
-    from budgetgraph.envs.runner import _pass_at_n
+    from budgetgraph.envs.episode import _pass_at_n
 
     class _Env:
         def score(self, task, result):

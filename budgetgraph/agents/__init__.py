@@ -1,9 +1,10 @@
 """Agents: graph state, the LangGraph loops built from the metering layer and the planners, the planner
-registry, events and the Agent facade."""
+registry and options, events and the Agent facade."""
 
-from .agent import Agent, RunResult, StopReason
+from .agent import Agent
 from .events import (
     AgentEvent,
+    BudgetGrant,
     BudgetOverrun,
     BudgetUpdate,
     FinalAnswer,
@@ -15,34 +16,67 @@ from .events import (
     VerifierDecision,
 )
 from .graph import AgentLoop, LoopConfig, build_graph
-from .planners import PLANNERS, PlannerSpec
+from .options import (
+    AgentOptions,
+    BATSOptions,
+    PlanAndBudgetOptions,
+    SaleOptions,
+    SamplingOptions,
+)
+from .orchestrator import Orchestrator, SubAgent
+from .planners import parse_planner, planner_options
+from .registry import PLANNERS, PlannerContext, PlannerSpec, get_planner, planner_names, register_planner
+from .result import Delegated, Question, RunResult, Spawn, StopReason, SubRunner
 from .runtime import RunContext
+from .sale import Bidder
 from .sse import event_to_dict, event_to_json, sse_events, sse_message
 from .state import AgentState
+from .turns import TurnControl, turn_control
 
 __all__ = [
     "PLANNERS",
     "Agent",
     "AgentEvent",
     "AgentLoop",
+    "AgentOptions",
     "AgentState",
+    "BATSOptions",
+    "Bidder",
+    "BudgetGrant",
     "BudgetOverrun",
     "BudgetUpdate",
+    "Delegated",
     "FinalAnswer",
     "LoopConfig",
     "ModelTurn",
+    "Orchestrator",
+    "PlanAndBudgetOptions",
+    "PlannerContext",
     "PlannerSpec",
+    "Question",
     "RunContext",
     "RunResult",
+    "SaleOptions",
+    "SamplingOptions",
+    "Spawn",
     "StopReason",
+    "SubAgent",
+    "SubRunner",
     "TextDelta",
     "ToolCallFinished",
     "ToolCallStarted",
     "ToolResult",
+    "TurnControl",
     "VerifierDecision",
     "build_graph",
     "event_to_dict",
     "event_to_json",
+    "get_planner",
+    "parse_planner",
+    "planner_names",
+    "planner_options",
+    "register_planner",
     "sse_events",
     "sse_message",
+    "turn_control",
 ]

@@ -1,161 +1,67 @@
-"""The Agent facade: ``run`` / ``arun`` / ``astream`` / ``aresume`` over one compiled graph, and the run result."""
+"""The Agent facade: ``run`` / ``arun`` / ``astream`` / ``aresume`` over one compiled graph, its events and its
+result. What a planner does is in its registry entry; this module only builds the run and reads it out."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Hashable, Sequence
-from dataclasses import dataclass, field, replace
+import warnings
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from pydantic import BaseModel
 
 from .. import tracing
-from ..budget.block import REGIME_POLICY, RegimePolicy
-from ..budget.ledger import Ledger, Usage
+from ..budget.ledger import Ledger
 from ..budget.limits import Budget, closest
 from ..budget.prices import PriceTable
 from ..budget.store import Account
 from ..errors import BudgetExhausted, ConfigError
 from ..meter import MeteredRun
 from ..models.base import ChatModel
-from ..models.langchain_messages import conversation, to_langchain
+from ..models.langchain_messages import conversation
 from ..models.messages import Message, ModelSettings, ToolCall
 from ..models.registry import infer_model
-from ..planners.bats import BATSOptions
 from ..tools.base import Tool
-from .auction_memory import AuctionMemory
-from .events import AgentEvent, BudgetUpdate, FinalAnswer, ModelTurn, ToolResult
+from .checkpoint import registered
+from .events import AgentEvent, FinalAnswer, events_of
 from .graph import LoopConfig
-from .planners import PLANNERS, build_planner_graph
+from .options import LEGACY_KEYWORDS, AgentOptions
+from .planners import build_planner_graph
 from .prompts import AnswerStyle, answer_now
 from .prompts import system_prompt as build_system_prompt
+from .registry import PlannerContext, PlannerSpec, get_planner, make_options
+from .result import Question, RunResult, StopReason, SubRunner, set_agent_factory
 from .runtime import RunContext
 from .state import AgentState
-from .structured import answer_nudge, dump, parse_output, repair_output, schema_instructions
+from .structured import answer_nudge, parse_output, repair_output, schema_instructions
 from .turns import TurnControl, baseline_turns, turn_control
 
-if TYPE_CHECKING:
-    from ..planners.sale import SaleWeights
-    from .sale import Bidder
-
-__all__ = ["Agent", "RunResult", "StopReason"]
-
-
-@dataclass(frozen=True, slots=True)
-class StopReason:
-    """``kind``: answered | budget_exhausted | max_turns | context_full (the prompt filled the model's
-    context window; the answer call then drops old tool results) | overrun (a backend reported more than was
-    reserved: ``resource``, and the message says reserved and reported) | interrupted | error; ``resource``
-    names the exhausted budget."""
-
-    kind: str
-    resource: str = ""
-    message: str = ""
-
-    def __str__(self) -> str:
-        if self.kind == "budget_exhausted":
-            return f"budget_exhausted: {self.resource.removeprefix('tool:')}"
-        if self.kind == "error":
-            return f"error: {self.message}"
-        if self.kind == "overrun":
-            return f"overrun: {self.resource}"
-        return self.kind
-
-
-Question = str | Sequence[Any]
-"""A question string, or a message history (``Message`` or LangChain ``BaseMessage``) ending with the user's turn."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    """What a run produced and what it spent."""
-
-    answer: str | None
-    stop_reason: StopReason
-    usage: Usage
-    messages: Sequence[Message]
-    ledger: dict[str, Any] = field(default_factory=dict)
-    thread_id: str | None = None
-    output: Any = None
-    """With ``Agent(output_type=...)``: the answer validated as that pydantic model (None if it never was)."""
-    output_error: str | None = None
-    """Why ``output`` is None: what failed validation, after the one retry."""
-    timeline: Sequence[dict[str, Any]] = ()
-    """The ledger's journal: every reservation, refusal, commit and refund in order, with what remained."""
-    details: dict[str, Any] = field(default_factory=dict)
-    """What the planner reports about the run (``consistency``/``majority``: samples drawn, votes, stop)."""
-    pending: Sequence[ToolCall] = ()
-    """Tool calls awaiting a human decision (stop kind ``interrupted``): resume with
-    ``agent.aresume(thread_id, decisions={call.id: "approve" | "reject" | {"action": "edit", ...}})``."""
-
-    def to_langchain(self) -> list[Any]:
-        """The transcript as LangChain messages (``HumanMessage``, ``AIMessage`` with tool calls, ``ToolMessage``)."""
-        return to_langchain(self.messages)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "answer": self.answer,
-            "stop_reason": str(self.stop_reason),
-            "stop": {
-                "kind": self.stop_reason.kind,
-                "resource": self.stop_reason.resource,
-                "message": self.stop_reason.message,
-            },
-            "usage": self.usage.to_dict(),
-            "messages": [
-                {
-                    "role": m.role,
-                    "content": m.content,
-                    "tool_call_id": m.tool_call_id,
-                    "tool_calls": [
-                        {"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in m.tool_calls
-                    ],
-                }
-                for m in self.messages
-            ],
-            "output": dump(self.output),
-            "output_error": self.output_error,
-            "pending": [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in self.pending],
-        }
+__all__ = ["Agent", "Question", "RunResult", "StopReason"]
 
 
 class Agent:
-    """A budget-aware tool-using agent.
+    """A budget-aware tool-using agent: a model, tools, a budget, a ``planner`` from the registry
+    (``budgetgraph.agents.PLANNERS``; ``"tracker"`` by default, ``"react"`` is the baseline that shows the
+    model no budget) and its ``options`` (the planner's options class: ``BATSOptions(mode="full")``,
+    ``SamplingOptions(samples=8)``, ``AgentOptions(turn_cap=5)``; see docs/planners.md).
 
-    ``planner`` is any planner of the registry (``budgetgraph.agents.planners.PLANNERS``): ``"react"`` is the
-    baseline that shows the model no budget; ``"tracker"`` adds the BATS budget tracker (regime policy in the
-    system prompt, a ``<budget>`` block after each tool result); ``"bats"`` adds the plan checklist, the
-    verifier (SUCCESS / CONTINUE / PIVOT) and answer selection (``bats_mode``: ``early_stop`` or ``full``;
-    ``bats_stop_on_exhausted``: stop at the first exhausted tool budget, as the paper does; ``bats_rule``:
-    ``verifier`` (the verifier decides, with our guards) or ``fraction`` (our earlier 30% rule);
-    ``bats_context``: ``paper`` (the summary replaces the trajectory after more than ten turns) or
-    ``every_verify`` (at every verdict); ``bats_layout``: ``system`` (the checklist and the rest of the run's
-    state in the system message) or ``tail`` (after the trajectory, so the prompt prefix is reused from call
-    to call); ``bats_selection``: ``tier`` (the paper's C.4) or ``consistency``
-    (attempts until Adaptive-Consistency settles their majority); ``max_attempts``: 3 in early-stop mode,
-    unbounded in full mode and with consistency);
-    ``budget_block``: ``per_tool`` (the paper's regime per tool; BATS's default) or ``scarcest`` (one regime
-    from the scarcest resource; the default of the other planners);
-    ``"plan_and_budget"`` splits the question and funds each part by credit; ``"orchestrator"`` delegates
-    sub-questions to a researcher (these tools) and a reasoner on child ledgers.
-    ``force_first_tool`` makes the first turn a tool call when tools are given (small models otherwise
-    answer from memory); turn it off for agents that may rightly answer without tools.
-    ``system_prompt`` replaces the built-in research-agent prompt (``instructions`` are appended to either) and
-    ``regime_policy`` the search-oriented regime advice (``GENERIC_POLICY`` suits other tools).
+    ``system_prompt`` replaces the built-in research-agent prompt (``instructions`` are appended to either).
     ``answer_style="short"`` asks for the shortest answer span (exact-match evaluations); the default
-    ``"full"`` lets the answer be a sentence or two.
-    ``turn_cap`` is turn control (papers.md section 7): a number, ``"p75"`` (that percentile of the model's
-    turns in ``turn_baseline``: turn counts or a results file of the uncapped planner) or ``"dynamic"`` (a low
-    cap the agent may ask to extend, each extension a journaled budget grant); every turn then carries
-    "You have N turns left". It sets the budget's ``turns`` cap.
-    ``budget_scope``: ``"run"`` (default) gives every ``arun`` a fresh budget, also on a ``thread_id`` that
-    continues a conversation; ``"thread"`` makes the budget a conversation cap: with a checkpointer, each
-    ``arun`` on a thread continues the ledger the thread's checkpoint holds.
+    ``"full"`` lets the answer be a sentence or two. ``on_exhausted="raise"`` raises
+    :class:`~budgetgraph.errors.BudgetExhausted` instead of returning the best answer. ``budget_scope``:
+    ``"run"`` (default) gives every ``arun`` a fresh budget, also on a ``thread_id`` that continues a
+    conversation; ``"thread"`` makes the budget a conversation cap (needs a checkpointer). ``approve`` names
+    tools (or True: all) whose calls wait for a human decision. ``output_type`` validates the answer as a
+    pydantic model.
+
+    The keyword arguments of the previous release (``bats_mode=``, ``samples=``, ``turn_cap=``, ``pool=``, ...)
+    still work for one release: each sets the field of the planner's options that
+    :data:`~budgetgraph.agents.options.LEGACY_KEYWORDS` names, with a ``DeprecationWarning``.
     """
 
     def __init__(
@@ -165,43 +71,24 @@ class Agent:
         budget: Budget | str | None = None,
         *,
         planner: Literal["react", "tracker"] | str = "tracker",
+        options: AgentOptions | None = None,
         prices: PriceTable | None = None,
         instructions: str | None = None,
         system_prompt: str | None = None,
-        regime_policy: RegimePolicy = REGIME_POLICY,
         settings: ModelSettings | None = None,
         max_tokens: int = 512,
         answer_max_tokens: int = 256,
         max_turns: int = 30,
-        force_first_tool: bool = True,
+        answer_style: AnswerStyle = "full",
         on_exhausted: Literal["answer", "raise"] = "answer",
         checkpointer: Any = None,
-        interrupt_before: Sequence[str] | None = None,
-        bats_mode: Literal["early_stop", "full"] = "early_stop",
-        max_attempts: int | None = None,
-        bats_stop_on_exhausted: bool = True,
-        bats_rule: Literal["verifier", "fraction"] = "verifier",
-        bats_context: Literal["paper", "every_verify"] = "paper",
-        bats_selection: Literal["tier", "consistency"] = "tier",
-        bats_layout: Literal["system", "tail"] = "system",
-        budget_block: Literal["scarcest", "per_tool"] | None = None,
-        schedule: str = "linear",
-        answer_style: AnswerStyle = "full",
         budget_scope: Literal["run", "thread"] = "run",
         approve: bool | Sequence[str] = False,
         output_type: type[BaseModel] | None = None,
-        turn_cap: int | str | TurnControl | None = None,
-        turn_baseline: Sequence[int] | str | Path | None = None,
-        samples: int = 5,
-        sample_planner: str = "react",
-        sample_temperature: float = 0.7,
-        answer_key: Callable[[str | None], Hashable] | None = None,
-        pool: Sequence[Bidder] | None = None,
-        sale_weights: SaleWeights | None = None,
-        auction_memory: AuctionMemory | str | Path | None = None,
+        **legacy: Any,
     ) -> None:
-        if planner not in PLANNERS:
-            raise ConfigError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
+        self.spec: PlannerSpec = get_planner(planner)
+        self.options = make_options(self.spec, options, _legacy(legacy), what="Agent keyword or option")
         if on_exhausted not in ("answer", "raise"):
             raise ConfigError("on_exhausted must be 'answer' or 'raise'")
         if budget_scope not in ("run", "thread"):
@@ -225,14 +112,9 @@ class Agent:
             isinstance(output_type, type) and issubclass(output_type, BaseModel)
         ):
             raise ConfigError(f"output_type must be a pydantic model class, not {output_type!r}")
-        self._strategies(planner, samples, sample_planner, sample_temperature, answer_key, pool)
-        self.sale_weights = sale_weights
-        self.auction_memory = (
-            auction_memory
-            if isinstance(auction_memory, AuctionMemory) or auction_memory is None
-            else AuctionMemory(auction_memory)
-        )
-        self._prompt_args = (instructions, system_prompt, regime_policy)
+        if answer_style not in ("full", "short", "code"):
+            raise ConfigError(f"answer_style must be 'full', 'short' or 'code', not {answer_style!r}")
+        self._prompt_args = (instructions, system_prompt)
         self.output_type = output_type
         if output_type is not None:
             instructions = "\n\n".join(p for p in (instructions, schema_instructions(output_type)) if p)
@@ -241,7 +123,8 @@ class Agent:
         capped = list(dict.fromkeys(t.budget_key for t in tools))
         self.budget = Budget.parse(budget, capped) if isinstance(budget, str) else (budget or Budget())
         _check_budget_keys(self.budget, capped)
-        self.turn_control = _turn_control(turn_cap, turn_baseline, planner)
+        opts = self.options
+        self.turn_control = _turn_control(opts.turn_cap, opts.turn_baseline, planner)
         if self.turn_control is not None:
             if self.budget.turns is not None:
                 raise ConfigError("give the turn cap once: turn_cap= or the budget's turns=, not both")
@@ -249,122 +132,96 @@ class Agent:
         self.planner = planner
         self.on_exhausted = on_exhausted
         self.budget_scope = budget_scope
-        self.bats = BATSOptions(
-            bats_mode,
-            max_attempts,
-            bats_stop_on_exhausted,
-            bats_rule,
-            bats_context,
-            bats_selection,
-            bats_layout,
-        )
-        block: Literal["scarcest", "per_tool"] = budget_block or (
-            "per_tool" if planner == "bats" else "scarcest"
-        )
-        if block not in ("scarcest", "per_tool"):
-            raise ConfigError(f"budget_block must be 'scarcest' or 'per_tool', not {budget_block!r}")
-        self.schedule = schedule
         self.answer_style: AnswerStyle = answer_style
+        block = opts.budget_block or self.spec.budget_block
         self.config = LoopConfig(
             model=self.model,
             tools={t.name: t for t in self.tools},
             system_prompt=build_system_prompt(
-                planner, instructions, system_prompt, regime_policy, answer_style, block == "per_tool"
+                self.spec.shows_budget,
+                instructions,
+                system_prompt,
+                opts.regime_policy,
+                answer_style,
+                block == "per_tool",
             ),
-            show_budget=PLANNERS[planner].shows_budget,
+            show_budget=self.spec.shows_budget,
             budget=self.budget,
             prices=prices or PriceTable(),
             settings=settings or ModelSettings(temperature=0.0),
             max_tokens=max_tokens,
             answer_max_tokens=answer_max_tokens,
             max_turns=max_turns,
-            force_first_tool=force_first_tool,
-            regime_policy=regime_policy,
+            force_first_tool=opts.force_first_tool,
+            regime_policy=opts.regime_policy,
             answer_nudge=answer_now(answer_style) if output_type is None else answer_nudge(output_type),
             answer_schema=None if output_type is None else output_type.model_json_schema(),
             durable=checkpointer is not None,
             approve=needs,
             turn_control=self.turn_control,
-            nudge=planner == "react_nudge",
             budget_block=block,
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(
                 self.model.name, self.model.price, getattr(self.model, "provider", None)
             )
-        self.checkpointer = _registered(checkpointer)
-        self.graph = build_planner_graph(self, planner).compile(
-            checkpointer=self.checkpointer, interrupt_before=list(interrupt_before or []) or None
+        self.checkpointer = registered(checkpointer)
+        context = PlannerContext(
+            name=planner,
+            config=self.config,
+            options=opts,
+            model=self.model,
+            tools=self.tools,
+            spawn=self.spawn,
+            instructions=self._prompt_args[0],
+            system_prompt=system_prompt,
+            answer_style=answer_style,
+        )
+        self.graph = build_planner_graph(context).compile(
+            checkpointer=self.checkpointer, interrupt_before=list(opts.interrupt_before) or None
         )
 
-    def _strategies(
+    def spawn(
         self,
         planner: str,
-        samples: int,
-        sample_planner: str,
-        sample_temperature: float,
-        answer_key: Callable[[str | None], Hashable] | None,
-        pool: Sequence[Bidder] | None,
-    ) -> None:
-        """The options of the planners that run other runs: consistency, majority and sale."""
-        if sample_planner in ("consistency", "majority", "best_of", "sale") or sample_planner not in PLANNERS:
-            raise ConfigError(
-                f"sample_planner must be a single-run planner such as react, not {sample_planner!r}"
-            )
-        if not (isinstance(samples, int) and samples >= 1):
-            raise ConfigError(f"samples must be a whole number >= 1, got {samples!r}")
-        if planner == "sale" and not pool:
-            raise ConfigError("planner 'sale' needs pool=[Bidder(name, model, price_per_mtok), ...]")
-        self.samples, self.sample_planner = samples, sample_planner
-        self.sample_temperature, self.answer_key = sample_temperature, answer_key
-        self.pool = list(pool or [])
-
-    def sampler(self) -> Agent:
-        """The agent whose runs Adaptive-Consistency and majority voting sample: this agent's model, tools,
-        prompts and settings with ``sample_planner`` and no budget of its own (each sample runs on a child of
-        the run's ledger)."""
-        return self.variant(self.sample_planner)
-
-    def variant(
-        self,
-        planner: str,
+        *,
         model: ChatModel | None = None,
         extra: str | None = None,
         budget: Budget | None = None,
-    ) -> Agent:
-        """This agent's tools, prompts, settings and BATS options with another planner (and model, and
-        instructions added); with no ``budget`` of its own it runs on a child of the run's ledger."""
-        instructions, system_prompt, regime_policy = self._prompt_args
+        options: AgentOptions | None = None,
+    ) -> SubRunner:
+        """A sub-run like this agent (its tools, prompts, settings, turn control and common options) with
+        another planner (a single-run one), and optionally another model, ``extra`` instructions, a budget
+        of its own and the planner's options; with no budget it runs on the child ledger it is given."""
+        spec = get_planner(planner)
+        if spec.build is None or spec.runs_sub_agents:
+            raise ConfigError(
+                f"a sub-run's planner must be a single-run planner such as react, not {planner!r}"
+            )
+        instructions, system_prompt = self._prompt_args
         if extra:
             instructions = "\n\n".join(p for p in (instructions, extra) if p)
+        common = {**self.options.common(), "budget_block": None, "interrupt_before": ()}
+        if options is None and type(self.options) is spec.options is not AgentOptions:
+            options = replace(self.options, budget_block=None, interrupt_before=())  # e.g. BATS keeps BATS's
+        chosen = replace(
+            make_options(spec, options, defaults=common), turn_cap=self.turn_control, turn_baseline=None
+        )
         return Agent(
             model or self.model,
             self.tools,
             budget or Budget(),
             planner=planner,
+            options=chosen,
             prices=self.config.prices,
             instructions=instructions,
             system_prompt=system_prompt,
-            regime_policy=regime_policy,
             settings=self.config.settings,
             max_tokens=self.config.max_tokens,
             answer_max_tokens=self.config.answer_max_tokens,
             max_turns=self.config.max_turns,
-            force_first_tool=self.config.force_first_tool,
             answer_style=self.answer_style,
-            turn_cap=self.turn_control,
-            bats_mode=self.bats.mode,
-            max_attempts=self.bats.max_attempts,
-            bats_stop_on_exhausted=self.bats.stop_on_exhausted,
-            bats_rule=self.bats.rule,
-            bats_context=self.bats.context,
-            bats_selection=self.bats.selection,
-            bats_layout=self.bats.layout,
         )
-
-    def sub_agent(self, budget: Budget) -> Agent:
-        """plan_and_budget's sub-question solver: a tracker :meth:`variant` of this agent on ``budget``."""
-        return self.variant("tracker", budget=budget)
 
     # -- running -------------------------------------------------------------------------------
     def _config(self, thread_id: str) -> RunnableConfig:
@@ -390,7 +247,7 @@ class Agent:
 
     def _opening(self, question: Question) -> list[Message]:
         history = conversation(question)
-        if len(history) > 1 and self.planner not in ("react", "tracker", "react_nudge"):
+        if len(history) > 1 and not self.spec.takes_history:
             raise ConfigError(
                 f"a message history is supported by the react and tracker planners; {self.planner!r} takes one "
                 "question (a string)"
@@ -520,7 +377,7 @@ class Agent:
                 if kind == "event":
                     yield item
                     continue
-                for event in _events_of(item, final, calls, run.ledger):
+                for event in events_of(item, final, calls, run.ledger):
                     yield event
         finally:
             if not task.done():
@@ -558,23 +415,20 @@ class Agent:
         )
 
     def _result(self, final: dict[str, Any], live: Ledger, config: RunnableConfig) -> RunResult:
-        stop = final.get("stop") or {}
+        reason = StopReason.of(final.get("stop"))
         pending = _pending(final.get("__interrupt__"))
         if pending:
             ids = ", ".join(c.id for c in pending)
-            stop = {"kind": "interrupted", "message": f"tool calls await a decision: {ids}"}
-        elif final.get("phase") not in ("done", None) and not stop:
-            stop = {"kind": "interrupted", "message": "the run was interrupted before it finished"}
-        reason = StopReason(stop.get("kind", "answered"), stop.get("resource", ""), stop.get("message", ""))
-        result = RunResult(
-            answer=final.get("answer"),
-            stop_reason=reason,
-            usage=live.usage(),
-            messages=list(final.get("messages", [])),
-            ledger=live.snapshot(),
+            reason = StopReason("interrupted", message=f"tool calls await a decision: {ids}")
+        elif final.get("phase") not in ("done", None) and not final.get("stop"):
+            reason = StopReason("interrupted", message="the run was interrupted before it finished")
+        result = RunResult.of(
+            final.get("answer"),
+            reason,
+            live,
+            final.get("messages", []),
             thread_id=(config.get("configurable") or {}).get("thread_id"),
             pending=pending,
-            timeline=list(live.journal),
             details=dict(final.get("details") or {}),
         )
         if self.on_exhausted == "raise" and reason.kind == "budget_exhausted":
@@ -582,32 +436,22 @@ class Agent:
         return result
 
 
-def _events_of(
-    chunk: dict[str, Any], final: dict[str, Any], calls: dict[str, Any], ledger: Ledger
-) -> list[AgentEvent]:
-    """The events of one ``updates`` chunk; ``final`` and ``calls`` are updated as the run's state goes."""
-    events: list[AgentEvent] = []
-    for node, update in chunk.items():
-        if node == "__interrupt__":
-            final["__interrupt__"] = update
-            continue
-        if not isinstance(update, dict):
-            continue
-        final.update({k: v for k, v in update.items() if k != "messages"})
-        final["messages"] = final.get("messages", []) + list(update.get("messages", []))
-        for m in update.get("messages", []):
-            if m.role == "assistant":
-                calls.update({c.id: c for c in m.tool_calls})
-                events.append(ModelTurn(message=m, node=node))
-            elif m.role == "tool":
-                events.append(
-                    ToolResult(name=m.name or "", call=calls.get(m.tool_call_id or ""), content=m.content)
-                )
-        if "ledger" in update and any(m.role == "tool" for m in update.get("messages", [])):
-            events.append(
-                BudgetUpdate(ledger=update["ledger"], regime=ledger.regime(), resources=ledger.status())
+def _legacy(keywords: dict[str, Any]) -> dict[str, Any]:
+    """The previous release's keyword arguments, as options fields (each named once in a DeprecationWarning)."""
+    for key in keywords:
+        if key not in LEGACY_KEYWORDS:
+            raise TypeError(
+                f"Agent() got an unexpected keyword argument {key!r}{closest(key, [*LEGACY_KEYWORDS, 'options'])}"
             )
-    return events
+    if keywords:
+        moved = ", ".join(f"{k}= -> options.{LEGACY_KEYWORDS[k]}" for k in keywords)
+        warnings.warn(
+            f"Agent({', '.join(f'{k}=' for k in keywords)}) is deprecated: pass the planner's options object "
+            f"(options=AgentOptions(...), BATSOptions(...), SamplingOptions(...), ...): {moved}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return keywords
 
 
 def _check_budget_keys(budget: Budget, capped: Sequence[str]) -> None:
@@ -646,36 +490,6 @@ def _pending(interrupts: Any) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
-def _registered(checkpointer: Any) -> Any:
-    """The checkpointer, its serializer told the state's types (Message, ToolCall), so a checkpoint loads
-    under LangGraph's strict msgpack allowlist too (the default in future LangGraph versions)."""
-    serde = getattr(checkpointer, "serde", None)
-    allow = getattr(serde, "with_msgpack_allowlist", None)
-    if callable(allow):
-        checkpointer.serde = allow([Message, ToolCall])
-        _quiet_registered_types()
-    return checkpointer
-
-
-class _RegisteredTypes(logging.Filter):
-    """Drops LangGraph's "Deserializing unregistered type" warning for budgetgraph's own state types: they are
-    registered (strict mode loads them), but LangGraph's permissive default warns about every type."""
-
-    OURS = {(t.__module__, t.__name__) for t in (Message, ToolCall)}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        return not (
-            str(record.msg).startswith("Deserializing unregistered type") and tuple(args[:2]) in self.OURS
-        )
-
-
-def _quiet_registered_types() -> None:
-    log = logging.getLogger("langgraph.checkpoint.serde.jsonplus")
-    if not any(isinstance(f, _RegisteredTypes) for f in log.filters):
-        log.addFilter(_RegisteredTypes())
-
-
 def _turn_control(
     cap: int | str | TurnControl | None, baseline: Sequence[int] | str | Path | None, planner: str
 ) -> TurnControl | None:
@@ -686,3 +500,6 @@ def _turn_control(
     if isinstance(baseline, str | Path):
         baseline = baseline_turns(baseline, planner=planner)
     return turn_control(cap, baseline)
+
+
+set_agent_factory(Agent)

@@ -21,12 +21,14 @@ from ..models.base import sampling
 from ..models.messages import Message, ModelSettings
 from ..planners.bats import SELECT, Selection, parse_structured, schema_tool
 from ..planners.consistency import StopRule, majority, stop_verdict
-from .state import StopInfo
+from .delegating import ask_once
+from .result import Delegated, RunResult, StopReason, SubRunner
 
 if TYPE_CHECKING:
-    from .agent import Agent, RunResult
+    from .graph import LoopConfig
+    from .options import SamplingOptions
 
-__all__ = ["Sampled", "default_key", "sample_answers"]
+__all__ = ["Sampled", "Sampler", "default_key", "judge", "sample_answers"]
 
 AnswerKey = Callable[[str | None], Hashable]
 
@@ -51,7 +53,7 @@ def _refused(result: RunResult) -> bool:
 
 
 async def sample_answers(
-    sampler: Agent,
+    sampler: SubRunner,
     question: str,
     ledger: Ledger,
     *,
@@ -124,7 +126,7 @@ def _vote_stands(sampled: Sampled, why: str) -> Sampled:
     return replace(sampled, details={**sampled.details, "judge": why})
 
 
-async def judge(agent: Agent, question: str, ledger: Ledger, sampled: Sampled) -> Sampled:
+async def judge(cfg: LoopConfig, question: str, ledger: Ledger, sampled: Sampled) -> Sampled:
     """Best-of-N: the judge reasons, then picks one of the distinct answers; the vote stands when the judge
     cannot be paid for or gives no valid number (said in the details)."""
     answers, results = sampled.details.get("answers") or [], sampled.runs
@@ -132,16 +134,22 @@ async def judge(agent: Agent, question: str, ledger: Ledger, sampled: Sampled) -
     if len(distinct) < 2:
         return _vote_stands(sampled, "one answer")
     listing = "\n".join(f"{n}. {answers[i]} (calls: {_brief(results[i])})" for n, i in enumerate(distinct, 1))
-    run = agent.config.new_run(ledger)
-    settings = ModelSettings(**agent.config.settings)
-    settings["tool_choice"] = _JUDGE_TOOL.name
     prompt = [Message.user(SELECT.format(question=question, attempts=listing))]
     try:
-        response = await run.models.call(
-            prompt, [_JUDGE_TOOL], settings, role="select", max_tokens=agent.config.answer_max_tokens
+        response = await ask_once(
+            cfg.model,
+            ledger,
+            cfg.prices,
+            prompt,
+            role="select",
+            max_tokens=cfg.answer_max_tokens,
+            settings=cfg.settings,
+            tool=_JUDGE_TOOL,
+            quiet=False,
         )
     except (BudgetExceeded, ModelError) as exc:
         return _vote_stands(sampled, f"not run: {exc}")
+    assert response is not None
     pick = next((parse_structured(Selection, c.arguments) for c in response.message.tool_calls), None)
     if not isinstance(pick, Selection) or not 1 <= pick.index <= len(distinct):
         return _vote_stands(sampled, "no valid pick")
@@ -150,27 +158,29 @@ async def judge(agent: Agent, question: str, ledger: Ledger, sampled: Sampled) -
     return Sampled(answers[chosen], results[chosen], details, results)
 
 
-def delegate_for(agent: Agent, rule: StopRule, best_of: bool = False) -> Callable[..., Any]:
-    """The planner graph's delegate: sample, vote (or, ``best_of``, judge), and report the samples in the
-    run's details."""
+class Sampler:
+    """The sampling planners' work: sample ``sampler``'s episodes, vote (or, ``best_of``, judge), and report
+    the samples in the run's details."""
 
-    async def delegate(
-        question: str, ledger: Ledger
-    ) -> tuple[str | None, list[Message], StopInfo, dict[str, Any]]:
+    def __init__(
+        self, cfg: LoopConfig, sampler: SubRunner, options: SamplingOptions, rule: str, best_of: bool = False
+    ) -> None:
+        self.cfg, self.sampler, self.options = cfg, sampler, options
+        self.rule: StopRule = rule  # type: ignore[assignment]
+        self.best_of = best_of
+
+    async def delegate(self, question: str, ledger: Ledger) -> Delegated:
         out = await sample_answers(
-            agent.sampler(),
+            self.sampler,
             question,
             ledger,
-            samples=agent.samples,
-            rule=rule,
-            temperature=agent.sample_temperature,
-            key=agent.answer_key,
+            samples=self.options.samples,
+            rule=self.rule,
+            temperature=self.options.sample_temperature,
+            key=self.options.answer_key,
         )
-        if best_of and out.chosen is not None:
-            out = await judge(agent, question, ledger, out)
+        if self.best_of and out.chosen is not None:
+            out = await judge(self.cfg, question, ledger, out)
         transcript = list(out.chosen.messages)[1:] if out.chosen is not None else []
         kind = "answered" if out.answer is not None else "budget_exhausted"
-        info: StopInfo = {"kind": kind, "resource": "", "message": f"{out.details}"}
-        return out.answer, transcript, info, out.details
-
-    return delegate
+        return Delegated(out.answer, transcript, StopReason(kind, "", f"{out.details}"), out.details)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from ..models.messages import Message, ToolCall
 
 if TYPE_CHECKING:
-    from .agent import RunResult
+    from ..budget.ledger import Ledger
+    from .result import RunResult
 
 __all__ = [
     "AgentEvent",
@@ -22,6 +23,7 @@ __all__ = [
     "ToolCallStarted",
     "ToolResult",
     "VerifierDecision",
+    "events_of",
 ]
 
 
@@ -133,3 +135,31 @@ AgentEvent = (
     | VerifierDecision
     | FinalAnswer
 )
+
+
+def events_of(
+    chunk: dict[str, Any], final: dict[str, Any], calls: dict[str, Any], ledger: Ledger
+) -> list[AgentEvent]:
+    """The events of one ``updates`` chunk; ``final`` and ``calls`` are updated as the run's state goes."""
+    events: list[AgentEvent] = []
+    for node, update in chunk.items():
+        if node == "__interrupt__":
+            final["__interrupt__"] = update
+            continue
+        if not isinstance(update, dict):
+            continue
+        final.update({k: v for k, v in update.items() if k != "messages"})
+        final["messages"] = final.get("messages", []) + list(update.get("messages", []))
+        for m in update.get("messages", []):
+            if m.role == "assistant":
+                calls.update({c.id: c for c in m.tool_calls})
+                events.append(ModelTurn(message=m, node=node))
+            elif m.role == "tool":
+                events.append(
+                    ToolResult(name=m.name or "", call=calls.get(m.tool_call_id or ""), content=m.content)
+                )
+        if "ledger" in update and any(m.role == "tool" for m in update.get("messages", [])):
+            events.append(
+                BudgetUpdate(ledger=update["ledger"], regime=ledger.regime(), resources=ledger.status())
+            )
+    return events

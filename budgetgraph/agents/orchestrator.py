@@ -17,15 +17,16 @@ from typing import Any
 from ..budget.ledger import Ledger
 from ..budget.limits import Amount, Budget
 from ..budget.prices import PriceTable
-from ..errors import BudgetExceeded, ConfigError, ModelError, Overrun
+from ..errors import ConfigError
 from ..meter import ModelMeter
 from ..models.base import ChatModel
-from ..models.messages import Message, ModelSettings
+from ..models.messages import Message
 from ..models.registry import infer_model
 from ..planners.knapsack import Component, select
 from ..tools.base import Tool
-from .agent import Agent, RunResult, StopReason
+from .delegating import ask_once, raise_overrun
 from .prompts import extract_answer
+from .result import Delegated, RunResult, StopReason, SubRunner, agent_factory
 
 __all__ = ["Orchestrator", "SubAgent"]
 
@@ -63,7 +64,7 @@ class SubAgent:
     cost: Decimal | float = 1
     value: float = 1.0
     planner: str = "tracker"
-    agent: Agent | None = field(default=None, repr=False)
+    agent: SubRunner | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,20 +102,10 @@ class Orchestrator:
         self.delegations: list[Delegation] = []
 
     async def _ask(self, ledger: Ledger, prompt: str, role: str) -> str | None:
-        meter = ModelMeter(self.model, ledger, self.prices)
-        settings = ModelSettings(temperature=0.0, tool_choice="none")
-        try:
-            response = await meter.call(
-                [Message.user(prompt)],
-                [],
-                settings,
-                role=role,
-                max_tokens=self.max_tokens,
-                use_hold=role == "answer",
-            )
-        except (BudgetExceeded, ModelError):
-            return None  # an overrun is not caught: it ends the run
-        return response.message.content
+        response = await ask_once(
+            self.model, ledger, self.prices, [Message.user(prompt)], role=role, max_tokens=self.max_tokens
+        )
+        return None if response is None else response.message.content
 
     def _choose(self, ledger: Ledger, question: str) -> list[SubAgent]:
         """Knapsack over the sub-agents: value = prior value x relevance to the task, cost = estimate."""
@@ -159,7 +150,7 @@ class Orchestrator:
             worker = max(team, key=lambda s: (len(words & _words(s.description)), s.value))
             share = self._share(live, worker, len(subs) - i)
             child = live.child(share)
-            agent = worker.agent or Agent(
+            agent = worker.agent or agent_factory()(
                 worker.model or self.model,
                 worker.tools,
                 share,
@@ -168,8 +159,7 @@ class Orchestrator:
                 max_tokens=self.max_tokens,
             )
             result = await agent.arun(sub_q, ledger=child)
-            if result.stop_reason.kind == "overrun":  # the sub-agent's backend overran: the whole run stops
-                raise Overrun(result.stop_reason.resource, "its reservation", result.stop_reason.message)
+            raise_overrun(result)
             self.delegations.append(Delegation(sub_q, worker.name, share.to_dict(), result))
             transcript.extend(result.messages)
             findings.append(f"- {sub_q} -> {result.answer or '(no answer)'}")
@@ -178,7 +168,11 @@ class Orchestrator:
         )
         answer = extract_answer(final) if final else (findings[-1].split("-> ", 1)[-1] if findings else None)
         transcript.append(Message.assistant(final or ""))
-        return RunResult(answer, StopReason("answered"), live.usage(), transcript, live.snapshot())
+        return RunResult.of(answer, StopReason("answered"), live, transcript)
+
+    async def delegate(self, question: str, ledger: Ledger) -> Delegated:
+        """The delegating graph's work (the orchestrator planner of ``Agent``)."""
+        return Delegated.of(await self.arun(question, ledger=ledger))
 
 
 def _parse_list(text: str) -> list[str]:

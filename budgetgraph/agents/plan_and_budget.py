@@ -5,19 +5,20 @@ charges what was really spent)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from ..budget.ledger import Ledger
 from ..budget.limits import TOOL_PREFIX, Amount, Budget
-from ..errors import BudgetExceeded, ModelError, Overrun
 from ..meter import ModelMeter
-from ..models.messages import Message, ModelSettings
+from ..models.messages import Message
 from ..planners.allocation import SubQuestions, allocate, fit_subquestions
 from ..planners.bats import parse_structured, schema_tool
+from .delegating import ask_once, raise_overrun
 from .graph import LoopConfig
 from .prompts import extract_answer
+from .result import Delegated, SubRunner
 
 __all__ = ["PlanAndBudget"]
 
@@ -34,9 +35,11 @@ SYNTH = (
 
 
 class PlanAndBudget:
-    """Runs inside :class:`~budgetgraph.agents.Agent`; ``make_agent(budget)`` builds the sub-question solver."""
+    """Runs inside an agent; ``make_agent(budget)`` builds the sub-question solver (a sub-runner)."""
 
-    def __init__(self, cfg: LoopConfig, make_agent: Any, schedule: str = "linear") -> None:
+    def __init__(
+        self, cfg: LoopConfig, make_agent: Callable[[Budget], SubRunner], schedule: str = "linear"
+    ) -> None:
         self.cfg = cfg
         self.make_agent = make_agent
         self.schedule = schedule
@@ -44,21 +47,17 @@ class PlanAndBudget:
     async def _ask(
         self, ledger: Ledger, messages: list[Message], role: str, tool: Any = None
     ) -> Message | None:
-        settings = ModelSettings(**self.cfg.settings)
-        settings["tool_choice"] = tool.name if tool else "none"
-        meter = ModelMeter(self.cfg.model, ledger, self.cfg.prices)
-        try:
-            response = await meter.call(
-                messages,
-                [tool] if tool else [],
-                settings,
-                role=role,
-                max_tokens=self.cfg.answer_max_tokens,
-                use_hold=role == "answer",
-            )
-        except (BudgetExceeded, ModelError):
-            return None  # an overrun is not caught: it ends the run
-        return response.message
+        response = await ask_once(
+            self.cfg.model,
+            ledger,
+            self.cfg.prices,
+            messages,
+            role=role,
+            max_tokens=self.cfg.answer_max_tokens,
+            settings=self.cfg.settings,
+            tool=tool,
+        )
+        return None if response is None else response.message
 
     def _shares(self, ledger: Ledger, credits: Sequence[float]) -> list[Budget]:
         """Per-key splits of what is left (minus the answer reserve), by credit x schedule."""
@@ -116,8 +115,7 @@ class PlanAndBudget:
                 resolved = resolved.replace(f"#{j + 1}", a)
             child = ledger.child(share)
             result = await self.make_agent(share).arun(resolved, ledger=child)
-            if result.stop_reason.kind == "overrun":  # the sub-agent's backend overran: the whole run stops
-                raise Overrun(result.stop_reason.resource, "its reservation", result.stop_reason.message)
+            raise_overrun(result)
             found.append(result.answer or "unknown")
             transcript.extend(result.messages)
             plan.append(
@@ -138,3 +136,8 @@ class PlanAndBudget:
         answer = extract_answer(final.content) if final and final.content else (found[-1] if found else None)
         transcript.append(Message.assistant(final.content if final else f"<answer>{answer}</answer>"))
         return answer, transcript, {"subquestions": plan}
+
+    async def delegate(self, question: str, ledger: Ledger) -> Delegated:
+        """The delegating graph's work: the answer and the transcript after the question."""
+        answer, transcript, _plan = await self.run(question, ledger)
+        return Delegated(answer, transcript[1:])

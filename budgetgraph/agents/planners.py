@@ -1,260 +1,300 @@
-"""The planner registry: every planner the docs list, and the graph ``Agent`` runs for it.
+"""The built-in planners, each registered once with its builder, options class and traits; and the planner
+label grammar of a sweep (``react[turn_cap=p75]``), which asks the registry for each planner's options.
 
 ``Agent.run``, ``arun``, ``astream``, ``aresume`` and the evaluation runner all run the graph built here, so a
-planner has one accounting whichever way it is driven. ``plan_and_budget`` and ``orchestrator`` delegate to
-sub-agents on child ledgers inside one node; ``mcts`` plans over costed problems, not free-form questions.
+planner has one accounting whichever way it is driven.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
+from langgraph.graph import StateGraph
 
-from ..budget.ledger import Ledger
-from ..errors import ConfigError, Overrun
-from ..models.messages import Message
-from .graph import LoopConfig, build_graph
-from .runtime import RunContext, forget, resolve_run, stop, user_messages
-from .state import AgentState, StopInfo
+from .._files import loads, read_text
+from ..errors import ConfigError
+from .delegating import delegating_graph
+from .graph import build_graph
+from .options import (
+    LEGACY_KEYWORDS,
+    AgentOptions,
+    BATSOptions,
+    PlanAndBudgetOptions,
+    SaleOptions,
+    SamplingOptions,
+    field_kind,
+    option_names,
+)
+from .registry import (
+    PLANNERS,
+    PlannerContext,
+    PlannerSpec,
+    get_planner,
+    make_options,
+    planner_names,
+    register_planner,
+)
 
-if TYPE_CHECKING:
-    from .agent import Agent
+__all__ = [
+    "PLANNERS",
+    "PlannerSpec",
+    "build_planner_graph",
+    "parse_planner",
+    "planner_names",
+    "planner_options",
+]
 
-__all__ = ["PLANNERS", "PlannerSpec", "build_planner_graph", "parse_planner", "planner_names"]
-
-Delegate = Callable[[str, Ledger], Awaitable[tuple[Any, ...]]]
-"""(answer, transcript, stop info) or those and the run's details."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlannerSpec:
-    name: str
-    summary: str
-    shows_budget: bool
-    build: Callable[[Agent], StateGraph[Any, Any]] | None
-    """None: the planner does not run from ``Agent`` (``where`` says where it does)."""
-    where: str = ""
-
-
-def _delegating_graph(cfg: LoopConfig, delegate: Delegate) -> StateGraph[AgentState, RunContext]:
-    """One node that runs ``delegate(question, ledger)`` on the run's ledger (sub-agents get child ledgers)."""
-
-    async def solve(state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
-        run = resolve_run(state, runtime, cfg.new_run)
-        question = user_messages(state)[-1].content
-        details: dict[str, Any] = {}
-        try:
-            answer, transcript, info, *more = await delegate(question, run.ledger)
-            details = dict(more[0]) if more else {}
-        except Overrun as exc:
-            answer, transcript, info = None, [], stop("overrun", exc.resource, str(exc))
-        forget(run)
-        return {
-            "messages": transcript,
-            "answer": answer,
-            "stop": info,
-            "details": details,
-            "phase": "done",
-            "run_id": run.id,
-            "ledger": run.ledger.snapshot(),
-        }
-
-    graph: StateGraph[AgentState, RunContext] = StateGraph(AgentState, context_schema=RunContext)
-    graph.add_node("solve", solve)
-    graph.add_edge(START, "solve")
-    graph.add_edge("solve", END)
-    return graph
+_LOOP_PROMPTS = ("budgetgraph.agents.prompts", "budgetgraph.budget.block", "budgetgraph.agents.turns")
 
 
-def _loop(agent: Agent) -> StateGraph[Any, Any]:
-    return build_graph(agent.config)
+def _loop(ctx: PlannerContext) -> StateGraph[Any, Any]:
+    return build_graph(ctx.config)
 
 
-def _bats(agent: Agent) -> StateGraph[Any, Any]:
+def _nudged(ctx: PlannerContext) -> StateGraph[Any, Any]:
+    return build_graph(replace(ctx.config, nudge=True))
+
+
+def _bats(ctx: PlannerContext) -> StateGraph[Any, Any]:
     from ..planners.bats_wording import wording
     from .bats_graph import build_bats_graph
 
-    instructions, system_prompt, _policy = agent._prompt_args
+    options = ctx.options
+    assert isinstance(options, BATSOptions)
     return build_bats_graph(
-        agent.config,
-        agent.bats,
-        system=system_prompt,
-        instructions=instructions,
-        words=wording(agent.answer_style),
-        key=agent.answer_key,
+        ctx.config,
+        options,
+        system=ctx.system_prompt,
+        instructions=ctx.instructions,
+        words=wording(ctx.answer_style),
+        key=options.answer_key,
     )
 
 
-def _plan_and_budget(agent: Agent) -> StateGraph[Any, Any]:
+def _plan_and_budget(ctx: PlannerContext) -> StateGraph[Any, Any]:
     from .plan_and_budget import PlanAndBudget
 
-    async def delegate(question: str, ledger: Ledger) -> tuple[str | None, list[Message], StopInfo]:
-        answer, transcript, _plan = await PlanAndBudget(agent.config, agent.sub_agent, agent.schedule).run(
-            question, ledger
-        )
-        return answer, transcript[1:], stop("answered")
-
-    return _delegating_graph(agent.config, delegate)
+    options = ctx.options
+    assert isinstance(options, PlanAndBudgetOptions)
+    solver = PlanAndBudget(ctx.config, lambda budget: ctx.spawn("tracker", budget=budget), options.schedule)
+    return delegating_graph(ctx.config, solver.delegate)
 
 
-def _orchestrator(agent: Agent) -> StateGraph[Any, Any]:
+def _orchestrator(ctx: PlannerContext) -> StateGraph[Any, Any]:
     from .orchestrator import Orchestrator, SubAgent
 
-    async def delegate(question: str, ledger: Ledger) -> tuple[str | None, list[Message], StopInfo]:
-        team = [
-            SubAgent(
-                "researcher",
-                "search and read documents to find facts: who, what, where, when, which",
-                tools=agent.tools,
-                model=agent.model,
-                cost=1,
-                value=2.0,
-            ),
-            SubAgent(
-                "reasoner", "compare or combine facts already found, answer yes or no", cost=0, value=0.5
-            ),
-        ]
-        orch = Orchestrator(
-            agent.model, team, ledger.budget, prices=agent.config.prices, max_tokens=agent.config.max_tokens
-        )
-        result = await orch.arun(question, ledger=ledger)
-        return result.answer, list(result.messages)[1:], stop("answered")
+    team = [
+        SubAgent(
+            "researcher",
+            "search and read documents to find facts: who, what, where, when, which",
+            tools=ctx.tools,
+            model=ctx.model,
+            cost=1,
+            value=2.0,
+        ),
+        SubAgent("reasoner", "compare or combine facts already found, answer yes or no", cost=0, value=0.5),
+    ]
 
-    return _delegating_graph(agent.config, delegate)
+    orch = Orchestrator(
+        ctx.model, team, ctx.config.budget, prices=ctx.config.prices, max_tokens=ctx.config.max_tokens
+    )
+    return delegating_graph(ctx.config, orch.delegate)
 
 
-def _consistency(agent: Agent) -> StateGraph[Any, Any]:
-    from .consistency import delegate_for
+def _sampling(rule: str, best_of: bool = False) -> Callable[[PlannerContext], StateGraph[Any, Any]]:
+    def build(ctx: PlannerContext) -> StateGraph[Any, Any]:
+        from .consistency import Sampler
 
-    return _delegating_graph(agent.config, delegate_for(agent, "adaptive"))
+        options = ctx.options
+        assert isinstance(options, SamplingOptions)
+        sampler = ctx.spawn(options.sample_planner, options=options.sample_options)
+        return delegating_graph(ctx.config, Sampler(ctx.config, sampler, options, rule, best_of).delegate)
 
-
-def _majority(agent: Agent) -> StateGraph[Any, Any]:
-    from .consistency import delegate_for
-
-    return _delegating_graph(agent.config, delegate_for(agent, "never"))
-
-
-def _best_of(agent: Agent) -> StateGraph[Any, Any]:
-    from .consistency import delegate_for
-
-    return _delegating_graph(agent.config, delegate_for(agent, "never", best_of=True))
+    return build
 
 
-def _sale(agent: Agent) -> StateGraph[Any, Any]:
+def _sale(ctx: PlannerContext) -> StateGraph[Any, Any]:
+    from .auction_memory import AuctionMemory
     from .sale import EXECUTE_INSTRUCTIONS, Sale
 
+    options = ctx.options
+    assert isinstance(options, SaleOptions)
+    memory = options.memory
     sale = Sale(
-        agent.pool,
-        lambda bidder, plan: agent.variant(
-            agent.sample_planner, bidder.model, EXECUTE_INSTRUCTIONS.format(plan=plan)
+        options.pool,
+        lambda bidder, plan: ctx.spawn(
+            options.sample_planner,
+            model=bidder.model,
+            extra=EXECUTE_INSTRUCTIONS.format(plan=plan),
+            options=options.sample_options,
         ),
-        weights=agent.sale_weights,
-        memory=agent.auction_memory,
-        prices=agent.config.prices,
+        weights=options.weights,
+        memory=memory if isinstance(memory, AuctionMemory) or memory is None else AuctionMemory(memory),
+        prices=ctx.config.prices,
     )
-    return _delegating_graph(agent.config, sale.run)
+    return delegating_graph(ctx.config, sale.run)
 
 
-PLANNERS: dict[str, PlannerSpec] = {
-    spec.name: spec
+def _single_run(spec: PlannerSpec) -> bool:
+    return spec.build is not None and not spec.runs_sub_agents
+
+
+def _register_builtins() -> None:
+    every = ("research", "code", "planning", "single_call")
     for spec in (
-        PlannerSpec("react", "the baseline: the model sees no budget", False, _loop),
-        PlannerSpec("tracker", "BATS budget tracker: regime policy and a <budget> block", True, _loop),
+        PlannerSpec(
+            "react", "the baseline: the model sees no budget", _loop, takes_history=True, kinds=every
+        ),
+        PlannerSpec(
+            "tracker",
+            "BATS budget tracker: regime policy and a <budget> block",
+            _loop,
+            shows_budget=True,
+            takes_history=True,
+            kinds=every,
+        ),
         PlannerSpec(
             "react_nudge",
             "react with budget forcing: an early answer is met by the 'Wait, you still have budget' nudge",
-            False,
-            _loop,
+            _nudged,
+            takes_history=True,
+            prompt_modules=("budgetgraph.agents.nudge",),
         ),
         PlannerSpec(
-            "bats", "plan checklist, verifier (SUCCESS / CONTINUE / PIVOT), answer selection", True, _bats
+            "bats",
+            "plan checklist, verifier (SUCCESS / CONTINUE / PIVOT), answer selection",
+            _bats,
+            BATSOptions,
+            shows_budget=True,
+            budget_block="per_tool",
+            prompt_modules=(
+                "budgetgraph.agents.bats_graph",
+                "budgetgraph.planners.bats",
+                "budgetgraph.planners.bats_wording",
+                "budgetgraph.budget.tool_block",
+            ),
+            kinds=("research", "code"),
         ),
-        PlannerSpec("plan_and_budget", "sub-questions funded by credit x schedule", True, _plan_and_budget),
         PlannerSpec(
-            "orchestrator", "sub-agents chosen by knapsack, each on a child ledger", True, _orchestrator
+            "plan_and_budget",
+            "sub-questions funded by credit x schedule",
+            _plan_and_budget,
+            PlanAndBudgetOptions,
+            shows_budget=True,
+            runs_sub_agents=True,
+            prompt_modules=("budgetgraph.agents.plan_and_budget",),
+            kinds=("research", "code"),
+        ),
+        PlannerSpec(
+            "orchestrator",
+            "sub-agents chosen by knapsack, each on a child ledger",
+            _orchestrator,
+            shows_budget=True,
+            runs_sub_agents=True,
+            prompt_modules=("budgetgraph.agents.orchestrator",),
+            kinds=("research", "code"),
         ),
         PlannerSpec(
             "consistency",
             "Adaptive-Consistency: episodes one at a time until the Beta/Dirichlet rule settles the vote",
-            False,
-            _consistency,
+            _sampling("adaptive"),
+            SamplingOptions,
+            runs_sub_agents=True,
         ),
-        PlannerSpec("majority", "majority vote over a fixed number of episodes", False, _majority),
         PlannerSpec(
-            "best_of", "Best-of-N: a fixed number of episodes, an LLM judge picks the answer", False, _best_of
+            "majority",
+            "majority vote over a fixed number of episodes",
+            _sampling("never"),
+            SamplingOptions,
+            runs_sub_agents=True,
+        ),
+        PlannerSpec(
+            "best_of",
+            "Best-of-N: a fixed number of episodes, an LLM judge picks the answer",
+            _sampling("never", best_of=True),
+            SamplingOptions,
+            runs_sub_agents=True,
+            prompt_modules=("budgetgraph.planners.bats",),  # the judge's prompt is BATS's selection prompt
         ),
         PlannerSpec(
             "sale",
             "strategy auction: a pool of models bids with plans, cost minus value picks who executes",
-            False,
             _sale,
+            SaleOptions,
+            runs_sub_agents=True,
+            prompt_modules=("budgetgraph.agents.sale",),
         ),
         PlannerSpec(
             "mcts",
             "cost-augmented MCTS over costed action sequences",
-            True,
             None,
+            shows_budget=True,
+            kinds=("planning",),
             where="it plans over a costed planning problem, not a question: run it with "
             "'budgetgraph eval costplan --planner mcts', or call budgetgraph.planners.mcts.mcts_search "
             "with your own problem (actions, costs, goal)",
         ),
-    )
-}
+    ):
+        register_planner(replace(spec, builtin=True))
 
 
-_LABEL_OPTIONS = (
-    "turn_cap",
-    "baseline",
-    "baseline_budget",
-    "bats_mode",
-    "max_attempts",
-    "bats_rule",
-    "bats_stop_on_exhausted",
-    "bats_context",
-    "bats_selection",
-    "bats_layout",
-    "block",
-    "samples",
-    "sample_planner",
-    "sample_temperature",
-    "pool",
-    "pool_prices",
-    "memory",
-    "weights",
-)
+_register_builtins()
+
+LOOP_PROMPT_MODULES = _LOOP_PROMPTS
+"""The prompt modules every loop planner reads (the planners' own are in their registry entries)."""
+
+
+# -- the planner label grammar ---------------------------------------------------------------------
+_ALIASES = {"block": "budget_block", "memory": "auction_memory", "weights": "sale_weights"}
+"""Short label keys of earlier sweeps, as ``Agent`` keywords."""
+_SPECIAL = ("baseline", "baseline_budget", "pool", "pool_prices")
+
+
+def _label_keys(name: str) -> tuple[str, ...]:
+    """The keys a label of planner ``name`` may set: its options' fields, their earlier keyword names and the
+    short aliases (every key a results file written before may hold)."""
+    spec = _REGISTRY_get(name)
+    fields = set(option_names(spec.options)) if spec is not None else set(option_names(AgentOptions))
+    legacy = {k for k, v in LEGACY_KEYWORDS.items() if v in fields or spec is None or spec.runs_sub_agents}
+    aliases = {k for k, v in _ALIASES.items() if LEGACY_KEYWORDS[v] in fields or spec is None}
+    return tuple(sorted(fields | legacy | aliases | set(_SPECIAL)))
+
+
+def _REGISTRY_get(name: str) -> PlannerSpec | None:
+    return PLANNERS.get(name)
 
 
 def parse_planner(label: str) -> tuple[str, dict[str, Any]]:
     """A planner label of a sweep: ``react`` or ``react[turn_cap=p75;baseline=runs/base.jsonl;baseline_budget=5]``
-    (options separated by ``;``, since ``,`` separates planners). Returns the planner and its Agent options:
-    ``turn_cap``, ``bats_mode``, ``max_attempts``, and the turn baseline (a results file, optionally only the
-    episodes of one budget label) as ``turn_baseline`` turn counts."""
+    (options separated by ``;``, since ``,`` separates planners). Returns the planner and its options as
+    ``Agent`` keywords (see :func:`planner_options` for the options object); the turn baseline (a results
+    file, optionally only the episodes of one budget label) becomes ``turn_baseline`` turn counts."""
     name, bracket, rest = label.strip().partition("[")
     name = name.strip()
     if not bracket:
         return name, {}
     if not rest.endswith("]"):
         raise ConfigError(f"planner label {label!r}: options go in brackets, e.g. react[turn_cap=p75]")
+    keys = _label_keys(name)
     raw: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in rest[:-1].split(";"))):
         key, eq, value = part.partition("=")
-        if not eq or key.strip() not in _LABEL_OPTIONS:
+        if not eq or key.strip() not in keys:
             raise ConfigError(
-                f"planner label {label!r}: {part!r} is not one of {', '.join(_LABEL_OPTIONS)} as KEY=VALUE"
+                f"planner label {label!r}: {part!r} is not one of {', '.join(keys)} as KEY=VALUE"
             )
         raw[key.strip()] = value.strip()
     options: dict[str, Any] = {}
+    spec = _REGISTRY_get(name)
     for key, value in raw.items():
-        if key in _CONVERT:
-            target, convert = _CONVERT[key]
-            options[target] = convert(label, key, value)
+        if key in _SPECIAL:
+            continue
+        keyword = _ALIASES.get(key, key)
+        options[keyword] = _convert(spec, label, key, keyword, value)
     if "baseline" in raw:
         from .turns import baseline_turns
 
@@ -262,6 +302,40 @@ def parse_planner(label: str) -> tuple[str, dict[str, Any]]:
     if "pool" in raw:
         options["pool"] = _pool(label, raw["pool"], raw.get("pool_prices", ""))
     return name, options
+
+
+def planner_options(
+    label: str, defaults: Mapping[str, Any] | None = None, given: AgentOptions | None = None
+) -> tuple[str, AgentOptions]:
+    """A label's planner and its options object: the label's options over ``given``, over ``defaults`` (an
+    environment's: set where the planner's options have the field)."""
+    name, fields = parse_planner(label)
+    spec = get_planner(name)
+    return name, make_options(spec, given, fields, defaults=defaults, what="option in the label")
+
+
+def _convert(spec: PlannerSpec | None, label: str, key: str, keyword: str, value: str) -> Any:
+    if keyword == "sale_weights":
+        return _weights(label, value)
+    if keyword == "turn_cap":
+        return int(value) if value.isdigit() else value
+    field = LEGACY_KEYWORDS.get(keyword, keyword)
+    kinds = [spec.options] if spec is not None else []
+    kinds += [SamplingOptions, SaleOptions, BATSOptions, PlanAndBudgetOptions, AgentOptions]
+    kind = next((k for k in kinds if field in option_names(k)), AgentOptions)
+    plain = field_kind(kind, field) if field in option_names(kind) else str
+    if plain is bool:
+        return value.lower() in ("1", "true", "yes", "on")
+    if plain is int:
+        if not value.isdigit():
+            raise ConfigError(f"planner label {label!r}: {key} must be a whole number, got {value!r}")
+        return int(value)
+    if plain is float:
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"planner label {label!r}: {key} must be a number, got {value!r}") from None
+    return value
 
 
 def _pool(label: str, models: str, prices: str) -> list[Any]:
@@ -279,67 +353,24 @@ def _pool(label: str, models: str, prices: str) -> list[Any]:
     return [Bidder(spec, infer_model(spec), float(v)) for spec, v in zip(specs, values, strict=True)]
 
 
-def _weights(label: str, key: str, value: str) -> Any:
+def _weights(label: str, value: str) -> Any:
     from ..planners.sale import SaleWeights
 
     try:
-        data = json.loads(Path(value).read_text(encoding="utf-8"))
+        data = loads(read_text(Path(value), "SALE weights file"))
         return SaleWeights(float(data["cost"]), float(data["entropy"]), dict(data.get("jury", {})))
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (ConfigError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"planner label {label!r}: cannot read SALE weights from {value}: {exc}") from None
 
 
-def _flag(label: str, key: str, value: str) -> bool:
-    return value.lower() in ("1", "true", "yes", "on")
-
-
-def _text(label: str, key: str, value: str) -> str:
-    return value
-
-
-def _number(label: str, key: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigError(f"planner label {label!r}: {key} must be a number, got {value!r}") from None
-
-
-def _cap(label: str, key: str, value: str) -> int | str:
-    return int(value) if value.isdigit() else value
-
-
-def _whole(label: str, key: str, value: str) -> int:
-    if not value.isdigit():
-        raise ConfigError(f"planner label {label!r}: {key} must be a whole number, got {value!r}")
-    return int(value)
-
-
-_CONVERT: dict[str, tuple[str, Callable[[str, str, str], Any]]] = {
-    "turn_cap": ("turn_cap", _cap),
-    "bats_mode": ("bats_mode", _text),
-    "bats_rule": ("bats_rule", _text),
-    "bats_stop_on_exhausted": ("bats_stop_on_exhausted", _flag),
-    "bats_context": ("bats_context", _text),
-    "bats_selection": ("bats_selection", _text),
-    "bats_layout": ("bats_layout", _text),
-    "block": ("budget_block", _text),
-    "max_attempts": ("max_attempts", _whole),
-    "samples": ("samples", _whole),
-    "sample_planner": ("sample_planner", _text),
-    "sample_temperature": ("sample_temperature", _number),
-    "memory": ("auction_memory", _text),
-    "weights": ("sale_weights", _weights),
-}
-
-
-def planner_names() -> tuple[str, ...]:
-    return tuple(PLANNERS)
-
-
-def build_planner_graph(agent: Agent, name: str) -> StateGraph[Any, Any]:
-    spec = PLANNERS.get(name)
-    if spec is None:
-        raise ConfigError(f"unknown planner {name!r}; available: {', '.join(PLANNERS)}")
+def build_planner_graph(ctx: PlannerContext) -> StateGraph[Any, Any]:
+    """The graph of the planner ``ctx.name``; a planner that does not run from ``Agent`` says where it does."""
+    spec = get_planner(ctx.name)
     if spec.build is None:
-        raise ConfigError(f"planner {name!r} does not run from Agent: {spec.where}")
-    return spec.build(agent)
+        raise ConfigError(f"planner {ctx.name!r} does not run from Agent: {spec.where}")
+    return spec.build(ctx)
+
+
+def single_run_planners() -> tuple[str, ...]:
+    """The planners a delegating planner can run as its sub-runs (they run one episode themselves)."""
+    return tuple(n for n in planner_names() if _single_run(get_planner(n)))

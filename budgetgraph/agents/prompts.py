@@ -58,20 +58,20 @@ _PREFIX = re.compile(r"^\s*(?:final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
 
 
 def system_prompt(
-    planner: str,
+    show_budget: bool,
     extra: str | None = None,
     base: str | None = None,
     policy: RegimePolicy = REGIME_POLICY,
     style: AnswerStyle = "full",
     per_tool: bool = False,
 ) -> str:
-    """``react`` gets no budget information (the baseline); ``tracker`` gets the regime policy (``per_tool``:
-    the paper's policy of a regime per tool).
+    """A planner that shows the budget (``tracker``) gets the regime policy (``per_tool``: the paper's policy
+    of a regime per tool); the others (``react``, the baseline) get no budget information.
 
     ``base`` replaces the built-in research-agent prompt; ``extra`` is appended.
     """
     parts = [base or _BASE.format(format=_FORMAT[style])]
-    if planner not in ("react", "react_nudge"):
+    if show_budget:
         parts.append(render_tool_policy() if per_tool else render_policy(policy))
     if extra:
         parts.append(extra)

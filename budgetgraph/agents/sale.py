@@ -11,20 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..budget.ledger import Ledger
 from ..budget.prices import PriceTable
 from ..errors import BudgetExceeded
 from ..meter import ModelMeter
-from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings
 from ..planners.sale import Bid, SaleWeights, score_bids, winner
 from .auction_memory import AuctionMemory
-from .state import StopInfo
-
-if TYPE_CHECKING:
-    from .agent import Agent, RunResult
+from .options import Bidder
+from .result import Delegated, StopReason, SubRunner
 
 __all__ = ["BID_PROMPT", "JURY_PROMPT", "REFINE_PROMPT", "Auction", "Bidder", "Sale"]
 
@@ -43,15 +40,6 @@ REFINE_PROMPT = (
 )
 EXECUTE_INSTRUCTIONS = "Follow this strategy plan:\n{plan}"
 _DIGIT = re.compile(r"[0-5]")
-
-
-@dataclass(frozen=True, slots=True)
-class Bidder:
-    """An agent of the pool: its model and price in $ per million tokens (the auction's cost term)."""
-
-    name: str
-    model: ChatModel
-    price: float
 
 
 @dataclass(slots=True)
@@ -83,7 +71,7 @@ class Sale:
     def __init__(
         self,
         pool: Sequence[Bidder],
-        execute: Callable[[Bidder, str], Agent],
+        execute: Callable[[Bidder, str], SubRunner],
         *,
         weights: SaleWeights | None = None,
         memory: AuctionMemory | None = None,
@@ -188,21 +176,15 @@ class Sale:
             auction.scores = score_bids(auction.bids, self.weights)
             auction.winner = i
 
-    async def run(
-        self, task: str, ledger: Ledger
-    ) -> tuple[str | None, list[Message], StopInfo, dict[str, Any]]:
+    async def run(self, task: str, ledger: Ledger) -> Delegated:
         """Auction, then the winner executes its plan on a child ledger (the delegating graph's contract)."""
         try:
             auction = await self.auction(task, ledger)
         except BudgetExceeded as exc:
-            info: StopInfo = {"kind": "budget_exhausted", "resource": exc.resource, "message": str(exc)}
-            return None, [], info, {"auction": "refused"}
+            return Delegated(
+                None, (), StopReason("budget_exhausted", exc.resource, str(exc)), {"auction": "refused"}
+            )
         chosen = self.pool[auction.winner]
         agent = self.execute(chosen, auction.plans[auction.winner])
-        result: RunResult = await agent.arun(task, ledger=ledger.child())
-        stop: StopInfo = {
-            "kind": result.stop_reason.kind,
-            "resource": result.stop_reason.resource,
-            "message": result.stop_reason.message,
-        }
-        return result.answer, list(result.messages)[1:], stop, auction.details()
+        result = await agent.arun(task, ledger=ledger.child())
+        return Delegated.of(result, auction.details())

@@ -210,6 +210,12 @@ class RedisBudgetStore(BudgetStore):
             "secret": self._secret,
         }
 
+    @classmethod
+    def reopen(cls, described: Mapping[str, Any]) -> RedisBudgetStore | None:
+        if not described.get("url") or described.get("secret"):
+            return None  # a password is never in a checkpoint: the caller passes the account again
+        return cls(described["url"], prefix=described.get("prefix", "budgetgraph"))
+
     def __repr__(self) -> str:
         return f"RedisBudgetStore({self.url!r}, prefix={self.prefix!r})"
 

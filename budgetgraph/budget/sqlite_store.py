@@ -210,5 +210,9 @@ class SQLiteBudgetStore(BudgetStore):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "path": str(self.path.resolve())}
 
+    @classmethod
+    def reopen(cls, described: Mapping[str, Any]) -> SQLiteBudgetStore | None:
+        return cls(described["path"]) if described.get("path") else None
+
     def __repr__(self) -> str:
         return f"SQLiteBudgetStore({str(self.path)!r})"

@@ -185,6 +185,16 @@ class BudgetStore(ABC):
         that share the store, whatever their own clocks say (Redis: the server's ``TIME``)."""
         return datetime.now(timezone.utc)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _KINDS[cls.__name__] = cls
+
+    @classmethod
+    def reopen(cls, described: Mapping[str, Any]) -> BudgetStore | None:
+        """A new connection to the store :meth:`describe` described (None: it cannot be reopened from the
+        description alone, e.g. its credentials are not in it)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Where this store lives, for a checkpoint (never a secret): what :func:`open_store` reopens."""
         return {"kind": type(self).__name__, "instance": self._instance()}
@@ -343,6 +353,8 @@ class Account:
 
 
 _LIVE: weakref.WeakValueDictionary[str, BudgetStore] = weakref.WeakValueDictionary()
+_KINDS: dict[str, type[BudgetStore]] = {}
+"""Every store class by name (each registers itself when defined), to reopen one a checkpoint describes."""
 
 
 def open_store(described: Mapping[str, Any]) -> BudgetStore:
@@ -351,14 +363,9 @@ def open_store(described: Mapping[str, Any]) -> BudgetStore:
     if live is not None:
         return live
     kind = described.get("kind")
-    if kind == "SQLiteBudgetStore" and described.get("path"):
-        from .sqlite_store import SQLiteBudgetStore
-
-        return SQLiteBudgetStore(described["path"])
-    if kind == "RedisBudgetStore" and described.get("url") and not described.get("secret"):
-        from .redis_store import RedisBudgetStore
-
-        return RedisBudgetStore(described["url"], prefix=described.get("prefix", "budgetgraph"))
+    store = _KINDS[kind].reopen(described) if kind in _KINDS else None
+    if store is not None:
+        return store
     where = described.get("url") or described.get("path") or kind
     raise ConfigError(
         f"the run was started with an account of the budget store {where}, which this process cannot reopen "

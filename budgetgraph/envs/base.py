@@ -7,15 +7,18 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..agents.agent import Agent, RunResult
-from ..agents.planners import PLANNERS, parse_planner
+from ..agents.agent import Agent
+from ..agents.options import LEGACY_KEYWORDS, option_names
+from ..agents.planners import planner_options
+from ..agents.registry import PLANNERS, get_planner
+from ..agents.result import RunResult
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
 from ..models.base import ChatModel
 from ..tools.base import Tool
 
-__all__ = ["CorpusQAEnv", "Env", "Task", "parse_budget_value"]
+__all__ = ["CorpusQAEnv", "Env", "Task", "build_agent", "parse_budget_value"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ class Env(ABC):
     """
 
     name: str = "env"
+    kind: str = "research"
+    """The kind of task (one of ``TASK_KINDS``): a planner runs here when its registry entry lists it."""
     capped_tools: tuple[str, ...] = ()
 
     @abstractmethod
@@ -77,12 +82,38 @@ class Env(ABC):
 
     def check_planner(self, planner: str) -> None:
         """Raise ConfigError before a run starts when ``planner`` (a label: ``name[options]``) cannot run here."""
-        name, _options = parse_planner(planner)
-        spec = PLANNERS.get(name)
-        if spec is None:
-            raise ConfigError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
+        name, _options = planner_options(planner)
+        spec = get_planner(name)
+        if self.kind not in spec.kinds:
+            fits = [n for n in PLANNERS if self.kind in PLANNERS[n].kinds]
+            raise ConfigError(
+                f"planner {name!r} does not run {self.name} ({self.kind} tasks); planners that do: {', '.join(fits)}"
+            )
         if spec.build is None:
             raise ConfigError(f"planner {planner!r} does not run {self.name}: {spec.where}")
+
+
+def build_agent(
+    model: ChatModel, tools: Sequence[Tool], budget: Budget, label: str, **settings: Any
+) -> Agent:
+    """The agent of a planner label (``bats[bats_mode=full]``): ``settings`` that are ``Agent`` parameters go
+    to it, the others are option defaults of the environment, set where the planner's options have the
+    field (``answer_key`` for the planners that vote); the label's own options win."""
+    import inspect
+
+    params = set(inspect.signature(Agent.__init__).parameters) - {"self", "legacy", "options", "planner"}
+    known = {f for n in PLANNERS for f in option_names(PLANNERS[n].options)}
+    defaults: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in params:
+            continue
+        field = LEGACY_KEYWORDS.get(key, key)
+        if field not in known:
+            raise ConfigError(f"{key!r} is neither an Agent parameter nor an option of any planner")
+        defaults[field] = value
+    name, options = planner_options(label, defaults)
+    direct = {k: v for k, v in settings.items() if k in params}
+    return Agent(model, tools, budget, planner=name, options=options, **direct)
 
 
 class CorpusQAEnv(Env):
@@ -109,17 +140,15 @@ class CorpusQAEnv(Env):
         key = (model.name, planner, str(budget), id(model))
         if key not in self._agents:
             self.check_planner(planner)
-            name, options = parse_planner(planner)
-            self._agents[key] = Agent(
+            self._agents[key] = build_agent(
                 model,
                 self._tools,
                 budget,
-                planner=name,
+                planner,
                 prices=self._prices,
                 max_turns=self._max_turns,
                 max_tokens=self._max_tokens,
                 answer_style="short",  # scored by exact match against short gold spans
-                **options,
             )
         return self._agents[key]
 

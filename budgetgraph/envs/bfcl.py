@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import loads, read_text
-from ..agents.agent import RunResult, StopReason
+from ..agents.result import RunResult, StopReason
 from ..budget.ledger import Ledger
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
@@ -86,6 +86,7 @@ class BFCLEnv(Env):
     """
 
     name = "bfcl"
+    kind = "single_call"
 
     def __init__(
         self,
@@ -151,10 +152,6 @@ class BFCLEnv(Env):
         """The one grammar over this task's functions: ``"2"`` is 2 calls of each function offered."""
         return Budget.parse(value, [_tool_name(f["name"]) for f in task.meta["functions"]])
 
-    def check_planner(self, planner: str) -> None:
-        if planner not in ("react", "tracker"):
-            raise ConfigError(f"bfcl runs single calls; planner {planner!r} does not apply (use react)")
-
     async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
         ledger = Ledger(budget)
         names = {_tool_name(f["name"]): f["name"] for f in task.meta["functions"]}
@@ -173,12 +170,11 @@ class BFCLEnv(Env):
             response = await meter.call(messages, schemas, settings, role="act", max_tokens=self._max_tokens)
         except (BudgetExceeded, Overrun) as exc:
             kind = "overrun" if isinstance(exc, Overrun) else "budget_exhausted"
-            return RunResult(
-                answer=f"{NO_CALL} (no model call: {exc})",
-                stop_reason=StopReason(kind, exc.resource.removeprefix("tool:"), str(exc)),
-                usage=ledger.usage(),
-                messages=messages,
-                ledger=ledger.snapshot(),
+            return RunResult.of(
+                f"{NO_CALL} (no model call: {exc})",
+                StopReason(kind, exc.resource, str(exc)),
+                ledger,
+                messages,
             )
         calls = ToolMeter({}, ledger, self._prices)
         kept, refused = [], ""
@@ -187,19 +183,18 @@ class BFCLEnv(Env):
                 continue
             held = calls.charge_unexecuted(call.name)  # scored, not run
             if held is not None:
-                refused = refused or held.resource.removeprefix("tool:")
+                refused = refused or held.resource
                 continue
             kept.append(call)
         stop = StopReason("answered") if not refused else StopReason("budget_exhausted", refused)
         answer = json.dumps(
             [{names.get(c.name, c.name): dict(c.arguments)} for c in kept], ensure_ascii=False
         )
-        return RunResult(
-            answer=answer if kept else f"{NO_CALL} {response.message.content}".strip(),
-            stop_reason=stop,
-            usage=ledger.usage(),
-            messages=[*messages, response.message],
-            ledger=ledger.snapshot(),
+        return RunResult.of(
+            answer if kept else f"{NO_CALL} {response.message.content}".strip(),
+            stop,
+            ledger,
+            [*messages, response.message],
         )
 
     def score(self, task: Task, result: RunResult) -> dict[str, float]:

@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from .._extras import require
 from .._files import loads
-from ..agents.agent import Agent, RunResult
-from ..agents.planners import parse_planner
+from ..agents.agent import Agent
 from ..agents.prompts import answer_format
+from ..agents.result import RunResult
 from ..budget.block import GENERIC_POLICY
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..models.base import ChatModel
 from ..tools.base import Tool
 from ..tools.sandbox import Sandbox, SandboxLimits
-from .base import Env, Task
+from .base import Env, Task, build_agent
 from .coding_checks import (
     Example,
     behaviour_program,
@@ -177,6 +177,7 @@ class CodingEnv(Env):
     """HumanEval (164 problems): pass@1 by the hidden tests; ``run_tests`` (and ``run``) are the capped tools."""
 
     name = "coding"
+    kind = "code"
 
     def __init__(
         self,
@@ -222,25 +223,22 @@ class CodingEnv(Env):
     def agent(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> Agent:
         """An agent whose tools test this task's code (built per episode: the tools are the task's)."""
         self.check_planner(planner)
-        name, label_options = parse_planner(planner)
-        options: dict[str, Any] = {
-            "planner": name,
-            "prices": self._prices,
-            "system_prompt": CODING_PROMPT.replace("{format}", answer_format("code")),
-            "regime_policy": GENERIC_POLICY,
-            "max_turns": self._max_turns,
-            "max_tokens": self._max_tokens,
-            "answer_max_tokens": self._max_tokens,
-            "answer_style": "code",
-            "answer_key": self.answer_key(task),
-            **self.agent_options,
-            **label_options,
-        }
-        return Agent(
+        return build_agent(
             model,
             coding_tools(self.sandbox, self._rows[task.id], scratch=self.scratch, cache=self.tool_cache),
             budget,
-            **options,
+            planner,
+            **{
+                "prices": self._prices,
+                "system_prompt": CODING_PROMPT.replace("{format}", answer_format("code")),
+                "regime_policy": GENERIC_POLICY,
+                "max_turns": self._max_turns,
+                "max_tokens": self._max_tokens,
+                "answer_max_tokens": self._max_tokens,
+                "answer_style": "code",
+                "answer_key": self.answer_key(task),
+                **self.agent_options,
+            },
         )
 
     async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:

@@ -13,8 +13,8 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..agents.agent import RunResult, StopReason
 from ..agents.consistency import default_key
+from ..agents.result import RunResult, StopReason
 from ..budget.ledger import Usage
 from ..errors import ConfigError
 from ..planners.consistency import THRESHOLD, StopRule, majority, stop_verdict

@@ -17,8 +17,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from ..agents.agent import Agent, RunResult, StopReason
-from ..agents.planners import parse_planner
+from ..agents.result import RunResult, StopReason
 from ..budget.block import GENERIC_POLICY
 from ..budget.ledger import Ledger
 from ..budget.limits import Budget
@@ -29,7 +28,7 @@ from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings, ToolCall
 from ..planners.mcts import DEFAULT_PRIOR_MIX, mcts_search
 from ..tools.base import Tool
-from .base import Env, Task
+from .base import Env, Task, build_agent
 from .costplan_world import EVENTS, World, edit_distance, generate_tasks
 
 __all__ = ["CostPlanEnv"]
@@ -41,18 +40,8 @@ _SYSTEM = (
     "time, passing the ID you hold. Call tools only as the tool-call format says. When you hold the final "
     "selection, reply with its ID only, inside <answer></answer>."
 )
-PLANNERS = (
-    "react",
-    "tracker",
-    "react_nudge",
-    "consistency",
-    "majority",
-    "best_of",
-    "sale",
-    "mcts",
-    "mcts-uniform",
-)
-"""The planners that run here (the loop ones take label options: ``react[turn_cap=p75]``)."""
+MCTS_LABELS = {"mcts": "the model's prior", "mcts-uniform": "a uniform prior (no model calls)"}
+"""How this environment runs the registry's ``mcts`` (it plans over the world's stage DAG itself)."""
 
 
 class _Problem:
@@ -107,6 +96,7 @@ class CostPlanEnv(Env):
     """Generated travel-planning tasks; scores: success, exact match with the optimal plan, cost ratio, NED."""
 
     name = "costplan"
+    kind = "planning"
 
     def __init__(
         self,
@@ -149,8 +139,9 @@ class CostPlanEnv(Env):
         return str(task.meta["event"])
 
     def check_planner(self, planner: str) -> None:
-        if parse_planner(planner)[0] not in PLANNERS:
-            raise ConfigError(f"planner {planner!r} does not run costplan; use one of {', '.join(PLANNERS)}")
+        if planner.strip() in MCTS_LABELS:
+            return
+        super().check_planner(planner)
 
     def budget_for(self, task: Task, value: str) -> Budget:
         text = value.strip().lower()
@@ -200,14 +191,13 @@ class CostPlanEnv(Env):
 
     async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
         world = World(self._tasks[task.id])
-        if planner in ("mcts", "mcts-uniform"):
+        if planner.strip() in MCTS_LABELS:
             return await self._run_mcts(task, world, model if planner == "mcts" else None, budget)
-        name, options = parse_planner(planner)
-        agent = Agent(
+        agent = build_agent(
             model,
             self._tools(world),
             budget,
-            planner=name,
+            planner,
             prices=self._prices,
             max_tokens=self._max_tokens,
             max_turns=STEP_LIMIT + 2,
@@ -215,7 +205,6 @@ class CostPlanEnv(Env):
             regime_policy=GENERIC_POLICY,
             # each tool consumes the ID the previous one returned: a batch of calls cannot be right
             settings=ModelSettings(temperature=0.0, parallel_tool_calls=False),
-            **options,
         )
         return await agent.arun(task.question)
 
@@ -279,9 +268,7 @@ class CostPlanEnv(Env):
                 call = ToolCall(f"call_{world.calls}_{name}", name, {"data": world.data_id()})
                 admitted = meter.admit(call)
                 if isinstance(admitted, BudgetExceeded):
-                    stop = StopReason(
-                        "budget_exhausted", admitted.resource.removeprefix("tool:"), str(admitted)
-                    )
+                    stop = StopReason("budget_exhausted", admitted.resource, str(admitted))
                     break
                 if isinstance(admitted, str):
                     messages.append(Message.assistant("", [call]))
@@ -304,7 +291,7 @@ class CostPlanEnv(Env):
                 break
             if not replan:
                 break
-        return RunResult(answer, stop, ledger.usage(), messages, ledger.snapshot())
+        return RunResult.of(answer, stop, ledger, messages)
 
     # -- scoring ----------------------------------------------------------------------------------
     def score(self, task: Task, result: RunResult) -> dict[str, float]:

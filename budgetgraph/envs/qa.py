@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import loads, read_text
-from ..agents.agent import RunResult
+from ..agents.result import RunResult
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
 from ..tools.corpus import Corpus

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from .._extras import require
 from .base import Task
+from .episode import episode_record
 
 if TYPE_CHECKING:
     from .base import Env
-    from .runner import EvalSpec
+    from .spec import EvalSpec
 
 __all__ = ["run_on_ray"]
 
@@ -31,8 +32,6 @@ class _EpisodeWorker:
     async def run(
         self, task_id: str, planner: str, budget: str, epoch: int, seed: int | None, temperature: float | None
     ) -> dict[str, Any]:
-        from .runner import episode_record
-
         task = self.tasks[task_id]
         return await episode_record(
             self.env, task, self.model, self.label, planner, budget, epoch, seed, temperature

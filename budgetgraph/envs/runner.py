@@ -12,59 +12,29 @@ import random
 import re
 import subprocess
 import time
-import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .._redact import redact
+from ..agents.planners import parse_planner
+from ..agents.registry import PLANNERS
 from ..errors import ConfigError
-from ..models.base import ChatModel, sampling
-from ..models.messages import ModelSettings
+from ..models.base import ChatModel
 from ..models.registry import infer_model
 from .base import Env, Task
+from .episode import episode_record, jsonable
 from .results import ResultsFile, config_changes, config_digest, episode_key, strip_text
+from .spec import EvalSpec
 
 __all__ = ["EvalSpec", "EvalSummary", "episode_record", "parse_budgets", "run_eval", "select_tasks"]
 
 EnvFactory = Callable[[], Env]
 ModelFactory = Callable[[], ChatModel]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EvalSpec:
-    """A sweep: what the results header records and what a resume must agree with."""
-
-    env: str
-    env_options: Mapping[str, Any] = field(default_factory=dict)
-    model: str = "local"
-    planners: tuple[str, ...] = ("react", "tracker")
-    budgets: tuple[str, ...] = ("5",)
-    limit: int | None = None
-    seed: int | None = None
-    concurrency: int = 4
-    epochs: int = 1
-    """Each (task, planner, budget) runs this many times, epoch e with model seed ``epoch_seed(e)``."""
-    temperature: float | None = None
-    """The sampling temperature of every model call (None: the agent's own, 0); epochs differ only above 0."""
-    keep_text: bool = True
-    """False: episodes are written without the task's text (``strip_text``), for data that may not be copied."""
-    shard: tuple[int, int] | None = None
-    """``(i, n)``: run only every n-th selected task from the i-th (1-based), so that one sweep can be split
-    over processes or machines, each into its own file (``report`` reads them together)."""
-    only: tuple[str, ...] | None = None
-    """Task ids: run only these of the selection (e.g. the held-out tasks of a fit), in the selection's order."""
-
-    def epoch_seed(self, epoch: int) -> int | None:
-        """The model seed of an epoch: None (the backend's) for a single-epoch sweep at the default settings."""
-        if self.epochs == 1 and self.temperature is None:
-            return None
-        return (self.seed or 0) * 1000 + epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,104 +152,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _transcript(messages: Sequence[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "role": m.role,
-            "content": m.content,
-            **(
-                {"tool_calls": [{"name": c.name, "arguments": dict(c.arguments)} for c in m.tool_calls]}
-                if m.tool_calls
-                else {}
-            ),
-        }
-        for m in messages
-    ]
-
-
-async def episode_record(
-    env: Env,
-    task: Task,
-    model: ChatModel,
-    model_label: str,
-    planner: str,
-    budget: str,
-    epoch: int = 0,
-    seed: int | None = None,
-    temperature: float | None = None,
-) -> dict[str, Any]:
-    """Run one episode and return its results line; an error is recorded (and scored wrong), not raised."""
-    base: dict[str, Any] = {
-        "type": "episode",
-        "task_id": task.id,
-        "planner": planner,
-        "budget": budget,
-        "model": model_label,
-        "gold": task.gold,
-        "epoch": epoch,
-        "seed": seed,
-    }
-    override = ModelSettings()
-    if seed is not None:
-        override["seed"] = seed
-    if temperature is not None:
-        override["temperature"] = temperature
-    token = sampling.set(override or None)  # every model call of the episode, sub-agents' too
-    try:
-        return await _episode(env, task, model, planner, budget, base)
-    finally:
-        sampling.reset(token)
-
-
-async def _episode(
-    env: Env, task: Task, model: ChatModel, planner: str, budget: str, base: dict[str, Any]
-) -> dict[str, Any]:
-    if (category := env.category(task)) is not None:
-        base["category"] = category
-    start = time.monotonic()
-    try:
-        result = await env.run_episode(task, model, planner, env.budget_for(task, budget))
-        scores = env.score(task, result)
-        scores.update(_pass_at_n(env, task, result))
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        return {
-            **base,
-            "answer": None,
-            "scores": env.zero_scores(),
-            "stop_reason": f"error: {type(exc).__name__}",
-            "error": redact(f"{type(exc).__name__}: {exc}"),
-            "traceback": redact(traceback.format_exc(limit=8)),
-            "usage": {},
-            "wall_seconds": round(time.monotonic() - start, 3),
-        }
-    error = result.stop_reason.message if result.stop_reason.kind == "error" else None
-    return {
-        **base,
-        "answer": result.answer,
-        "scores": scores if not error else {**scores, "correct": 0.0},
-        "stop_reason": str(result.stop_reason),
-        "error": error,
-        "limits": dict(result.ledger.get("limits") or {}),  # what the budget label expanded to
-        "usage": result.usage.to_dict(),
-        "wall_seconds": round(time.monotonic() - start, 3),
-        "transcript": _transcript(result.messages),
-        "timeline": list(getattr(result, "timeline", ()) or ()),
-        **({"details": _jsonable(result.details)} if getattr(result, "details", None) else {}),
-    }
-
-
-def _pass_at_n(env: Env, task: Task, result: Any) -> dict[str, float]:
-    """``pass_at_n``: 1 when any sampled episode's answer (a run that voted over samples records them all in
-    its details) is correct, the oracle bound on what a vote or judge could pick."""
-    answers = (getattr(result, "details", None) or {}).get("answers")
-    if not isinstance(answers, list) or len(answers) < 2:
-        return {}
-    best = max(env.score(task, replace(result, answer=a)).get("correct", 0.0) for a in answers)
-    return {"pass_at_n": float(best)}
-
-
 class _Tally:
     """Running figures for the progress bar."""
 
@@ -324,7 +196,7 @@ def sweep_config(spec: EvalSpec, env: Env, tasks: Sequence[Task]) -> dict[str, A
     budgets = {b: env.budget_for(tasks[0], b).to_dict() for b in spec.budgets} if tasks else {}
     return {
         "model": spec.model,
-        "options": _jsonable(dict(spec.env_options)),
+        "options": jsonable(dict(spec.env_options)),
         "files": files,
         "budgets": budgets,
         "prompts": prompt_digests(),
@@ -332,43 +204,43 @@ def sweep_config(spec: EvalSpec, env: Env, tasks: Sequence[Task]) -> dict[str, A
     }
 
 
-PROMPT_MODULES = (
+SHARED_PROMPT_MODULES = (
     "budgetgraph.agents.prompts",
-    "budgetgraph.agents.bats_graph",
-    "budgetgraph.agents.plan_and_budget",
-    "budgetgraph.agents.orchestrator",
-    "budgetgraph.planners.bats",
-    "budgetgraph.planners.bats_wording",
     "budgetgraph.budget.block",
     "budgetgraph.agents.turns",
     "budgetgraph.envs.coding",
-    "budgetgraph.agents.sale",
-    "budgetgraph.agents.nudge",
-    "budgetgraph.budget.tool_block",
 )
-# the prompt modules only some planners read: a change there does not make other planners' episodes stale
-_PLANNER_PROMPTS = {
-    "bats": ("bats_graph", "bats", "bats_wording", "tool_block"),
-    "plan_and_budget": ("plan_and_budget",),
-    "orchestrator": ("orchestrator",),
-    "sale": ("sale",),
-    "react_nudge": ("nudge",),
-    "best_of": ("bats",),  # the judge's prompt is BATS's selection prompt
-}
+"""Prompt modules every episode can read (the loop's and the environments'); each planner's own are in its
+registry entry."""
+_BLOCK_MODULES = {"per_tool": "budgetgraph.budget.tool_block"}
+"""The module of a budget block a planner label may choose (``tracker[block=per_tool]``)."""
+
+
+def prompt_modules() -> tuple[str, ...]:
+    """Every module whose prompt texts a results header digests: the shared ones and every planner's."""
+    every = [*SHARED_PROMPT_MODULES, *_BLOCK_MODULES.values()]
+    for name in PLANNERS:
+        every += PLANNERS[name].prompt_modules
+    return tuple(dict.fromkeys(every))
+
+
+def _short(module: str) -> str:
+    return module.rsplit(".", 1)[-1]
 
 
 def relevant_prompts(planners: Sequence[str]) -> set[str]:
-    """The prompt modules (short names) whose texts the episodes of ``planners`` (labels) can depend on."""
-    from ..agents.planners import parse_planner
-
-    every = {name.rsplit(".", 1)[-1] for name in PROMPT_MODULES}
-    specific = {m for mods in _PLANNER_PROMPTS.values() for m in mods}
-    out = every - specific
+    """The prompt modules (short names) whose texts the episodes of ``planners`` (labels) can depend on: a
+    change in a module only some planners read does not make other planners' episodes stale."""
+    specific = {_short(m) for n in PLANNERS for m in PLANNERS[n].prompt_modules} | {
+        _short(m) for m in _BLOCK_MODULES.values()
+    }
+    out = {_short(m) for m in prompt_modules()} - specific
     for label in planners:
         name, options = parse_planner(label)
-        out.update(_PLANNER_PROMPTS.get(name, ()))
-        if options.get("budget_block") == "per_tool":
-            out.add("tool_block")
+        spec = PLANNERS.get(name)
+        out.update(_short(m) for m in (spec.prompt_modules if spec is not None else ()))
+        if (block := options.get("budget_block")) in _BLOCK_MODULES:
+            out.add(_short(_BLOCK_MODULES[block]))
     return out
 
 
@@ -378,7 +250,7 @@ def prompt_digests() -> dict[str, str]:
     import importlib
 
     out = {}
-    for name in PROMPT_MODULES:
+    for name in prompt_modules():
         module = importlib.import_module(name)
         texts = {k: v for k, v in sorted(vars(module).items()) if k.lstrip("_").isupper() and _is_text(v)}
         blob = json.dumps(texts, sort_keys=True, default=str).encode()
@@ -478,7 +350,7 @@ async def _sweep(
 ) -> EvalSummary:
     old_header, done = results.read()
     header = {
-        "spec": _jsonable(asdict(spec)),
+        "spec": jsonable(asdict(spec)),
         "env_info": env.describe(),
         "config": sweep_config(spec, env, tasks),
         "versions": _versions(),
@@ -622,13 +494,3 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)

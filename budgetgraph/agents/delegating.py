@@ -1,0 +1,93 @@
+"""What the delegating planners share: the one-node graph that runs a delegate on the run's ledger, and the
+one metered one-shot ask their own model calls (plan, synthesize, judge) go through."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from ..budget.ledger import Ledger
+from ..budget.prices import PriceTable
+from ..errors import BudgetExceeded, ModelError, Overrun
+from ..meter import ModelMeter
+from ..models.base import ChatModel
+from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
+from .graph import LoopConfig
+from .result import Delegated, RunResult, StopReason
+from .runtime import RunContext, forget, resolve_run, user_messages
+from .state import AgentState
+
+__all__ = ["Delegate", "ask_once", "delegating_graph", "raise_overrun"]
+
+Delegate = Callable[[str, Ledger], Awaitable[Delegated]]
+"""A delegating planner's work: the question and the run's ledger (sub-runs get children of it)."""
+
+
+def delegating_graph(cfg: LoopConfig, delegate: Delegate) -> StateGraph[AgentState, RunContext]:
+    """One node that runs ``delegate(question, ledger)`` on the run's ledger; an overrun ends the run."""
+
+    async def solve(state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
+        run = resolve_run(state, runtime, cfg.new_run)
+        question = user_messages(state)[-1].content
+        try:
+            out = await delegate(question, run.ledger)
+        except Overrun as exc:
+            out = Delegated(None, (), StopReason("overrun", exc.resource, str(exc)))
+        forget(run)
+        return {
+            "messages": list(out.transcript),
+            "answer": out.answer,
+            "stop": out.stop.info(),
+            "details": dict(out.details),
+            "phase": "done",
+            "run_id": run.id,
+            "ledger": run.ledger.snapshot(),
+        }
+
+    graph: StateGraph[AgentState, RunContext] = StateGraph(AgentState, context_schema=RunContext)
+    graph.add_node("solve", solve)
+    graph.add_edge(START, "solve")
+    graph.add_edge("solve", END)
+    return graph
+
+
+async def ask_once(
+    model: ChatModel,
+    ledger: Ledger,
+    prices: PriceTable,
+    messages: Sequence[Message],
+    *,
+    role: str,
+    max_tokens: int,
+    settings: ModelSettings | None = None,
+    tool: ToolSchema | None = None,
+    quiet: bool = True,
+) -> ModelResponse | None:
+    """One metered model call outside the loop (a plan, a synthesis, a judge): ``tool`` forces that tool's
+    call, none forbids tool calls; the ``answer`` role may spend the answer hold. None when the budget cannot
+    pay for it or the backend fails (``quiet=False``: raised, to say why); an overrun is never caught: it
+    ends the run."""
+    chosen = ModelSettings(**(settings or ModelSettings(temperature=0.0)))
+    chosen["tool_choice"] = tool.name if tool else "none"
+    try:
+        return await ModelMeter(model, ledger, prices).call(
+            list(messages),
+            [tool] if tool else [],
+            chosen,
+            role=role,
+            max_tokens=max_tokens,
+            use_hold=role == "answer",
+        )
+    except (BudgetExceeded, ModelError):
+        if not quiet:
+            raise
+        return None
+
+
+def raise_overrun(result: RunResult) -> None:
+    """A sub-run whose backend overran ends the whole run (rule 5: an overrun is loud)."""
+    if result.stop_reason.kind == "overrun":
+        raise Overrun(result.stop_reason.resource, "its reservation", result.stop_reason.message)
