@@ -15,12 +15,26 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .agents.agent import Agent, RunResult
+from .agents.agent import Agent
+from .agents.registry import PLANNERS
+from .agents.result import RunResult
 from .budget.limits import Budget
 from .budget.prices import PriceTable
+from .envs.registry import ENVS
 from .errors import BudgetgraphError
+from .models.registry import model_forms
 from .planners.mcts import DEFAULT_PRIOR_MIX
 from .tools.corpus import Corpus
+
+
+def _planner_help(prefix: str) -> str:
+    """The planners of the registry, for the help of ``--planner`` (never a hand-kept list)."""
+    names = [n if PLANNERS[n].build is not None else f"{n} (eval only)" for n in PLANNERS]
+    return f"{prefix}: {' | '.join(names)}"
+
+
+MODEL_HELP = f"The model: {model_forms()}"
+ENV_HELP = "; ".join(f"{name}: {summary}" for name, summary in ENVS.items())
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Budget-aware tool-using agents.")
 console = Console(stderr=True, soft_wrap=True)
@@ -180,9 +194,7 @@ async def _live(agent: Agent, question: str) -> RunResult:
 @app.command()
 def run(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
-    model: Annotated[
-        str, typer.Option(help="local | local:/path.gguf | openai:MODEL or openai:MODEL@URL, scripted")
-    ] = "local",
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "local",
     corpus: Annotated[
         Path | None, typer.Option(help="A folder of .md/.txt files or a .jsonl of {id,title,text}.")
     ] = None,
@@ -193,7 +205,7 @@ def run(
         ),
     ] = "search=5,open=5",
     planner: Annotated[
-        str, typer.Option(help="react (no budget shown) | tracker (BATS budget tracker)")
+        str, typer.Option(help=_planner_help("The planner (react shows no budget; tracker is the default)"))
     ] = "tracker",
     prices: Annotated[Path | None, typer.Option(help="YAML/JSON price file for models and tools.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Output tokens per model turn.")] = 512,
@@ -231,14 +243,17 @@ def run(
 
 @app.command("eval")
 def eval_(
-    env: Annotated[str, typer.Argument(help="hotpotqa | qa | bfcl | costplan")],
+    env: Annotated[str, typer.Argument(help=ENV_HELP)],
     data: Annotated[Path | None, typer.Option(help="The environment's data file (or BFCL folder).")] = None,
     corpus: Annotated[Path | None, typer.Option(help="qa only: a corpus JSONL of {id,title,text}.")] = None,
-    model: Annotated[
-        str, typer.Option(help="local | local:/path.gguf | openai:MODEL[@URL] | scripted")
-    ] = "local",
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "local",
     planner: Annotated[
-        str, typer.Option(help="Comma-separated planners, e.g. react,tracker")
+        str,
+        typer.Option(
+            help=_planner_help(
+                "Comma-separated planner labels, options in brackets (e.g. react,bats\\[bats_mode=full]); planners"
+            )
+        ),
     ] = "react,tracker",
     budget: Annotated[
         list[str],

@@ -57,3 +57,80 @@ def test_import_contracts_are_kept():
     proc = subprocess.run([exe], capture_output=True, text=True, cwd=PACKAGE.parent, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "0 broken" in proc.stdout
+
+
+def _import_circles(package: str = "budgetgraph") -> list[list[str]]:
+    """Every set of modules that import each other, over every import statement (module-level, inside
+    functions and under TYPE_CHECKING alike), by Tarjan's strongly connected components."""
+    grimp = pytest.importorskip("grimp", reason="grimp comes with import-linter (the lint extra)")
+    graph = grimp.build_graph(package, include_external_packages=False)
+    edges = {m: set(graph.find_modules_directly_imported_by(m)) & graph.modules for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in edges[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    for module in sorted(edges):
+        if module not in index:
+            visit(module)
+    return circles
+
+
+def test_no_module_of_the_package_is_in_an_import_circle():
+    assert _import_circles() == []
+
+
+def test_the_circle_check_finds_a_circle(tmp_path, monkeypatch):
+    """The check above can fail: two modules that import each other (one inside a function) are reported."""
+    pkg = tmp_path / "circled"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from . import b\n")
+    (pkg / "b.py").write_text("def f():\n    from .a import x\n")
+    (pkg / "c.py").write_text("from . import a\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _import_circles("circled") == [["circled.a", "circled.b"]]
+
+
+def test_the_facade_takes_at_most_twenty_parameters_and_no_planner_option():
+    import inspect
+
+    from budgetgraph.agents import PLANNERS, Agent, AgentOptions
+    from budgetgraph.agents.options import LEGACY_KEYWORDS, option_names
+
+    params = inspect.signature(Agent.__init__).parameters
+    assert len(params) <= 20, list(params)
+    own = {f for name in PLANNERS for f in option_names(PLANNERS[name].options)} - set(option_names(AgentOptions))
+    assert not own & set(params), own & set(params)
+    assert not set(LEGACY_KEYWORDS) & set(params)  # those go through the compatibility mapping only
+
+
+def test_nothing_in_agents_imports_the_facade():
+    grimp = pytest.importorskip("grimp", reason="grimp comes with import-linter (the lint extra)")
+    graph = grimp.build_graph("budgetgraph", include_external_packages=False)
+    importers = graph.find_modules_that_directly_import("budgetgraph.agents.agent")
+    inside = sorted(m for m in importers if m.startswith("budgetgraph.agents.") and m != "budgetgraph.agents")
+    assert inside == []

@@ -182,5 +182,5 @@ class Sampler:
         if self.best_of and out.chosen is not None:
             out = await judge(self.cfg, question, ledger, out)
         transcript = list(out.chosen.messages)[1:] if out.chosen is not None else []
-        kind = "answered" if out.answer is not None else "budget_exhausted"
-        return Delegated(out.answer, transcript, StopReason(kind, "", f"{out.details}"), out.details)
+        stop = StopReason("answered" if out.answer is not None else "budget_exhausted", "", f"{out.details}")
+        return Delegated(out.answer, transcript, stop, out.details)

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._redact import redact
 from ..errors import AccountExceeded, BudgetExceeded, BudgetgraphError
@@ -22,9 +22,17 @@ from .events import AgentEvent, FinalAnswer
 
 if TYPE_CHECKING:
     from ..budget.store import Account
-    from .agent import Agent
 
 __all__ = ["event_to_dict", "event_to_json", "sse_events", "sse_message"]
+
+
+class Streams(Protocol):
+    """What streams events: ``Agent`` (its ``astream``)."""
+
+    def astream(
+        self, question: str | Sequence[Any], *, thread_id: str | None = None, account: Account | None = None
+    ) -> AsyncIterator[AgentEvent]: ...
+
 
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -94,7 +102,7 @@ def error_data(exc: BaseException) -> dict[str, Any]:
 
 
 async def sse_events(
-    agent: Agent,
+    agent: Streams,
     question: str | Sequence[Any],
     *,
     thread_id: str | None = None,

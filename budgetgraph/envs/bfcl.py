@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import loads, read_text
-from ..agents.result import RunResult, StopReason
+from ..agents.result import RunResult, StopKind, StopReason
 from ..budget.ledger import Ledger
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
@@ -169,7 +169,7 @@ class BFCLEnv(Env):
         try:
             response = await meter.call(messages, schemas, settings, role="act", max_tokens=self._max_tokens)
         except (BudgetExceeded, Overrun) as exc:
-            kind = "overrun" if isinstance(exc, Overrun) else "budget_exhausted"
+            kind: StopKind = "overrun" if isinstance(exc, Overrun) else "budget_exhausted"
             return RunResult.of(
                 f"{NO_CALL} (no model call: {exc})",
                 StopReason(kind, exc.resource, str(exc)),

