@@ -1,0 +1,74 @@
+"""The public surface is curated: every package's ``__all__`` imports, and every name the docs and examples
+import from budgetgraph is exported where they import it from."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = [
+    "budgetgraph",
+    "budgetgraph.agents",
+    "budgetgraph.budget",
+    "budgetgraph.envs",
+    "budgetgraph.meter",
+    "budgetgraph.models",
+    "budgetgraph.planners",
+    "budgetgraph.tools",
+]
+_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_exported_name_imports(package):
+    module = importlib.import_module(package)
+    exported = list(module.__all__)
+    assert exported, f"{package} exports nothing"
+    assert len(set(exported)) == len(exported), f"{package}.__all__ names a name twice"
+    missing = [name for name in exported if not hasattr(module, name)]
+    assert missing == [], f"{package}.__all__ names what it does not have: {missing}"
+
+
+def _doc_imports() -> list[tuple[str, str, str]]:
+    """(where, module, name) for every ``from budgetgraph... import name`` in the docs' Python blocks, the
+    README's and the examples."""
+    sources: list[tuple[str, str]] = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = path.read_text(encoding="utf-8")
+        sources += [(path.name, block) for block in _BLOCK.findall(text)]
+    sources += [(p.name, p.read_text(encoding="utf-8")) for p in sorted((ROOT / "examples").rglob("*.py"))]
+    found = []
+    for where, code in sources:
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue  # a fragment, not a program
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("budgetgraph"):
+                found += [(where, node.module or "", alias.name) for alias in node.names]
+    return found
+
+
+def test_the_docs_import_only_exported_names():
+    imports = _doc_imports()
+    assert len(imports) > 20  # the scan found the docs' imports
+    problems = []
+    for where, module_name, name in imports:
+        module = importlib.import_module(module_name)
+        if not hasattr(module, name):
+            problems.append(f"{where}: {module_name} has no {name}")
+        elif "__all__" in vars(module) and name not in module.__all__:
+            problems.append(f"{where}: {module_name} does not export {name}")
+    assert problems == []
+
+
+def test_the_app_names_are_exported_at_the_top():
+    import budgetgraph
+
+    for name in ("sse_events", "event_to_dict", "BudgetGrant", "Bidder", "ChatModel", "Overrun", "AgentOptions"):
+        assert name in budgetgraph.__all__, name
