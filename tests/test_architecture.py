@@ -123,7 +123,9 @@ def test_the_facade_takes_at_most_twenty_parameters_and_no_planner_option():
 
     params = inspect.signature(Agent.__init__).parameters
     assert len(params) <= 20, list(params)
-    own = {f for name in PLANNERS for f in option_names(PLANNERS[name].options)} - set(option_names(AgentOptions))
+    own = {f for name in PLANNERS for f in option_names(PLANNERS[name].options)} - set(
+        option_names(AgentOptions)
+    )
     assert not own & set(params), own & set(params)
     assert not set(LEGACY_KEYWORDS) & set(params)  # those go through the compatibility mapping only
 

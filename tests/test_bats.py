@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from budgetgraph import Agent, Budget
+from budgetgraph import Agent, Budget, tool
 from budgetgraph.agents.bats_graph import evidence_only
 from budgetgraph.models import ScriptedModel
 from budgetgraph.models.messages import Message, ToolCall
@@ -758,3 +758,26 @@ def test_bats_layout_is_checked_and_is_a_label_option():
     assert parse_planner("bats[bats_layout=tail]") == ("bats", {"bats_layout": "tail"})
     with pytest.raises(ConfigError, match="bats_layout must be 'system' or 'tail'"):
         Agent(ScriptedModel(lambda m, t: ScriptedModel.text("x")), [], planner="bats", bats_layout="end")
+
+
+def test_bats_stops_at_a_cap_that_its_tools_share(mini_corpus):
+    import copy
+
+    tools = []
+    for t in mini_corpus.tools():
+        shared = copy.copy(t)
+        shared.budget_key = "docs"  # search and open draw on one cap
+        tools.append(shared)
+
+    @tool
+    def calculator(expression: str) -> str:
+        """Evaluate arithmetic (uncapped)."""
+        return "0"
+
+    model = _driver(["SUCCESS"])
+    agent = Agent(model, [*tools, calculator], Budget(tool_calls={"docs": 1}), planner="bats")
+    result = asyncio.run(agent.arun("Who designed the Apple Remote?"))
+    assert str(result.stop_reason) == "budget_exhausted: docs"  # the paper's rule, on the shared cap
+    assert sum(result.usage.tool_calls.values()) == 1 and "verify" not in result.usage.by_role
+    assert result.usage.by_role["act"]["llm_calls"] == 1  # no second act call into a refused open
+    assert not any(m.content.startswith("Budget exhausted") for m in result.messages)

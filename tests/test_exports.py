@@ -70,5 +70,13 @@ def test_the_docs_import_only_exported_names():
 def test_the_app_names_are_exported_at_the_top():
     import budgetgraph
 
-    for name in ("sse_events", "event_to_dict", "BudgetGrant", "Bidder", "ChatModel", "Overrun", "AgentOptions"):
+    for name in (
+        "sse_events",
+        "event_to_dict",
+        "BudgetGrant",
+        "Bidder",
+        "ChatModel",
+        "Overrun",
+        "AgentOptions",
+    ):
         assert name in budgetgraph.__all__, name

@@ -306,7 +306,7 @@ class _BATS(AgentLoop):
         user_messages(state)
         turns = state.get("turns", 0)
         tools = run.tools.available()
-        if self.opts.stop_on_exhausted and (gone := self.first_exhausted(run)):
+        if self.opts.stop_on_exhausted and (gone := self.exhausted_cap(run)):
             # the paper stops at the first exhausted tool budget: answer from what the attempts found
             return self.keep(run, {"phase": "select", "stop": stop("budget_exhausted", gone)})
         if turns >= self.cfg.max_turns or (self.cfg.tools and not tools):
@@ -342,14 +342,6 @@ class _BATS(AgentLoop):
         if not proposed:  # e.g. a tool call cut off at max_tokens: no answer to verify, as in the react loop
             return self.keep(run, {**update, "phase": "select", "stop": stop("answered", "", NO_ANSWER)})
         return self.keep(run, {**update, "phase": "verify", "proposed": proposed})
-
-    def first_exhausted(self, run: MeteredRun) -> str:
-        """The budget key of a capped tool with no units left, or ""."""
-        for tool in self.cfg.tools.values():
-            left = run.ledger.tool_remaining(tool.name)
-            if left is not None and left <= 0:
-                return tool.budget_key if run.ledger.caps(f"tool:{tool.budget_key}") else "tool_calls"
-        return ""
 
     async def bats_tools_node(self, state: BATSState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Admit (and, without a checkpointer, run) the calls; a durable graph runs them in ``run_tools``."""

@@ -23,7 +23,7 @@ from langgraph.types import Command
 
 from .. import tracing
 from ..budget.block import REGIME_POLICY, RegimePolicy, render_budget_block
-from ..budget.limits import Budget
+from ..budget.limits import TOOL_PREFIX, Budget
 from ..budget.prices import PriceTable
 from ..budget.tool_block import render_tool_block
 from ..errors import BudgetExceeded, ModelError, Overrun
@@ -125,14 +125,20 @@ class AgentLoop:
             forget(run)
         return update
 
-    def exhausted_tool(self, run: MeteredRun) -> str:
-        """The cap that stops the tools: ``tool_calls`` when the total cap is at zero, else the first tool's."""
+    def exhausted_cap(self, run: MeteredRun) -> str:
+        """The one exhausted-tool rule: ``tool_calls`` when the total cap is at zero, else the budget key of
+        the first tool with nothing left (tools that share a budget key share its cap); "" when none is."""
         if run.ledger.remaining("tool_calls") == 0:
             return "tool_calls"
         for t in self.cfg.tools.values():
-            if run.ledger.tool_remaining(t.budget_key) == 0:
+            left = run.ledger.tool_remaining(t.budget_key)
+            if left is not None and left <= 0:
                 return t.budget_key
-        return "tool_calls"
+        return ""
+
+    def exhausted_tool(self, run: MeteredRun) -> str:
+        """The cap that stopped the tools (``tool_calls`` when no single tool's is at zero)."""
+        return self.exhausted_cap(run) or "tool_calls"
 
     # -- one acting call -------------------------------------------------------------------------
     async def act(
@@ -212,7 +218,8 @@ class AgentLoop:
         if self.cfg.tools and not tools:
             key = self.exhausted_tool(run)
             return self.to_answer(
-                run, stop("budget_exhausted", key, f"The {key.removeprefix('tool:')} budget is exhausted.")
+                run,
+                stop("budget_exhausted", key, f"The {key.removeprefix(TOOL_PREFIX)} budget is exhausted."),
             )
         extra: list[Message] = []
         if (tc := self.cfg.turn_control) is not None and run.ledger.available("turns") == 0:
@@ -386,7 +393,9 @@ class AgentLoop:
             key = self.exhausted_tool(run)
             update.update(
                 phase="answer",
-                stop=stop("budget_exhausted", key, f"The {key.removeprefix('tool:')} budget is exhausted."),
+                stop=stop(
+                    "budget_exhausted", key, f"The {key.removeprefix(TOOL_PREFIX)} budget is exhausted."
+                ),
             )
         elif refused and not admitted:
             update.update(

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..budget.ledger import Ledger
-from ..budget.limits import Amount, Budget
+from ..budget.limits import TOOL_PREFIX, Amount, Budget, tool_key
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
 from ..meter import ModelMeter
@@ -121,9 +121,9 @@ class Orchestrator:
     def _share(self, ledger: Ledger, sub: SubAgent, parts: int) -> Budget:
         """An equal share of what is left, for the caps this sub-agent can touch."""
         limits: dict[str, Amount] = {}
-        tool_keys = {f"tool:{t.budget_key}" for t in sub.tools}
+        tool_keys = {tool_key(t.budget_key) for t in sub.tools}
         for key in ledger.limits:
-            if key.startswith("tool:") and key not in tool_keys:
+            if key.startswith(TOOL_PREFIX) and key not in tool_keys:
                 continue
             left = ledger.remaining(key)
             if left is None:

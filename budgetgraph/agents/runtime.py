@@ -18,6 +18,7 @@ from langgraph.runtime import Runtime
 
 from .._redact import redact
 from ..budget.ledger import Ledger
+from ..budget.limits import TOOL_PREFIX
 from ..errors import ConfigError
 from ..meter import MeteredRun
 from ..models.messages import Message
@@ -83,7 +84,7 @@ def emit(runtime: Runtime[Any] | None, event: Any) -> None:
 
 def stop(kind: str, resource: str = "", message: str = "") -> StopInfo:
     """Why a run ended; a tool's cap is named by the tool (``search``, not ``tool:search``)."""
-    return {"kind": kind, "resource": resource.removeprefix("tool:"), "message": redact(message)}
+    return {"kind": kind, "resource": resource.removeprefix(TOOL_PREFIX), "message": redact(message)}
 
 
 def user_messages(state: Any) -> list[Message]:

@@ -306,7 +306,7 @@ class Ledger:
         entry: dict[str, Any] = {
             "t": round(self.elapsed(), 4),
             "event": event,
-            "what": f"model:{role}" if role is not None else f"tool:{tool}" if tool else "other",
+            "what": f"model:{role}" if role is not None else tool_key(tool) if tool else "other",
             "id": rid,
             "amounts": {k: _plain(v) for k, v in amounts.items() if v},
             **extra,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from .._extras import require
+from ..budget.limits import tool_key
 from .report import summarize
 
 __all__ = ["write_inspect_logs"]
@@ -71,7 +72,7 @@ def _sample(record: Mapping[str, Any], model: str) -> Any:
     limit = None
     if stop.startswith("budget_exhausted"):
         resource = stop.split(":", 1)[-1].strip()
-        key = resource if resource in limits else f"tool:{resource}"
+        key = resource if resource in limits else tool_key(resource)
         value = limits.get(key, limits.get(resource, 0))
         kind = _LIMIT_TYPES.get(resource, "cost" if resource == "usd" else "custom")
         limit = EvalSampleLimit(

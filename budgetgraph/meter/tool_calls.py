@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from .. import tracing
 from ..budget.ledger import Ledger, Reservation
-from ..budget.limits import Amount, tool_key
+from ..budget.limits import TOOL_PREFIX, Amount, tool_key
 from ..budget.prices import PriceTable
 from ..errors import BudgetExceeded, ToolCallError, ToolRejected
 from ..models.messages import ToolCall
@@ -39,7 +39,7 @@ SYNC_RUNNER = SyncRunner()
 
 
 def refusal_text(exc: BudgetExceeded) -> str:
-    label = exc.resource.removeprefix("tool:")
+    label = exc.resource.removeprefix(TOOL_PREFIX)
     return f"Budget exhausted for {label}: needed {exc.requested}, {exc.remaining} left of {exc.limit}."
 
 
