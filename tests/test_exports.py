@@ -80,3 +80,21 @@ def test_the_app_names_are_exported_at_the_top():
         "AgentOptions",
     ):
         assert name in budgetgraph.__all__, name
+
+
+def test_every_planner_label_of_the_kept_results_builds_its_options(monkeypatch):
+    """The label grammar now asks the registry: the labels of every results file in docs/results (written
+    before) still parse, to the options class of their planner, so those sweeps still resume."""
+    from budgetgraph.agents import PLANNERS
+    from budgetgraph.agents.planners import planner_options
+    from budgetgraph.envs.results import ResultsFile
+
+    monkeypatch.chdir(ROOT)  # the labels name their baseline files from the repository root
+    labels = set()
+    for path in sorted((ROOT / "docs" / "results").glob("*.jsonl")):
+        _, records = ResultsFile(path).read()
+        labels |= {r["planner"] for r in records}
+    assert len(labels) >= 8
+    for label in sorted(labels):
+        name, options = planner_options(label)
+        assert type(options) is PLANNERS[name].options, label
