@@ -20,7 +20,10 @@ from .result import Delegated, RunResult, StopReason
 from .runtime import RunContext, forget, resolve_run, user_messages
 from .state import AgentState
 
-__all__ = ["Delegate", "ask_once", "delegating_graph", "raise_overrun"]
+__all__ = ["SYNTHESIS_INPUT", "Delegate", "ask_once", "delegating_graph", "hold_synthesis", "raise_overrun"]
+
+SYNTHESIS_INPUT = 512
+"""Input tokens held for a delegating planner's synthesis call (its prompt is the sub-answers: short)."""
 
 Delegate = Callable[[str, Ledger], Awaitable[Delegated]]
 """A delegating planner's work: the question and the run's ledger (sub-runs get children of it)."""
@@ -85,6 +88,12 @@ async def ask_once(
         if not quiet:
             raise
         return None
+
+
+def hold_synthesis(model: ChatModel, ledger: Ledger, prices: PriceTable, max_tokens: int) -> None:
+    """Hold back the final synthesis call (``SYNTHESIS_INPUT`` in, ``max_tokens`` out), so that sub-runs can
+    never spend what the answer needs (rule 3)."""
+    ModelMeter(model, ledger, prices).set_hold(0, max_tokens, input_reserve=SYNTHESIS_INPUT)
 
 
 def raise_overrun(result: RunResult) -> None:

@@ -18,13 +18,12 @@ from ..budget.ledger import Ledger
 from ..budget.limits import TOOL_PREFIX, Amount, Budget, tool_key
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
-from ..meter import ModelMeter
 from ..models.base import ChatModel
 from ..models.messages import Message
 from ..models.registry import infer_model
 from ..planners.knapsack import Component, select
 from ..tools.base import Tool
-from .delegating import ask_once, raise_overrun
+from .delegating import ask_once, hold_synthesis, raise_overrun
 from .prompts import extract_answer
 from .result import Delegated, RunResult, StopReason, SubRunner, agent_factory
 
@@ -139,7 +138,7 @@ class Orchestrator:
     async def arun(self, question: str, *, ledger: Ledger | None = None) -> RunResult:
         live = ledger or Ledger(self.budget)
         transcript: list[Message] = [Message.user(question)]
-        ModelMeter(self.model, live, self.prices).set_hold(0, self.max_tokens, input_reserve=512)
+        hold_synthesis(self.model, live, self.prices, self.max_tokens)
         text = await self._ask(live, DECOMPOSE.format(n=self.max_subtasks, question=question), "plan")
         subs = _parse_list(text or "")[: self.max_subtasks] or [question]
         transcript.append(Message.assistant(json.dumps(subs)))

@@ -11,11 +11,10 @@ from typing import Any
 
 from ..budget.ledger import Ledger
 from ..budget.limits import TOOL_PREFIX, Amount, Budget
-from ..meter import ModelMeter
 from ..models.messages import Message
 from ..planners.allocation import SubQuestions, allocate, fit_subquestions
 from ..planners.bats import parse_structured, schema_tool
-from .delegating import ask_once, raise_overrun
+from .delegating import ask_once, hold_synthesis, raise_overrun
 from .graph import LoopConfig
 from .prompts import extract_answer
 from .result import Delegated, SubRunner
@@ -88,9 +87,7 @@ class PlanAndBudget:
 
     async def run(self, question: str, ledger: Ledger) -> tuple[str | None, list[Message], dict[str, Any]]:
         # the synthesis call's reserve: its prompt (the sub-answers) is short, its output the answer bound
-        ModelMeter(self.cfg.model, ledger, self.cfg.prices).set_hold(
-            0, self.cfg.answer_max_tokens, input_reserve=512
-        )
+        hold_synthesis(self.cfg.model, ledger, self.cfg.prices, self.cfg.answer_max_tokens)
         msg = await self._ask(ledger, [Message.user(SPLIT.format(question=question))], "plan", _SPLIT_TOOL)
         parsed = next(
             (parse_structured(SubQuestions, c.arguments) for c in (msg.tool_calls if msg else ())), None
