@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from budgetgraph import Agent, Budget, tool
+from budgetgraph import Agent, Budget, Ledger, tool
 from budgetgraph.agents.bats_graph import evidence_only
 from budgetgraph.models import ScriptedModel
 from budgetgraph.models.messages import Message, ToolCall
@@ -409,8 +409,8 @@ def test_the_final_answer_context_keeps_evidence_and_cuts_failed_look_ups():
         Message.user("Who designed the Apple Remote?"),
         Message.assistant("Plan:\n[ ] 1. search"),
         Message.assistant("", tool_calls=[call]),
-        Message.tool("No document titled 'X'. Closest titles: Y", "c1", "open"),
-        Message.tool("# Apple Remote\nDesigned by Jony Ive.", "c2", "open"),
+        Message.tool("No document titled 'X'. Closest titles: Y", "c1", "open", "empty"),
+        Message.tool("# Apple Remote\nDesigned by Jony Ive.", "c2", "open", "ok"),
         Message.assistant("<answer>No document titled 'X'.</answer>"),
         Message.assistant("Verifier: PIVOT. ..."),
     ]
@@ -549,13 +549,26 @@ def test_a_continue_correction_is_the_next_step_not_the_last():
     assert current(plan)["text"] == "dig"
 
 
-def test_a_search_with_no_hits_is_a_failed_step():
+def test_a_search_with_no_hits_is_a_failed_step(mini_corpus):
+    """The corpus tools say when they found nothing (status ``empty``), and BATS reads the status, not the text."""
     from budgetgraph.agents.bats_graph import _failed
+    from budgetgraph.meter import ToolMeter
 
-    assert _failed('Results for "x":\n(no results)\n\n<budget>\nsearch: used 1\n</budget>')
-    assert _failed('Results for "x":\n(no results)\n\nResults for "y":\n(no results)')
-    assert not _failed('Results for "x":\n(no results)\n\nResults for "y":\n1. [Apple] a fruit')
-    assert _failed("No document titled 'Q'") and not _failed("Apple Remote is a remote control")
+    meter = ToolMeter({t.name: t for t in mini_corpus.tools()}, Ledger(Budget()))
+
+    async def status(name, **arguments):
+        admitted = meter.admit(ToolCall(id="c", name=name, arguments=arguments))
+        outcome = await meter.run(admitted)
+        return Message.tool(outcome.text, "c", name, outcome.status)
+
+    none = asyncio.run(status("search", queries=["zzqx nothing", "qqzz neither"]))
+    some = asyncio.run(status("search", queries=["zzqx nothing", "Apple Remote"]))
+    missing = asyncio.run(status("open", title="No Such Page"))
+    page = asyncio.run(status("open", title="Apple Remote"))
+    assert (none.status, some.status, missing.status, page.status) == ("empty", "ok", "empty", "ok")
+    assert _failed(none) and not _failed(some) and _failed(missing) and not _failed(page)
+    assert _failed(Message.tool("Budget exhausted for search", "c", "search", "refused"))
+    assert _failed(Message.tool("looks fine", "c", "open", "error"))  # the status decides, not the words
 
 
 def test_selection_judges_only_the_best_tier_and_votes_in_code():

@@ -57,7 +57,8 @@ M = TypeVar("M", bound=BaseModel)
 _PLAN_TOOL = schema_tool("submit_plan", PlanOut, "Submit the plan.")
 _VERDICT_TOOL = schema_tool("submit_verdict", Verdict, "Submit the verification verdict.")
 _SELECT_TOOL = schema_tool("select_answer", Selection, "Select the best attempt by its number.")
-_FAILED = ("Error:", "No document titled", "(no results)", "Budget exhausted")
+_ECHOED = ("Error:", "No document titled", "(no results)", "Budget exhausted")
+"""How our tools' failures read: a model that copies one into its answer has no answer."""
 _NONE = {"", "none", "unknown", "n/a", "i don't know"}
 
 
@@ -65,17 +66,9 @@ _STATE_HEADING = "Where you stand:\n\n"  # the run's state after the trajectory 
 _REPLACE_AFTER = 10  # turns since the last replacement before the verifier's summary replaces the trajectory
 
 
-def _failed(text: str) -> bool:
-    """A failed look-up: a tool error, or a search whose every query found nothing."""
-    body = text.split("\n\n<budget>")[0].strip()
-    if body.startswith(_FAILED):
-        return True
-    hits = [
-        line
-        for line in body.splitlines()
-        if line.strip() and not line.startswith("Results for ") and line.strip() != "(no results)"
-    ]
-    return "(no results)" in body and not hits
+def _failed(message: Message) -> bool:
+    """A failed look-up: a tool call that erred or was refused, or one that found nothing (its status)."""
+    return message.status in ("error", "refused", "empty")
 
 
 def _details(
@@ -105,7 +98,7 @@ def _call_text(name: str, arguments: Any) -> str:
 def _is_answer(text: str) -> bool:
     """Not an empty or "none" answer, and not a tool error the model echoed back as its answer."""
     clean = text.strip()
-    return clean.lower() not in _NONE and not clean.startswith((*_FAILED, "No information found"))
+    return clean.lower() not in _NONE and not clean.startswith((*_ECHOED, "No information found"))
 
 
 def evidence_only(messages: list[Message]) -> list[Message]:
@@ -117,7 +110,7 @@ def evidence_only(messages: list[Message]) -> list[Message]:
         if m.tool_calls:
             kept.append(m)
         elif m.role == "tool":
-            failed = m.content.startswith(_FAILED)
+            failed = _failed(m)
             kept.append(Message.tool("(this look-up failed)", m.tool_call_id or "", m.name) if failed else m)
     return kept
 
@@ -364,8 +357,7 @@ class _BATS(AgentLoop):
         checklist = list(state.get("plan") or [])
         step = current(checklist)
         if step is not None:
-            texts = [m.content for m in update["messages"]]
-            ok = any(not _failed(t) for t in texts)
+            ok = any(not _failed(m) for m in update["messages"])
             checklist = mark(checklist, step["id"], "done" if ok else "failed", spent)
         update["plan"] = checklist
         if update.get("phase") == "answer":

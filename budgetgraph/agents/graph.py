@@ -27,7 +27,7 @@ from ..budget.limits import TOOL_PREFIX, Budget
 from ..budget.prices import PriceTable
 from ..budget.tool_block import render_tool_block
 from ..errors import BudgetExceeded, ModelError, Overrun
-from ..meter import MIN_OUTPUT, Admitted, MeteredRun, refusal_text
+from ..meter import MIN_OUTPUT, Admitted, Answered, MeteredRun, ToolOutcome, refusal_text
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..tools.base import Tool
@@ -299,21 +299,21 @@ class AgentLoop:
 
     def admit(
         self, run: MeteredRun, calls: Sequence[Any], skip: Mapping[str, str] | None = None
-    ) -> tuple[list[str | None], list[Admitted], list[str]]:
-        """Admit the calls in order: texts for those not run, the admitted ones, the resources refused.
+    ) -> tuple[list[Answered | None], list[Admitted], list[str]]:
+        """Admit the calls in order: the answers of those not run, the admitted ones, the resources refused.
         ``skip`` maps the ids of calls not to admit (rejected by a human) to what the model is told."""
-        texts: list[str | None] = [None] * len(calls)
+        texts: list[Answered | None] = [None] * len(calls)
         admitted: list[Admitted] = []
         refused: list[str] = []
         for i, call in enumerate(calls):
             if skip and call.id in skip:
-                texts[i] = skip[call.id]
+                texts[i] = Answered(skip[call.id], "refused")
                 continue
             got = run.tools.admit(call)
-            if isinstance(got, str):
+            if isinstance(got, Answered):
                 texts[i] = got
             elif isinstance(got, BudgetExceeded):
-                texts[i] = refusal_text(got) + " This call was not run."
+                texts[i] = Answered(refusal_text(got) + " This call was not run.", "refused")
                 refused.append(got.resource)
             else:
                 admitted.append(got)
@@ -329,7 +329,9 @@ class AgentLoop:
         texts, admitted, refused = self.admit(run, calls, skip)
         if self.cfg.durable:  # the checkpoint after this node holds what is in flight
             inflight = [a.record() for a in admitted]
-            notes = {c.id: t for c, t in zip(calls, texts, strict=True) if t is not None}
+            notes = {
+                c.id: {"text": t.text, "status": t.status} for c, t in zip(calls, texts, strict=True) if t
+            }
             return self.keep(
                 run, {"phase": "run_tools", "inflight": inflight, "notes": notes, "refused": refused}
             )
@@ -339,7 +341,7 @@ class AgentLoop:
         run = self.run_of(state, runtime)
         calls = user_messages(state)[-1].tool_calls
         notes = dict(state.get("notes") or {})
-        texts: list[str | None] = [notes.get(c.id) for c in calls]
+        texts: list[Answered | None] = [_note(notes.get(c.id)) for c in calls]
         admitted: list[Admitted] = []
         lost: dict[str, str] = {}
         for record in state.get("inflight") or []:
@@ -357,14 +359,15 @@ class AgentLoop:
         update.update(inflight=[], notes={}, refused=[])
         return update
 
-    async def _lost(self, run: MeteredRun, call: Any) -> str:
+    async def _lost(self, run: MeteredRun, call: Any) -> Answered:
         """A call that was in flight when the run stopped: run again (through the meter, under the run's
         deadline) only if its tool is idempotent."""
         tool = self.cfg.tools.get(call.name)
         if tool is None or not tool.idempotent:
-            return (
+            return Answered(
                 "This call was in flight when the run stopped: it may have run. It counts as spent and was "
-                "not run again (its tool is not declared idempotent)."
+                "not run again (its tool is not declared idempotent).",
+                "error",
             )
         return await run.tools.rerun(call)
 
@@ -373,19 +376,22 @@ class AgentLoop:
         run: MeteredRun,
         runtime: Runtime[Any] | None,
         calls: Sequence[Any],
-        texts: list[str | None],
+        texts: list[Answered | None],
         admitted: list[Admitted],
         refused: list[str],
     ) -> dict[str, Any]:
         outcomes = await asyncio.gather(*(self._run_one(run, runtime, a) for a in admitted))
         deadline = False
-        for a, (text, cut) in zip(admitted, outcomes, strict=True):
-            texts[[c.id for c in calls].index(a.call.id)] = text
-            deadline = deadline or cut
+        for a, outcome in zip(admitted, outcomes, strict=True):
+            texts[[c.id for c in calls].index(a.call.id)] = Answered(outcome.text, outcome.status)
+            deadline = deadline or outcome.deadline
         block = (
             "\n\n" + self.cfg.render_block(run.ledger) if self.cfg.show_budget and run.ledger.limits else ""
         )
-        messages = [Message.tool((t or "") + block, c.id, c.name) for c, t in zip(calls, texts, strict=True)]
+        messages = [
+            Message.tool((t.text if t else "") + block, c.id, c.name, t.status if t else "error")
+            for c, t in zip(calls, texts, strict=True)
+        ]
         update: dict[str, Any] = {"messages": messages, "phase": "act"}
         if deadline or run.ledger.available("seconds") == 0:
             update.update(phase="done", stop=stop("budget_exhausted", "seconds", "The time budget is spent."))
@@ -403,7 +409,7 @@ class AgentLoop:
             )
         return self.keep(run, update)
 
-    async def _run_one(self, run: MeteredRun, runtime: Runtime[Any] | None, a: Admitted) -> tuple[str, bool]:
+    async def _run_one(self, run: MeteredRun, runtime: Runtime[Any] | None, a: Admitted) -> ToolOutcome:
         live = streaming(runtime)
         if live:
             emit(
@@ -420,7 +426,7 @@ class AgentLoop:
                 runtime,
                 ToolCallFinished(a.tool.name, a.call.id, units, cost, outcome.charged, outcome.seconds),
             )
-        return outcome.text, outcome.deadline
+        return outcome
 
     async def answer_node(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         run = self.run_of(state, runtime)
@@ -537,3 +543,12 @@ def build_graph(cfg: LoopConfig) -> StateGraph[AgentState, RunContext]:
     graph.add_edge(START, "model")
     graph.add_edge("answer", END)
     return graph
+
+
+def _note(saved: Any) -> Answered | None:
+    """A checkpointed answer of a call that was not run (a checkpoint of an earlier release holds its text)."""
+    if saved is None:
+        return None
+    if isinstance(saved, str):
+        return Answered(saved, "error")
+    return Answered(str(saved.get("text", "")), saved.get("status") or "error")

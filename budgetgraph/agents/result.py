@@ -146,6 +146,7 @@ class RunResult:
                     "role": m.role,
                     "content": m.content,
                     "tool_call_id": m.tool_call_id,
+                    "status": m.status,
                     "tool_calls": [
                         {"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in m.tool_calls
                     ],

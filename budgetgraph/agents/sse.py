@@ -51,6 +51,7 @@ def _plain(value: Any) -> Any:
             "tool_calls": [_plain(c) for c in value.tool_calls],
             "tool_call_id": value.tool_call_id,
             "name": value.name,
+            "status": value.status,
         }
     if isinstance(value, ToolCall):
         return {

@@ -31,7 +31,7 @@ class AgentState(TypedDict, total=False):
     stop: StopInfo | None
     inflight: list[dict[str, Any]]
     """Tool calls admitted and not yet settled (a durable graph checkpoints them before they run)."""
-    notes: dict[str, str]
+    notes: dict[str, Any]
     idle: int
     """Consecutive turns without a tool call (budget forcing stops at ``NUDGE_LIMIT``)."""
     details: dict[str, Any]

@@ -23,7 +23,7 @@ from ..budget.ledger import Ledger
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
 from ..errors import BudgetExceeded, ConfigError, ModelError, Overrun
-from ..meter import ModelMeter, ToolMeter
+from ..meter import Answered, ModelMeter, ToolMeter
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelSettings, ToolCall
 from ..planners.mcts import DEFAULT_PRIOR_MIX, mcts_search
@@ -273,15 +273,15 @@ class CostPlanEnv(Env):
                 if isinstance(admitted, BudgetExceeded):
                     stop = StopReason("budget_exhausted", admitted.resource, str(admitted))
                     break
-                if isinstance(admitted, str):
+                if isinstance(admitted, Answered):
                     messages.append(Message.assistant("", [call]))
-                    messages.append(Message.tool(admitted, call.id, name))
+                    messages.append(Message.tool(admitted.text, call.id, name, admitted.status))
                     replan = True
                     break
                 messages.append(Message.assistant("", [call]))
                 before = world.fired
                 outcome = await meter.run(admitted)
-                messages.append(Message.tool(outcome.text, call.id, name))
+                messages.append(Message.tool(outcome.text, call.id, name, outcome.status))
                 if not outcome.charged:  # the world refused the step (a banned tool): re-plan
                     replan = True
                     break

@@ -7,12 +7,13 @@ run's deadline, what a failed or retried attempt costs, and what an overrun is, 
 from .executor import SyncRunner, call_in_process
 from .model_calls import MIN_OUTPUT, CallPlan, ModelMeter, plan_call
 from .run import MeteredRun
-from .tool_calls import SYNC_RUNNER, Admitted, ToolMeter, ToolOutcome, refusal_text, run_tool
+from .tool_calls import SYNC_RUNNER, Admitted, Answered, ToolMeter, ToolOutcome, refusal_text, run_tool
 
 __all__ = [
     "MIN_OUTPUT",
     "SYNC_RUNNER",
     "Admitted",
+    "Answered",
     "CallPlan",
     "MeteredRun",
     "ModelMeter",

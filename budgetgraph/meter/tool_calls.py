@@ -24,11 +24,11 @@ from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import TOOL_PREFIX, Amount, tool_key
 from ..budget.prices import PriceTable
 from ..errors import BudgetExceeded, ToolCallError, ToolRejected
-from ..models.messages import ToolCall
-from ..tools.base import Tool, Used
+from ..models.messages import ToolCall, ToolStatus
+from ..tools.base import NotFound, Tool, Used
 from .executor import SyncRunner, call_in_process
 
-__all__ = ["Admitted", "ToolMeter", "ToolOutcome", "refusal_text", "run_tool"]
+__all__ = ["Admitted", "Answered", "ToolMeter", "ToolOutcome", "refusal_text", "run_tool"]
 
 _MARGIN = 0.05
 REPEATED = (
@@ -66,12 +66,22 @@ class ToolOutcome:
     charged: bool
     seconds: float
     deadline: bool = False  # the run's seconds cap cut it
+    status: ToolStatus = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A call answered without running its tool: malformed or unknown (``error``), or a cached result (``ok``)."""
+
+    text: str
+    status: ToolStatus
 
 
 async def invoke(
     tool: Tool, args: BaseModel, timeout: float | None, runner: SyncRunner = SYNC_RUNNER
-) -> tuple[str, int | None]:
-    """Run ``tool`` once: its text, and the units it says it used (None: all it reserved)."""
+) -> tuple[str, int | None, ToolStatus]:
+    """Run ``tool`` once: its text, the units it says it used (None: all it reserved), and ``ok`` or
+    ``empty`` (it returned :class:`NotFound`)."""
     kwargs = tool.kwargs(args)
     try:
         if tool.is_async:
@@ -82,16 +92,19 @@ async def invoke(
             result = await runner.run(tool.fn, kwargs, timeout)
     except asyncio.TimeoutError:
         raise ToolCallError(f"{tool.name} timed out after {timeout:g}s; try a narrower call") from None
+    units = None
     if isinstance(result, Used):
-        return tool.format_result(result.result), result.units
-    return tool.format_result(result), None
+        result, units = result.result, result.units
+    if isinstance(result, NotFound):
+        return tool.format_result(result.result), units, "empty"
+    return tool.format_result(result), units, "ok"
 
 
 async def run_tool(
     tool: Tool, args: BaseModel, timeout: float | None, runner: SyncRunner = SYNC_RUNNER
 ) -> str:
     """Run ``tool`` once with parsed ``args`` (async on the loop, sync on daemon threads or in a process)."""
-    text, _ = await invoke(tool, args, timeout, runner)
+    text, _, _ = await invoke(tool, args, timeout, runner)
     return text
 
 
@@ -109,7 +122,7 @@ class ToolMeter:
         self.ledger = ledger
         self.prices = prices or PriceTable()
         self.runner = runner
-        self._results: dict[tuple[str, str], str] = {}
+        self._results: dict[tuple[str, str], tuple[str, ToolStatus]] = {}
         """Results of the ``cache=True`` tools' successful calls, by tool and arguments."""
 
     def amounts(self, tool: Tool, units: int) -> dict[str, Amount]:
@@ -131,32 +144,36 @@ class ToolMeter:
         """Tools with units left (their own cap and the total tool cap)."""
         return [t for t in self.tools.values() if self.ledger.tool_remaining(t.budget_key) != 0]
 
-    def parse(self, call: ToolCall) -> tuple[Tool, BaseModel] | str:
-        """The call's tool and validated arguments, or an error text for the model."""
+    def parse(self, call: ToolCall) -> tuple[Tool, BaseModel] | Answered:
+        """The call's tool and validated arguments, or an error for the model."""
         if call.error:
-            return f"Error: {call.error}. The call was not run; fix it and try again."
+            return Answered(f"Error: {call.error}. The call was not run; fix it and try again.", "error")
         tool = self.tools.get(call.name)
         if tool is None:
-            return f"Error: unknown tool {call.name!r}; available tools: {', '.join(self.tools)}."
+            return Answered(
+                f"Error: unknown tool {call.name!r}; available tools: {', '.join(self.tools)}.", "error"
+            )
         try:
             return tool, tool.validate(call.arguments)
         except ToolCallError as exc:
-            return f"Error: {exc}. The call was not run."
+            return Answered(f"Error: {exc}. The call was not run.", "error")
 
-    def admit(self, call: ToolCall) -> Admitted | BudgetExceeded | str:
-        """Validate and reserve one call: the admitted call, the refusal, or an error text for the model."""
+    def admit(self, call: ToolCall) -> Admitted | BudgetExceeded | Answered:
+        """Validate and reserve one call: the admitted call, the refusal, or an answer without running it
+        (an error, or a cached result)."""
         parsed = self.parse(call)
-        if isinstance(parsed, str):
+        if isinstance(parsed, Answered):
             return parsed
         tool, args = parsed
         if tool.cache and (seen := self._results.get(_key(tool, args))) is not None:
-            return REPEATED + seen
+            return Answered(REPEATED + seen[0], seen[1])
         try:
             units = tool.units_for(args)
         except Exception as exc:  # the tool's own units= callback: its bug, not the run's end
-            return (
+            return Answered(
                 f"Error: tool {tool.name} could not size this call ({type(exc).__name__}: {exc}). The call "
-                "was not run."
+                "was not run.",
+                "error",
             )
         held = self.ledger.try_reserve(self.amounts(tool, units))
         if not isinstance(held, BudgetExceeded):
@@ -194,7 +211,7 @@ class ToolMeter:
         """Run an admitted call and settle its reservation (refund on ToolRejected, else commit)."""
         tool, started = admitted.tool, time.monotonic()
         timeout, by_cap = self._timeout(tool)
-        charged, deadline = True, False
+        charged, deadline, status = True, False, "ok"
         attrs = {
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": tool.name,
@@ -204,8 +221,9 @@ class ToolMeter:
         }
         with tracing.span(f"execute_tool {tool.name}", attrs) as span:
             used: int | None = None
+            status_now: ToolStatus = "error"
             try:
-                text, used = await invoke(tool, admitted.args, timeout, self.runner)
+                text, used, status_now = await invoke(tool, admitted.args, timeout, self.runner)
             except ToolRejected as exc:
                 self.ledger.refund(admitted.reservation)
                 charged = False
@@ -222,8 +240,9 @@ class ToolMeter:
                 raise
             except (Exception, SystemExit) as exc:  # a tool's own bug (or sys.exit) must not end the run
                 text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
-            if tool.cache and charged and not text.startswith("Error:"):
-                self._results[_key(tool, admitted.args)] = text
+            status = status_now
+            if tool.cache and charged and status != "error":
+                self._results[_key(tool, admitted.args)] = (text, status)
             if (
                 charged and used is not None and 0 <= used < admitted.units
             ):  # part of a batch refused: refunded
@@ -232,20 +251,22 @@ class ToolMeter:
                 self.ledger.commit(admitted.reservation)
             tracing.set_attributes(
                 span,
-                {"budgetgraph.tool.charged": charged, "budgetgraph.tool.error": text.startswith("Error:")},
+                {"budgetgraph.tool.charged": charged, "budgetgraph.tool.error": status == "error"},
             )
-        return ToolOutcome(admitted.note + text, charged, time.monotonic() - started, deadline)
+        return ToolOutcome(admitted.note + text, charged, time.monotonic() - started, deadline, status)
 
-    async def rerun(self, call: ToolCall) -> str:
+    async def rerun(self, call: ToolCall) -> Answered:
         """A call that was in flight when the run stopped, already counted as spent, run again (its tool is
         idempotent) under the run's deadline like any call; it is not charged twice."""
         parsed = self.parse(call)
-        if isinstance(parsed, str):
+        if isinstance(parsed, Answered):
             return parsed
         tool, args = parsed
         timeout, by_cap = self._timeout(tool)
         if by_cap and self.ledger.available("seconds") == 0:
-            return "Error: the run's time budget (seconds) is spent; the call was not run again."
+            return Answered(
+                "Error: the run's time budget (seconds) is spent; the call was not run again.", "error"
+            )
         attrs = {
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": tool.name,
@@ -253,12 +274,12 @@ class ToolMeter:
         }
         with tracing.span(f"execute_tool {tool.name}", attrs):
             try:
-                text, _ = await invoke(tool, args, timeout, self.runner)
+                text, _, status = await invoke(tool, args, timeout, self.runner)
             except ToolCallError as exc:
-                return f"Error: {exc}"
+                return Answered(f"Error: {exc}", "error")
             except (Exception, SystemExit) as exc:
-                return f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
-        return text
+                return Answered(f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}", "error")
+        return Answered(text, status)
 
 
 def _key(tool: Tool, args: BaseModel) -> tuple[str, str]:

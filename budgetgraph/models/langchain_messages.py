@@ -49,7 +49,10 @@ def from_langchain(messages: Sequence[BaseMessage | Message]) -> list[Message]:
             ]
             out.append(Message.assistant(_text(m.content, where), calls))
         elif isinstance(m, ToolMessage):
-            out.append(Message.tool(_text(m.content, where), m.tool_call_id, m.name))
+            failed = getattr(m, "status", "success") == "error"
+            out.append(
+                Message.tool(_text(m.content, where), m.tool_call_id, m.name, "error" if failed else "ok")
+            )
         else:
             raise ConfigError(f"{where}: only human, AI, tool and system messages can be converted")
     return out
@@ -70,7 +73,15 @@ def to_langchain(messages: Sequence[Message]) -> list[BaseMessage]:
             ]
             out.append(AIMessage(m.content, tool_calls=calls))
         else:
-            out.append(ToolMessage(m.content, tool_call_id=m.tool_call_id or "", name=m.name))
+            failed = m.status in ("error", "refused")  # LangChain's status: success | error
+            out.append(
+                ToolMessage(
+                    m.content,
+                    tool_call_id=m.tool_call_id or "",
+                    name=m.name,
+                    status="error" if failed else "success",
+                )
+            )
     return out
 
 

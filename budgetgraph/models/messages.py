@@ -17,12 +17,17 @@ __all__ = [
     "Role",
     "ToolCall",
     "ToolSchema",
+    "ToolStatus",
     "reported_count",
     "to_openai_messages",
     "to_openai_tools",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
+ToolStatus = Literal["ok", "empty", "error", "refused"]
+"""How a tool call ended: ``ok``; ``empty`` (it ran and found nothing: a search with no hits, a title not in
+the corpus); ``error`` (malformed, unknown, raised, timed out, or not run again after a crash); ``refused``
+(the budget, or a person, refused it: not run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,8 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    status: ToolStatus | None = field(default=None, compare=False)
+    """A tool message's outcome (what planners read, never the text); None for other messages."""
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -71,8 +78,10 @@ class Message:
         return cls("assistant", content, tuple(tool_calls))
 
     @classmethod
-    def tool(cls, content: str, tool_call_id: str, name: str | None = None) -> Message:
-        return cls("tool", content, tool_call_id=tool_call_id, name=name)
+    def tool(
+        cls, content: str, tool_call_id: str, name: str | None = None, status: ToolStatus | None = None
+    ) -> Message:
+        return cls("tool", content, tool_call_id=tool_call_id, name=name, status=status)
 
 
 @dataclass(frozen=True, slots=True)

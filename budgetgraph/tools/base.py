@@ -16,7 +16,7 @@ from ..budget.limits import check_name
 from ..errors import ConfigError, ToolCallError
 from ..models.messages import ToolSchema
 
-__all__ = ["Tool", "Used", "tool"]
+__all__ = ["NotFound", "Tool", "Used", "tool"]
 
 Units = Callable[[BaseModel], int] | str | None
 
@@ -61,6 +61,14 @@ class Used:
 
     result: Any
     units: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    """A tool's result that found nothing (a search with no hits, a title not in the collection): the call is
+    charged like any other, and its outcome is ``empty``, so planners know the look-up failed."""
+
+    result: Any
 
 
 class Tool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .._files import loads, read_text
 from ..errors import ConfigError
-from .base import Tool
+from .base import NotFound, Tool
 
 __all__ = ["Corpus", "Document", "Hit"]
 
@@ -279,21 +279,23 @@ class Corpus:
         ``cache``: a repeated identical call is answered from the first, free (see :class:`Tool`)."""
         corpus = self
 
-        async def search(queries: list[str]) -> str:
+        async def search(queries: list[str]) -> str | NotFound:
             """Search the document collection. Send one or more short keyword queries; each query costs one
             search unit. Returns titles with snippets; open a title to read the document.
 
             Args:
                 queries: one or more short keyword queries, each a few words
             """
-            blocks = []
+            blocks, found = [], False
             for q in queries:
                 hits = corpus.search(q, k)
+                found = found or bool(hits)
                 lines = [f"{i}. [{h.title}] {h.snippet}" for i, h in enumerate(hits, 1)] or ["(no results)"]
                 blocks.append(f'Results for "{q}":\n' + "\n".join(lines))
-            return "\n\n".join(blocks)
+            text = "\n\n".join(blocks)
+            return text if found else NotFound(text)
 
-        async def open(title: str) -> str:  # noqa: A001 - the tool's public name
+        async def open(title: str) -> str | NotFound:  # noqa: A001 - the tool's public name
             """Open a document by its exact title (as shown in search results) and read its text.
 
             Args:
@@ -303,7 +305,7 @@ class Corpus:
             if doc is None:
                 near = corpus.search(title, 3)
                 hint = "; ".join(h.title for h in near) or "none"
-                return f"No document titled {title!r}. Closest titles: {hint}"
+                return NotFound(f"No document titled {title!r}. Closest titles: {hint}")
             return f"# {doc.title}\n\n{doc.text}"
 
         return [

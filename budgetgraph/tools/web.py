@@ -26,7 +26,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .._extras import require
 from ..errors import ToolCallError, ToolRejected
-from .base import Tool, Used
+from .base import NotFound, Tool, Used
 
 __all__ = ["DDGSBackend", "FetchGuard", "SearchBackend", "SearchResult", "web_tools"]
 
@@ -241,7 +241,7 @@ def web_tools(
     guard = guard or FetchGuard()
     search_backend = backend
 
-    async def web_search(queries: list[str]) -> str:
+    async def web_search(queries: list[str]) -> str | NotFound:
         """Search the web. Send one or more short keyword queries; each query costs one search unit.
         Returns titles, URLs and snippets; fetch a URL to read the page.
 
@@ -251,17 +251,19 @@ def web_tools(
         nonlocal search_backend
         if search_backend is None:
             search_backend = DDGSBackend()
-        blocks = []
+        blocks, found = [], False
         for q in queries:
             try:
                 hits = await asyncio.to_thread(search_backend.search, q, max_results)
             except Exception as exc:  # the search service failing is the tool's error, not the run's
                 raise ToolCallError(f"web search failed for {q!r}: {type(exc).__name__}: {exc}") from None
+            found = found or bool(hits)
             lines = [f"{i}. [{h.title}]({h.url}) {h.snippet}" for i, h in enumerate(hits, 1)] or [
                 "(no results)"
             ]
             blocks.append(f'Results for "{q}":\n' + "\n".join(lines))
-        return "\n\n".join(blocks)
+        text = "\n\n".join(blocks)
+        return text if found else NotFound(text)
 
     async def fetch_page(urls: list[str]) -> Used:
         """Fetch web pages and return their readable text; each URL costs one fetch unit.
