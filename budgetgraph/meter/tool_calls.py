@@ -241,7 +241,8 @@ class ToolMeter:
             except (Exception, SystemExit) as exc:  # a tool's own bug (or sys.exit) must not end the run
                 text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
             status = status_now
-            if tool.cache and charged and status != "error":
+            # a tool that returns its error as text (not raising) is not cached either
+            if tool.cache and charged and status != "error" and not text.startswith("Error:"):
                 self._results[_key(tool, admitted.args)] = (text, status)
             if (
                 charged and used is not None and 0 <= used < admitted.units
