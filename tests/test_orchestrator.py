@@ -70,3 +70,26 @@ def test_child_ledgers_cannot_overspend_the_parent():
 def test_orchestrator_needs_a_team():
     with pytest.raises(ConfigError, match="at least one SubAgent"):
         Orchestrator("scripted", [], None)
+
+
+def test_one_child_share_rule_splits_what_is_left_exactly():
+    from decimal import Decimal
+
+    from budgetgraph import Budget, Ledger, tool
+    from budgetgraph.agents.delegating import child_shares
+
+    @tool
+    def search(q: str) -> str:
+        """Search."""
+        return q
+
+    ledger = Ledger(
+        Budget(tool_calls={"search": 7, "open": 4}, usd=Decimal("0.010"), seconds=60.0, llm_calls=10)
+    )
+    ledger.set_hold({"llm_calls": 1, "usd": Decimal("0.001")})
+    shares = child_shares(ledger, [1.0, 1.0], "constant")
+    assert [s.tool_calls["search"] for s in shares] == [4, 3] and sum(s.llm_calls for s in shares) == 9
+    assert sum(s.usd for s in shares) == Decimal("0.009")  # the answer hold stays with the parent
+    assert all(s.seconds is None for s in shares)  # a child runs under its parent's clock, not a share of it
+    (only,) = child_shares(ledger, [1.0], tools=[search])
+    assert only.tool_calls == {"search": 7}  # a child gets only its own tools' caps

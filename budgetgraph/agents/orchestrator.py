@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..budget.ledger import Ledger
-from ..budget.limits import TOOL_PREFIX, Amount, Budget, tool_key
+from ..budget.limits import Budget
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
 from ..models.base import ChatModel
@@ -23,7 +23,7 @@ from ..models.messages import Message
 from ..models.registry import infer_model
 from ..planners.knapsack import Component, select
 from ..tools.base import Tool
-from .delegating import ask_once, hold_synthesis, raise_overrun
+from .delegating import ask_once, child_shares, hold_synthesis, raise_overrun
 from .prompts import extract_answer
 from .result import Delegated, RunResult, StopReason, SubRunner, agent_factory
 
@@ -117,24 +117,6 @@ class Orchestrator:
         chosen = select(comps, room) if room is not None else comps
         return [c.payload for c in sorted(chosen, key=lambda c: -c.value)] or [self.sub_agents[0]]
 
-    def _share(self, ledger: Ledger, sub: SubAgent, parts: int) -> Budget:
-        """An equal share of what is left, for the caps this sub-agent can touch."""
-        limits: dict[str, Amount] = {}
-        tool_keys = {tool_key(t.budget_key) for t in sub.tools}
-        for key in ledger.limits:
-            if key.startswith(TOOL_PREFIX) and key not in tool_keys:
-                continue
-            left = ledger.remaining(key)
-            if left is None:
-                continue
-            if isinstance(left, Decimal):
-                limits[key] = max(left - Decimal(str(ledger.hold.get(key, 0))), Decimal(0)) / parts
-            elif isinstance(left, float):
-                limits[key] = max(left, 0.0) / parts
-            else:
-                limits[key] = max(0, (int(left) - int(ledger.hold.get(key, 0))) // parts)
-        return Budget.from_limits(limits)
-
     async def arun(self, question: str, *, ledger: Ledger | None = None) -> RunResult:
         live = ledger or Ledger(self.budget)
         transcript: list[Message] = [Message.user(question)]
@@ -147,7 +129,7 @@ class Orchestrator:
         for i, sub_q in enumerate(subs):
             words = _words(sub_q)
             worker = max(team, key=lambda s: (len(words & _words(s.description)), s.value))
-            share = self._share(live, worker, len(subs) - i)
+            share = child_shares(live, [1.0] * (len(subs) - i), tools=worker.tools)[0]
             child = live.child(share)
             agent = worker.agent or agent_factory()(
                 worker.model or self.model,

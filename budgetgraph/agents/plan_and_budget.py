@@ -5,16 +5,15 @@ charges what was really spent)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 from ..budget.ledger import Ledger
-from ..budget.limits import TOOL_PREFIX, Amount, Budget
+from ..budget.limits import TOOL_PREFIX, Budget
 from ..models.messages import Message
-from ..planners.allocation import SubQuestions, allocate, fit_subquestions
+from ..planners.allocation import SubQuestions, fit_subquestions
 from ..planners.bats import parse_structured, schema_tool
-from .delegating import ask_once, hold_synthesis, raise_overrun
+from .delegating import ask_once, child_shares, hold_synthesis, raise_overrun
 from .graph import LoopConfig
 from .prompts import extract_answer
 from .result import Delegated, SubRunner
@@ -58,23 +57,6 @@ class PlanAndBudget:
         )
         return None if response is None else response.message
 
-    def _shares(self, ledger: Ledger, credits: Sequence[float]) -> list[Budget]:
-        """Per-key splits of what is left (minus the answer reserve), by credit x schedule."""
-        per: list[dict[str, Amount]] = [{} for _ in credits]
-        for key in ledger.limits:
-            left = ledger.remaining(key)
-            if left is None or key == "seconds":
-                continue
-            reserve = ledger.hold.get(key, 0)
-            if isinstance(left, Decimal):
-                cents = int((left - Decimal(str(reserve))) * 1_000_000)
-                for i, s in enumerate(allocate(max(cents, 0), credits, self.schedule)):
-                    per[i][key] = Decimal(s) / 1_000_000
-            else:
-                for i, s in enumerate(allocate(max(int(left) - int(reserve), 0), credits, self.schedule)):
-                    per[i][key] = s
-        return [Budget.from_limits(p) for p in per]
-
     @staticmethod
     def _tool_slots(ledger: Ledger) -> int | None:
         """Calls left of the scarcest capped tool (or of the total tool-call cap); None when none is capped."""
@@ -106,7 +88,7 @@ class PlanAndBudget:
         found: list[str] = []
         plan: list[dict[str, Any]] = []
         for i, q in enumerate(questions):
-            share = self._shares(ledger, credits[i:])[0]
+            share = child_shares(ledger, credits[i:], self.schedule)[0]
             resolved = q
             for j, a in enumerate(found):
                 resolved = resolved.replace(f"#{j + 1}", a)
