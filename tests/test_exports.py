@@ -98,3 +98,22 @@ def test_every_planner_label_of_the_kept_results_builds_its_options(monkeypatch)
     for label in sorted(labels):
         name, options = planner_options(label)
         assert type(options) is PLANNERS[name].options, label
+
+
+@pytest.mark.parametrize("command", ["run", "eval"])
+def test_cli_help_lists_every_planner_environment_and_model_prefix(command, monkeypatch):
+    """The help is generated from the registries, so it cannot go stale."""
+    from typer.testing import CliRunner
+
+    from budgetgraph.agents import PLANNERS
+    from budgetgraph.cli import app
+    from budgetgraph.envs.registry import ENVS
+    from budgetgraph.models import MODEL_PREFIXES
+
+    monkeypatch.setenv("COLUMNS", "400")
+    text = " ".join(CliRunner().invoke(app, [command, "--help"]).output.split())
+    missing = [name for name in PLANNERS if name not in text]
+    missing += [f"{prefix}:" for prefix in MODEL_PREFIXES if prefix != "local" and f"{prefix}:" not in text]
+    if command == "eval":
+        missing += [name for name in ENVS if f"{name}:" not in text]
+    assert missing == [], text[:3000]
