@@ -257,14 +257,14 @@ _SPECIAL = ("baseline", "baseline_budget", "pool", "pool_prices")
 def _label_keys(name: str) -> tuple[str, ...]:
     """The keys a label of planner ``name`` may set: its options' fields, their earlier keyword names and the
     short aliases (every key a results file written before may hold)."""
-    spec = _REGISTRY_get(name)
+    spec = _spec_or_none(name)
     fields = set(option_names(spec.options)) if spec is not None else set(option_names(AgentOptions))
     legacy = {k for k, v in LEGACY_KEYWORDS.items() if v in fields or spec is None or spec.runs_sub_agents}
     aliases = {k for k, v in _ALIASES.items() if LEGACY_KEYWORDS[v] in fields or spec is None}
     return tuple(sorted(fields | legacy | aliases | set(_SPECIAL)))
 
 
-def _REGISTRY_get(name: str) -> PlannerSpec | None:
+def _spec_or_none(name: str) -> PlannerSpec | None:
     return PLANNERS.get(name)
 
 
@@ -289,7 +289,7 @@ def parse_planner(label: str) -> tuple[str, dict[str, Any]]:
             )
         raw[key.strip()] = value.strip()
     options: dict[str, Any] = {}
-    spec = _REGISTRY_get(name)
+    spec = _spec_or_none(name)
     for key, value in raw.items():
         if key in _SPECIAL:
             continue
