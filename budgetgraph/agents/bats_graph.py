@@ -22,7 +22,7 @@ from ..budget.ledger import Ledger
 from ..budget.tool_block import render_tool_policy
 from ..errors import BudgetExceeded, ModelError
 from ..meter import MeteredRun
-from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
+from ..models.messages import Message, ModelResponse, ToolSchema
 from ..planners.bats import (
     BATSOptions,
     PlanOut,
@@ -170,11 +170,14 @@ class _BATS(AgentLoop):
     ) -> tuple[M | None, Message | None, BudgetExceeded | None]:
         """One forced ``tool`` call under ``role``; its arguments parsed as ``schema`` (None when they do not fit)."""
         messages = [Message.system(self.bats_system), Message.user(prompt)]
-        settings = ModelSettings(**self.cfg.settings)
-        settings["tool_choice"] = tool.name
         try:
-            response = await run.models.call(
-                messages, [tool], settings, role=role, max_tokens=max_out, use_hold=use_hold
+            response = await run.models.ask(
+                messages,
+                role=role,
+                max_tokens=max_out,
+                settings=self.cfg.settings,
+                tool=tool,
+                use_hold=use_hold,
             )
         except BudgetExceeded as exc:
             return None, None, exc

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..budget.ledger import Ledger
 from ..errors import BudgetExceeded, ModelError
+from ..meter import ModelMeter
 from ..models.base import sampling
 from ..models.messages import Message, ModelSettings
 from ..planners.bats import SELECT, Selection, parse_structured, schema_tool
 from ..planners.consistency import StopRule, majority, stop_verdict
-from .delegating import ask_once
 from .result import Delegated, RunResult, StopReason, SubRunner
 
 if TYPE_CHECKING:
@@ -135,21 +135,13 @@ async def judge(cfg: LoopConfig, question: str, ledger: Ledger, sampled: Sampled
         return _vote_stands(sampled, "one answer")
     listing = "\n".join(f"{n}. {answers[i]} (calls: {_brief(results[i])})" for n, i in enumerate(distinct, 1))
     prompt = [Message.user(SELECT.format(question=question, attempts=listing))]
+    meter = ModelMeter(cfg.model, ledger, cfg.prices)
     try:
-        response = await ask_once(
-            cfg.model,
-            ledger,
-            cfg.prices,
-            prompt,
-            role="select",
-            max_tokens=cfg.answer_max_tokens,
-            settings=cfg.settings,
-            tool=_JUDGE_TOOL,
-            quiet=False,
+        response = await meter.ask(
+            prompt, role="select", max_tokens=cfg.answer_max_tokens, settings=cfg.settings, tool=_JUDGE_TOOL
         )
     except (BudgetExceeded, ModelError) as exc:
         return _vote_stands(sampled, f"not run: {exc}")
-    assert response is not None
     pick = next((parse_structured(Selection, c.arguments) for c in response.message.tool_calls), None)
     if not isinstance(pick, Selection) or not 1 <= pick.index <= len(distinct):
         return _vote_stands(sampled, "no valid pick")

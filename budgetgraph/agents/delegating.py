@@ -70,35 +70,19 @@ def delegating_graph(cfg: LoopConfig, delegate: Delegate) -> StateGraph[AgentSta
 
 
 async def ask_once(
-    model: ChatModel,
-    ledger: Ledger,
-    prices: PriceTable,
+    meter: ModelMeter,
     messages: Sequence[Message],
     *,
     role: str,
     max_tokens: int,
     settings: ModelSettings | None = None,
     tool: ToolSchema | None = None,
-    quiet: bool = True,
 ) -> ModelResponse | None:
-    """One metered model call outside the loop (a plan, a synthesis, a judge): ``tool`` forces that tool's
-    call, none forbids tool calls; the ``answer`` role may spend the answer hold. None when the budget cannot
-    pay for it or the backend fails (``quiet=False``: raised, to say why); an overrun is never caught: it
-    ends the run."""
-    chosen = ModelSettings(**(settings or ModelSettings(temperature=0.0)))
-    chosen["tool_choice"] = tool.name if tool else "none"
+    """:meth:`ModelMeter.ask`, None when the budget cannot pay for it or the backend fails (an overrun is
+    never caught: it ends the run)."""
     try:
-        return await ModelMeter(model, ledger, prices).call(
-            list(messages),
-            [tool] if tool else [],
-            chosen,
-            role=role,
-            max_tokens=max_tokens,
-            use_hold=role == "answer",
-        )
+        return await meter.ask(messages, role=role, max_tokens=max_tokens, settings=settings, tool=tool)
     except (BudgetExceeded, ModelError):
-        if not quiet:
-            raise
         return None
 
 

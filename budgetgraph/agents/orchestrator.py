@@ -18,6 +18,7 @@ from ..budget.ledger import Ledger
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
+from ..meter import ModelMeter
 from ..models.base import ChatModel
 from ..models.messages import Message
 from ..models.registry import infer_model
@@ -101,9 +102,8 @@ class Orchestrator:
         self.delegations: list[Delegation] = []
 
     async def _ask(self, ledger: Ledger, prompt: str, role: str) -> str | None:
-        response = await ask_once(
-            self.model, ledger, self.prices, [Message.user(prompt)], role=role, max_tokens=self.max_tokens
-        )
+        meter = ModelMeter(self.model, ledger, self.prices)
+        response = await ask_once(meter, [Message.user(prompt)], role=role, max_tokens=self.max_tokens)
         return None if response is None else response.message.content
 
     def _choose(self, ledger: Ledger, question: str) -> list[SubAgent]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..budget.ledger import Ledger
 from ..budget.limits import TOOL_PREFIX, Budget
+from ..meter import ModelMeter
 from ..models.messages import Message
 from ..planners.allocation import SubQuestions, fit_subquestions
 from ..planners.bats import parse_structured, schema_tool
@@ -46,9 +47,7 @@ class PlanAndBudget:
         self, ledger: Ledger, messages: list[Message], role: str, tool: Any = None
     ) -> Message | None:
         response = await ask_once(
-            self.cfg.model,
-            ledger,
-            self.cfg.prices,
+            ModelMeter(self.cfg.model, ledger, self.cfg.prices),
             messages,
             role=role,
             max_tokens=self.cfg.answer_max_tokens,

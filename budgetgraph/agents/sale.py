@@ -97,12 +97,11 @@ class Sale:
     async def _plan(
         self, bidder: Bidder, ledger: Ledger, prompt: str, role: str
     ) -> tuple[str, int, float | None]:
-        response = await self._meter(bidder, ledger).call(
+        response = await self._meter(bidder, ledger).ask(
             [Message.user(prompt)],
-            [],
-            ModelSettings(temperature=0.0, entropy=True),
             role=role,
             max_tokens=self.bid_tokens,
+            settings=ModelSettings(temperature=0.0, entropy=True),
         )
         text = response.message.content.strip()
         return text, max(1, response.usage.output_tokens), response.entropy
@@ -110,12 +109,8 @@ class Sale:
     async def _jury(self, task: str, plan: str, ledger: Ledger) -> dict[str, float]:
         scores: dict[str, float] = {}
         for juror in self.pool:
-            response = await self._meter(juror, ledger).call(
-                [Message.user(JURY_PROMPT.format(task=task, plan=plan))],
-                [],
-                ModelSettings(temperature=0.0),
-                role="jury",
-                max_tokens=4,
+            response = await self._meter(juror, ledger).ask(
+                [Message.user(JURY_PROMPT.format(task=task, plan=plan))], role="jury", max_tokens=4
             )
             found = _DIGIT.search(response.message.content)
             scores[juror.name] = float(found.group()) if found else 0.0

@@ -89,8 +89,8 @@ async def repair_output(
     ask_settings = ModelSettings(**settings)
     ask_settings["json_schema"] = output_type.model_json_schema()
     try:
-        response = await run.models.call(
-            messages, [], ask_settings, role="output", max_tokens=max_tokens, use_hold=True
+        response = await run.models.ask(
+            messages, role="output", max_tokens=max_tokens, settings=ask_settings, use_hold=True
         )
     except BudgetExceeded as exc:
         return None, f"{problem}; no budget was left to ask again ({exc})", [], answer

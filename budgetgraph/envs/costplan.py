@@ -218,11 +218,8 @@ class CostPlanEnv(Env):
             f"{world.stage}. Remaining budget: {remaining:g}. Tools:\n{listing}\nScore how promising each tool is "
             'for the cheapest complete plan, as JSON {"tool name": score 0-10, ...}. Reply with the JSON only.'
         )
-        settings = ModelSettings(temperature=0.0, tool_choice="none")
         try:
-            response = await meter.call(
-                [Message.user(prompt)], [], settings, role="plan", max_tokens=self._max_tokens
-            )
+            response = await meter.ask([Message.user(prompt)], role="plan", max_tokens=self._max_tokens)
         except BudgetExceeded:
             return {}
         match = re.search(r"\{.*\}", response.message.content, re.DOTALL)

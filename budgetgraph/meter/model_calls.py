@@ -216,6 +216,30 @@ class ModelMeter:
         self.ledger.set_hold(hold)
 
     # -- calling ---------------------------------------------------------------------------------
+    async def ask(
+        self,
+        messages: Sequence[Message],
+        *,
+        role: str,
+        max_tokens: int,
+        settings: ModelSettings | None = None,
+        tool: ToolSchema | None = None,
+        use_hold: bool | None = None,
+    ) -> ModelResponse:
+        """The one one-shot ask outside an agent loop (a plan, a bid, a verdict, a synthesis, a repair):
+        ``tool`` forces that tool's call and no tool forbids tool calls; only the ``answer`` role spends the
+        answer hold unless ``use_hold`` says otherwise. Raises as :meth:`call` does."""
+        chosen = ModelSettings(**(settings if settings is not None else ModelSettings(temperature=0.0)))
+        chosen["tool_choice"] = tool.name if tool else "none"
+        return await self.call(
+            messages,
+            [tool] if tool else [],
+            chosen,
+            role=role,
+            max_tokens=max_tokens,
+            use_hold=role == "answer" if use_hold is None else use_hold,
+        )
+
     async def call(
         self,
         messages: Sequence[Message],
