@@ -122,7 +122,7 @@ def test_only_runs_the_ids_of_a_held_out_file(tmp_path):
 
 
 def test_each_episode_records_its_source_and_a_resume_from_other_code_warns(tmp_path):
-    from budgetgraph.envs.runner import source_revision
+    from budgetgraph.envs.provenance import source_revision
 
     rev = source_revision()
     if rev is None:
@@ -140,7 +140,7 @@ def test_each_episode_records_its_source_and_a_resume_from_other_code_warns(tmp_
 
 
 def test_every_episode_names_the_machine_it_ran_on(tmp_path, monkeypatch):
-    from budgetgraph.envs.runner import machine_tag
+    from budgetgraph.envs.provenance import machine_tag
 
     monkeypatch.setenv("BUDGETGRAPH_GPU_LAYERS", "-1")
     tag = machine_tag()

@@ -48,8 +48,6 @@ __all__ = [
     "planner_options",
 ]
 
-_LOOP_PROMPTS = ("budgetgraph.agents.prompts", "budgetgraph.budget.block", "budgetgraph.agents.turns")
-
 
 def _loop(ctx: PlannerContext) -> StateGraph[Any, Any]:
     return build_graph(ctx.config)
@@ -243,10 +241,6 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
-
-LOOP_PROMPT_MODULES = _LOOP_PROMPTS
-"""The prompt modules every loop planner reads (the planners' own are in their registry entries)."""
-
 
 # -- the planner label grammar ---------------------------------------------------------------------
 _ALIASES = {"block": "budget_block", "memory": "auction_memory", "weights": "sale_weights"}
