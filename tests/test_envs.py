@@ -392,3 +392,35 @@ def test_bfcl_episode_scores_a_scripted_model_and_caps_calls(bfcl_env):
     fn = parallel.meta["functions"][0]["name"].replace(".", "_")
     assert sum(capped.usage.tool_calls.values()) == 1 and str(capped.stop_reason) == f"budget_exhausted: {fn}"
     assert bfcl_env.score(parallel, capped) == {"correct": 0.0}
+
+
+def test_each_environment_takes_the_cli_options_its_registry_entry_names():
+    from budgetgraph.envs.registry import env_options
+
+    with pytest.raises(ConfigError, match="--isolation is for coding, not hotpotqa"):
+        env_options("hotpotqa", {"isolation": "none"}, max_tokens=512, data="d.jsonl", prices=None, seed=None)
+    with pytest.raises(ConfigError, match="--corpus is for qa, not hotpotqa"):
+        env_options("hotpotqa", {"corpus": "c.jsonl"}, max_tokens=512, data="d.jsonl", prices=None, seed=None)
+    with pytest.raises(ConfigError, match="--isolation must be bwrap, unshare or none"):
+        env_options("coding", {"isolation": "chroot"}, max_tokens=512, data=None, prices=None, seed=None)
+    options, seed = env_options(
+        "qa",
+        {"corpus": "c.jsonl", "tool_cache": False},
+        max_tokens=64,
+        data="q.jsonl",
+        prices="p.yaml",
+        seed=3,
+    )
+    assert options == {"data": "q.jsonl", "max_tokens": 64, "corpus": "c.jsonl", "prices_file": "p.yaml"}
+    assert seed == 3  # it samples the tasks
+    given = {"tasks": 5, "level": 2, "event": "none", "prior_mix": 0.25}
+    options, seed = env_options("costplan", given, max_tokens=64, data=None, prices=None, seed=7)
+    assert options == {
+        "tasks": 5,
+        "seed": 7,
+        "level": 2,
+        "event": "none",
+        "max_tokens": 64,
+        "prior_mix": 0.25,
+    }
+    assert seed is None  # the seed generated the tasks
