@@ -232,9 +232,15 @@ def run(
             result = agent.run(question)
     except BudgetgraphError as exc:
         raise _error(exc) from None
+    failed = result.stop_reason.kind == "error"  # the backend failed for good: say so, and exit non-zero
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        if failed:
+            raise typer.Exit(1)
         return
+    if failed:
+        console.print(f"[red]error:[/] {escape(result.stop_reason.message)}")
+        raise typer.Exit(1)
     out = Console()
     out.print(f"[bold]answer:[/] {escape(result.answer) if result.answer is not None else '(none)'}")
     out.print(f"[bold]stop reason:[/] {escape(str(result.stop_reason))}")

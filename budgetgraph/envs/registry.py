@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..budget.limits import closest
 from ..errors import ConfigError
 from .base import Env
 
@@ -61,7 +62,9 @@ def env_options(
     error that names those that do."""
     info = ENVS.get(name)
     if info is None:
-        raise ConfigError(f"unknown environment {name!r}; available: {', '.join(ENVS)}")
+        raise ConfigError(
+            f"unknown environment {name!r}{closest(name, list(ENVS))}; available: {', '.join(ENVS)}"
+        )
     for key, value in given.items():
         if value not in (None, False) and key not in info.takes:
             users = [n for n, e in ENVS.items() if key in e.takes]
@@ -124,4 +127,6 @@ def make_env(name: str, data: str | None = None, corpus: str | None = None, **op
         from .coding import CodingEnv
 
         return CodingEnv(data, **options)
-    raise ConfigError(f"unknown environment {name!r}; available: {', '.join(ENVS)}")
+    raise ConfigError(
+        f"unknown environment {name!r}{closest(name, list(ENVS))}; available: {', '.join(ENVS)}"
+    )

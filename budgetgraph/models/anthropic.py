@@ -17,6 +17,7 @@ from typing import Any
 
 from .._extras import require
 from ..budget.prices import ModelPrice
+from ..errors import ConfigError
 from .base import Failure, emit_delta, upper_bound_tokens
 from .messages import Message, ModelResponse, ModelSettings, RequestUsage, ToolSchema, reported_count
 from .sdk_params import keep_accepted
@@ -112,8 +113,13 @@ class AnthropicModel:
         self.backoff = backoff
         self.default_max_tokens = default_max_tokens
         self.on_text = on_text
+        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not key and http_client is None and base_url is None:
+            raise ConfigError(
+                f"model 'anthropic:{model}' needs ANTHROPIC_API_KEY (export it, or pass api_key=)"
+            )
         self.client = anthropic.AsyncAnthropic(
-            api_key=api_key or os.environ.get("ANTHROPIC_API_KEY") or "missing-key",
+            api_key=key or "missing-key",
             base_url=base_url,
             max_retries=0,
             timeout=timeout,

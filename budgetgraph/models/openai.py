@@ -17,6 +17,7 @@ from typing import Any
 
 from .._extras import require
 from ..budget.prices import ModelPrice
+from ..errors import ConfigError
 from .base import Failure, emit_delta, upper_bound_tokens
 from .messages import (
     Message,
@@ -100,6 +101,11 @@ class OpenAIModel:
         self.provider = "openai" if self._official else None  # a self-hosted model has no list price
         self._tokenizer = tokenizer
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("" if self._official else "sk-no-key-required")
+        if client is None and not key:
+            raise ConfigError(
+                f"model 'openai:{model}' needs OPENAI_API_KEY (export it, or pass api_key=); for a local "
+                "OpenAI-compatible server (llama.cpp, vLLM, Ollama) use openai:MODEL@http://HOST:PORT/v1"
+            )
         self.client = client or openai.AsyncOpenAI(
             base_url=base_url, api_key=key or None, max_retries=0, timeout=timeout
         )

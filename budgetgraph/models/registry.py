@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..budget.limits import closest
 from ..errors import ConfigError
 from .base import ChatModel
 
@@ -15,6 +16,15 @@ MODEL_PREFIXES: dict[str, tuple[str, str]] = {
     "scripted": ("scripted | scripted:SECONDS", "a scripted offline policy (tests, demos)"),
 }
 """Each model prefix: its forms and what it runs (the CLI help and the error for an unknown model read it)."""
+
+
+_SERVED_OPENAI = {"ollama": "Ollama", "lmstudio": "LM Studio", "llamacpp": "llama.cpp's server"}
+_SERVED_URL = {
+    "ollama": "http://localhost:11434/v1",
+    "lmstudio": "http://localhost:1234/v1",
+    "llamacpp": "http://localhost:8080/v1",
+}
+"""Servers people name as a prefix, with the URL of their OpenAI-compatible endpoint."""
 
 
 def model_forms() -> str:
@@ -66,4 +76,11 @@ def infer_model(spec: str | ChatModel) -> ChatModel:
         from .vllm import VLLMModel
 
         return VLLMModel(rest)
-    raise ConfigError(f"unknown model {spec!r}: use one of {model_forms()}")
+    if provider in _SERVED_OPENAI:
+        raise ConfigError(
+            f"unknown model {spec!r}: {_SERVED_OPENAI[provider]} serves the OpenAI API, so use "
+            f"openai:{rest or 'MODEL'}@{_SERVED_URL[provider]}"
+        )
+    raise ConfigError(
+        f"unknown model {spec!r}{closest(provider, list(MODEL_PREFIXES))}: use one of {model_forms()}"
+    )
