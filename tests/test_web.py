@@ -269,3 +269,20 @@ def test_a_refused_url_of_a_batch_is_not_charged(server):
     assert "just text" in tool_text and "not charged" in tool_text
     assert result.usage.tool_calls == {"fetch_page": 1} and result.usage.usd == Decimal("0.001")
     assert log == []
+
+
+def test_a_missing_web_extra_is_an_error_when_the_tools_are_built(monkeypatch):
+    """Not a charged tool error at the first call inside a run: the extra is named before any spend."""
+    import budgetgraph._extras as extras
+    from budgetgraph.errors import MissingExtra
+
+    real = extras.importlib.import_module
+
+    def without(name: str, *a):
+        if name.split(".")[0] in ("ddgs", "trafilatura"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *a)
+
+    monkeypatch.setattr(extras.importlib, "import_module", without)
+    with pytest.raises(MissingExtra, match=r"budgetgraph\[web\]"):
+        web_tools()

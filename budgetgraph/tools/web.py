@@ -234,8 +234,12 @@ def web_tools(
     max_chars: int = 6000,
     transport: Any = None,
 ) -> list[Tool]:
-    """``web_search(queries)`` and ``fetch_page(urls)``, one budget unit per query or URL ($0.001 each, BATS)."""
+    """``web_search(queries)`` and ``fetch_page(urls)``, one budget unit per query or URL ($0.001 each, BATS).
+    What they need is checked here, when the tools are built, not at their first call inside a run."""
     require("httpx", "web")
+    require("trafilatura", "web")  # fetch_page's reader
+    if backend is None:
+        require("ddgs", "web")  # the default search backend
     import httpx
 
     guard = guard or FetchGuard()
