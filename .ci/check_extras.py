@@ -186,8 +186,8 @@ def redis() -> str:
 
 
 def app() -> str:
-    _mods("fastapi", "budgetgraph.agents.sse")
-    return _versions("fastapi")
+    _mods("fastapi", "uvicorn", "budgetgraph.agents.sse")
+    return _versions("fastapi", "uvicorn")
 
 
 def browser() -> str:
