@@ -122,3 +122,35 @@ def test_misuse_is_a_clear_error():
     first(agent, "t6")
     with pytest.raises(ConfigError, match="awaiting a decision"):
         asyncio.run(agent.aresume("t6"))
+
+
+def test_a_paused_run_streams_an_approval_request_and_its_resume_streams_to_the_end():
+    from budgetgraph.agents import ApprovalRequest, FinalAnswer, ToolCallFinished
+
+    agent = make()
+    SENT.clear()
+
+    async def go():
+        first = [e async for e in agent.astream("Tell my boss the capital of France", thread_id="s1")]
+        (request,) = [e for e in first if isinstance(e, ApprovalRequest)]
+        assert not SENT  # nothing runs before the decision
+        decisions = {c.id: "approve" for c in request.calls}
+        rest = [e async for e in agent.astream(thread_id="s1", decisions=decisions)]
+        return request, rest
+
+    request, rest = asyncio.run(go())
+    assert request.thread_id == "s1" and [c.name for c in request.calls] == ["send_email"]
+    assert any(isinstance(e, ToolCallFinished) and e.name == "send_email" for e in rest)
+    final = rest[-1]
+    assert isinstance(final, FinalAnswer) and final.result.stop_reason.kind == "answered"
+    assert SENT == [{"to": "boss@example.com", "body": "Paris"}]
+    assert final.result.messages[0].content == "Tell my boss the capital of France"  # the whole transcript
+    assert final.result.usage.tool_calls == {"search": 1, "send_email": 1}
+
+    async def misuse():
+        with pytest.raises(ConfigError, match="names its thread"):
+            [e async for e in agent.astream(decisions="approve")]
+        with pytest.raises(ConfigError, match="needs a question"):
+            [e async for e in agent.astream()]
+
+    asyncio.run(misuse())

@@ -4,6 +4,7 @@ registry and options, events and the Agent facade."""
 from .agent import Agent
 from .events import (
     AgentEvent,
+    ApprovalRequest,
     BudgetGrant,
     BudgetOverrun,
     BudgetUpdate,
@@ -40,6 +41,7 @@ __all__ = [
     "AgentLoop",
     "AgentOptions",
     "AgentState",
+    "ApprovalRequest",
     "BATSOptions",
     "Bidder",
     "BudgetGrant",

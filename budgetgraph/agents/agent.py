@@ -28,7 +28,7 @@ from ..models.messages import Message, ModelSettings, ToolCall
 from ..models.registry import infer_model
 from ..tools.base import Tool
 from .checkpoint import registered
-from .events import AgentEvent, FinalAnswer, events_of
+from .events import AgentEvent, ApprovalRequest, FinalAnswer, events_of
 from .graph import LoopConfig
 from .options import LEGACY_KEYWORDS, AgentOptions
 from .planners import build_planner_graph
@@ -312,6 +312,15 @@ class Agent:
     ) -> RunResult:
         """Continue a checkpointed run (after an interrupt or a crash) from what was really spent; a tool call
         that was in flight counts as spent and is not run again unless its tool is idempotent."""
+        start, config, run, _ = await self._resumed(thread_id, account, decisions)
+        final = await self.graph.ainvoke(start, config, context=RunContext(run=run), **self._kwargs())
+        return await self._structured(self._result(final, run.ledger, config), run)
+
+    async def _resumed(
+        self, thread_id: str, account: Account | None, decisions: Any
+    ) -> tuple[Any, RunnableConfig, MeteredRun, dict[str, Any]]:
+        """What a resume starts from: the graph's input, its config, the run rebuilt from the checkpoint's
+        ledger (and account), and the state so far."""
         if self.checkpointer is None:
             raise ConfigError("resume needs an Agent built with checkpointer=...")
         config = self._config(thread_id)
@@ -330,8 +339,7 @@ class Agent:
                 '("approve", "reject", or {call_id: "approve" | "reject" | {"action": "edit", "arguments": {...}}})'
             )
         start: Any = Command(resume=decisions) if decisions is not None else None
-        final = await self.graph.ainvoke(start, config, context=RunContext(run=run), **self._kwargs())
-        return await self._structured(self._result(final, run.ledger, config), run)
+        return start, config, run, dict(snapshot.values)
 
     def run(
         self, question: Question, *, thread_id: str | None = None, account: Account | None = None
@@ -344,12 +352,27 @@ class Agent:
         raise RuntimeError("Agent.run() was called inside an event loop; use 'await agent.arun(...)'")
 
     async def astream(
-        self, question: Question, *, thread_id: str | None = None, account: Account | None = None
+        self,
+        question: Question | None = None,
+        *,
+        thread_id: str | None = None,
+        account: Account | None = None,
+        decisions: Any = None,
     ) -> AsyncIterator[AgentEvent]:
         """Typed events as the run goes: text deltas (streaming backends), model turns, tool calls started and
-        finished (with the units and cost charged), budget updates, verifier decisions, the final answer. It
-        runs the same graph as :meth:`arun`, with the same accounting."""
-        state, config, run = await self._start(question, thread_id, None, account)
+        finished (with the units and cost charged), budget updates, verifier decisions, an approval request
+        when the run pauses before tool calls, the final answer. It runs the same graph as :meth:`arun`, with
+        the same accounting. With ``decisions=`` (and the paused ``thread_id``) it streams the resumed run,
+        as :meth:`aresume` runs it."""
+        if decisions is not None:
+            if thread_id is None:
+                raise ConfigError("a streamed resume names its thread: astream(thread_id=..., decisions=...)")
+            state, config, run, final = await self._resumed(thread_id, account, decisions)
+        elif question is None:
+            raise ConfigError("astream needs a question, or thread_id= and decisions= to resume a paused run")
+        else:
+            state, config, run = await self._start(question, thread_id, None, account)
+            final = dict(state)
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         context = RunContext(run=run, events=lambda event: queue.put_nowait(("event", event)))
 
@@ -366,7 +389,6 @@ class Agent:
 
         task = asyncio.create_task(pump())
         calls: dict[str, Any] = {}
-        final: dict[str, Any] = dict(state)
         try:
             while True:
                 kind, item = await queue.get()
@@ -383,6 +405,8 @@ class Agent:
             if not task.done():
                 task.cancel()
         result = await self._structured(self._result(final, run.ledger, config), run)
+        if result.pending:
+            yield ApprovalRequest(thread_id=result.thread_id or "", calls=tuple(result.pending))
         yield FinalAnswer(result=result)
 
     async def _structured(self, result: RunResult, run: MeteredRun) -> RunResult:

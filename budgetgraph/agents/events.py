@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentEvent",
+    "ApprovalRequest",
     "BudgetGrant",
     "BudgetOverrun",
     "BudgetUpdate",
@@ -117,6 +118,15 @@ class BudgetOverrun:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """The run paused before these tool calls: an app shows them and resumes the thread with a decision per
+    call (``agent.astream(thread_id=..., decisions={call.id: "approve" | "reject" | {...}})``)."""
+
+    thread_id: str
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FinalAnswer:
     """The run ended: its answer (without markup), stop reason and spend."""
 
@@ -124,7 +134,8 @@ class FinalAnswer:
 
 
 AgentEvent = (
-    ModelTurn
+    ApprovalRequest
+    | ModelTurn
     | TextDelta
     | ToolCallStarted
     | ToolCallFinished

@@ -30,7 +30,12 @@ class Streams(Protocol):
     """What streams events: ``Agent`` (its ``astream``)."""
 
     def astream(
-        self, question: str | Sequence[Any], *, thread_id: str | None = None, account: Account | None = None
+        self,
+        question: str | Sequence[Any] | None = None,
+        *,
+        thread_id: str | None = None,
+        account: Account | None = None,
+        decisions: Any = None,
     ) -> AsyncIterator[AgentEvent]: ...
 
 
@@ -104,15 +109,18 @@ def error_data(exc: BaseException) -> dict[str, Any]:
 
 async def sse_events(
     agent: Streams,
-    question: str | Sequence[Any],
+    question: str | Sequence[Any] | None = None,
     *,
     thread_id: str | None = None,
     account: Account | None = None,
+    decisions: Any = None,
 ) -> AsyncIterator[str]:
-    """``agent.astream`` as server-sent events, ready for a streaming response body. A budgetgraph error
-    (a refused budget, a store or backend failure) becomes one ``error`` event; other exceptions propagate."""
+    """``agent.astream`` as server-sent events, ready for a streaming response body; with ``decisions=`` the
+    resumed run of a paused thread (after an ``approval_request`` event). A budgetgraph error (a refused
+    budget, a store or backend failure, a bad decision) becomes one ``error`` event; other exceptions
+    propagate."""
     try:
-        async for event in agent.astream(question, thread_id=thread_id, account=account):
+        async for event in agent.astream(question, thread_id=thread_id, account=account, decisions=decisions):
             data = event_to_dict(event)
             yield sse_message(data["type"], data)
     except BudgetgraphError as exc:
