@@ -264,3 +264,26 @@ def test_concurrent_runs_of_one_user_share_the_cap_exactly(kind, target):
     used = sum(r.usage.tool_calls.get("search", 0) for r in results)
     assert used == 7 == account.usage().spent["tool:search"]
     assert account.usage().reserved == {}
+
+
+def test_the_model_sees_the_accounts_caps_in_its_budget_block(tmp_path):
+    """docs/apps.md: the run's budget and its account's, both in the block after each tool result."""
+    from budgetgraph import Agent, ScriptedModel, tool
+
+    @tool
+    def search(q: str) -> str:
+        """Search."""
+        return "1. [Paris] capital of France"
+
+    def script(messages, tools):
+        if not any(m.role == "tool" for m in messages):
+            return ScriptedModel.tool_calls([("search", {"q": "capital"})])
+        return ScriptedModel.text("<answer>Paris</answer>")
+
+    store = SQLiteBudgetStore(tmp_path / "budgets.sqlite")
+    account = store.account("ann", "search=10,llm_calls=50", window="day")
+    result = Agent(ScriptedModel(script), [search], "search=3", planner="tracker").run("q?", account=account)
+    block = next(m.content for m in result.messages if m.role == "tool")
+    assert "search: used 1, remaining 2 of 3" in block  # the run's own cap
+    assert "account search (this day, shared with other runs): used 1, remaining 9 of 10" in block
+    assert "account llm calls (this day, shared with other runs): used 1, remaining" in block

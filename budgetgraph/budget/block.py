@@ -44,7 +44,8 @@ def _fmt(key: str, value: Amount) -> str:
 
 
 def render_budget_block(ledger: Ledger, policy: RegimePolicy = REGIME_POLICY) -> str:
-    """``<budget>`` with used and remaining per capped resource, and the current regime."""
+    """``<budget>`` with used and remaining per capped resource (the run's, then its account's: a shared cap
+    across runs, in its window), and the current regime."""
     lines = ["<budget>"]
     for key, limit in ledger.limits.items():
         remaining = ledger.remaining(key)
@@ -52,6 +53,15 @@ def render_budget_block(ledger: Ledger, policy: RegimePolicy = REGIME_POLICY) ->
         lines.append(
             f"{_label(key)}: used {_fmt(key, used)}, remaining {_fmt(key, remaining or 0)} of {_fmt(key, limit)}"
         )
+    if ledger.account is not None and ledger.account.limits:
+        usage = ledger.account.usage()
+        window = "in all" if usage.window == "total" else f"this {usage.window}"
+        for key, limit in ledger.account.limits.items():
+            left = usage.remaining(key)
+            lines.append(
+                f"account {_label(key)} ({window}, shared with other runs): used "
+                f"{_fmt(key, usage.spent.get(key, 0))}, remaining {_fmt(key, left or 0)} of {_fmt(key, limit)}"
+            )
     regime = ledger.regime()
     lines.append(f"regime: {policy[regime]}")
     lines.append("</budget>")
