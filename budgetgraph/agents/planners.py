@@ -137,10 +137,6 @@ def _sale(ctx: PlannerContext) -> StateGraph[Any, Any]:
     return delegating_graph(ctx.config, sale.run)
 
 
-def _single_run(spec: PlannerSpec) -> bool:
-    return spec.build is not None and not spec.runs_sub_agents
-
-
 def _register_builtins() -> None:
     every = ("research", "code", "planning", "single_call")
     for spec in (
@@ -363,8 +359,3 @@ def build_planner_graph(ctx: PlannerContext) -> StateGraph[Any, Any]:
     if spec.build is None:
         raise ConfigError(f"planner {ctx.name!r} does not run from Agent: {spec.where}")
     return spec.build(ctx)
-
-
-def single_run_planners() -> tuple[str, ...]:
-    """The planners a delegating planner can run as its sub-runs (they run one episode themselves)."""
-    return tuple(n for n in planner_names() if _single_run(get_planner(n)))
