@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
@@ -191,6 +192,25 @@ async def _live(agent: Agent, question: str) -> RunResult:
     return result
 
 
+def _load_embedded(agent: Agent) -> None:
+    """Load an embedded model before the run, saying so: on a CPU the wait is otherwise silent."""
+    from .models.local import LocalModel
+
+    model = agent.model
+    if not isinstance(model, LocalModel):
+        return
+    console.print(
+        f"[dim]loading the embedded model on {model.n_threads or 'all'} CPU thread(s) "
+        "(the first time, its parts are joined into one 1.1 GB file)...[/]"
+    )
+    started = time.perf_counter()
+    model.load()
+    console.print(
+        f"[dim]loaded {escape(model.path.name)} in {time.perf_counter() - started:.1f} s; on a CPU each model turn takes from a few "
+        "seconds to a minute (Ctrl-C stops it)[/]"
+    )
+
+
 @app.command()
 def run(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
@@ -226,12 +246,16 @@ def run(
         agent = Agent(
             model=model, tools=tools, budget=caps, planner=planner, prices=table, max_tokens=max_tokens
         )
+        _load_embedded(agent)
         if stream and not as_json:
             result = asyncio.run(_live(agent, question))
         else:
             result = agent.run(question)
     except BudgetgraphError as exc:
         raise _error(exc) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: the model call in flight was stopped; nothing was answered")
+        raise typer.Exit(130) from None
     failed = result.stop_reason.kind == "error"  # the backend failed for good: say so, and exit non-zero
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
@@ -389,6 +413,11 @@ def eval_(
             shard=_shard(shard),
             only=_only(only),
         )
+        if model == "local" or model.startswith("local:"):
+            console.print(
+                "[dim]the embedded model runs on this CPU: an episode takes from a few seconds to a minute; "
+                f"each is written to {escape(str(out))} as it ends (Ctrl-C stops, the same command resumes)[/]"
+            )
         # a sweep run in the background has SIGINT ignored by its shell, so SIGTERM is how it is stopped
         summary = asyncio.run(
             _until_terminated(
@@ -717,6 +746,45 @@ def consistency_replay(
             f"against the live run ({escape(str(live))}), {len(shared)} shared tasks: the same number of samples "
             f"on {same_n}, the same pass/fail on {same_c}"
         )
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Get benchmark data: downloaded, checked, made ready.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("hotpotqa")
+def data_hotpotqa(
+    out: Annotated[Path, typer.Option(help="Folder for the download and the subset.")] = Path(
+        "data/hotpotqa"
+    ),
+    n: Annotated[int, typer.Option(help="How many hard questions to sample.")] = 350,
+    seed: Annotated[
+        int, typer.Option(help="The sample's seed (the same file, n and seed: the same subset).")
+    ] = 0,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(help="An hotpot_dev_distractor_v1.json you already have (checked the same)."),
+    ] = None,
+    url: Annotated[str, typer.Option(help="Where to download the official dev file (a mirror).")] = "",
+    sha256: Annotated[str, typer.Option(help="The SHA-256 the download must have.")] = "",
+) -> None:
+    """Download HotpotQA's official dev file (distractor setting, 46 MB), check its SHA-256, and write a
+    seeded sample of N hard questions as JSONL for `budgetgraph eval hotpotqa --data`."""
+    from .envs.hotpotqa_data import HOTPOT_DEV_SHA256, HOTPOT_DEV_URL, prepare_hotpotqa
+
+    try:
+        target = prepare_hotpotqa(
+            out,
+            n=n,
+            seed=seed,
+            url=url or HOTPOT_DEV_URL,
+            sha256=sha256 or HOTPOT_DEV_SHA256,
+            from_file=from_file,
+            progress=lambda message: console.print(escape(message), highlight=False),
+        )
+    except BudgetgraphError as exc:
+        raise _error(exc) from None
+    _out().print(f"budgetgraph eval hotpotqa --data {escape(str(target))} --planner react,tracker --budget 3")
 
 
 def _pair(item: str, option: str) -> tuple[str, str]:

@@ -251,3 +251,26 @@ def test_a_forced_structured_call_follows_its_schema(model):
     assert list(call.arguments) == ["exploration", "verification", "steps"]
     plan = parse_structured(PlanOut, call.arguments)
     assert isinstance(plan, PlanOut) and 1 <= len(plan.steps) <= 5
+
+
+def test_a_cancelled_call_stops_llama_cpp_at_its_next_token(model):
+    """Ctrl-C (or an app's timeout) cancels the await; the thread must not run the rest of a long reply."""
+    import time
+
+    essay = [Message.user("Write a long, detailed essay on the history of rivers in Europe.")]
+
+    async def cancel_then_ask() -> tuple[float, str]:
+        call = asyncio.ensure_future(model.request(essay, [], {"max_tokens": 400}))
+        await asyncio.sleep(3.0)  # well into the reply: 400 tokens take far longer on a CPU
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        cancelled = time.monotonic()
+        # the engine is serialised: this call starts only once the cancelled one has let go of it
+        reply = await model.request([Message.user("Say OK.")], [], {"max_tokens": 2})
+        return time.monotonic() - cancelled, reply.message.content
+
+    waited, text = asyncio.run(cancel_then_ask())
+    assert text  # the engine still answers after an interrupted call
+    # a whole 400-token reply would hold the engine for tens of seconds; a stop at the next token does not
+    assert waited < 8.0, f"the next call waited {waited:.1f} s for the cancelled one"

@@ -154,7 +154,7 @@ class _Engine:
         except Exception as exc:
             raise ConfigError(f"cannot load GGUF model {path}: {exc}") from exc
         self.prefix = PrefixReuse(self.llm, DEFAULT_UBATCH, cache_bytes)
-        self._deadline: float | None = None
+        self._stop: Callable[[], bool] | None = None
         self.llm.eval = self._eval  # deadline checks between ubatches of a prompt
         # free the model before interpreter teardown: llama_cpp's own __del__ fails that late
         atexit.register(self.llm.close)
@@ -195,19 +195,26 @@ class _Engine:
         grammar: str | None,
         on_text: Callable[[str], None] | None = None,
         deadline: float | None = None,
+        cancel: threading.Event | None = None,
     ) -> Completion:
         """One completion. ``on_text`` gets the reply's text as it is sampled (usage stays exact); past
-        ``deadline`` (``time.monotonic()``) generation stops at the next token, and a prompt still being
-        evaluated at the next batch."""
+        ``deadline`` (``time.monotonic()``), or once ``cancel`` is set, generation stops at the next token,
+        and a prompt still being evaluated at the next ubatch."""
         deltas = _Deltas(self.llm, on_text) if on_text else None
         entropy = _Entropy() if settings.get("entropy") else None
         processors = [p for p in (deltas, entropy) if p is not None]
         tokens = self.tokens(prompt)
         llama_cpp = require("llama_cpp", "local")
-        late = (lambda _ids, _logits: time.monotonic() >= deadline) if deadline is not None else None
+
+        def stop() -> bool:
+            return (deadline is not None and time.monotonic() >= deadline) or (
+                cancel is not None and cancel.is_set()
+            )
+
+        late = (lambda _ids, _logits: stop()) if deadline is not None or cancel is not None else None
         with self.lock:
             reused = self.prefix.prepare(tokens)
-            self._deadline = deadline
+            self._stop = stop
             try:
                 out = self.llm.create_completion(
                     tokens,
@@ -224,29 +231,29 @@ class _Engine:
                 self.prefix.interrupted()
                 return Completion("", len(tokens), 0, True, None, reused)
             finally:
-                self._deadline = None
+                self._stop = None
             self.prefix.finished(tokens)
         text = out["choices"][0]["text"]
         if deltas:
             deltas.finish(text)
         usage = out["usage"]
-        cut = deadline is not None and time.monotonic() >= deadline
+        cut = stop()
         mean = entropy.mean if entropy is not None else None
         return Completion(
             text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]), cut, mean, reused
         )
 
     def _eval(self, tokens: Sequence[int]) -> None:
-        """Llama.eval in ubatch-sized steps, stopping a long prompt at the deadline between steps."""
+        """Llama.eval in ubatch-sized steps, stopping a long prompt (deadline, cancel) between steps."""
         step = DEFAULT_UBATCH
         for start in range(0, len(tokens), step):
-            if len(tokens) > 1 and self._deadline is not None and time.monotonic() >= self._deadline:
+            if len(tokens) > 1 and self._stop is not None and self._stop():
                 raise _PromptCut
             type(self.llm).eval(self.llm, tokens[start : start + step])
 
 
 class _PromptCut(Exception):
-    """The deadline passed while the prompt was still being evaluated."""
+    """The deadline passed, or the call was cancelled, while the prompt was still being evaluated."""
 
 
 def _threads() -> int | None:
@@ -423,7 +430,18 @@ class LocalModel:
             def on_text(text: str) -> None:  # called on llama.cpp's thread
                 loop.call_soon_threadsafe(emit, text)
 
-        return await asyncio.to_thread(self._request_sync, messages, tools, settings, on_text)
+        # a cancelled await (Ctrl-C, an app's timeout) stops llama.cpp at its next token or prompt ubatch,
+        # instead of leaving the thread to finish the whole call
+        cancel = threading.Event()
+        try:
+            return await asyncio.to_thread(self._request_sync, messages, tools, settings, on_text, cancel)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+
+    def load(self) -> None:
+        """Load the weights now (joining the embedded model's parts on first use), not at the first call."""
+        self._engine()
 
     def _request_sync(
         self,
@@ -431,6 +449,7 @@ class LocalModel:
         tools: Sequence[ToolSchema],
         settings: ModelSettings,
         on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> ModelResponse:
         started = time.perf_counter()
         timeout = settings.get("timeout")
@@ -458,7 +477,7 @@ class LocalModel:
             grammar = answer_json_grammar(settings["json_schema"])
         # a grammar-bound reply is a tool call: nothing to stream
         text, n_in, n_out, cut, entropy, reused = engine.generate(
-            prompt, settings, grammar, None if forced else on_text, deadline
+            prompt, settings, grammar, None if forced else on_text, deadline, cancel
         )
         parsed = parse_tool_calls(text, names)
         self.stats.turns += 1
@@ -473,7 +492,7 @@ class LocalModel:
             self.stats.parse_failures += 1
             redo = dict(settings, max_tokens=max_tokens - n_out)
             grammar = tool_call_grammar(names, most)
-            text, _, extra, cut, entropy, _ = engine.generate(prompt, redo, grammar, None, deadline)  # type: ignore[arg-type]
+            text, _, extra, cut, entropy, _ = engine.generate(prompt, redo, grammar, None, deadline, cancel)  # type: ignore[arg-type]
             n_out += extra
             parsed = parse_tool_calls(text, names)
             if not parsed.calls:
