@@ -42,7 +42,13 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 def _out() -> Console:
-    """stdout; wide when it is not a terminal, so tables written to files or CI logs stay readable."""
+    """stdout at ``$COLUMNS`` when set (piped or not), else the terminal's width; 220 columns when it is not
+    a terminal, so tables written to files or CI logs stay readable."""
+    import os
+
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return Console(width=int(columns))
     return Console() if sys.stdout.isatty() else Console(width=220)
 
 
@@ -522,8 +528,17 @@ def report(
     with_roles = [r for r in records if (r.get("usage") or {}).get("by_role")]
     if with_roles:
         bad = role_mismatches(with_roles)
-        verdict = "adds up" if not bad else f"does NOT add up in {len(bad)} episode(s): {', '.join(bad[:5])}"
-        out.print(f"per-role usage (plan/act/verify/select/answer) {verdict} over {len(with_roles)} episodes")
+        if bad:
+            out.print(
+                f"[red]check failed:[/] in {len(bad)} of {len(with_roles)} episodes the tokens and calls of the "
+                "steps (planning, acting, verifying, selecting, answering) do not add up to the episode's totals: "
+                f"{escape(', '.join(bad[:5]))} (a metering bug: please report it)"
+            )
+        else:
+            out.print(
+                f"[dim]check: in all {len(with_roles)} episodes the tokens and calls of the steps (planning, "
+                "acting, verifying, selecting, answering) add up to the episode's totals[/]"
+            )
     if plot:
         _plot(out, rows, plot, x)
 

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -13,7 +14,13 @@ import pytest
 from conftest import MINI
 
 from budgetgraph.envs import EvalSpec, run_eval
-from budgetgraph.envs.stats import bootstrap_ci, compare_paired, standard_error
+from budgetgraph.envs.stats import (
+    accuracy_interval,
+    bootstrap_ci,
+    compare_paired,
+    standard_error,
+    wilson_interval,
+)
 
 
 def test_standard_error_and_a_seeded_bootstrap_interval():
@@ -22,6 +29,13 @@ def test_standard_error_and_a_seeded_bootstrap_interval():
     low, high = bootstrap_ci(values)
     assert low < 0.2 < high and 0.05 < low and high < 0.4
     assert bootstrap_ci(values) == (low, high)  # seeded: the same report twice
+
+
+def test_a_small_all_correct_cell_gets_an_interval_that_is_not_a_certainty():
+    low, high = accuracy_interval([1.0, 1.0])  # 2 of 2: the bootstrap would say 1.00-1.00
+    assert high == 1.0 and 0.30 < low < 0.40
+    assert wilson_interval(6, 30) == pytest.approx((0.095, 0.373), abs=0.002)
+    assert accuracy_interval([0.5, 1.0, 0.0]) == bootstrap_ci([0.5, 1.0, 0.0])  # graded: the bootstrap
 
 
 def test_a_paired_comparison_separates_a_real_difference_from_noise():
@@ -68,7 +82,8 @@ def sweep(tmp_path_factory):
 
 def _report(out, *extra):
     cmd = [sys.executable, "-m", "budgetgraph.cli", "report", str(out), *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "COLUMNS": "200"}  # a wide log, whatever the terminal running the tests
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_report_compare_prints_the_paired_difference_with_its_interval(sweep):
@@ -137,6 +152,43 @@ def test_the_report_fits_80_columns(sweep):
     text = console.export_text()
     assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
     assert "tracker" in text and "95% CI" in text
+
+
+def test_the_wide_table_only_where_it_fits_unwrapped(sweep):
+    from rich.console import Console
+
+    from budgetgraph.envs.report import render_rows, summarize
+
+    records = [json.loads(x) for x in sweep.read_text().splitlines() if '"episode"' in x]
+    rows = summarize(records)
+    for width, wide in ((120, False), (150, False), (260, True)):
+        console = Console(width=width, record=True)
+        console.print(render_rows(rows, width))
+        text = console.export_text()
+        assert ("cost-of-pass $" in text) is wide, width
+        assert "…" not in text and all(len(line) <= width for line in text.splitlines())
+        table = [line for line in text.splitlines() if line.startswith("│")]
+        assert len(table) == len(rows), f"rows wrap at {width} columns"
+
+
+def test_a_report_piped_honours_columns_and_marks_too_few_tasks(sweep, tmp_path):
+    from typer.testing import CliRunner
+
+    from budgetgraph.cli import app
+
+    lines = sweep.read_text().splitlines()
+    few = tmp_path / "few.jsonl"
+    kept = [line for line in lines[1:] if json.loads(line)["task_id"] in {json.loads(lines[1])["task_id"]}]
+    few.write_text("\n".join([lines[0], *kept]) + "\n")
+    for columns, width in (("100", 100), ("300", 300)):
+        result = CliRunner().invoke(app, ["report", str(few)], env={"COLUMNS": columns})
+        assert result.exit_code == 0, result.output
+        assert ("cost-of-pass $" in result.output) is (width == 300)
+        assert max(len(line) for line in result.output.splitlines()) <= width
+        assert "*" in result.output and "under 10 tasks" in result.output
+        assert "add up to the episode's totals" in result.output
+    enough = CliRunner().invoke(app, ["report", str(sweep)], env={"COLUMNS": "100"})
+    assert "under 10 tasks" not in enough.output
 
 
 def test_a_planner_label_with_options_is_printed_whole(sweep):

@@ -115,6 +115,27 @@ def test_the_page_in_headless_chromium(tmp_path):
         page.locator("circle.point").last.hover(force=True)
         tip = page.locator("#tip")
         assert tip.is_visible() and "B=" in tip.inner_text() and "acc" in tip.inner_text()
+        # labelled points, the frontier, round ticks, and nothing drawn outside the plot's box
+        plot = page.locator("svg.plot").first
+        labels = plot.locator("text.point-label").all_text_contents()
+        assert labels and all(t.startswith("B=") for t in labels)
+        assert sum(len(t.removeprefix("B=").split(", ")) for t in labels) == 4  # every point named once
+        assert plot.locator("path.frontier").count() == 1
+        assert "Pareto frontier" in " ".join(plot.locator("text.legend").all_text_contents())
+        outside = plot.evaluate(
+            """s => { const box = s.getBoundingClientRect(); return [...s.querySelectorAll("text, circle")]
+                .map(e => e.getBoundingClientRect())
+                .filter(r => r.left < box.left - 0.5 || r.right > box.right + 0.5
+                          || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5).length; }"""
+        )
+        assert outside == 0, f"{outside} plot elements are clipped"
+        ticks = plot.evaluate(
+            """s => [...s.querySelectorAll("text")].map(t => t.textContent)
+                .filter(t => /^[0-9.]+$/.test(t))"""
+        )
+        assert ticks and all(len(t.replace(".", "").lstrip("0")) <= 3 for t in ticks), (
+            ticks
+        )  # 0.0015, not 0.00069
         page.screenshot(path=str(tmp_path / "plot.png"))
         page.locator("section.file").last.locator("summary").click()
         page.locator("section.file").last.locator("tr.ep").first.click()

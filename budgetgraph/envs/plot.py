@@ -80,7 +80,7 @@ def plot_pareto(rows: Sequence[Row], path: str | Path, *, x: str = "cost", title
     n = sorted({r.n for r in rows})
     against = "cost" if x == "cost" else "tokens"
     per = n[0] if len(n) == 1 else f"{n[0]}-{n[-1]}"
-    ax.set_title(title or f"accuracy vs {against} (n = {per} per point; bars: 95% bootstrap interval)")
+    ax.set_title(title or f"accuracy vs {against} (n = {per} per point; bars: 95% interval)")
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

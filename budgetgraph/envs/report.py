@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any, TypeVar
 
-from .stats import Comparison, bootstrap_ci, compare_paired, standard_error
+from .stats import FEW_TASKS, Comparison, accuracy_interval, compare_paired, standard_error
 
 _R = TypeVar("_R", bound=Mapping[str, Any])
 
@@ -48,7 +48,9 @@ class Row:
     se: float = 0.0
     """The standard error of the accuracy."""
     ci: tuple[float, float] = (math.nan, math.nan)
-    """A 95% bootstrap interval of the accuracy."""
+    """A 95% interval of the accuracy over tasks (Wilson for pass/fail, else the bootstrap)."""
+    tasks: int = 0
+    """Distinct tasks in the cell (with epochs, fewer than ``n``): the interval's sample size."""
     turns: float | None = None
     """Mean acting model calls (turns, as turn control counts them) over the episodes that record roles."""
 
@@ -134,7 +136,8 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[Row]:
                 errors=sum(1 for r in recs if r.get("error")),
                 extra={k: fmean(float(s[k]) for s in scores if k in s) for k in extra_keys},
                 se=standard_error(per_task),
-                ci=bootstrap_ci(per_task),
+                ci=accuracy_interval(per_task),
+                tasks=len(per_task),
                 turns=_mean(
                     float((u["by_role"].get("act") or {}).get("llm_calls", 0))
                     for u in usage
@@ -166,13 +169,30 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _interval(r: Row) -> str:
+    """The interval, marked when the cell has too few tasks for it to mean much."""
+    if r.ci[0] != r.ci[0]:
+        return "-"
+    return f"{r.ci[0]:.2f}-{r.ci[1]:.2f}" + ("*" if r.tasks < FEW_TASKS else "")
+
+
+def _caption(rows: Sequence[Row]) -> str | None:
+    few = [r for r in rows if r.tasks < FEW_TASKS]
+    if not few:
+        return None
+    return (
+        f"* under {FEW_TASKS} tasks: an interval this wide cannot tell planners apart; run more tasks "
+        "(--limit) before comparing"
+    )
+
+
 def render_compact(rows: Sequence[Row]) -> Any:
     """The summary in 80 columns: the cell, accuracy with its interval, tool units, tokens, cost, cost-of-pass
     (``--json`` or a wide terminal has every column)."""
     from rich.table import Table
 
     models = {r.model for r in rows}
-    table = Table(title="accuracy vs unified cost", show_lines=False, padding=(0, 1))
+    table = Table(title="accuracy vs unified cost", show_lines=False, padding=(0, 1), caption=_caption(rows))
     heads = ([] if len(models) == 1 else ["model"]) + [
         "planner",
         "B",
@@ -195,7 +215,7 @@ def render_compact(rows: Sequence[Row]) -> Any:
             r.budget,
             str(r.n),
             _fmt(r.accuracy),
-            f"{r.ci[0]:.2f}-{r.ci[1]:.2f}",
+            _interval(r),
             f"{sum(r.tool_calls.values()):.1f}",
             f"{r.tokens:.0f}",
             _fmt(r.cost, 4),
@@ -205,13 +225,20 @@ def render_compact(rows: Sequence[Row]) -> Any:
 
 
 def render_rows(rows: Sequence[Row], width: int | None = None) -> Any:
-    """A rich Table of the summary rows (the compact one when ``width`` is under 120 columns)."""
+    """A rich Table of the summary rows: every column where it fits in ``width`` unwrapped, else the compact
+    one."""
+    from rich.console import Console
+
+    table = _wide(rows)
+    if width is not None and Console(width=10_000).measure(table).maximum > width:
+        return render_compact(rows)
+    return table
+
+
+def _wide(rows: Sequence[Row]) -> Any:
     from rich.table import Table
 
-    if width is not None and width < 120:
-        return render_compact(rows)
-
-    table = Table(title="accuracy vs unified cost", show_lines=False)
+    table = Table(title="accuracy vs unified cost", show_lines=False, caption=_caption(rows))
     extra_keys = sorted({k for r in rows for k in r.extra})
     headers = [
         "model",
@@ -246,7 +273,7 @@ def render_rows(rows: Sequence[Row], width: int | None = None) -> Any:
             r.budget,
             str(r.n),
             _fmt(r.accuracy),
-            f"{r.ci[0]:.2f}-{r.ci[1]:.2f}",
+            _interval(r),
             _fmt(r.em),
             _fmt(r.f1),
             *(_fmt(r.extra.get(k)) for k in extra_keys),
@@ -364,6 +391,7 @@ def rows_as_dicts(rows: Sequence[Row]) -> list[dict[str, Any]]:
                 "planner": r.planner,
                 "budget": r.budget,
                 "n": r.n,
+                "tasks": r.tasks,
                 "accuracy": r.accuracy,
                 "accuracy_se": r.se,
                 "accuracy_ci_low": r.ci[0],

@@ -10,10 +10,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
-__all__ = ["Comparison", "bootstrap_ci", "compare_paired", "standard_error"]
+__all__ = [
+    "FEW_TASKS",
+    "Comparison",
+    "accuracy_interval",
+    "bootstrap_ci",
+    "compare_paired",
+    "standard_error",
+    "wilson_interval",
+]
 
 RESAMPLES = 4000
 ALPHA = 0.05  # a difference is beyond noise only when the interval excludes 0 and p < ALPHA
+FEW_TASKS = 10
+"""Below this many tasks an accuracy interval is too wide to tell planners apart; reports say so."""
 
 
 def standard_error(values: Sequence[float]) -> float:
@@ -37,6 +47,24 @@ def bootstrap_ci(
     lo = means[int((1 - level) / 2 * resamples)]
     hi = means[min(resamples - 1, int((1 + level) / 2 * resamples))]
     return (lo, hi)
+
+
+def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion: honest at small n, where 2 of 2 is not a certainty."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    z = {0.95: 1.959964, 0.9: 1.644854, 0.99: 2.575829}.get(level, 1.959964)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def accuracy_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Wilson for pass/fail per task; the bootstrap for graded scores (partial credit, epoch means)."""
+    if values and all(v in (0.0, 1.0) for v in values):
+        return wilson_interval(sum(values), len(values), level)
+    return bootstrap_ci(values, level)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,7 @@ h2{font-size:16px;margin:0 0 8px}
 table{border-collapse:collapse;width:100%;font-size:12px}
 th,td{border-bottom:1px solid #e6e8ec;padding:3px 6px;text-align:right}
 th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
+td:first-child{overflow-wrap:anywhere;max-width:240px}
 tr.ep{cursor:pointer} tr.ep:hover{background:#eef3ff}
 .ok{color:#137333}.bad{color:#b3261e}
 #tip{position:fixed;pointer-events:none;background:#1d2433;color:#fff;padding:4px 8px;border-radius:4px;font-size:12px;display:none}
@@ -104,31 +105,74 @@ function el(tag, attrs, text){const e=document.createElement(tag);for(const k in
 function svg(tag, attrs){const e=document.createElementNS(SVG,tag);for(const k in attrs)e.setAttribute(k,attrs[k]);return e;}
 function fmt(v,d){return v===null||v===undefined?"-":(typeof v==="number"?v.toFixed(d===undefined?3:d):String(v));}
 const tip=document.getElementById("tip");
+function niceTicks(values){  // an axis around the values (not from 0 when they are close together) in 3-6
+  // round steps of 1, 2, 2.5 or 5 x 10^k, with the decimals those steps need
+  const lo0=Math.min(...values),hi0=Math.max(...values),span=hi0-lo0;
+  const pad=span>0?span*0.15:Math.max(Math.abs(hi0)*0.1,1e-6);
+  const lo=Math.max(0,lo0-pad),hi=hi0+pad;
+  const raw=(hi-lo)/4,mag=Math.pow(10,Math.floor(Math.log10(raw)));
+  const step=[1,2,2.5,5,10].map(m=>m*mag).find(x=>x>=raw*0.999);
+  const first=Math.floor(lo/step+1e-9)*step,last=Math.ceil(hi/step-1e-9)*step,ticks=[];
+  for(let i=0;first+i*step<=last+step/2;i++)ticks.push(first+i*step);
+  const m=step/Math.pow(10,Math.floor(Math.log10(step)+1e-9));
+  const digits=Math.max(0,-Math.floor(Math.log10(step)+1e-9)+(Math.abs(m-2.5)<1e-6?1:0));
+  return {lo:first,top:last,ticks,digits};
+}
+function front(rows){  // the Pareto frontier: cheapest first, each more accurate than every cheaper one
+  const sorted=[...rows].sort((a,b)=>a.cost_usd-b.cost_usd||b.accuracy-a.accuracy),out=[];let best=-1;
+  for(const r of sorted)if(r.accuracy>best){out.push(r);best=r.accuracy;}
+  return out;
+}
 function plot(file){
-  const W=520,H=300,L=56,B=40,T=12,R=12;
+  const W=560,H=340,L=56,B=44,T=16,R=40;
   const rows=file.rows.filter(r=>r.n>0);
-  const s=svg("svg",{width:W,height:H,viewBox:`0 0 ${W} ${H}`,class:"plot"});
-  const xs=rows.map(r=>r.cost_usd),xmax=Math.max(1e-9,...xs)*1.1;
-  const X=v=>L+(W-L-R)*v/xmax, Y=v=>H-B-(H-B-T)*v;
+  const s=svg("svg",{width:W,height:H+18*Math.ceil(rows.length/4),viewBox:`0 0 ${W} ${H+18*Math.ceil(rows.length/4)}`,class:"plot"});
+  const xt=niceTicks(rows.length?rows.map(r=>r.cost_usd):[0]),YTOP=1.08;
+  const X=v=>L+(W-L-R)*(v-xt.lo)/(xt.top-xt.lo), Y=v=>H-B-(H-B-T)*v/YTOP;
   s.appendChild(svg("line",{x1:L,y1:H-B,x2:W-R,y2:H-B,stroke:"#888"}));
   s.appendChild(svg("line",{x1:L,y1:T,x2:L,y2:H-B,stroke:"#888"}));
-  for(const v of [0,0.25,0.5,0.75,1]){const t=svg("text",{x:L-6,y:Y(v)+4,"text-anchor":"end","font-size":10});t.textContent=v.toFixed(2);s.appendChild(t);}
-  for(const f of [0,0.25,0.5,0.75,1]){const t=svg("text",{x:X(f*xmax),y:H-B+14,"text-anchor":"middle","font-size":10});t.textContent=(f*xmax).toPrecision(2);s.appendChild(t);}
-  const xl=svg("text",{x:(L+W)/2,y:H-8,"text-anchor":"middle","font-size":11});xl.textContent="mean unified cost per episode ($)";s.appendChild(xl);
+  for(const v of [0,0.25,0.5,0.75,1]){
+    s.appendChild(svg("line",{x1:L,x2:W-R,y1:Y(v),y2:Y(v),stroke:"#eee"}));
+    const t=svg("text",{x:L-6,y:Y(v)+4,"text-anchor":"end","font-size":10});t.textContent=v.toFixed(2);s.appendChild(t);}
+  for(const v of xt.ticks){
+    s.appendChild(svg("line",{x1:X(v),x2:X(v),y1:H-B,y2:H-B+4,stroke:"#888"}));
+    const t=svg("text",{x:X(v),y:H-B+16,"text-anchor":"middle","font-size":10});t.textContent=v.toFixed(xt.digits);s.appendChild(t);}
+  const xl=svg("text",{x:(L+W-R)/2,y:H-10,"text-anchor":"middle","font-size":11});xl.textContent="mean unified cost per episode ($)";s.appendChild(xl);
   const yl=svg("text",{x:12,y:(T+H-B)/2,"font-size":11,transform:`rotate(-90 12 ${(T+H-B)/2})`,"text-anchor":"middle"});yl.textContent="accuracy";s.appendChild(yl);
   const planners=[...new Set(rows.map(r=>r.planner))];
-  rows.forEach(r=>{
-    const k=planners.indexOf(r.planner),c=COLORS[k%COLORS.length];
-    const x=X(r.cost_usd)+(k-(planners.length-1)/2)*7;  // dodged: equal points of two planners stay visible
+  const pts=rows.map(r=>{const k=planners.indexOf(r.planner);
+    return {r,k,c:COLORS[k%COLORS.length],x:X(r.cost_usd)+(k-(planners.length-1)/2)*7,y:Y(r.accuracy)};});  // dodged
+  const f=front(rows).map(r=>pts.find(p=>p.r===r));
+  if(f.length){let d=`M${f[0].x},${f[0].y}`;for(let i=1;i<f.length;i++)d+=` H${f[i].x} V${f[i].y}`;d+=` H${W-R}`;
+    s.appendChild(svg("path",{d,fill:"none",stroke:"#222","stroke-dasharray":"5 4","stroke-width":1,class:"frontier"}));}
+  planners.forEach((name,k)=>{const mine=pts.filter(p=>p.k===k).sort((a,b)=>a.x-b.x);
+    if(mine.length>1)s.appendChild(svg("polyline",{points:mine.map(p=>`${p.x},${p.y}`).join(" "),fill:"none",stroke:mine[0].c,"stroke-opacity":0.5}));});
+  const placed=[];
+  for(const {r,k,c,x,y} of pts){
     const lo=r.accuracy_ci_low,hi=r.accuracy_ci_high;
     if(lo!==null&&hi!==null)s.appendChild(svg("line",{x1:x,x2:x,y1:Y(lo),y2:Y(hi),stroke:c,"stroke-width":1.5}));
-    const p=svg("circle",{cx:x,cy:Y(r.accuracy),r:5,fill:c,class:"point","fill-opacity":0.85});
+    const p=svg("circle",{cx:x,cy:y,r:5,fill:c,class:"point","fill-opacity":0.85});
     p.addEventListener("mousemove",ev=>{tip.style.display="block";tip.style.left=(ev.clientX+12)+"px";tip.style.top=(ev.clientY+12)+"px";
       tip.textContent=`${r.planner} B=${r.budget}: acc ${fmt(r.accuracy)} [${fmt(lo)}, ${fmt(hi)}], n=${r.n}, $${fmt(r.cost_usd,5)}, ${fmt(r.tokens,0)} tokens`;});
     p.addEventListener("mouseleave",()=>{tip.style.display="none";});
     s.appendChild(p);
-  });
-  planners.forEach((name,i)=>{const t=svg("text",{x:L+8,y:T+12+i*14,"font-size":11,fill:COLORS[i%COLORS.length]});t.textContent="\\u25cf "+name;s.appendChild(t);});
+    const same=pts.filter(q=>q.k===k&&Math.abs(q.x-x)<1&&Math.abs(q.y-y)<1);
+    if(same[0].r!==r)continue;  // one label for points that coincide: B=3, 5
+    const text=`B=${same.map(q=>q.r.budget).join(", ")}`,w=6*text.length;let ly=y-8;
+    const left=x+w+8>W?x-8-w:x+7;  // never past the right edge
+    while(placed.some(q=>Math.abs(q.x-left)<w&&Math.abs(q.y-ly)<11))ly-=11;  // another label there: go up
+    if(ly<T+8)ly=y+16;
+    placed.push({x:left,y:ly});
+    const t=svg("text",{x:left,y:ly,"font-size":10,fill:c,class:"point-label"});t.textContent=text;s.appendChild(t);
+  }
+  let lx=L,ly=H+6;  // the legend, under the axis: it never covers a point
+  for(const [i,name] of [...planners.map((n,i)=>[i,n]),[-1,"Pareto frontier"]]){
+    const room=Math.floor((W-L)/6.5)-2,whole=(i<0?"- - ":"\\u25cf ")+name;
+    const label=whole.length>room?whole.slice(0,room-1)+"\\u2026":whole,w=6.5*label.length+14;  // long labels: cut, whole on hover
+    if(lx+w>W-R&&lx>L){lx=L;ly+=16;}
+    const t=svg("text",{x:lx,y:ly,"font-size":11,fill:i<0?"#222":COLORS[i%COLORS.length],class:"legend"});t.textContent=label;
+    const full=svg("title",{});full.textContent=whole;t.appendChild(full);s.appendChild(t);lx+=w;}
+  s.setAttribute("height",ly+8);s.setAttribute("viewBox",`0 0 ${W} ${ly+8}`);
   return s;
 }
 function table(rows){
