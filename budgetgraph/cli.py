@@ -26,6 +26,7 @@ from .errors import BudgetgraphError
 from .models.registry import model_forms
 from .planners.mcts import DEFAULT_PRIOR_MIX
 from .tools.corpus import Corpus
+from .tools.search_backends import SEARCH_BACKENDS
 
 
 def _planner_help(prefix: str) -> str:
@@ -224,12 +225,20 @@ def run(
     corpus: Annotated[
         Path | None, typer.Option(help="A folder of .md/.txt files or a .jsonl of {id,title,text}.")
     ] = None,
-    budget: Annotated[
-        str,
+    web: Annotated[
+        str | None,
         typer.Option(
-            help="Caps, e.g. search=5,open=5,usd=0.02,tokens=20000,seconds=120; a bare 5 is 5 calls of each tool"
+            help="Search the web (web_search + fetch_page; the [web] extra) with: "
+            + "; ".join(f"{k} ({v})" for k, v in SEARCH_BACKENDS.items())
         ),
-    ] = "search=5,open=5",
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Caps, e.g. search=5,open=5,usd=0.02,tokens=20000,seconds=120 (web_search=3,fetch_page=2 with "
+            "--web); a bare 5 is 5 calls of each tool (the default)"
+        ),
+    ] = None,
     planner: Annotated[
         str, typer.Option(help=_planner_help("The planner (react shows no budget; tracker is the default)"))
     ] = "tracker",
@@ -244,10 +253,15 @@ def run(
     try:
         table = PriceTable.from_file(prices) if prices else None
         tools = Corpus.open_path(corpus).tools() if corpus else []
-        caps = Budget.parse(budget, [t.budget_key for t in tools])
+        if web:
+            from .tools.search_backends import search_backend
+            from .tools.web import web_tools
+
+            tools += web_tools(backend=search_backend(web))
+        caps = Budget.parse(budget or "5", [t.budget_key for t in tools]) if tools or budget else Budget()
         if not tools:
             console.print(
-                "[yellow]no --corpus given: the agent has no tools and answers from the model alone[/]"
+                "[yellow]no --corpus or --web given: the agent has no tools and answers from the model alone[/]"
             )
         agent = Agent(
             model=model, tools=tools, budget=caps, planner=planner, prices=table, max_tokens=max_tokens

@@ -16,7 +16,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env["COLUMNS"] = "200"
     return subprocess.run(
         [sys.executable, "-m", "budgetgraph.cli", *args], capture_output=True, text=True, env=env, timeout=120
@@ -52,3 +52,27 @@ def test_near_misses_say_what_was_meant():
         make_env("hotpotq", data="x.jsonl")
     proc = _cli("run", "q", "--model", "scripted", "--planner", "trackr")
     assert proc.returncode != 0 and "did you mean 'tracker'" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("web", "says"),
+    [
+        ("brave", "BRAVE_SEARCH_API_KEY"),
+        ("tavily", "TAVILY_API_KEY"),
+        ("serxng:http://127.0.0.1:9", "did you mean 'searxng'"),
+        ("searxng", "searxng:http://HOST:PORT"),
+    ],
+)
+def test_a_web_backend_without_its_key_or_by_a_wrong_name_is_one_line(web, says):
+    proc = _cli("run", "q", "--model", "scripted", "--web", web)
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) <= 3, lines
+    assert says in " ".join(lines) and "Traceback" not in proc.stderr
+
+
+def test_run_help_lists_the_search_backends_from_their_registry():
+    from budgetgraph.tools.search_backends import SEARCH_BACKENDS
+
+    proc = _cli("run", "--help")
+    flat = " ".join(proc.stdout.split())
+    assert all(name in flat for name in SEARCH_BACKENDS)

@@ -286,3 +286,58 @@ def test_a_missing_web_extra_is_an_error_when_the_tools_are_built(monkeypatch):
     monkeypatch.setattr(extras.importlib, "import_module", without)
     with pytest.raises(MissingExtra, match=r"budgetgraph\[web\]"):
         web_tools()
+
+
+@pytest.mark.model
+def test_run_with_web_searches_a_searxng_instance_by_name_with_the_embedded_model():
+    """`budgetgraph run --web searxng:URL`: the CLI builds the backend by name and the real model searches."""
+    import os
+    import subprocess
+
+    pytest.importorskip("llama_cpp", reason="the embedded model needs pip install 'budgetgraph[local]'")
+    queries: list[str] = []
+
+    class SearXNG(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            from urllib.parse import parse_qs, urlparse
+
+            args = parse_qs(urlparse(self.path).query)
+            queries.append(f"{args.get('q', [''])[0]} format={args.get('format', [''])[0]}")
+            body = json.dumps(
+                {
+                    "results": [
+                        {
+                            "title": "Freedonia - facts",
+                            "url": "https://example.org/freedonia",
+                            "content": "The capital of Freedonia is Zubrowka City, on the river Lund.",
+                        }
+                    ]
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SearXNG)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "budgetgraph.cli", "run", "What is the capital of Freedonia?"]
+            + ["--web", f"searxng:http://127.0.0.1:{httpd.server_address[1]}"]
+            + ["--budget", "web_search=2,fetch_page=1", "--max-tokens", "128"],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+    finally:
+        httpd.shutdown()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "-> web_search(" in proc.stderr and queries and all(q.endswith("format=json") for q in queries)
+    assert "answer:" in proc.stdout and "zubrowka" in proc.stdout.lower()
+    assert "web_search" in proc.stdout and "fetch_page" in proc.stdout  # the usage table names both caps

@@ -13,9 +13,9 @@ from typing import Any
 
 from .._extras import require
 from ..errors import ConfigError, ToolCallError
-from .web import SearchResult
+from .web import DDGSBackend, SearchBackend, SearchResult
 
-__all__ = ["BraveBackend", "SearXNGBackend", "TavilyBackend"]
+__all__ = ["SEARCH_BACKENDS", "BraveBackend", "SearXNGBackend", "TavilyBackend", "search_backend"]
 
 _TAGS = re.compile(r"<[^>]{0,200}>")
 _MAX_REPLY = 2_000_000
@@ -177,3 +177,38 @@ class SearXNGBackend(_HTTPBackend):
         return [
             SearchResult(_clean(r.get("title")), _clean(r.get("url")), _clean(r.get("content"))) for r in rows
         ]
+
+
+SEARCH_BACKENDS: dict[str, str] = {
+    "ddgs": "DuckDuckGo and other engines through the ddgs package (no key)",
+    "brave": "the Brave Search API (key in BRAVE_SEARCH_API_KEY)",
+    "tavily": "the Tavily API (key in TAVILY_API_KEY)",
+    "searxng:URL": "a SearXNG instance's JSON API, e.g. searxng:http://127.0.0.1:8888",
+}
+"""The backends ``search_backend`` builds by name (the CLI's ``--web`` help is made from this)."""
+
+
+def search_backend(spec: str) -> SearchBackend:
+    """A search backend by name: ``ddgs``, ``brave``, ``tavily`` or ``searxng:URL``; keys come from the
+    environment, and a missing one is a ConfigError naming the variable."""
+    name, _, rest = spec.strip().partition(":")
+    name = name.lower()
+    names = [k.split(":")[0] for k in SEARCH_BACKENDS]
+    if name not in names:
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"no search backend {spec!r}{hint} The backends: {', '.join(SEARCH_BACKENDS)}")
+    if name == "searxng":
+        if not rest.strip():
+            raise ConfigError("searxng needs the instance's URL: searxng:http://HOST:PORT")
+        return SearXNGBackend(rest.strip())
+    if rest:
+        raise ConfigError(f"{spec!r}: only searxng takes a URL (searxng:URL)")
+    if name == "ddgs":
+        require("ddgs", "web")
+        return DDGSBackend()
+    if name == "brave":
+        return BraveBackend()
+    return TavilyBackend()
