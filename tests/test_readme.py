@@ -33,7 +33,7 @@ def test_no_block_needs_what_a_fresh_clone_lacks():
         if lang != "bash":
             continue
         words = shlex.split(code.replace("\\\n", " "), comments=True)
-        for flag, value in zip(words, words[1:]):
+        for flag, value in zip(words, words[1:], strict=False):
             if flag in ("--data", "--corpus"):
                 assert (ROOT / value).exists(), f"{page} block {n}: {flag} {value} is not in the repository"
 
