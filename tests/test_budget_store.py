@@ -287,3 +287,13 @@ def test_the_model_sees_the_accounts_caps_in_its_budget_block(tmp_path):
     assert "search: used 1, remaining 2 of 3" in block  # the run's own cap
     assert "account search (this day, shared with other runs): used 1, remaining 9 of 10" in block
     assert "account llm calls (this day, shared with other runs): used 1, remaining" in block
+    # BATS's per-tool block (any planner's with budget_block="per_tool") shows the account's caps too
+    from budgetgraph import AgentOptions
+
+    per_tool = AgentOptions(budget_block="per_tool")
+    result = Agent(ScriptedModel(script), [search], "search=3", planner="tracker", options=per_tool).run(
+        "q?", account=account
+    )
+    block = next(m.content for m in result.messages if m.role == "tool")
+    assert "search: used 1, remaining 2 of 3" in block and "at most" in block  # the per-tool block
+    assert "account search (this day, shared with other runs): used 2, remaining 8 of 10" in block

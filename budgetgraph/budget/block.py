@@ -8,7 +8,14 @@ from decimal import Decimal
 from .ledger import Ledger, Regime
 from .limits import TOOL_PREFIX, Amount
 
-__all__ = ["GENERIC_POLICY", "REGIME_POLICY", "RegimePolicy", "render_budget_block", "render_policy"]
+__all__ = [
+    "GENERIC_POLICY",
+    "REGIME_POLICY",
+    "RegimePolicy",
+    "account_lines",
+    "render_budget_block",
+    "render_policy",
+]
 
 RegimePolicy = Mapping[Regime, str]
 
@@ -43,6 +50,20 @@ def _fmt(key: str, value: Amount) -> str:
     return f"{int(value):,}"
 
 
+def account_lines(ledger: Ledger) -> list[str]:
+    """One line per cap of the run's account (a cap shared with other runs, in its window), if it has one."""
+    if ledger.account is None or not ledger.account.limits:
+        return []
+    usage = ledger.account.usage()
+    window = "in all" if usage.window == "total" else f"this {usage.window}"
+    return [
+        f"account {_label(key)} ({window}, shared with other runs): used "
+        f"{_fmt(key, usage.spent.get(key, 0))}, remaining {_fmt(key, usage.remaining(key) or 0)} of "
+        f"{_fmt(key, limit)}"
+        for key, limit in ledger.account.limits.items()
+    ]
+
+
 def render_budget_block(ledger: Ledger, policy: RegimePolicy = REGIME_POLICY) -> str:
     """``<budget>`` with used and remaining per capped resource (the run's, then its account's: a shared cap
     across runs, in its window), and the current regime."""
@@ -53,15 +74,7 @@ def render_budget_block(ledger: Ledger, policy: RegimePolicy = REGIME_POLICY) ->
         lines.append(
             f"{_label(key)}: used {_fmt(key, used)}, remaining {_fmt(key, remaining or 0)} of {_fmt(key, limit)}"
         )
-    if ledger.account is not None and ledger.account.limits:
-        usage = ledger.account.usage()
-        window = "in all" if usage.window == "total" else f"this {usage.window}"
-        for key, limit in ledger.account.limits.items():
-            left = usage.remaining(key)
-            lines.append(
-                f"account {_label(key)} ({window}, shared with other runs): used "
-                f"{_fmt(key, usage.spent.get(key, 0))}, remaining {_fmt(key, left or 0)} of {_fmt(key, limit)}"
-            )
+    lines.extend(account_lines(ledger))
     regime = ledger.regime()
     lines.append(f"regime: {policy[regime]}")
     lines.append("</budget>")

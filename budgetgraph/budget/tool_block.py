@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from .block import _fmt, _label
+from .block import _fmt, _label, account_lines
 from .ledger import Ledger, Regime, regime_of
 from .limits import TOOL_PREFIX
 
@@ -83,6 +83,7 @@ def render_tool_block(ledger: Ledger, units: Mapping[str, str] | None = None) ->
                     word = {"queries": "query", "calls": "call"}.get(word, word.removesuffix("s"))
                 line += f" ({TOOL_REGIMES[regime]}; at most {n} {word} this turn)"
         lines.append(line)
+    lines.extend(account_lines(ledger))
     lines.append(BEST_USE)
     lines.append("</budget>")
     return "\n".join(lines)
