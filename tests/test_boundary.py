@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -623,6 +623,34 @@ def _lie(kind: str, scale: float) -> Any:
     where=st.sampled_from(["none", "sqlite", "redis"]),
     crash=st.booleans(),
     approve=st.booleans(),
+)
+# every lie, store, crash and approval at least once, whatever the random draws (the check below counts them)
+@example(
+    kinds=["honest", "none", "negative", "nan"],
+    scale=0.1,
+    caps={"tokens": 3000},
+    account_caps={"tokens": 5000},
+    where="sqlite",
+    crash=True,
+    approve=True,
+)
+@example(
+    kinds=["zero", "huge", "missing", "under"],
+    scale=0.3,
+    caps={"search": 2},
+    account_caps={"tokens": 4000, "search": 3},
+    where="redis",
+    crash=False,
+    approve=False,
+)
+@example(
+    kinds=["missing"],
+    scale=0.0,
+    caps={},
+    account_caps={"tokens": 2000},
+    where="none",
+    crash=True,
+    approve=False,
 )
 def test_a_hostile_backend_never_overshoots_a_run_or_account_cap(
     tmp_path: Path,
