@@ -283,3 +283,94 @@ def test_a_batch_larger_than_the_budget_runs_what_fits_or_is_refused_whole(trim)
         assert result.usage.tool_calls == {"batch": 2} and float(result.usage.usd) == pytest.approx(0.002)
     else:
         assert seen == [] and "needed 4, 2 left" in text and result.usage.tool_calls == {}
+
+
+def _two_tools(log: list[str]):
+    @tool
+    def search(query: str) -> str:
+        """Search."""
+        log.append(f"search {query}")
+        return f"hits for {query}"
+
+    @tool
+    def fetch(url: str) -> str:
+        """Fetch a page."""
+        log.append(f"fetch {url}")
+        return f"the page {url} says: 42"
+
+    return [search, fetch]
+
+
+def _retries_the_spent_tool(messages, tools):
+    """Search once, search again (refused: its cap is 1), then fetch, then answer from the page."""
+    done = [m for m in messages if m.role == "tool"]
+    if len(done) == 0:
+        return ScriptedModel.tool_calls([("search", {"query": "a"})])
+    if len(done) == 1:
+        return ScriptedModel.tool_calls([("search", {"query": "b"})])
+    if not any(m.name == "fetch" for m in done):
+        return ScriptedModel.tool_calls([("fetch", {"url": "u"})])
+    return ScriptedModel.text("<answer>42</answer>")
+
+
+def test_a_refused_turn_returns_to_the_model_while_another_tool_is_funded():
+    log: list[str] = []
+    budget = Budget(tool_calls={"search": 1, "fetch": 2})
+    result = Agent(ScriptedModel(_retries_the_spent_tool), _two_tools(log), budget, planner="tracker").run(
+        "q?"
+    )
+    assert log == ["search a", "fetch u"]  # the funded tool ran after the refused turn
+    assert result.answer == "42" and result.stop_reason.kind == "answered"
+    refused = [m for m in result.messages if m.role == "tool" and m.status == "refused"]
+    assert len(refused) == 1 and "search" in refused[0].content
+    # the block names the spent tool out and keeps the funded one's allowance; the run is not CRITICAL
+    block = refused[0].content
+    assert (
+        "search: used 1, remaining 0 of 1 (exhausted" in block
+        and "fetch: used 0, remaining 2 of 2 (at most" in block
+    )
+    assert "regime: CRITICAL" not in block
+
+
+def test_the_papers_stop_at_the_first_exhausted_budget_is_kept_by_name():
+    from budgetgraph import AgentOptions
+
+    log: list[str] = []
+    budget = Budget(tool_calls={"search": 1, "fetch": 2})
+    paper = AgentOptions(stop_on_exhausted=True)
+    result = Agent(ScriptedModel(_retries_the_spent_tool), _two_tools(log), budget, options=paper).run("q?")
+    assert log == ["search a"]  # the first exhausted tool ends the run; fetch never runs
+    assert result.stop_reason.kind == "budget_exhausted" and result.stop_reason.resource == "search"
+
+
+def test_two_refused_turns_in_a_row_go_to_the_answer():
+    log: list[str] = []
+    always_search = ScriptedModel(
+        lambda messages, tools: (
+            ScriptedModel.tool_calls([("search", {"query": "again"})])
+            if tools
+            else ScriptedModel.text("<answer>done</answer>")
+        )
+    )
+    budget = Budget(tool_calls={"search": 1, "fetch": 2})
+    result = Agent(always_search, _two_tools(log), budget).run("q?")
+    assert log == ["search again"]
+    refused = [m for m in result.messages if m.role == "tool" and m.status == "refused"]
+    assert len(refused) == 2 and result.stop_reason.kind == "budget_exhausted"
+    assert result.usage.llm_calls == 4  # 3 acting turns and the answer: no loop to max_turns
+
+
+def test_the_tracker_block_never_advises_a_small_cap_in_one_call():
+    from budgetgraph.budget.block import render_budget_block
+    from budgetgraph.budget.ledger import Ledger
+
+    ledger = Ledger(Budget(tool_calls={"web_search": 3, "fetch_page": 2}))
+    block = render_budget_block(ledger, units={"web_search": "queries", "fetch_page": "urls"})
+    assert "web_search: used 0, remaining 3 of 3 (at most 2 queries this turn)" in block
+    assert "fetch_page: used 0, remaining 2 of 2 (at most 1 url this turn)" in block
+    assert "3-5" not in block and "regime: HIGH" in block
+    ledger.commit(ledger.reserve({"tool:web_search": 3}))
+    block = render_budget_block(ledger, units={"web_search": "queries", "fetch_page": "urls"})
+    assert "(exhausted: do not call it" in block and "regime: HIGH" in block  # fetch_page is untouched
+    ledger.commit(ledger.reserve({"tool:fetch_page": 2}))
+    assert "regime: CRITICAL" in render_budget_block(ledger)  # nothing left to call

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from budgetgraph import Agent, Budget, Ledger, tool
+from budgetgraph import Agent, BATSOptions, Budget, Ledger, tool
 from budgetgraph.agents.bats_graph import evidence_only
 from budgetgraph.models import ScriptedModel
 from budgetgraph.models.messages import Message, ToolCall
@@ -183,31 +183,31 @@ def test_continue_with_too_little_budget_becomes_pivot():
 
 def test_exhaustion_leads_to_selection_and_never_to_none(mini_corpus):
     model = _driver(["CONTINUE", "CONTINUE", "CONTINUE"], answers=("Alpha", "Beta", "Gamma"), pick=2)
-    _, result = _run(model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus)
+    _, result = _run(
+        model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus, bats_stop_on_exhausted=True
+    )
     assert str(result.stop_reason) == "budget_exhausted: search"
     assert "select" in result.usage.by_role and result.answer == "Beta"  # two attempts, the judge picked #2
-    # the paper stops at the first exhausted tool budget: search ran out with one open left
+    # the paper stops at the first exhausted tool budget (by name): search ran out with one open left
     assert result.usage.tool_calls == {"search": 3, "open": 2}
     _check_ledger(result)
     model = _driver(["CONTINUE", "CONTINUE", "CONTINUE"], answers=("Alpha", "Beta", "Gamma"), pick=2)
-    _, result = _run(
-        model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus, bats_stop_on_exhausted=False
-    )
+    _, result = _run(model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus)
     assert result.usage.tool_calls == {
         "search": 3,
         "open": 3,
-    }  # with the option off, until every tool is spent
+    }  # by default, until every tool is spent
 
 
-def test_the_first_exhausted_tool_stops_a_bats_run(mini_corpus):
+def test_the_first_exhausted_tool_stops_a_bats_run_when_named(mini_corpus):
     model = _driver(["SUCCESS"])
-    _, result = _run(model, Budget(tool_calls={"search": 1, "open": 5}), mini_corpus)
+    _, result = _run(
+        model, Budget(tool_calls={"search": 1, "open": 5}), mini_corpus, bats_stop_on_exhausted=True
+    )
     assert str(result.stop_reason) == "budget_exhausted: search"
     assert result.usage.tool_calls == {"search": 1} and "verify" not in result.usage.by_role
     model = _driver(["SUCCESS"])
-    _, result = _run(
-        model, Budget(tool_calls={"search": 1, "open": 5}), mini_corpus, bats_stop_on_exhausted=False
-    )
+    _, result = _run(model, Budget(tool_calls={"search": 1, "open": 5}), mini_corpus)
     assert result.usage.tool_calls == {"search": 1, "open": 1} and result.answer == "Alpha"
 
 
@@ -601,7 +601,13 @@ def test_the_judge_sees_only_the_best_tier_with_each_trajectory(mini_corpus):
 
 def test_full_mode_runs_until_the_budget_is_spent(mini_corpus):
     model = _driver(["SUCCESS"] * 10, answers=("Alpha",) * 10)
-    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 9}), mini_corpus, bats_mode="full")
+    _, result = _run(
+        model,
+        Budget(tool_calls={"search": 5, "open": 9}),
+        mini_corpus,
+        bats_mode="full",
+        bats_stop_on_exhausted=True,
+    )
     # more than the early-stop mode's 3 attempts: four, as the fifth search exhausts the search budget
     assert len(_verifier_notes(result)) == 4
     assert str(result.stop_reason) == "budget_exhausted: search" and result.answer == "Alpha"
@@ -706,10 +712,10 @@ def test_consistency_selection_takes_the_majority_over_the_verifiers_tier(mini_c
     answers = ("Alpha", "Beta", "Alpha")
     budget = Budget(tool_calls={"search": 4, "open": 9})  # the fourth search exhausts it: three attempts
     model = _driver(decisions, answers=answers)
-    _, tier = _run(model, budget, mini_corpus, bats_mode="full")
+    _, tier = _run(model, budget, mini_corpus, bats_mode="full", bats_stop_on_exhausted=True)
     assert tier.answer == "Beta" and tier.details["selected_by"] == "rank"
     model = _driver(decisions, answers=answers)
-    _, result = _run(model, budget, mini_corpus, bats_selection="consistency")
+    _, result = _run(model, budget, mini_corpus, bats_selection="consistency", bats_stop_on_exhausted=True)
     assert result.answer == "Alpha" and result.details["selected_by"] == "consistency"
     assert result.details["consistency"]["stopped"] is False  # the search budget ended it, not the rule
     assert str(result.stop_reason) == "budget_exhausted: search"
@@ -719,7 +725,11 @@ def test_consistency_selection_takes_the_majority_over_the_verifiers_tier(mini_c
 def test_consistency_selection_falls_back_to_the_tier_on_a_tie(mini_corpus):
     model = _driver(["PIVOT", "SUCCESS"], answers=("Alpha", "Beta"))
     _, result = _run(
-        model, Budget(tool_calls={"search": 3, "open": 9}), mini_corpus, bats_selection="consistency"
+        model,
+        Budget(tool_calls={"search": 3, "open": 9}),
+        mini_corpus,
+        bats_selection="consistency",
+        bats_stop_on_exhausted=True,  # two attempts: the third search ends it
     )
     assert result.answer == "Beta" and result.details["selected_by"] == "rank"
     assert result.details["consistency"] == {
@@ -788,7 +798,8 @@ def test_bats_stops_at_a_cap_that_its_tools_share(mini_corpus):
         return "0"
 
     model = _driver(["SUCCESS"])
-    agent = Agent(model, [*tools, calculator], Budget(tool_calls={"docs": 1}), planner="bats")
+    paper = BATSOptions(stop_on_exhausted=True)
+    agent = Agent(model, [*tools, calculator], Budget(tool_calls={"docs": 1}), planner="bats", options=paper)
     result = asyncio.run(agent.arun("Who designed the Apple Remote?"))
     assert str(result.stop_reason) == "budget_exhausted: docs"  # the paper's rule, on the shared cap
     assert sum(result.usage.tool_calls.values()) == 1 and "verify" not in result.usage.by_role

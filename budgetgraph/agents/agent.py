@@ -160,6 +160,7 @@ class Agent:
             approve=needs,
             turn_control=self.turn_control,
             budget_block=block,
+            stop_on_exhausted=opts.stop_on_exhausted,
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(

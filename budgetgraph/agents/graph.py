@@ -77,12 +77,15 @@ class LoopConfig:
     """Budget forcing (``react_nudge``): an answer while tool budget remains gets the "Wait, ..." nudge."""
     budget_block: Literal["scarcest", "per_tool"] = "scarcest"
     """The ``<budget>`` block: one regime from the scarcest resource, or the paper's regime per tool."""
+    stop_on_exhausted: bool = False
+    """End the run at the first exhausted tool budget or turn of refused calls (the BATS paper's ReAct);
+    by default it goes on while any capped tool can be called."""
 
     def render_block(self, ledger: Any) -> str:
+        units = {t.budget_key: t.units for t in self.tools.values() if isinstance(t.units, str)}
         if self.budget_block == "per_tool":
-            units = {t.budget_key: t.units for t in self.tools.values() if isinstance(t.units, str)}
             return render_tool_block(ledger, units)
-        return render_budget_block(ledger, self.regime_policy)
+        return render_budget_block(ledger, self.regime_policy, units)
 
     def new_run(self, ledger: Any = None) -> MeteredRun:
         from ..budget.ledger import Ledger
@@ -335,7 +338,9 @@ class AgentLoop:
             return self.keep(
                 run, {"phase": "run_tools", "inflight": inflight, "notes": notes, "refused": refused}
             )
-        return await self.finish_tools(run, runtime, calls, texts, admitted, refused)
+        return await self.finish_tools(
+            run, runtime, calls, texts, admitted, refused, state.get("refused_turns", 0)
+        )
 
     async def run_tools_node(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         run = self.run_of(state, runtime)
@@ -354,7 +359,13 @@ class AgentLoop:
             if call.id in lost:
                 texts[i] = await self._lost(run, call)
         update = await self.finish_tools(
-            run, runtime, calls, texts, admitted, list(state.get("refused") or [])
+            run,
+            runtime,
+            calls,
+            texts,
+            admitted,
+            list(state.get("refused") or []),
+            state.get("refused_turns", 0),
         )
         update.update(inflight=[], notes={}, refused=[])
         return update
@@ -379,6 +390,7 @@ class AgentLoop:
         texts: list[Answered | None],
         admitted: list[Admitted],
         refused: list[str],
+        refused_turns: int = 0,
     ) -> dict[str, Any]:
         outcomes = await asyncio.gather(*(self._run_one(run, runtime, a) for a in admitted))
         deadline = False
@@ -392,7 +404,9 @@ class AgentLoop:
             Message.tool((t.text if t else "") + block, c.id, c.name, t.status if t else "error")
             for c, t in zip(calls, texts, strict=True)
         ]
-        update: dict[str, Any] = {"messages": messages, "phase": "act"}
+        all_refused = bool(refused) and not admitted
+        update: dict[str, Any] = {"messages": messages, "phase": "act", "refused_turns": 0}
+        gone = self.exhausted_cap(run) if self.cfg.stop_on_exhausted else ""
         if deadline or run.ledger.available("seconds") == 0:
             update.update(phase="done", stop=stop("budget_exhausted", "seconds", "The time budget is spent."))
         elif self.cfg.tools and not run.tools.available():
@@ -403,10 +417,20 @@ class AgentLoop:
                     "budget_exhausted", key, f"The {key.removeprefix(TOOL_PREFIX)} budget is exhausted."
                 ),
             )
-        elif refused and not admitted:
+        elif gone:  # the paper's ReAct: the first exhausted tool budget ends the run
+            update.update(
+                phase="answer",
+                stop=stop(
+                    "budget_exhausted", gone, f"The {gone.removeprefix(TOOL_PREFIX)} budget is exhausted."
+                ),
+            )
+        elif all_refused and (self.cfg.stop_on_exhausted or refused_turns >= 1):
+            # a second turn of refused calls in a row: the model is not using what is left, so it answers
             update.update(
                 phase="answer", stop=stop("budget_exhausted", refused[0], "every tool call was refused")
             )
+        elif all_refused:  # back to the model, with the refusals and what is left in the block
+            update["refused_turns"] = refused_turns + 1
         return self.keep(run, update)
 
     async def _run_one(self, run: MeteredRun, runtime: Runtime[Any] | None, a: Admitted) -> ToolOutcome:

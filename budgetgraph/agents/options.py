@@ -53,7 +53,9 @@ class AgentOptions:
     (``GENERIC_POLICY`` suits tools other than search); ``budget_block``: ``per_tool`` (the paper's regime per
     tool) or ``scarcest`` (one regime from the scarcest resource), None for the planner's default;
     ``turn_cap`` is turn control (a number, ``"p75"`` of ``turn_baseline``, ``"dynamic"``, or a
-    :class:`TurnControl`); ``interrupt_before`` names graph nodes to pause before (LangGraph's)."""
+    :class:`TurnControl`); ``interrupt_before`` names graph nodes to pause before (LangGraph's);
+    ``stop_on_exhausted`` ends the run at the first exhausted tool budget or turn of refused calls, as the BATS
+    paper does (by default a run goes on while any capped tool can still be called)."""
 
     force_first_tool: bool = True
     regime_policy: RegimePolicy = dataclasses.field(default_factory=lambda: dict(REGIME_POLICY), repr=False)
@@ -61,6 +63,7 @@ class AgentOptions:
     turn_cap: int | str | TurnControl | None = None
     turn_baseline: Sequence[int] | str | Path | None = None
     interrupt_before: tuple[str, ...] = ()
+    stop_on_exhausted: bool = False
 
     def __post_init__(self) -> None:
         _check_literals(self)

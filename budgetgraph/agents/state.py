@@ -37,6 +37,8 @@ class AgentState(TypedDict, total=False):
     details: dict[str, Any]
     """What a planner reports about its run (Adaptive-Consistency: samples drawn, votes, why it stopped)."""
     refused: list[str]
+    refused_turns: int
+    """Consecutive turns whose every call was refused (a run goes on after one, not after two)."""
     account: dict[str, Any] | None
     """The budget store account the run spends from (store, key, window, caps; never a secret): a resume
     rebuilds it, or is refused, so that no resumed call escapes the account."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
+from .allowance import allowed_this_turn
 from .ledger import Ledger, Regime
 from .limits import TOOL_PREFIX, Amount
 
@@ -19,12 +20,13 @@ __all__ = [
 
 RegimePolicy = Mapping[Regime, str]
 
-# BATS's policy for search agents (papers.md section 1)
+# BATS's policy for search agents (papers.md section 1), with the per-call numbers left to each tool's line
+# of the block (its regime's share of what it has left), so a small cap is not spent in one call
 REGIME_POLICY: RegimePolicy = {
-    "HIGH": "HIGH (>= 70% left): explore broadly; send 3-5 diverse queries in one search call, open 2-3 documents.",
-    "MEDIUM": "MEDIUM (30-70% left): converge; 2-3 refined queries, open 1-2 documents.",
-    "LOW": "LOW (10-30% left): verify one fact with 1 focused query or answer.",
-    "CRITICAL": "CRITICAL (< 10% left or a tool at 0): do not call an exhausted tool; answer now.",
+    "HIGH": "HIGH (>= 70% left): explore broadly: diverse queries, then open the most promising documents.",
+    "MEDIUM": "MEDIUM (30-70% left): converge: refine what worked; open the 1-2 documents most likely to hold the answer.",
+    "LOW": "LOW (10-30% left): verify one fact with one focused call, or answer.",
+    "CRITICAL": "CRITICAL (< 10% left of every tool you can still call, or of a global cap): answer now.",
 }
 
 # the same regimes for agents whose tools are not search and read (planning, function calling)
@@ -32,7 +34,7 @@ GENERIC_POLICY: RegimePolicy = {
     "HIGH": "HIGH (>= 70% left): compare options before committing; still prefer the cheapest calls that reach the goal.",
     "MEDIUM": "MEDIUM (30-70% left): commit to the cheapest path that still fits; no exploratory calls.",
     "LOW": "LOW (10-30% left): make only calls that finish the task; check each cost against what remains.",
-    "CRITICAL": "CRITICAL (< 10% left or a tool at 0): do not call an exhausted tool; answer now.",
+    "CRITICAL": "CRITICAL (< 10% left of every tool you can still call, or of a global cap): finish now.",
 }
 
 
@@ -64,16 +66,30 @@ def account_lines(ledger: Ledger) -> list[str]:
     ]
 
 
-def render_budget_block(ledger: Ledger, policy: RegimePolicy = REGIME_POLICY) -> str:
+def render_budget_block(
+    ledger: Ledger, policy: RegimePolicy = REGIME_POLICY, units: Mapping[str, str] | None = None
+) -> str:
     """``<budget>`` with used and remaining per capped resource (the run's, then its account's: a shared cap
-    across runs, in its window), and the current regime."""
+    across runs, in its window), how much of each tool to use this turn, and the run's regime. ``units``
+    names what a batch tool's budget counts (budget key -> "queries")."""
+    units = units or {}
     lines = ["<budget>"]
     for key, limit in ledger.limits.items():
         remaining = ledger.remaining(key)
         used = ledger.spent(key)
-        lines.append(
-            f"{_label(key)}: used {_fmt(key, used)}, remaining {_fmt(key, remaining or 0)} of {_fmt(key, limit)}"
-        )
+        line = f"{_label(key)}: used {_fmt(key, used)}, remaining {_fmt(key, remaining or 0)} of {_fmt(key, limit)}"
+        if key.startswith(TOOL_PREFIX):
+            left = int(remaining or 0)
+            if left <= 0:
+                line += " (exhausted: do not call it; the other tools stay usable)"
+            else:
+                unit = units.get(key.removeprefix(TOOL_PREFIX))
+                n = allowed_this_turn(left, int(limit), batch=unit is not None)
+                word = unit or "calls"
+                if n == 1:
+                    word = {"queries": "query", "calls": "call"}.get(word, word.removesuffix("s"))
+                line += f" (at most {n} {word} this turn)"
+        lines.append(line)
     lines.extend(account_lines(ledger))
     regime = ledger.regime()
     lines.append(f"regime: {policy[regime]}")
@@ -86,6 +102,7 @@ def render_policy(policy: RegimePolicy = REGIME_POLICY) -> str:
     rows = "\n".join(f"- {text}" for text in policy.values())
     return (
         "You work under a hard budget. After every tool result a <budget> block shows what is used and what "
-        "remains. Before each tool call, justify it against the remaining budget. Calls that do not fit are "
-        "refused. Policy by regime (the scarcest resource decides):\n" + rows
+        "remains, and how much of each tool to use this turn. Before each tool call, justify it against the "
+        "remaining budget. Calls that do not fit are refused. A tool at 0 is out; the others stay usable. "
+        "Policy by regime (the scarcest resource you can still use decides):\n" + rows
     )

@@ -236,8 +236,16 @@ class Ledger:
         return list(self._limits)
 
     def regime(self) -> Regime:
-        """The regime of the scarcest capped resource (an account's caps included)."""
-        fractions = [f for k in self._limits if (f := self.fraction_remaining(k)) is not None]
+        """The regime of the scarcest resource the run can still use (an account's caps included). A tool at
+        zero is out, CRITICAL for itself, and does not set the run's regime while another tool is funded;
+        with every capped tool at zero, the run is CRITICAL."""
+        tools = [k for k in self._limits if k.startswith(TOOL_PREFIX)]
+        spent_tools = [k for k in tools if (self.remaining(k) or 0) <= 0]
+        if tools and len(spent_tools) == len(tools):
+            return "CRITICAL"
+        fractions = [
+            f for k in self._limits if k not in spent_tools and (f := self.fraction_remaining(k)) is not None
+        ]
         if self.account is not None:
             usage = self.account.usage()
             for key, limit in self.account.limits.items():

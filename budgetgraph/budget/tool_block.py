@@ -7,9 +7,9 @@ use this turn, the depleted tool named, and "Make the best use of the available 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
+from .allowance import allowed_this_turn
 from .block import _fmt, _label, account_lines
 from .ledger import Ledger, Regime, regime_of
 from .limits import TOOL_PREFIX
@@ -32,14 +32,6 @@ TOOL_REGIMES: Mapping[Regime, str] = {
     "LOW": "LOW: verify one fact or finish",
     "CRITICAL": "CRITICAL: one minimal call only if essential",
 }
-_SHARE: Mapping[Regime, tuple[float, int, int]] = {
-    # share of the remaining units, the most for a batch tool (queries), the most for other tools
-    "HIGH": (0.4, 5, 3),
-    "MEDIUM": (0.3, 3, 2),
-    "LOW": (0.0, 1, 1),
-    "CRITICAL": (0.0, 1, 1),
-}
-
 TOOL_POLICY = (
     "You work under a hard budget per tool. After every tool result a <budget> block shows, for each tool, "
     "what is used and what remains, its regime and how many units it may use this turn. Judge each tool by "
@@ -49,16 +41,6 @@ TOOL_POLICY = (
     "budget is 0; use the others or answer. Before each call, justify it against the remaining budget. Calls "
     "that do not fit are refused. " + BEST_USE
 )
-
-
-def allowed_this_turn(remaining: int, limit: int, batch: bool) -> int:
-    """Units a tool may use this turn: its regime's share of what remains, at most the paper's per-call
-    numbers and at least one while any remain (so a budget of 5 is not spent in one call)."""
-    if remaining <= 0:
-        return 0
-    regime = regime_of(remaining / limit if limit else 1.0)
-    share, most_batch, most = _SHARE[regime]
-    return max(1, min(remaining, most_batch if batch else most, math.ceil(remaining * share)))
 
 
 def render_tool_block(ledger: Ledger, units: Mapping[str, str] | None = None) -> str:

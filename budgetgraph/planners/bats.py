@@ -59,8 +59,9 @@ class BATSOptions:
     mode: Mode = "early_stop"
     """``early_stop``: end at the first SUCCESS; ``full``: keep attempting until a budget is spent."""
     max_attempts: int | None = None
-    stop_on_exhausted: bool = True
-    """Stop at the first exhausted tool budget, as the paper does (else when every tool is spent)."""
+    stop_on_exhausted: bool = False
+    """Stop at the first exhausted tool budget, as the paper does (its fidelity runs name it); by default the
+    run goes on while any capped tool can still be called."""
     rule: Rule = "verifier"
     """``verifier``: the verifier decides CONTINUE vs PIVOT, with our guards; ``fraction``: the old 30% rule."""
     context: ContextSchedule = "paper"
