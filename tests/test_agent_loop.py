@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from budgetgraph import Agent, Budget, BudgetExhausted, PriceError, ScriptedModel, ToolCall, tool
+from budgetgraph.models.messages import Message
 
 
 def make_search(log: list[str]):
@@ -374,3 +375,81 @@ def test_the_tracker_block_never_advises_a_small_cap_in_one_call():
     assert "(exhausted: do not call it" in block and "regime: HIGH" in block  # fetch_page is untouched
     ledger.commit(ledger.reserve({"tool:fetch_page": 2}))
     assert "regime: CRITICAL" in render_budget_block(ledger)  # nothing left to call
+
+
+def _estimating(need: str, then: str = "<answer>best so far</answer>"):
+    """Search once, then write the given estimate beside another search call, then answer."""
+
+    def script(messages, tools):
+        done = [m for m in messages if m.role == "tool"]
+        if not tools:
+            return ScriptedModel.text(then)
+        if not done:
+            return ScriptedModel.tool_calls([("search", {"query": "first"})])
+        if len(done) == 1:
+            calls = ScriptedModel.tool_calls([("search", {"query": "second"})]).tool_calls
+            return Message.assistant(f"<need>{need}</need>", calls)
+        return ScriptedModel.text(then)
+
+    return script
+
+
+@pytest.mark.parametrize("planner", ["tracker", "react"])
+def test_a_need_that_does_not_fit_stops_the_run_early_with_its_best_answer(planner):
+    from budgetgraph import AgentOptions
+
+    log: list[str] = []
+    agent = Agent(
+        ScriptedModel(_estimating("search=4, fetch=1")),
+        _two_tools(log),
+        Budget(tool_calls={"search": 3, "fetch": 2}),
+        planner=planner,
+        options=AgentOptions(budget_stop=True),
+    )
+    result = agent.run("q?")
+    assert log == ["search first"]  # the call beside the estimate was not run
+    assert result.stop_reason.kind == "stopped_early" and "search=4" in result.stop_reason.message
+    assert result.answer == "best so far"
+    (estimate,) = result.details["estimates"]
+    assert estimate["need"] == {"search": 4, "fetch": 1}
+    assert estimate["remaining"] == {"search": 2, "fetch": 2} and estimate["used"] == {
+        "search": 1,
+        "fetch": 0,
+    }
+    system = agent.config.system_prompt
+    assert "<need>" in system  # the agent is told to estimate
+    tool_messages = [m.content for m in result.messages if m.role == "tool"]
+    assert planner == "react" or "Estimate what you still need" in tool_messages[0]
+
+
+def test_an_estimate_that_fits_goes_on_and_infeasible_stops():
+    from budgetgraph import AgentOptions
+
+    on = AgentOptions(budget_stop=True)
+    log: list[str] = []
+    budget = Budget(tool_calls={"search": 3, "fetch": 2})
+    fits = Agent(ScriptedModel(_estimating("search=1")), _two_tools(log), budget, options=on).run("q?")
+    assert log == ["search first", "search second"] and fits.stop_reason.kind == "answered"
+    assert fits.details["estimates"][0]["need"] == {"search": 1}
+    log.clear()
+    gave_up = Agent(ScriptedModel(_estimating("infeasible")), _two_tools(log), budget, options=on).run("q?")
+    assert log == ["search first"] and gave_up.stop_reason.kind == "stopped_early"
+    assert (
+        "infeasible" in gave_up.stop_reason.message
+        and gave_up.details["estimates"][0]["need"] == "infeasible"
+    )
+    log.clear()
+    off = Agent(ScriptedModel(_estimating("search=9")), _two_tools(log), budget).run("q?")
+    assert log == ["search first", "search second"] and "estimates" not in off.details  # only when asked
+
+
+def test_parse_need_trusts_only_known_tools():
+    from budgetgraph.agents.need import parse_need, strip_need
+
+    tools = ["search", "open"]
+    assert parse_need("x <need>search=2, open: 1, rm_rf=9</need>", tools) == {"search": 2, "open": 1}
+    assert parse_need("<need>NONE</need>", tools) == "none"
+    assert parse_need("<need>Infeasible: no source</need>", tools) == "infeasible"
+    assert parse_need("no estimate", tools) is None and parse_need("<need>lots</need>", tools) is None
+    assert parse_need("<need>search=1</need> then <need>search=3</need>", tools) == {"search": 3}  # the last
+    assert strip_need("a <need>search=1</need> b") == "a  b"

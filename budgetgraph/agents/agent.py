@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,7 @@ from ..tools.base import Tool
 from .checkpoint import registered
 from .events import AgentEvent, ApprovalRequest, FinalAnswer, events_of
 from .graph import LoopConfig
+from .need import NEED_ASK
 from .options import LEGACY_KEYWORDS, AgentOptions
 from .planners import build_planner_graph
 from .prompts import AnswerStyle, answer_now
@@ -42,6 +43,14 @@ from .structured import answer_nudge, parse_output, repair_output, schema_instru
 from .turns import TurnControl, baseline_turns, turn_control
 
 __all__ = ["Agent", "Question", "RunResult", "StopReason"]
+
+
+def _details(final: Mapping[str, Any]) -> dict[str, Any]:
+    """What the planner reports about its run, with the budget-aware stop's estimates when it made any."""
+    details = dict(final.get("details") or {})
+    if final.get("estimates"):
+        details["estimates"] = list(final["estimates"])
+    return details
 
 
 class Agent:
@@ -139,7 +148,7 @@ class Agent:
             tools={t.name: t for t in self.tools},
             system_prompt=build_system_prompt(
                 self.spec.shows_budget,
-                instructions,
+                "\n\n".join(p for p in (instructions, NEED_ASK if opts.budget_stop else "") if p) or None,
                 system_prompt,
                 opts.regime_policy,
                 answer_style,
@@ -161,6 +170,8 @@ class Agent:
             turn_control=self.turn_control,
             budget_block=block,
             stop_on_exhausted=opts.stop_on_exhausted,
+            budget_stop=opts.budget_stop,
+            read_first=opts.read_first,
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(
@@ -454,7 +465,7 @@ class Agent:
             final.get("messages", []),
             thread_id=(config.get("configurable") or {}).get("thread_id"),
             pending=pending,
-            details=dict(final.get("details") or {}),
+            details=_details(final),
         )
         if self.on_exhausted == "raise" and reason.kind == "budget_exhausted":
             raise BudgetExhausted(f"run stopped: {reason}", result)

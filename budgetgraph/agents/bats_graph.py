@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from langgraph.graph import END, START, StateGraph
@@ -331,6 +332,12 @@ class _BATS(AgentLoop):
             return self.keep(run, {"phase": "select", "stop": response})
         message = response.message
         update: dict[str, Any] = {"messages": [message], "turns": turns + 1}
+        if self.cfg.budget_stop and (judged := self.judge_need(run, message, turns)) is not None:
+            record, why = judged
+            update["estimates"] = [record]
+            if why is not None:  # the agent's estimate ends the search: select from the attempts so far
+                update["messages"] = [replace(message, tool_calls=())]
+                return self.keep(run, {**update, "phase": "select", "stop": stop("stopped_early", "", why)})
         if message.tool_calls:
             used = [_call_text(c.name, c.arguments) for c in message.tool_calls]
             return self.keep(run, {**update, "phase": "tools", "used": [*(state.get("used") or []), *used]})

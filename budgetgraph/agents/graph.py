@@ -34,7 +34,8 @@ from ..tools.base import Tool
 from .approval import review
 from .events import BudgetGrant, BudgetOverrun, TextDelta, ToolCallFinished, ToolCallStarted
 from .markup import MarkupStripper
-from .nudge import NUDGE, NUDGE_LIMIT
+from .need import NEED_LINE, judge_need, parse_need
+from .nudge import NUDGE, NUDGE_LIMIT, READ_FIRST
 from .prompts import answer_now, extract_answer
 from .runtime import RunContext, emit, forget, resolve_run, sink, stop, streaming, user_messages
 from .state import AgentState, StopInfo
@@ -80,6 +81,10 @@ class LoopConfig:
     stop_on_exhausted: bool = False
     """End the run at the first exhausted tool budget or turn of refused calls (the BATS paper's ReAct);
     by default it goes on while any capped tool can be called."""
+    budget_stop: bool = False
+    """The budget-aware stop (``agents.need``): estimates with each block; one that does not fit ends the run."""
+    read_first: bool = False
+    """Ask an agent that answers before reading anything to read first, once (``AgentOptions.read_first``)."""
 
     def render_block(self, ledger: Any) -> str:
         units = {t.budget_key: t.units for t in self.tools.values() if isinstance(t.units, str)}
@@ -224,6 +229,9 @@ class AgentLoop:
                 run,
                 stop("budget_exhausted", key, f"The {key.removeprefix(TOOL_PREFIX)} budget is exhausted."),
             )
+        reading = state.get("read_asked") and history and history[-1].role == "user" and turns > 0
+        if reading:  # the turn after the read-first request: a reading call, as it asks
+            tools = [t for t in tools if t.reads] or tools
         extra: list[Message] = []
         if (tc := self.cfg.turn_control) is not None and run.ledger.available("turns") == 0:
             asked = await self.ask_for_turns(run, runtime, history, tc)
@@ -235,7 +243,8 @@ class AgentLoop:
         prompt = [self.system, *self.remind(run, history)]
         # the turn after a nudge must call a tool, as the nudge says (a small model echoed a result instead)
         after_nudge = self.cfg.nudge and state.get("idle", 0) > 0
-        response = await self.act(run, runtime, "model", prompt, schemas, force=turns == 0 or after_nudge)
+        force = turns == 0 or after_nudge or bool(reading)
+        response = await self.act(run, runtime, "model", prompt, schemas, force=force)
         if not isinstance(response, ModelResponse):
             if response.get("kind") in ("error", "overrun") or response.get("resource") == "seconds":
                 answer = None if response.get("kind") == "error" else _last_text(history)
@@ -243,9 +252,21 @@ class AgentLoop:
             return self.to_answer(run, response)
         message = response.message
         update: dict[str, Any] = {"messages": [*extra, message], "turns": turns + 1}
+        if self.cfg.budget_stop and (judged := self.judge_need(run, message, turns)) is not None:
+            record, why = judged
+            update["estimates"] = [record]
+            if why is not None:  # the agent's own estimate ends the search: its calls are not run
+                update["messages"] = [*extra, replace(message, tool_calls=())]
+                return self.keep(run, {**update, "phase": "answer", "stop": stop("stopped_early", "", why)})
         if message.tool_calls:
             return self.keep(run, {**update, "phase": "tools", "idle": 0})
         answer = extract_answer(message.content)
+        if answer and self.cfg.read_first and not state.get("read_asked"):
+            unread = self.unread(run, history)
+            if unread:
+                ask = Message.user(READ_FIRST.format(tools=" or ".join(unread)))
+                asked = {"messages": [*extra, message, ask], "read_asked": True, "answer": answer}
+                return self.keep(run, {**update, **asked, "phase": "act"})
         idle = state.get("idle", 0) + 1
         if self.cfg.nudge and answer and idle < NUDGE_LIMIT and run.tools.available():
             nudged = {"messages": [*extra, message, Message.user(NUDGE)], "idle": idle, "answer": answer}
@@ -253,6 +274,22 @@ class AgentLoop:
         if not answer:
             return self.keep(run, {**update, "phase": "answer", "stop": stop("answered", "", NO_ANSWER)})
         return self.keep(run, {**update, "phase": "done", "answer": answer, "stop": stop("answered")})
+
+    def unread(self, run: MeteredRun, history: Sequence[Message]) -> list[str]:
+        """The funded reading tools, when none of the run's tools that read has been called yet."""
+        readers = {t.name for t in self.cfg.tools.values() if t.reads}
+        if not readers or any(c.name in readers for m in history for c in m.tool_calls):
+            return []
+        return [t.name for t in run.tools.available() if t.reads]
+
+    def judge_need(
+        self, run: MeteredRun, message: Message, turn: int
+    ) -> tuple[dict[str, Any], str | None] | None:
+        """The estimate in this reply, judged against what remains; None when the reply has none."""
+        estimate = parse_need(message.content, list(self.cfg.tools))
+        if estimate is None:
+            return None
+        return judge_need(estimate, run.ledger, {n: t.budget_key for n, t in self.cfg.tools.items()}, turn)
 
     def remind(self, run: MeteredRun, history: list[Message]) -> list[Message]:
         """Turn control's reminder on the latest message of this turn's prompt (not kept in the history)."""
@@ -400,6 +437,8 @@ class AgentLoop:
         block = (
             "\n\n" + self.cfg.render_block(run.ledger) if self.cfg.show_budget and run.ledger.limits else ""
         )
+        if self.cfg.budget_stop:
+            block += "\n" + NEED_LINE
         messages = [
             Message.tool((t.text if t else "") + block, c.id, c.name, t.status if t else "error")
             for c, t in zip(calls, texts, strict=True)

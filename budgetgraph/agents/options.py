@@ -64,6 +64,12 @@ class AgentOptions:
     turn_baseline: Sequence[int] | str | Path | None = None
     interrupt_before: tuple[str, ...] = ()
     stop_on_exhausted: bool = False
+    read_first: bool = True
+    """An agent that answers before any reading tool (``Tool(reads=True)``: ``open``, ``fetch_page``) ran,
+    while one is funded, is asked once to read the most likely result first."""
+    budget_stop: bool = False
+    """The budget-aware stop: the agent estimates, with each budget block, the calls it still needs; a need
+    that does not fit, or "infeasible", ends the run early with its best answer (``agents.need``)."""
 
     def __post_init__(self) -> None:
         _check_literals(self)

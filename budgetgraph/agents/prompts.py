@@ -32,7 +32,9 @@ _NOW_FORMAT = {
 
 _BASE = (
     "You are a careful research agent. Do not answer from memory or from these instructions: first use the "
-    "tools to find the facts you need, and answer from what they return. Search with short keyword queries, open the most promising documents, and reason step by step. "
+    "tools to find the facts you need, and answer from what they return. Search with short keyword queries, "
+    "then open and read the documents whose titles look relevant: search results are cut-off snippets that "
+    "miss facts, and a question that links two things needs the document of each. Reason step by step. "
     "Call tools only as the tool-call format says. When the documents you read support an answer, {format}."
 )
 

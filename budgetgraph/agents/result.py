@@ -35,7 +35,14 @@ __all__ = [
 ]
 
 StopKind = Literal[
-    "answered", "budget_exhausted", "max_turns", "context_full", "overrun", "interrupted", "error"
+    "answered",
+    "budget_exhausted",
+    "stopped_early",
+    "max_turns",
+    "context_full",
+    "overrun",
+    "interrupted",
+    "error",
 ]
 STOP_KINDS: tuple[str, ...] = get_args(StopKind)
 
@@ -45,7 +52,9 @@ Question = str | Sequence[Any]
 
 @dataclass(frozen=True, slots=True)
 class StopReason:
-    """``kind``: answered | budget_exhausted | max_turns | context_full (the prompt filled the model's
+    """``kind``: answered | budget_exhausted | stopped_early (the budget-aware stop: the agent's own estimate
+    of what it still needs did not fit, or it judged the task infeasible) | max_turns | context_full (the
+    prompt filled the model's
     context window; the answer call then drops old tool results) | overrun (a backend reported more than was
     reserved: ``resource``, and the message says reserved and reported) | interrupted | error; ``resource``
     names the exhausted budget (a tool by its name, never ``tool:NAME``)."""

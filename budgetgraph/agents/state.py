@@ -38,6 +38,10 @@ class AgentState(TypedDict, total=False):
     """What a planner reports about its run (Adaptive-Consistency: samples drawn, votes, why it stopped)."""
     refused: list[str]
     refused_turns: int
+    read_asked: bool
+    """The agent answered before reading anything and was asked once to read first."""
+    estimates: Annotated[list[dict[str, Any]], operator.add]
+    """The budget-aware stop's estimates, each with what was used and left when it was made."""
     """Consecutive turns whose every call was refused (a run goes on after one, not after two)."""
     account: dict[str, Any] | None
     """The budget store account the run spends from (store, key, window, caps; never a secret): a resume

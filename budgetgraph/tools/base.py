@@ -83,7 +83,9 @@ class Tool:
     that is killed at the timeout (the function and its arguments must pickle); by default sync functions run
     on threads, which cannot be killed: a hung one is abandoned. ``cache=True`` (for pure tools: a search of
     a fixed corpus, a test run) answers a call identical to an earlier one of the same run with that result,
-    neither run nor charged. Tools run only through the metering layer.
+    neither run nor charged. ``reads=True`` marks a tool that reads a whole source (a document, a page) after
+    a search found it: a research agent that answers from snippets alone is asked to read first. Tools run
+    only through the metering layer.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class Tool:
         idempotent: bool = False,
         isolation: str = "thread",
         cache: bool = False,
+        reads: bool = False,
     ) -> None:
         if isolation not in ("thread", "process"):
             raise ConfigError(f"tool isolation must be 'thread' or 'process', got {isolation!r}")
@@ -109,6 +112,7 @@ class Tool:
             raise ConfigError(f"tool timeout must be a positive number of seconds or None, got {timeout!r}")
         self.fn = fn
         self.cache = cache
+        self.reads = reads
         self.idempotent = idempotent
         self.isolation = isolation
         self.trim_batches = trim_batches
@@ -197,6 +201,7 @@ def tool(
     idempotent: bool = False,
     isolation: str = "thread",
     cache: bool = False,
+    reads: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 

@@ -302,5 +302,12 @@ def web_tools(
         Tool(
             web_search, price=search_price, units="queries", max_result_chars=max_chars, timeout=timeout * 2
         ),
-        Tool(fetch_page, price=fetch_price, units="urls", max_result_chars=max_chars, timeout=timeout * 3),
+        Tool(
+            fetch_page,
+            price=fetch_price,
+            units="urls",
+            max_result_chars=max_chars,
+            timeout=timeout * 3,
+            reads=True,
+        ),
     ]
