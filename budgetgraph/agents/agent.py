@@ -30,7 +30,7 @@ from ..tools.base import Tool
 from .checkpoint import registered
 from .events import AgentEvent, ApprovalRequest, FinalAnswer, events_of
 from .graph import LoopConfig
-from .need import NEED_ASK
+from .need import NEED_ASK, need_example
 from .options import LEGACY_KEYWORDS, AgentOptions
 from .planners import build_planner_graph
 from .prompts import AnswerStyle, answer_now
@@ -43,6 +43,14 @@ from .structured import answer_nudge, parse_output, repair_output, schema_instru
 from .turns import TurnControl, baseline_turns, turn_control
 
 __all__ = ["Agent", "Question", "RunResult", "StopReason"]
+
+
+def _with_need(instructions: str | None, budget_stop: bool, tools: Sequence[str]) -> str | None:
+    """The instructions, plus the budget-aware stop's request for estimates when it is on."""
+    if not budget_stop:
+        return instructions
+    ask = NEED_ASK.format(example=need_example(tools))
+    return f"{instructions}\n\n{ask}" if instructions else ask
 
 
 def _details(final: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,7 +156,7 @@ class Agent:
             tools={t.name: t for t in self.tools},
             system_prompt=build_system_prompt(
                 self.spec.shows_budget,
-                "\n\n".join(p for p in (instructions, NEED_ASK if opts.budget_stop else "") if p) or None,
+                _with_need(instructions, opts.budget_stop, [t.name for t in self.tools]),
                 system_prompt,
                 opts.regime_policy,
                 answer_style,

@@ -34,7 +34,7 @@ from ..tools.base import Tool
 from .approval import review
 from .events import BudgetGrant, BudgetOverrun, TextDelta, ToolCallFinished, ToolCallStarted
 from .markup import MarkupStripper
-from .need import NEED_LINE, judge_need, parse_need
+from .need import NEED_LINE, judge_need, need_example, parse_need
 from .nudge import NUDGE, NUDGE_LIMIT, READ_FIRST
 from .prompts import answer_now, extract_answer
 from .runtime import RunContext, emit, forget, resolve_run, sink, stop, streaming, user_messages
@@ -240,7 +240,7 @@ class AgentLoop:
             extra = asked
             history = [*history, *extra]
         schemas = [t.schema for t in tools]
-        prompt = [self.system, *self.remind(run, history)]
+        prompt = [self.system, *self.remind(run, self.first_block(run, history, turns))]
         # the turn after a nudge must call a tool, as the nudge says (a small model echoed a result instead)
         after_nudge = self.cfg.nudge and state.get("idle", 0) > 0
         force = turns == 0 or after_nudge or bool(reading)
@@ -274,6 +274,23 @@ class AgentLoop:
         if not answer:
             return self.keep(run, {**update, "phase": "answer", "stop": stop("answered", "", NO_ANSWER)})
         return self.keep(run, {**update, "phase": "done", "answer": answer, "stop": stop("answered")})
+
+    def first_block(self, run: MeteredRun, history: list[Message], turns: int) -> list[Message]:
+        """The first turn's prompt shows the budget block too (so the first call is sized to its share, not
+        a whole small cap); it rides on the question in this prompt only, never in the history."""
+        if (
+            turns
+            or not self.cfg.show_budget
+            or not run.ledger.limits
+            or not history
+            or history[-1].role != "user"
+        ):
+            return history
+        block = self.cfg.render_block(run.ledger)
+        if self.cfg.budget_stop:
+            block += "\n" + NEED_LINE.format(example=need_example(list(self.cfg.tools)))
+        last = history[-1]
+        return [*history[:-1], replace(last, content=f"{last.content}\n\n{block}")]
 
     def unread(self, run: MeteredRun, history: Sequence[Message]) -> list[str]:
         """The funded reading tools, when none of the run's tools that read has been called yet."""
@@ -438,7 +455,7 @@ class AgentLoop:
             "\n\n" + self.cfg.render_block(run.ledger) if self.cfg.show_budget and run.ledger.limits else ""
         )
         if self.cfg.budget_stop:
-            block += "\n" + NEED_LINE
+            block += "\n" + NEED_LINE.format(example=need_example(list(self.cfg.tools)))
         messages = [
             Message.tool((t.text if t else "") + block, c.id, c.name, t.status if t else "error")
             for c, t in zip(calls, texts, strict=True)

@@ -16,17 +16,25 @@ from typing import Any
 from ..budget.ledger import Ledger
 from ..budget.limits import TOOL_PREFIX
 
-__all__ = ["NEED_ASK", "NEED_LINE", "Estimate", "judge_need", "parse_need", "strip_need"]
+__all__ = ["NEED_ASK", "NEED_LINE", "Estimate", "judge_need", "need_example", "parse_need", "strip_need"]
 
 NEED_ASK = (
-    "With each step, first estimate what you still need: write <need>TOOL=N, ...</need> with how many more "
-    "calls of each tool you expect to make before you can answer, <need>none</need> when you can answer now, "
-    "or <need>infeasible</need> when the question cannot be answered within what remains. A need that does "
-    "not fit the remaining budget ends the search, and you answer with what you have."
+    "With each step, first estimate what you still need, then go on in the same reply (a tool call or your "
+    "answer): write <need>{example}</need> with how many more calls of each tool you expect to make before "
+    "you can answer, <need>none</need> when you can answer now, or <need>infeasible</need> when the question "
+    "cannot be answered within what remains. A need that does not fit the remaining budget ends the search, "
+    "and you answer with what you have."
 )
 NEED_LINE = (
-    "Estimate what you still need: <need>TOOL=N, ...</need>, <need>none</need> or <need>infeasible</need>."
+    "Estimate what you still need (<need>{example}</need>, <need>none</need> or <need>infeasible</need>), "
+    "then go on."
 )
+
+
+def need_example(tools: Sequence[str]) -> str:
+    """``search=1, open=1``: the estimate's form with the run's own tool names."""
+    return ", ".join(f"{t}=1" for t in list(tools)[:3]) or "search=1"
+
 
 _NEED = re.compile(r"<need>\s*(.*?)\s*</need>", re.DOTALL | re.IGNORECASE)
 _PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_-]{0,63})\s*[=:]\s*(\d{1,4})")
@@ -44,11 +52,13 @@ def parse_need(text: str, tools: Sequence[str]) -> Estimate | None:
     body = found[-1].strip().lower()
     if body.startswith("infeasible") or "cannot" in body:
         return "infeasible"
-    if body in ("none", "0", "nothing", ""):
-        return "none"
     known = {t.lower(): t for t in tools}
     need = {known[name.lower()]: int(n) for name, n in _PAIR.findall(body) if name.lower() in known}
-    return need if need else None
+    if need:
+        return need
+    if body in ("", "0", "nothing") or "none" in body:
+        return "none"
+    return None
 
 
 def strip_need(text: str) -> str:

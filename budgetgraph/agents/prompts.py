@@ -32,9 +32,7 @@ _NOW_FORMAT = {
 
 _BASE = (
     "You are a careful research agent. Do not answer from memory or from these instructions: first use the "
-    "tools to find the facts you need, and answer from what they return. Search with short keyword queries, "
-    "then open and read the documents whose titles look relevant: search results are cut-off snippets that "
-    "miss facts, and a question that links two things needs the document of each. Reason step by step. "
+    "tools to find the facts you need, and answer from what they return. Search with short keyword queries, open the most promising documents, and reason step by step. "
     "Call tools only as the tool-call format says. When the documents you read support an answer, {format}."
 )
 
@@ -56,6 +54,7 @@ def answer_now(style: AnswerStyle = "full") -> str:
 
 _ANSWER = re.compile(r"<answer>\s*(.*?)\s*(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _TOOL_CALL = re.compile(r"<tool_(?:call|response)>.*?(?:</tool_(?:call|response)>|$)", re.DOTALL)
+_NEED = re.compile(r"<need>.*?(?:</need>|$)", re.DOTALL | re.IGNORECASE)
 _PREFIX = re.compile(r"^\s*(?:final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
 
 
@@ -84,9 +83,9 @@ def extract_answer(text: str) -> str:
     """The text inside the last ``<answer>`` tag, else the reply without an "Answer:" prefix.
 
     Tool-call blocks written as text (a small model does that even when no tools are offered) are not an answer,
-    nor are tool results it echoes as ``<tool_response>`` blocks.
+    nor are tool results it echoes as ``<tool_response>`` blocks, nor the budget-aware stop's ``<need>``.
     """
-    text = _TOOL_CALL.sub("", text)
+    text = _NEED.sub("", _TOOL_CALL.sub("", text))
     found = _ANSWER.findall(text)
     if found:
         return str(found[-1]).strip()

@@ -293,9 +293,7 @@ class Corpus:
                 lines = [f"{i}. [{h.title}] {h.snippet}" for i, h in enumerate(hits, 1)] or ["(no results)"]
                 blocks.append(f'Results for "{q}":\n' + "\n".join(lines))
             text = "\n\n".join(blocks)
-            if not found:
-                return NotFound(text)
-            return text + "\n\n(Snippets are cut: open a title to read its whole document.)"
+            return text if found else NotFound(text)
 
         async def open(title: str) -> str | NotFound:  # noqa: A001 - the tool's public name
             """Open a document by its exact title (as shown in search results) and read its text.
