@@ -502,6 +502,7 @@ def report(
     planner and budget; --compare A,B tells a difference from noise."""
     from .envs.report import (
         category_table,
+        estimate_table,
         render_rows,
         role_mismatches,
         rows_as_dicts,
@@ -539,6 +540,8 @@ def report(
         out.print(per_category)
     if (verdicts := verdict_table(records)) is not None:
         out.print(verdicts)
+    if (estimates := estimate_table(records)) is not None:
+        out.print(estimates)
     with_roles = [r for r in records if (r.get("usage") or {}).get("by_role")]
     if with_roles:
         bad = role_mismatches(with_roles)

@@ -1,11 +1,13 @@
 """Shows: a web-search agent with its own SearchBackend and fetch_page over a local page server, per-tool caps,
 and the fetch guard refusing a cloud-metadata URL without charging it.
 
-    python examples/web_search_agent.py
+    python examples/web_search_agent.py                  # a scripted agent (fast, deterministic)
+    python examples/web_search_agent.py --model local    # the embedded model, 10 questions, pages fetched
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +21,25 @@ PAGES = {
         "The Lumen Remote was designed by Ada Moreau at the Lisbon studio in 2019.",
     ),
     "/studio": ("Lisbon studio", "The Lisbon studio makes remotes, lamps and small speakers."),
+    "/kestrel": (
+        "Kestrel Lamp",
+        "The Kestrel Lamp, sold since 2021, is made of recycled aluminium in Porto.",
+    ),
+    "/tern": ("Tern Speaker", "The Tern Speaker plays for 14 hours on one charge and weighs 410 grams."),
+    "/moreau": ("Ada Moreau", "Ada Moreau is an industrial designer born in Lyon in 1984."),
 }
+QUESTIONS = [  # the snippets (60 characters) stop before each answer: the page must be read
+    ("Who designed the Lumen Remote?", "Ada Moreau"),
+    ("In which year was the Lumen Remote designed?", "2019"),
+    ("What does the Lisbon studio make besides remotes?", "lamps"),
+    ("What is the Kestrel Lamp made of?", "recycled aluminium"),
+    ("In which city is the Kestrel Lamp made?", "Porto"),
+    ("How many hours does the Tern Speaker play on one charge?", "14"),
+    ("How much does the Tern Speaker weigh?", "410"),
+    ("Where was Ada Moreau born?", "Lyon"),
+    ("In which year was Ada Moreau born?", "1984"),
+    ("Since when is the Kestrel Lamp sold?", "2021"),
+]
 
 
 class Pages(BaseHTTPRequestHandler):
@@ -63,12 +83,34 @@ def researcher(messages, tools):
     return ScriptedModel.text(f"<answer>{designer.group(1) if designer else 'unknown'}</answer>")
 
 
+def with_model(model: str, tools: list, episodes: int) -> None:
+    """A real model on the questions: how many episodes fetched at least one page, and how many answered."""
+    fetched = right = 0
+    for question, gold in QUESTIONS[:episodes]:
+        result = Agent(model, tools, "web_search=3,fetch_page=2", planner="tracker").run(question)
+        pages = result.usage.tool_calls.get("fetch_page", 0)
+        fetched += pages > 0
+        right += gold.lower() in (result.answer or "").lower()
+        print(f"{question} -> {result.answer!r}: {dict(result.usage.tool_calls)} ({result.stop_reason})")
+    print(
+        f"episodes that fetched a page: {fetched} of {episodes}; answers with the fact: {right} of {episodes}"
+    )
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", help="a model (e.g. local) instead of the scripted agent")
+    parser.add_argument("--episodes", type=int, default=len(QUESTIONS))
+    args = parser.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     # the guard refuses loopback by default: open it for this one local host only
     tools = web_tools(backend=LocalSearch(base), guard=FetchGuard(allow_hosts=["127.0.0.1"]), max_results=2)
+    if args.model:
+        with_model(args.model, tools, args.episodes)
+        server.shutdown()
+        return
     agent = Agent(ScriptedModel(researcher), tools, "web_search=2,fetch_page=2", planner="tracker")
     result = agent.run("Who designed the Lumen Remote?")
     fetched = [m.content for m in result.messages if m.role == "tool"][-1]

@@ -453,3 +453,56 @@ def test_parse_need_trusts_only_known_tools():
     assert parse_need("no estimate", tools) is None and parse_need("<need>lots</need>", tools) is None
     assert parse_need("<need>search=1</need> then <need>search=3</need>", tools) == {"search": 3}  # the last
     assert strip_need("a <need>search=1</need> b") == "a  b"
+
+
+def _skims(messages, tools):
+    """Search, then answer from the snippets; open the first title when asked to read, then answer."""
+    results = [m for m in messages if m.role == "tool"]
+    if not results:
+        return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
+    if messages[-1].role == "user" and "Read first" in messages[-1].content:
+        title = results[-1].content.split("[", 1)[1].split("]", 1)[0]
+        return ScriptedModel.tool_calls([("open", {"title": title})])
+    return ScriptedModel.text(
+        "<answer>from what I read</answer>" if len(results) > 1 else "<answer>skim</answer>"
+    )
+
+
+def test_an_agent_that_answers_from_snippets_is_asked_once_to_read_first(mini_corpus):
+    from budgetgraph import AgentOptions
+
+    model = ScriptedModel(_skims)
+    budget = Budget(tool_calls={"search": 3, "open": 2})
+    result = Agent(model, mini_corpus.tools(), budget, planner="tracker").run(
+        "Who designed the Apple Remote?"
+    )
+    assert result.usage.tool_calls == {"search": 1, "open": 1} and result.answer == "from what I read"
+    asks = [m for m in result.messages if m.role == "user" and "Read first" in m.content]
+    assert len(asks) == 1 and "call open" in asks[0].content
+    reading = model.requests[2]  # the turn after the request: only the reading tool, and a call is required
+    assert [t.name for t in reading[1]] == ["open"] and reading[2].get("tool_choice") == "required"
+    off = ScriptedModel(_skims)
+    skimmed = Agent(off, mini_corpus.tools(), budget, options=AgentOptions(read_first=False)).run("Who?")
+    assert skimmed.answer == "skim" and skimmed.usage.tool_calls == {"search": 1}
+    spent = Agent(
+        ScriptedModel(_skims), mini_corpus.tools(), Budget(tool_calls={"search": 3, "open": 0})
+    ).run("?")
+    assert spent.answer == "skim"  # nothing to read with: no request
+
+
+def test_the_first_turn_sees_the_budget_block_without_keeping_it(mini_corpus):
+    model = ScriptedModel(_skims)
+    budget = Budget(tool_calls={"search": 3, "open": 2})
+    result = Agent(model, mini_corpus.tools(), budget, planner="tracker").run(
+        "Who designed the Apple Remote?"
+    )
+    first_prompt = model.requests[0][0]
+    assert (
+        "<budget>" in first_prompt[-1].content
+        and "search: used 0, remaining 3 of 3 (at most 2 queries" in first_prompt[-1].content
+    )
+    question = next(m for m in result.messages if m.role == "user")
+    assert question.content == "Who designed the Apple Remote?"  # the history keeps the question as asked
+    plain = ScriptedModel(_skims)
+    Agent(plain, mini_corpus.tools(), budget, planner="react").run("Who?")
+    assert "<budget>" not in plain.requests[0][0][-1].content  # react shows no budget

@@ -231,3 +231,36 @@ def test_a_report_over_two_files_compares_sweeps_run_side_by_side(sweep, tmp_pat
     assert refused.returncode != 0 and "another environment or data" in refused.stderr
     missing = _report(react, tmp_path / "none.jsonl")
     assert missing.returncode != 0 and "no results file" in missing.stderr
+
+
+def test_the_estimate_table_reports_early_stops_failing_tokens_and_calibration():
+    from budgetgraph.envs.report import estimate_rows
+
+    def episode(task, planner, correct, tokens, stop, estimates, final):
+        return {
+            "task_id": task,
+            "model": "m",
+            "planner": planner,
+            "budget": "3",
+            "scores": {"correct": correct},
+            "usage": {"total_tokens": tokens, "tool_calls": final},
+            "stop_reason": stop,
+            "details": {"estimates": estimates} if estimates else {},
+        }
+
+    first = {"need": {"search": 1, "open": 2}, "used": {"search": 1, "open": 0}, "remaining": {}}
+    records = [
+        episode("a", "tracker", 1.0, 1000, "answered", [first], {"search": 2, "open": 1}),  # said 3, made 2
+        episode("b", "tracker", 0.0, 3000, "answered", [first], {"search": 3, "open": 2}),  # said 3, made 4
+        episode(
+            "c", "tracker", 0.0, 500, "stopped_early", [{"need": "infeasible", "used": {}}], {"search": 1}
+        ),
+        episode("a", "react", 0.0, 2000, "answered", None, {"search": 3}),
+    ]
+    rows = {r["planner"]: r for r in estimate_rows(records)}
+    tracker, react = rows["tracker"], rows["react"]
+    assert tracker["stopped_early"] == 1 and tracker["failing"] == 2 and tracker["failing_tokens"] == 1750
+    assert tracker["calibrated_on"] == 2 and tracker["estimated"] == 3 and tracker["used_after"] == 3
+    assert tracker["abs_error"] == 1 and tracker["under"] == 0.5
+    assert react["with_estimates"] == 0 and react["failing_tokens"] == 2000  # the side-by-side baseline
+    assert estimate_rows(records[3:]) == []  # no estimates anywhere: no table

@@ -17,6 +17,8 @@ __all__ = [
     "Row",
     "category_table",
     "compare",
+    "estimate_rows",
+    "estimate_table",
     "render_comparisons",
     "render_compact",
     "paired",
@@ -362,6 +364,82 @@ def verdict_table(records: Iterable[Mapping[str, Any]]) -> Any | None:
             *counts,
             ", ".join(f"{k} {v}" for k, v in sorted(how.items())),
             f"{right}/{len(ended)}" if ended else "-",
+        )
+    return table
+
+
+def estimate_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per (model, planner, budget): early stops, the tokens of failing episodes, and the calibration of the
+    budget-aware stop's first estimate in each episode (estimated calls still needed against the calls made
+    after it, on episodes it did not stop); empty when no episode holds estimates."""
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[_cell(r)].append(r)
+    if not any((r.get("details") or {}).get("estimates") for rs in groups.values() for r in rs):
+        return []
+    out = []
+    for (model, planner, budget), rs in sorted(groups.items()):
+        failing = [r for r in rs if float((r.get("scores") or {}).get("correct", 0.0)) < 1]
+        early = [r for r in rs if str(r.get("stop_reason", "")).startswith("stopped_early")]
+        pairs = []
+        for r in rs:
+            estimates = (r.get("details") or {}).get("estimates") or []
+            first = next((e for e in estimates if isinstance(e.get("need"), dict)), None)
+            if first is None or r in early:
+                continue
+            final = (r.get("usage") or {}).get("tool_calls", {})
+            after = sum(max(0, int(final.get(t, 0)) - int(n)) for t, n in (first.get("used") or {}).items())
+            pairs.append((sum(int(v) for v in first["need"].values()), after))
+        row: dict[str, Any] = {
+            "model": model,
+            "planner": planner,
+            "budget": budget,
+            "n": len(rs),
+            "with_estimates": sum(1 for r in rs if (r.get("details") or {}).get("estimates")),
+            "stopped_early": len(early),
+            "failing": len(failing),
+            "failing_tokens": _mean(float((r.get("usage") or {}).get("total_tokens", 0)) for r in failing),
+            "calibrated_on": len(pairs),
+            "estimated": _mean(float(e) for e, _ in pairs),
+            "used_after": _mean(float(a) for _, a in pairs),
+            "abs_error": _mean(float(abs(e - a)) for e, a in pairs),
+            "under": _mean(float(e < a) for e, a in pairs),
+        }
+        out.append(row)
+    return out
+
+
+def estimate_table(records: Iterable[Mapping[str, Any]]) -> Any | None:
+    """The budget-aware stop's table (see :func:`estimate_rows`); None when no episode holds estimates."""
+    from rich.table import Table
+
+    rows = estimate_rows(records)
+    if not rows:
+        return None
+    table = Table(
+        title="budget-aware stop: early stops, tokens on failing episodes, and the first estimate's calibration",
+        caption="calibration: calls the agent said it still needed against the calls it made after saying so, "
+        "on episodes it did not stop",
+    )
+    heads = ["planner", "B", "n", "estimated in", "stopped early", "failing", "tokens / failing"]
+    heads += ["calibrated on", "estimated", "used after", "|error|", "under-estimates"]
+    for h in heads:
+        table.add_column(h, justify="left" if h in ("planner", "B") else "right")
+    for r in rows:
+        _row(
+            table,
+            r["planner"],
+            r["budget"],
+            str(r["n"]),
+            str(r["with_estimates"]),
+            str(r["stopped_early"]),
+            str(r["failing"]),
+            _fmt(r["failing_tokens"], 0),
+            str(r["calibrated_on"]),
+            _fmt(r["estimated"], 2),
+            _fmt(r["used_after"], 2),
+            _fmt(r["abs_error"], 2),
+            _fmt(r["under"], 2),
         )
     return table
 
