@@ -805,3 +805,29 @@ def test_bats_stops_at_a_cap_that_its_tools_share(mini_corpus):
     assert sum(result.usage.tool_calls.values()) == 1 and "verify" not in result.usage.by_role
     assert result.usage.by_role["act"]["llm_calls"] == 1  # no second act call into a refused open
     assert not any(m.content.startswith("Budget exhausted") for m in result.messages)
+
+
+def test_the_budget_aware_stop_ends_a_bats_attempt_and_selects(mini_corpus):
+    from budgetgraph.models.messages import Message
+
+    inner = _driver(["SUCCESS"])
+
+    def estimating(messages, tools):
+        reply = inner._fn(messages, tools)  # the driver's own step
+        if [c.name for c in reply.tool_calls] == ["open"]:  # before reading: more searches than are left
+            return Message.assistant("<need>search=9, open=1</need>", reply.tool_calls)
+        return reply
+
+    model = ScriptedModel(estimating)
+    _, result = _run(
+        model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus, options=BATSOptions(budget_stop=True)
+    )
+    assert result.stop_reason.kind == "stopped_early" and "search=9" in result.stop_reason.message
+    assert result.usage.tool_calls == {"search": 1}  # the open beside the estimate did not run
+    (estimate,) = result.details["estimates"]
+    assert estimate["need"] == {"search": 9, "open": 1} and estimate["remaining"] == {"search": 2, "open": 3}
+    assert result.answer  # selected (or answered) from what the attempt found
+    assert "<need>" in model.requests[1][0][0].content  # BATS's system prompt asks for estimates
+    tool_results = [m.content for m in result.messages if m.role == "tool"]
+    assert tool_results and "Estimate what you still need" in tool_results[0]  # and its block, each time
+    _check_ledger(result)

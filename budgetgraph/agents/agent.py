@@ -193,7 +193,7 @@ class Agent:
             model=self.model,
             tools=self.tools,
             spawn=self.spawn,
-            instructions=self._prompt_args[0],
+            instructions=_with_need(self._prompt_args[0], opts.budget_stop, [t.name for t in self.tools]),
             system_prompt=system_prompt,
             answer_style=answer_style,
         )
