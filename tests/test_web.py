@@ -329,7 +329,8 @@ def test_run_with_web_searches_a_searxng_instance_by_name_with_the_embedded_mode
         proc = subprocess.run(
             [sys.executable, "-m", "budgetgraph.cli", "run", "What is the capital of Freedonia?"]
             + ["--web", f"searxng:http://127.0.0.1:{httpd.server_address[1]}"]
-            + ["--budget", "web_search=2,fetch_page=1", "--max-tokens", "128"],
+            # no page budget: the snippet is the source (the result's URL is not reachable from a test)
+            + ["--budget", "web_search=2,fetch_page=0", "--max-tokens", "128"],
             capture_output=True,
             text=True,
             timeout=240,
