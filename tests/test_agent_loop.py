@@ -506,3 +506,30 @@ def test_the_first_turn_sees_the_budget_block_without_keeping_it(mini_corpus):
     plain = ScriptedModel(_skims)
     Agent(plain, mini_corpus.tools(), budget, planner="react").run("Who?")
     assert "<budget>" not in plain.requests[0][0][-1].content  # react shows no budget
+
+
+def test_a_reply_with_only_an_estimate_is_asked_to_read_first(mini_corpus):
+    """The 1.5B model ends its reply after the estimate: with a reading tool funded, it is asked to read."""
+    from budgetgraph import AgentOptions
+
+    def estimates_then_stops(messages, tools):
+        results = [m for m in messages if m.role == "tool"]
+        if not results:
+            return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
+        if messages[-1].role == "user" and "Read first" in messages[-1].content:
+            title = results[-1].content.split("[", 1)[1].split("]", 1)[0]
+            return ScriptedModel.tool_calls([("open", {"title": title})])
+        if len(results) == 1:
+            return Message.assistant("<need>search=1, open=1</need>")
+        return ScriptedModel.text("<need>none</need><answer>read it</answer>")
+
+    budget = Budget(tool_calls={"search": 3, "open": 2})
+    agent = Agent(
+        ScriptedModel(estimates_then_stops),
+        mini_corpus.tools(),
+        budget,
+        options=AgentOptions(budget_stop=True),
+    )
+    result = agent.run("Who designed the Apple Remote?")
+    assert result.usage.tool_calls == {"search": 1, "open": 1} and result.answer == "read it"
+    assert [e["need"] for e in result.details["estimates"]] == [{"search": 1, "open": 1}, "none"]

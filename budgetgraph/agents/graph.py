@@ -261,12 +261,11 @@ class AgentLoop:
         if message.tool_calls:
             return self.keep(run, {**update, "phase": "tools", "idle": 0})
         answer = extract_answer(message.content)
-        if answer and self.cfg.read_first and not state.get("read_asked"):
-            unread = self.unread(run, history)
-            if unread:
-                ask = Message.user(READ_FIRST.format(tools=" or ".join(unread)))
-                asked = {"messages": [*extra, message, ask], "read_asked": True, "answer": answer}
-                return self.keep(run, {**update, **asked, "phase": "act"})
+        if self.cfg.read_first and not state.get("read_asked") and (unread := self.unread(run, history)):
+            # an answer (or a reply with neither answer nor call) before anything was read: read first, once
+            ask = Message.user(READ_FIRST.format(tools=" or ".join(unread)))
+            asked = {"messages": [*extra, message, ask], "read_asked": True, "answer": answer or None}
+            return self.keep(run, {**update, **asked, "phase": "act"})
         idle = state.get("idle", 0) + 1
         if self.cfg.nudge and answer and idle < NUDGE_LIMIT and run.tools.available():
             nudged = {"messages": [*extra, message, Message.user(NUDGE)], "idle": idle, "answer": answer}

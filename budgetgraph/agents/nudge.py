@@ -11,7 +11,7 @@ NUDGE_LIMIT = 5
 """Consecutive answers (turns without a tool call) after which the nudged run stops."""
 
 READ_FIRST = (
-    "You answered from search snippets without reading any document, and snippets are cut. Read first: "
+    "Before you answer: you have not read any document yet, and search snippets are cut. Read first: "
     "call {tools} on the result most likely to hold the answer, then answer from what it says."
 )
 """Asked once of a research agent that answers before any reading tool ran while one is funded."""
