@@ -455,14 +455,21 @@ def test_parse_need_trusts_only_known_tools():
     assert strip_need("a <need>search=1</need> b") == "a  b"
 
 
+def _read_when_asked(messages, results):
+    """Open the first title of the last search when the loop asked to read first; None otherwise."""
+    if messages[-1].role == "user" and "Read first" in messages[-1].content:
+        title = results[-1].content.split("[", 1)[1].split("]", 1)[0]
+        return ScriptedModel.tool_calls([("open", {"title": title})])
+    return None
+
+
 def _skims(messages, tools):
     """Search, then answer from the snippets; open the first title when asked to read, then answer."""
     results = [m for m in messages if m.role == "tool"]
     if not results:
         return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
-    if messages[-1].role == "user" and "Read first" in messages[-1].content:
-        title = results[-1].content.split("[", 1)[1].split("]", 1)[0]
-        return ScriptedModel.tool_calls([("open", {"title": title})])
+    if (reading := _read_when_asked(messages, results)) is not None:
+        return reading
     return ScriptedModel.text(
         "<answer>from what I read</answer>" if len(results) > 1 else "<answer>skim</answer>"
     )
@@ -516,9 +523,8 @@ def test_a_reply_with_only_an_estimate_is_asked_to_read_first(mini_corpus):
         results = [m for m in messages if m.role == "tool"]
         if not results:
             return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
-        if messages[-1].role == "user" and "Read first" in messages[-1].content:
-            title = results[-1].content.split("[", 1)[1].split("]", 1)[0]
-            return ScriptedModel.tool_calls([("open", {"title": title})])
+        if (reading := _read_when_asked(messages, results)) is not None:
+            return reading
         if len(results) == 1:
             return Message.assistant("<need>search=1, open=1</need>")
         return ScriptedModel.text("<need>none</need><answer>read it</answer>")

@@ -274,6 +274,12 @@ class AgentLoop:
             return self.keep(run, {**update, "phase": "answer", "stop": stop("answered", "", NO_ANSWER)})
         return self.keep(run, {**update, "phase": "done", "answer": answer, "stop": stop("answered")})
 
+    def need_line(self) -> str:
+        """The budget-aware stop's request for an estimate, under each block ("" when it is off)."""
+        if not self.cfg.budget_stop:
+            return ""
+        return "\n" + NEED_LINE.format(example=need_example(list(self.cfg.tools)))
+
     def first_block(self, run: MeteredRun, history: list[Message], turns: int) -> list[Message]:
         """The first turn's prompt shows the budget block too (so the first call is sized to its share, not
         a whole small cap); it rides on the question in this prompt only, never in the history."""
@@ -285,9 +291,7 @@ class AgentLoop:
             or history[-1].role != "user"
         ):
             return history
-        block = self.cfg.render_block(run.ledger)
-        if self.cfg.budget_stop:
-            block += "\n" + NEED_LINE.format(example=need_example(list(self.cfg.tools)))
+        block = self.cfg.render_block(run.ledger) + self.need_line()
         last = history[-1]
         return [*history[:-1], replace(last, content=f"{last.content}\n\n{block}")]
 
@@ -453,8 +457,7 @@ class AgentLoop:
         block = (
             "\n\n" + self.cfg.render_block(run.ledger) if self.cfg.show_budget and run.ledger.limits else ""
         )
-        if self.cfg.budget_stop:
-            block += "\n" + NEED_LINE.format(example=need_example(list(self.cfg.tools)))
+        block += self.need_line()
         messages = [
             Message.tool((t.text if t else "") + block, c.id, c.name, t.status if t else "error")
             for c, t in zip(calls, texts, strict=True)

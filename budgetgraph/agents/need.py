@@ -61,9 +61,12 @@ def parse_need(text: str, tools: Sequence[str]) -> Estimate | None:
     return None
 
 
+_ANY_NEED = re.compile(r"<need>.*?(?:</need>|$)", re.DOTALL | re.IGNORECASE)
+
+
 def strip_need(text: str) -> str:
-    """The reply without its estimates (what the answer and the user see)."""
-    return _NEED.sub("", text or "").strip()
+    """The reply without its estimates, an unclosed one included (what the answer and the user see)."""
+    return _ANY_NEED.sub("", text or "").strip()
 
 
 def judge_need(

@@ -7,6 +7,7 @@ from typing import Literal
 
 from ..budget.block import REGIME_POLICY, RegimePolicy, render_policy
 from ..budget.tool_block import render_tool_policy
+from .need import strip_need
 
 __all__ = ["ANSWER_NOW", "AnswerStyle", "answer_format", "answer_now", "extract_answer", "system_prompt"]
 
@@ -54,7 +55,6 @@ def answer_now(style: AnswerStyle = "full") -> str:
 
 _ANSWER = re.compile(r"<answer>\s*(.*?)\s*(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _TOOL_CALL = re.compile(r"<tool_(?:call|response)>.*?(?:</tool_(?:call|response)>|$)", re.DOTALL)
-_NEED = re.compile(r"<need>.*?(?:</need>|$)", re.DOTALL | re.IGNORECASE)
 _PREFIX = re.compile(r"^\s*(?:final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
 
 
@@ -85,7 +85,7 @@ def extract_answer(text: str) -> str:
     Tool-call blocks written as text (a small model does that even when no tools are offered) are not an answer,
     nor are tool results it echoes as ``<tool_response>`` blocks, nor the budget-aware stop's ``<need>``.
     """
-    text = _NEED.sub("", _TOOL_CALL.sub("", text))
+    text = strip_need(_TOOL_CALL.sub("", text))
     found = _ANSWER.findall(text)
     if found:
         return str(found[-1]).strip()
