@@ -419,7 +419,7 @@ def test_a_need_that_does_not_fit_stops_the_run_early_with_its_best_answer(plann
     system = agent.config.system_prompt
     assert "<need>" in system  # the agent is told to estimate
     tool_messages = [m.content for m in result.messages if m.role == "tool"]
-    assert planner == "react" or "Estimate what you still need" in tool_messages[0]
+    assert planner == "react" or "estimate what you still need" in tool_messages[0]
 
 
 def test_an_estimate_that_fits_goes_on_and_infeasible_stops():
@@ -539,3 +539,56 @@ def test_a_reply_with_only_an_estimate_is_asked_to_read_first(mini_corpus):
     result = agent.run("Who designed the Apple Remote?")
     assert result.usage.tool_calls == {"search": 1, "open": 1} and result.answer == "read it"
     assert [e["need"] for e in result.details["estimates"]] == [{"search": 1, "open": 1}, "none"]
+
+
+def test_pace_holds_a_small_cap_to_the_blocks_share_of_each_turn():
+    from budgetgraph.agents.options import AgentOptions
+    from budgetgraph.tools import Tool
+
+    seen: list[list[str]] = []
+
+    async def batch(queries: list[str]) -> str:
+        """Search several queries.
+
+        Args:
+            queries: the queries
+        """
+        seen.append(list(queries))
+        return " | ".join(f"hit for {q}" for q in queries)
+
+    def fn(msgs, tools):
+        turn = sum(m.role == "assistant" for m in msgs)
+        if turn >= 2:
+            return ScriptedModel.text("<answer>done</answer>")
+        return ScriptedModel.tool_calls(
+            [("batch", {"queries": [f"t{turn}a", f"t{turn}b", f"t{turn}c"]}), ("batch", {"queries": ["x"]})]
+        )
+
+    tools = [Tool(batch, units="queries")]
+    budget = Budget(tool_calls={"batch": 3})
+    model = ScriptedModel(fn)
+    result = Agent(model, tools, budget, planner="tracker", options=AgentOptions(pace=True)).run("q")
+    # 3 of 3 left is HIGH: at most 2 queries this turn, as the block says; the second call waits
+    assert seen[0] == ["t0a", "t0b"] and ["x"] not in seen[:1]
+    assert "at most 2 queries this turn" in model.requests[0][0][-1].content  # the first turn's block
+    notes = [m.content for m in result.messages if m.role == "tool"]
+    assert notes[0].startswith("[Budget: this turn allows 2 queries; the first 2 of 3 were run")
+    assert "allows no more batch this turn" in notes[1] and "not charged" in notes[1]
+    # the next turn has 1 left: one query, then the cap is spent, never overshot
+    assert seen[1] == ["t1a"] and result.usage.tool_calls == {"batch": 3}
+    seen.clear()
+    unpaced = Agent(ScriptedModel(fn), tools, budget, planner="tracker").run("q")
+    assert seen[0] == ["t0a", "t0b", "t0c"] and unpaced.usage.tool_calls == {"batch": 3}  # off by default
+
+
+def test_a_label_option_that_is_not_true_or_false_is_an_error_not_false():
+    from budgetgraph.agents.planners import parse_planner
+    from budgetgraph.errors import ConfigError
+
+    assert parse_planner("tracker[pace=true;budget_stop=on]") == (
+        "tracker",
+        {"pace": True, "budget_stop": True},
+    )
+    assert parse_planner("tracker[pace=no]") == ("tracker", {"pace": False})
+    with pytest.raises(ConfigError, match=r"pace must be true or false, got 'true,budget_stop=true'.*';'"):
+        parse_planner("tracker[pace=true,budget_stop=true]")

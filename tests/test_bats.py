@@ -829,5 +829,5 @@ def test_the_budget_aware_stop_ends_a_bats_attempt_and_selects(mini_corpus):
     assert result.answer  # selected (or answered) from what the attempt found
     assert "<need>" in model.requests[1][0][0].content  # BATS's system prompt asks for estimates
     tool_results = [m.content for m in result.messages if m.role == "tool"]
-    assert tool_results and "Estimate what you still need" in tool_results[0]  # and its block, each time
+    assert tool_results and "estimate what you still need" in tool_results[0]  # and its block, each time
     _check_ledger(result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -218,6 +219,7 @@ def test_report_table_pareto_and_plot(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, "COLUMNS": "220"},  # the wide table, whatever width the test process has
     )
     assert proc.returncode == 0, proc.stderr
     assert "cost-of-pass" in proc.stdout and "tracker" in proc.stdout

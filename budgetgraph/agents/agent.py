@@ -180,6 +180,7 @@ class Agent:
             stop_on_exhausted=opts.stop_on_exhausted,
             budget_stop=opts.budget_stop,
             read_first=opts.read_first,
+            pace=opts.pace,
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(

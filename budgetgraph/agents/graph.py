@@ -22,6 +22,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from .. import tracing
+from ..budget.allowance import turn_allowance
 from ..budget.block import REGIME_POLICY, RegimePolicy, render_budget_block
 from ..budget.limits import TOOL_PREFIX, Budget
 from ..budget.prices import PriceTable
@@ -85,6 +86,8 @@ class LoopConfig:
     """The budget-aware stop (``agents.need``): estimates with each block; one that does not fit ends the run."""
     read_first: bool = False
     """Ask an agent that answers before reading anything to read first, once (``AgentOptions.read_first``)."""
+    pace: bool = False
+    """Hold each capped tool to the shown block's "at most N this turn" (``AgentOptions.pace``)."""
 
     def render_block(self, ledger: Any) -> str:
         units = {t.budget_key: t.units for t in self.tools.values() if isinstance(t.units, str)}
@@ -357,6 +360,13 @@ class AgentLoop:
     def to_answer(self, run: MeteredRun, info: StopInfo) -> dict[str, Any]:
         return self.keep(run, {"phase": "answer", "stop": info})
 
+    def pace(self, run: MeteredRun) -> dict[str, int]:
+        """The units each capped tool may use this turn, as the shown block says (empty when not paced)."""
+        if not (self.cfg.pace and self.cfg.show_budget):
+            return {}
+        tools = {n: (t.budget_key, isinstance(t.units, str)) for n, t in self.cfg.tools.items()}
+        return turn_allowance(run.ledger, tools)
+
     def admit(
         self, run: MeteredRun, calls: Sequence[Any], skip: Mapping[str, str] | None = None
     ) -> tuple[list[Answered | None], list[Admitted], list[str]]:
@@ -365,11 +375,12 @@ class AgentLoop:
         texts: list[Answered | None] = [None] * len(calls)
         admitted: list[Admitted] = []
         refused: list[str] = []
+        pace = self.pace(run)
         for i, call in enumerate(calls):
             if skip and call.id in skip:
                 texts[i] = Answered(skip[call.id], "refused")
                 continue
-            got = run.tools.admit(call)
+            got = run.tools.admit(call, pace.get(call.name))
             if isinstance(got, Answered):
                 texts[i] = got
             elif isinstance(got, BudgetExceeded):
@@ -378,6 +389,8 @@ class AgentLoop:
             else:
                 admitted.append(got)
                 run.pending[call.id] = got
+                if call.name in pace:
+                    pace[call.name] -= got.units
         return texts, admitted, refused
 
     async def tools_node(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:

@@ -20,20 +20,21 @@ __all__ = ["NEED_ASK", "NEED_LINE", "Estimate", "judge_need", "need_example", "p
 
 NEED_ASK = (
     "With each step, first estimate what you still need, then go on in the same reply (a tool call or your "
-    "answer): write <need>{example}</need> with how many more calls of each tool you expect to make before "
-    "you can answer, <need>none</need> when you can answer now, or <need>infeasible</need> when the question "
-    "cannot be answered within what remains. A need that does not fit the remaining budget ends the search, "
-    "and you answer with what you have."
+    "answer): write <need>{example}</need>, putting in place of each N how many more calls of that tool you "
+    "expect to make before you can answer (count the facts you still miss: each one takes a search and often "
+    "an open); <need>none</need> when you can answer now; <need>infeasible</need> when the question cannot be "
+    "answered within what remains. A need larger than what is left ends the search, and you answer with what "
+    "you have."
 )
 NEED_LINE = (
-    "Estimate what you still need (<need>{example}</need>, <need>none</need> or <need>infeasible</need>), "
-    "then go on."
+    "Before going on, estimate what you still need: <need>{example}</need> with your own counts in place of "
+    "each N, <need>none</need> or <need>infeasible</need>."
 )
 
 
 def need_example(tools: Sequence[str]) -> str:
-    """``search=1, open=1``: the estimate's form with the run's own tool names."""
-    return ", ".join(f"{t}=1" for t in list(tools)[:3]) or "search=1"
+    """``search=N, open=N``: the estimate's form with the run's own tool names, and no number to copy."""
+    return ", ".join(f"{t}=N" for t in list(tools)[:3]) or "search=N"
 
 
 _NEED = re.compile(r"<need>\s*(.*?)\s*</need>", re.DOTALL | re.IGNORECASE)

@@ -70,6 +70,9 @@ class AgentOptions:
     budget_stop: bool = False
     """The budget-aware stop: the agent estimates, with each budget block, the calls it still needs; a need
     that does not fit, or "infeasible", ends the run early with its best answer (``agents.need``)."""
+    pace: bool = False
+    """Where the planner shows a budget block, hold each capped tool to the block's "at most N this turn": a
+    batch beyond it runs its first items, a further call waits a turn (so one call cannot spend a small cap)."""
 
     def __post_init__(self) -> None:
         _check_literals(self)

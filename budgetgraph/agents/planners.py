@@ -156,7 +156,6 @@ def _register_builtins() -> None:
             "react with budget forcing: an early answer is met by the 'Wait, you still have budget' nudge",
             _nudged,
             takes_history=True,
-            prompt_modules=("budgetgraph.agents.nudge",),
         ),
         PlannerSpec(
             "bats",
@@ -315,7 +314,13 @@ def _convert(spec: PlannerSpec | None, label: str, key: str, keyword: str, value
     kind = next((k for k in kinds if field in option_names(k)), AgentOptions)
     plain = field_kind(kind, field) if field in option_names(kind) else str
     if plain is bool:
-        return value.lower() in ("1", "true", "yes", "on")
+        word = value.lower()
+        if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(
+                f"planner label {label!r}: {key} must be true or false, got {value!r} (options are separated "
+                "by ';', as in tracker[pace=true;budget_stop=true])"
+            )
+        return word in ("1", "true", "yes", "on")
     if plain is int:
         if not value.isdigit():
             raise ConfigError(f"planner label {label!r}: {key} must be a whole number, got {value!r}")

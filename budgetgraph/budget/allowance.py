@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from .ledger import Regime, regime_of
+from .ledger import Ledger, Regime, regime_of
+from .limits import TOOL_PREFIX
 
-__all__ = ["allowed_this_turn"]
+__all__ = ["allowed_this_turn", "turn_allowance"]
 
 _SHARE: Mapping[Regime, tuple[float, int, int]] = {
     # share of the remaining units, the most for a batch tool (queries), the most for other tools
@@ -27,3 +28,15 @@ def allowed_this_turn(remaining: int, limit: int, batch: bool) -> int:
     regime = regime_of(remaining / limit if limit else 1.0)
     share, most_batch, most = _SHARE[regime]
     return max(1, min(remaining, most_batch if batch else most, math.ceil(remaining * share)))
+
+
+def turn_allowance(ledger: Ledger, tools: Mapping[str, tuple[str, bool]]) -> dict[str, int]:
+    """What each capped tool may use this turn, as the budget block says it (tool name -> units); ``tools``
+    maps a tool's name to its budget key and whether it batches. Tools without a cap of their own are absent."""
+    out: dict[str, int] = {}
+    for name, (key, batch) in tools.items():
+        limit = ledger.limits.get(TOOL_PREFIX + key)
+        if limit is None:
+            continue
+        out[name] = allowed_this_turn(int(ledger.remaining(TOOL_PREFIX + key) or 0), int(limit), batch)
+    return out

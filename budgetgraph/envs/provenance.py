@@ -123,6 +123,8 @@ SHARED_PROMPT_MODULES = (
     "budgetgraph.budget.block",
     "budgetgraph.agents.turns",
     "budgetgraph.envs.coding",
+    "budgetgraph.agents.nudge",
+    "budgetgraph.agents.need",
 )
 """Prompt modules every episode can read (the loop's and the environments'); each planner's own are in its
 registry entry."""

@@ -158,9 +158,10 @@ class ToolMeter:
         except ToolCallError as exc:
             return Answered(f"Error: {exc}. The call was not run.", "error")
 
-    def admit(self, call: ToolCall) -> Admitted | BudgetExceeded | Answered:
+    def admit(self, call: ToolCall, most: int | None = None) -> Admitted | BudgetExceeded | Answered:
         """Validate and reserve one call: the admitted call, the refusal, or an answer without running it
-        (an error, or a cached result)."""
+        (an error, or a cached result). ``most`` is the units the call may use this turn (the budget
+        block's pace): a batch beyond it runs its first items, another call is told to wait a turn."""
         parsed = self.parse(call)
         if isinstance(parsed, Answered):
             return parsed
@@ -175,9 +176,25 @@ class ToolMeter:
                 "was not run.",
                 "error",
             )
+        paced = ""
+        if most is not None and units > most:
+            if most < 1 or not (isinstance(tool.units, str) and tool.trim_batches):
+                return Answered(
+                    f"Error: the budget allows no more {tool.name} this turn (it paces a small cap over "
+                    "several turns). The call was not run and not charged; read what you have, or call it "
+                    "again next turn.",
+                    "error",
+                )
+            items = list(getattr(args, tool.units) or [])
+            args = args.model_copy(update={tool.units: items[:most]})
+            paced = (
+                f"[Budget: this turn allows {most} {tool.units}; the first {most} of {units} were run, "
+                "the rest can be asked next turn.]\n"
+            )
+            units = most
         held = self.ledger.try_reserve(self.amounts(tool, units))
         if not isinstance(held, BudgetExceeded):
-            return self._admitted(call, tool, args, held, units)
+            return self._admitted(call, tool, args, held, units, paced)
         if not (isinstance(tool.units, str) and tool.trim_batches and units > 1):
             return held
         items = list(getattr(args, tool.units) or [])
