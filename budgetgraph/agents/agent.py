@@ -28,10 +28,11 @@ from ..models.messages import Message, ModelSettings, ToolCall
 from ..models.registry import infer_model
 from ..tools.base import Tool
 from .checkpoint import registered
-from .events import AgentEvent, ApprovalRequest, FinalAnswer, events_of
+from .events import AgentEvent, ApprovalRequest, BudgetRequest, FinalAnswer, events_of
 from .graph import LoopConfig
 from .need import NEED_ASK, need_example
 from .options import LEGACY_KEYWORDS, AgentOptions
+from .pause import DECLINE, plain, read_grant, request_of
 from .planners import build_planner_graph
 from .prompts import AnswerStyle, answer_now
 from .prompts import system_prompt as build_system_prompt
@@ -70,7 +71,9 @@ class Agent:
     ``system_prompt`` replaces the built-in research-agent prompt (``instructions`` are appended to either).
     ``answer_style="short"`` asks for the shortest answer span (exact-match evaluations); the default
     ``"full"`` lets the answer be a sentence or two. ``on_exhausted="raise"`` raises
-    :class:`~budgetgraph.errors.BudgetExhausted` instead of returning the best answer. ``budget_scope``:
+    :class:`~budgetgraph.errors.BudgetExhausted` instead of returning the best answer; ``"pause"`` (needs a
+    checkpointer) pauses the run where a budget runs out with a budget request, and ``aresume(thread_id,
+    grant={...})`` goes on, in this process or another. ``budget_scope``:
     ``"run"`` (default) gives every ``arun`` a fresh budget, also on a ``thread_id`` that continues a
     conversation; ``"thread"`` makes the budget a conversation cap (needs a checkpointer). ``approve`` names
     tools (or True: all) whose calls wait for a human decision. ``output_type`` validates the answer as a
@@ -97,7 +100,7 @@ class Agent:
         answer_max_tokens: int = 256,
         max_turns: int = 30,
         answer_style: AnswerStyle = "full",
-        on_exhausted: Literal["answer", "raise"] = "answer",
+        on_exhausted: Literal["answer", "raise", "pause"] = "answer",
         checkpointer: Any = None,
         budget_scope: Literal["run", "thread"] = "run",
         approve: bool | Sequence[str] = False,
@@ -106,8 +109,13 @@ class Agent:
     ) -> None:
         self.spec: PlannerSpec = get_planner(planner)
         self.options = make_options(self.spec, options, _legacy(legacy), what="Agent keyword or option")
-        if on_exhausted not in ("answer", "raise"):
-            raise ConfigError("on_exhausted must be 'answer' or 'raise'")
+        if on_exhausted not in ("answer", "raise", "pause"):
+            raise ConfigError(f"on_exhausted must be 'answer', 'raise' or 'pause', not {on_exhausted!r}")
+        if on_exhausted == "pause" and checkpointer is None:
+            raise ConfigError(
+                "on_exhausted='pause' waits for a grant in the run's checkpoint: pass checkpointer= (e.g. "
+                "langgraph.checkpoint.sqlite.aio.AsyncSqliteSaver, to resume in another process)"
+            )
         if budget_scope not in ("run", "thread"):
             raise ConfigError("budget_scope must be 'run' (a budget per arun) or 'thread' (per conversation)")
         if budget_scope == "thread" and checkpointer is None:
@@ -181,6 +189,7 @@ class Agent:
             budget_stop=opts.budget_stop,
             read_first=opts.read_first,
             pace=opts.pace,
+            pause_on_exhausted=on_exhausted == "pause",
         )
         if self.budget.usd is not None:  # an unknown price with a dollar cap is an error before any spend
             self.config.prices.require_model_price(
@@ -201,6 +210,11 @@ class Agent:
         self.graph = build_planner_graph(context).compile(
             checkpointer=self.checkpointer, interrupt_before=list(opts.interrupt_before) or None
         )
+        if on_exhausted == "pause" and "pause" not in self.graph.nodes:
+            raise ConfigError(
+                f"the {planner!r} planner cannot pause at exhaustion yet: use react or tracker, or "
+                "on_exhausted='answer'"
+            )
 
     def spawn(
         self,
@@ -329,16 +343,18 @@ class Agent:
         return result
 
     async def aresume(
-        self, thread_id: str, *, account: Account | None = None, decisions: Any = None
+        self, thread_id: str, *, account: Account | None = None, decisions: Any = None, grant: Any = None
     ) -> RunResult:
         """Continue a checkpointed run (after an interrupt or a crash) from what was really spent; a tool call
-        that was in flight counts as spent and is not run again unless its tool is idempotent."""
-        start, config, run, _ = await self._resumed(thread_id, account, decisions)
+        that was in flight counts as spent and is not run again unless its tool is idempotent. A run paused
+        for tool approval takes ``decisions=``; one paused at exhaustion takes ``grant=``: more of each cap
+        (``{"search": 2, "usd": "0.50"}``) or ``"decline"``."""
+        start, config, run, _ = await self._resumed(thread_id, account, decisions, grant)
         final = await self.graph.ainvoke(start, config, context=RunContext(run=run), **self._kwargs())
         return await self._structured(self._result(final, run.ledger, config), run)
 
     async def _resumed(
-        self, thread_id: str, account: Account | None, decisions: Any
+        self, thread_id: str, account: Account | None, decisions: Any, grant: Any = None
     ) -> tuple[Any, RunnableConfig, MeteredRun, dict[str, Any]]:
         """What a resume starts from: the graph's input, its config, the run rebuilt from the checkpoint's
         ledger (and account), and the state so far."""
@@ -351,7 +367,23 @@ class Agent:
         account = _resumed_account(thread_id, snapshot.values.get("account"), account)
         run = self.config.new_run(Ledger.from_snapshot(snapshot.values.get("ledger") or {}, account=account))
         run.id = snapshot.values.get("run_id") or run.id
-        pending = bool(snapshot.interrupts) if hasattr(snapshot, "interrupts") else False
+        interrupts = getattr(snapshot, "interrupts", ())
+        if request_of(interrupts) is not None:
+            if decisions is not None or grant is None:
+                raise ConfigError(
+                    f"thread {thread_id!r} is paused because a budget ran out: resume it with grant= (more of "
+                    'each cap, e.g. {"search": 2, "usd": "0.50"}) or grant="decline"'
+                )
+            more = read_grant(grant, run.ledger)  # checked here, before the checkpoint moves
+            return (
+                Command(resume={"grant": plain(more)} if more else DECLINE),
+                config,
+                run,
+                dict(snapshot.values),
+            )
+        if grant is not None:
+            raise ConfigError(f"thread {thread_id!r} is not paused for budget: grant= does not apply")
+        pending = bool(interrupts)
         if decisions is not None and not pending:
             raise ConfigError(f"thread {thread_id!r} has no tool calls awaiting a decision")
         if decisions is None and pending:
@@ -379,18 +411,23 @@ class Agent:
         thread_id: str | None = None,
         account: Account | None = None,
         decisions: Any = None,
+        grant: Any = None,
     ) -> AsyncIterator[AgentEvent]:
         """Typed events as the run goes: text deltas (streaming backends), model turns, tool calls started and
         finished (with the units and cost charged), budget updates, verifier decisions, an approval request
         when the run pauses before tool calls, the final answer. It runs the same graph as :meth:`arun`, with
         the same accounting. With ``decisions=`` (and the paused ``thread_id``) it streams the resumed run,
         as :meth:`aresume` runs it."""
-        if decisions is not None:
+        if decisions is not None or grant is not None:
             if thread_id is None:
-                raise ConfigError("a streamed resume names its thread: astream(thread_id=..., decisions=...)")
-            state, config, run, final = await self._resumed(thread_id, account, decisions)
+                raise ConfigError(
+                    "a streamed resume names its thread: astream(thread_id=..., decisions=... or grant=...)"
+                )
+            state, config, run, final = await self._resumed(thread_id, account, decisions, grant)
         elif question is None:
-            raise ConfigError("astream needs a question, or thread_id= and decisions= to resume a paused run")
+            raise ConfigError(
+                "astream needs a question, or thread_id= with decisions= or grant= to resume a paused run"
+            )
         else:
             state, config, run = await self._start(question, thread_id, None, account)
             final = dict(state)
@@ -428,6 +465,8 @@ class Agent:
         result = await self._structured(self._result(final, run.ledger, config), run)
         if result.pending:
             yield ApprovalRequest(thread_id=result.thread_id or "", calls=tuple(result.pending))
+        if result.budget_request is not None:
+            yield BudgetRequest(thread_id=result.thread_id or "", request=dict(result.budget_request))
         yield FinalAnswer(result=result)
 
     async def _structured(self, result: RunResult, run: MeteredRun) -> RunResult:
@@ -462,9 +501,16 @@ class Agent:
     def _result(self, final: dict[str, Any], live: Ledger, config: RunnableConfig) -> RunResult:
         reason = StopReason.of(final.get("stop"))
         pending = _pending(final.get("__interrupt__"))
+        request = request_of(final.get("__interrupt__"))
         if pending:
             ids = ", ".join(c.id for c in pending)
             reason = StopReason("interrupted", message=f"tool calls await a decision: {ids}")
+        elif request is not None:
+            reason = StopReason(
+                "interrupted",
+                request["resource"],
+                f"paused: {request['message'] or 'a budget ran out'} Resume with grant= or grant='decline'.",
+            )
         elif final.get("phase") not in ("done", None) and not final.get("stop"):
             reason = StopReason("interrupted", message="the run was interrupted before it finished")
         result = RunResult.of(
@@ -474,6 +520,7 @@ class Agent:
             final.get("messages", []),
             thread_id=(config.get("configurable") or {}).get("thread_id"),
             pending=pending,
+            budget_request=request,
             details=_details(final),
         )
         if self.on_exhausted == "raise" and reason.kind == "budget_exhausted":

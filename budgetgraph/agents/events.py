@@ -16,6 +16,7 @@ __all__ = [
     "ApprovalRequest",
     "BudgetGrant",
     "BudgetOverrun",
+    "BudgetRequest",
     "BudgetUpdate",
     "FinalAnswer",
     "ModelTurn",
@@ -118,6 +119,16 @@ class BudgetOverrun:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetRequest:
+    """The run paused where a budget ran out (``Agent(on_exhausted="pause")``): ``request`` names the resource,
+    every cap's used / limit / remaining and the agent's last estimate; an app resumes the thread with
+    ``grant={"search": 2}`` (more of each) or ``grant="decline"`` (the run answers with what it has)."""
+
+    thread_id: str
+    request: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class ApprovalRequest:
     """The run paused before these tool calls: an app shows them and resumes the thread with a decision per
     call (``agent.astream(thread_id=..., decisions={call.id: "approve" | "reject" | {...}})``)."""
@@ -135,6 +146,7 @@ class FinalAnswer:
 
 AgentEvent = (
     ApprovalRequest
+    | BudgetRequest
     | ModelTurn
     | TextDelta
     | ToolCallStarted

@@ -19,7 +19,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Command
+from langgraph.types import Command, interrupt
 
 from .. import tracing
 from ..budget.allowance import turn_allowance
@@ -27,7 +27,7 @@ from ..budget.block import REGIME_POLICY, RegimePolicy, render_budget_block
 from ..budget.limits import TOOL_PREFIX, Budget
 from ..budget.prices import PriceTable
 from ..budget.tool_block import render_tool_block
-from ..errors import BudgetExceeded, ModelError, Overrun
+from ..errors import BudgetExceeded, ConfigError, ModelError, Overrun
 from ..meter import MIN_OUTPUT, Admitted, Answered, MeteredRun, ToolOutcome, refusal_text
 from ..models.base import ChatModel
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
@@ -37,6 +37,7 @@ from .events import BudgetGrant, BudgetOverrun, TextDelta, ToolCallFinished, Too
 from .markup import MarkupStripper
 from .need import NEED_LINE, judge_need, need_example, parse_need
 from .nudge import NUDGE, NUDGE_LIMIT, READ_FIRST
+from .pause import budget_request, read_grant
 from .prompts import answer_now, extract_answer
 from .runtime import RunContext, emit, forget, resolve_run, sink, stop, streaming, user_messages
 from .state import AgentState, StopInfo
@@ -88,6 +89,8 @@ class LoopConfig:
     """Ask an agent that answers before reading anything to read first, once (``AgentOptions.read_first``)."""
     pace: bool = False
     """Hold each capped tool to the shown block's "at most N this turn" (``AgentOptions.pace``)."""
+    pause_on_exhausted: bool = False
+    """Where the run would end on a spent budget, pause for a grant (``Agent(on_exhausted="pause")``)."""
 
     def render_block(self, ledger: Any) -> str:
         units = {t.budget_key: t.units for t in self.tools.values() if isinstance(t.units, str)}
@@ -128,8 +131,13 @@ class AgentLoop:
     def run_of(self, state: Any, runtime: Runtime[Any] | None) -> MeteredRun:
         return resolve_run(state, runtime, self.cfg.new_run)
 
-    def keep(self, run: MeteredRun, update: dict[str, Any]) -> dict[str, Any]:
-        """Every update carries the run id and the ledger snapshot (what a checkpoint resumes from)."""
+    def keep(self, run: MeteredRun, update: dict[str, Any], pause: bool = True) -> dict[str, Any]:
+        """Every update carries the run id and the ledger snapshot (what a checkpoint resumes from). With
+        pause at exhaustion, an update that would answer because a budget ran out pauses for a grant instead."""
+        stopped = update.get("stop") or {}
+        if pause and self.cfg.pause_on_exhausted and update.get("phase") == "answer":
+            if stopped.get("kind") == "budget_exhausted":
+                update["phase"] = "pause"
         update["run_id"] = run.id
         update["ledger"] = run.ledger.snapshot()
         if update.get("phase") == "done":
@@ -356,6 +364,33 @@ class AgentLoop:
         new_limit = run.ledger.grant("turns", grant, by="turn_control", reason=reason)
         emit(runtime, BudgetGrant("turns", grant, _json_amount(new_limit), "turn_control", reason))
         return [nudge, reply]
+
+    async def pause_node(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Wait for more budget (an interrupt; nothing happens before it, as the node re-runs on resume), then
+        raise the granted caps and go on, or answer with what the run has when the app declines."""
+        run = self.run_of(state, runtime)
+        info: StopInfo = dict(state.get("stop") or {})  # type: ignore[assignment]
+        reply = interrupt(budget_request(run.ledger, info, state.get("estimates") or ()))
+        said = str(info.get("message") or "The budget is exhausted.").rstrip(".") + "."
+        try:
+            grant = read_grant(reply, run.ledger)
+        except ConfigError as exc:
+            why = f"{said} The grant was not understood ({exc})."
+            return self.keep(run, {"phase": "answer", "stop": {**info, "message": why}}, pause=False)
+        refused = _account_refuses(run, grant) if grant else ""
+        if not grant or refused:
+            why = f"{said} {refused or 'No more budget was granted.'}"
+            return self.keep(run, {"phase": "answer", "stop": {**info, "message": why}}, pause=False)
+        raised = []
+        for key, amount in grant.items():
+            new = run.ledger.grant(key, amount, by="app", reason="granted when the run paused at exhaustion")
+            name = key.removeprefix(TOOL_PREFIX)
+            emit(runtime, BudgetGrant(name, _json_amount(amount), _json_amount(new), "app", said))
+            raised.append(f"{name} +{_json_amount(amount)}")
+        block = "\n\n" + self.cfg.render_block(run.ledger) if self.cfg.show_budget else ""
+        note = Message.user(f"More budget was granted ({', '.join(raised)}). Go on with the task.{block}")
+        update = {"phase": "act", "stop": None, "refused_turns": 0, "messages": [note]}
+        return self.keep(run, update, pause=False)
 
     def to_answer(self, run: MeteredRun, info: StopInfo) -> dict[str, Any]:
         return self.keep(run, {"phase": "answer", "stop": info})
@@ -627,17 +662,44 @@ def build_graph(cfg: LoopConfig) -> StateGraph[AgentState, RunContext]:
     loop = AgentLoop(cfg)
     graph: StateGraph[AgentState, RunContext] = StateGraph(AgentState, context_schema=RunContext)
     after_tools = "run_tools" if cfg.durable else "model"
-    routes = {"tools": "tools", "answer": "answer", "act": "model", "run_tools": "run_tools"}
-    graph.add_node("model", routed(loop.model_node, routes), destinations=("tools", "answer", "model", END))
-    graph.add_node("tools", routed(loop.tools_node, routes), destinations=(after_tools, "answer", END))
+    routes = {
+        "tools": "tools",
+        "answer": "answer",
+        "act": "model",
+        "run_tools": "run_tools",
+        "pause": "pause",
+    }
+    paused = ("pause",) if cfg.pause_on_exhausted else ()
+    graph.add_node(
+        "model", routed(loop.model_node, routes), destinations=("tools", "answer", "model", *paused, END)
+    )
+    graph.add_node(
+        "tools", routed(loop.tools_node, routes), destinations=(after_tools, "answer", *paused, END)
+    )
     if cfg.durable:
         graph.add_node(
-            "run_tools", routed(loop.run_tools_node, routes), destinations=("model", "answer", END)
+            "run_tools", routed(loop.run_tools_node, routes), destinations=("model", "answer", *paused, END)
         )
+    if cfg.pause_on_exhausted:
+        graph.add_node("pause", routed(loop.pause_node, routes), destinations=("model", "answer", END))
     graph.add_node("answer", loop.answer_node)
     graph.add_edge(START, "model")
     graph.add_edge("answer", END)
     return graph
+
+
+def _account_refuses(run: MeteredRun, grant: Mapping[str, Any]) -> str:
+    """Why the run's account cannot fund a grant ("" when it can, or the run has none): a grant raises the
+    run's caps, never the account's, so an account with less left than granted says no."""
+    account = run.ledger.account
+    if account is None:
+        return ""
+    for key, amount in grant.items():
+        left = account.available(key)
+        if left is not None and amount > left:
+            name = key.removeprefix(TOOL_PREFIX)
+            return f"The account {account.key!r} has {left} {name} left, less than the {amount} granted."
+    return ""
 
 
 def _note(saved: Any) -> Answered | None:

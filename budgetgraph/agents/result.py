@@ -115,6 +115,10 @@ class RunResult:
     pending: Sequence[ToolCall] = ()
     """Tool calls awaiting a human decision (stop kind ``interrupted``): resume with
     ``agent.aresume(thread_id, decisions={call.id: "approve" | "reject" | {"action": "edit", ...}})``."""
+    budget_request: dict[str, Any] | None = None
+    """Where a run paused at exhaustion (``on_exhausted="pause"``, stop kind ``interrupted``): the resource,
+    every cap's used / limit / remaining, the agent's last estimate; resume with ``agent.aresume(thread_id,
+    grant={...})`` or ``grant="decline"``."""
 
     @classmethod
     def of(
@@ -165,6 +169,7 @@ class RunResult:
             "output": dump(self.output),
             "output_error": self.output_error,
             "pending": [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in self.pending],
+            "budget_request": self.budget_request,
         }
 
 

@@ -9,7 +9,7 @@ from ..models.messages import Message
 
 __all__ = ["AgentState", "Phase", "StopInfo"]
 
-Phase = Literal["act", "tools", "run_tools", "answer", "done"]
+Phase = Literal["act", "tools", "run_tools", "answer", "pause", "done"]
 
 
 class StopInfo(TypedDict, total=False):
@@ -38,11 +38,11 @@ class AgentState(TypedDict, total=False):
     """What a planner reports about its run (Adaptive-Consistency: samples drawn, votes, why it stopped)."""
     refused: list[str]
     refused_turns: int
+    """Consecutive turns whose every call was refused (a run goes on after one, not after two)."""
     read_asked: bool
     """The agent answered before reading anything and was asked once to read first."""
     estimates: Annotated[list[dict[str, Any]], operator.add]
     """The budget-aware stop's estimates, each with what was used and left when it was made."""
-    """Consecutive turns whose every call was refused (a run goes on after one, not after two)."""
     account: dict[str, Any] | None
     """The budget store account the run spends from (store, key, window, caps; never a secret): a resume
     rebuilds it, or is refused, so that no resumed call escapes the account."""

@@ -12,7 +12,17 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["Amount", "Budget", "NAME_GRAMMAR", "RESOURCES", "check_name", "closest", "safe_name", "tool_key"]
+__all__ = [
+    "Amount",
+    "Budget",
+    "NAME_GRAMMAR",
+    "RESOURCES",
+    "RESOURCE_ALIASES",
+    "check_name",
+    "closest",
+    "safe_name",
+    "tool_key",
+]
 
 Amount = int | float | Decimal
 """A quantity of one resource: int for counts and tokens, Decimal for dollars, float for seconds."""
@@ -47,6 +57,8 @@ _ALIASES = {
     "model_calls": "llm_calls",
     "turns": "turns",
 }
+RESOURCE_ALIASES: Mapping[str, str] = MappingProxyType(_ALIASES)
+"""The names a budget string may give a global resource, to its ledger key."""
 _FIELD_OF = {"tool_calls": "total_tool_calls"}
 NAME_GRAMMAR = "[A-Za-z_][A-Za-z0-9_-]{0,63}"
 """The one grammar of tool names and budget keys: a letter or ``_``, then up to 63 letters, digits, ``_`` or
