@@ -17,6 +17,7 @@ EXPECT = {
     "web_search_agent.py": "answer: Ada Moreau",
     "mcp_agent.py": "Budget exhausted for forecast",
     "approve_tool_call.py": "c: 'The user rejected this call: not before the review.",
+    "budget_pause.py": "request 3: answer 'a summary of 3 searches' (budget_exhausted: search)",
     "streamed_approval.py": "answer: 'sent to team@example.com: Ship it', send_email calls charged: {'send_email': 1}",
 }
 

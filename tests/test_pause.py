@@ -173,3 +173,32 @@ def test_a_grant_of_dollars_is_exact(tmp_path):
     for bad in ("nan", "inf", "-1", "0", "x"):
         with pytest.raises(ConfigError, match="dollar"):
             read_grant({"usd": bad}, ledger)
+
+
+@pytest.mark.model
+def test_the_embedded_model_pauses_on_its_token_cap_and_goes_on_when_granted(mini_corpus):
+    pytest.importorskip("llama_cpp", reason="the embedded model needs pip install 'budgetgraph[local]'")
+    from budgetgraph.models.registry import infer_model
+
+    agent = Agent(
+        infer_model("local:0.5b"),  # the small sibling: the same path, a third of the time
+        mini_corpus.tools(),
+        "search=2,open=2,tokens=2000",
+        planner="tracker",
+        max_tokens=64,
+        answer_max_tokens=48,
+        checkpointer=InMemorySaver(),
+        on_exhausted="pause",
+    )
+    first = agent.run("Who designed the Apple Remote?", thread_id="m")
+    assert first.stop_reason.kind == "interrupted", first.stop_reason
+    assert first.budget_request is not None and first.budget_request["resource"] == "total_tokens"
+    assert first.usage.total_tokens <= 2000 and first.usage.llm_calls >= 1  # it paused after real work
+    more = asyncio.run(agent.aresume("m", grant={"tokens": 2500}))
+    assert more.usage.total_tokens <= 4500 and more.usage.llm_calls > first.usage.llm_calls
+    final = more
+    if final.stop_reason.kind == "interrupted":
+        final = asyncio.run(agent.aresume("m", grant="decline"))
+    assert final.answer and final.stop_reason.kind in ("answered", "budget_exhausted")
+    assert final.usage.total_tokens <= 4500
+    assert final.usage.tool_calls.get("search", 0) <= 2 and final.usage.tool_calls.get("open", 0) <= 2

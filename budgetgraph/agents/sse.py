@@ -36,6 +36,7 @@ class Streams(Protocol):
         thread_id: str | None = None,
         account: Account | None = None,
         decisions: Any = None,
+        grant: Any = None,
     ) -> AsyncIterator[AgentEvent]: ...
 
 
@@ -114,13 +115,17 @@ async def sse_events(
     thread_id: str | None = None,
     account: Account | None = None,
     decisions: Any = None,
+    grant: Any = None,
 ) -> AsyncIterator[str]:
     """``agent.astream`` as server-sent events, ready for a streaming response body; with ``decisions=`` the
-    resumed run of a paused thread (after an ``approval_request`` event). A budgetgraph error (a refused
+    resumed run of a paused thread (after an ``approval_request`` event), with ``grant=`` the resumed run of
+    a thread paused at exhaustion (after a ``budget_request`` event). A budgetgraph error (a refused
     budget, a store or backend failure, a bad decision) becomes one ``error`` event; other exceptions
     propagate."""
     try:
-        async for event in agent.astream(question, thread_id=thread_id, account=account, decisions=decisions):
+        async for event in agent.astream(
+            question, thread_id=thread_id, account=account, decisions=decisions, grant=grant
+        ):
             data = event_to_dict(event)
             yield sse_message(data["type"], data)
     except BudgetgraphError as exc:
