@@ -46,6 +46,7 @@ from .errors import (
     Overrun,
     PriceError,
     ToolCallError,
+    ToolOverrun,
     ToolRejected,
 )
 from .models import ChatModel, Message, ScriptedModel, ToolCall
@@ -79,6 +80,7 @@ __all__ = [
     "ModelError",
     "ModelPrice",
     "Overrun",
+    "ToolOverrun",
     "PLANNERS",
     "PlanAndBudgetOptions",
     "PlannerContext",

@@ -10,6 +10,7 @@ BudgetgraphError
 │   └── DeadlineExceeded the seconds cap cut a call short (what it used is charged)
 ├── BudgetStoreError     a budget store could not be read or written (the call is not made)
 ├── Overrun              a backend reported more than was reserved: the truth is committed, the run stops
+│   ├── ToolOverrun      a tool billed more than its price bound (or an impossible cost)
 │   └── BadUsage         a backend's usage report cannot be true (negative, NaN, missing): charged at the bound
 ├── ModelError           a model backend failed after its retries (names the backend and what to check)
 └── ToolCallError        a tool call was malformed, raised or timed out (shown to the model, never fatal)
@@ -32,6 +33,7 @@ __all__ = [
     "MissingExtra",
     "ModelError",
     "Overrun",
+    "ToolOverrun",
     "PriceError",
     "ToolCallError",
     "ToolRejected",
@@ -124,6 +126,7 @@ class Overrun(BudgetgraphError):
         self.resource = resource
         self.reserved = reserved
         self.reported = reported
+        self.source = model
 
 
 class BadUsage(Overrun):
@@ -140,6 +143,24 @@ class BadUsage(Overrun):
         self.resource = "usage"
         self.reserved = reserved
         self.reported = fault
+        self.source = model
+
+
+class ToolOverrun(Overrun):
+    """A tool reported a billed cost above the price bound its call reserved (the billed cost is charged), or
+    one that cannot be true (negative, not a number: the bound is charged); the run stops with ``overrun``."""
+
+    def __init__(self, tool: str, bound: Any, reported: Any, charged: Any) -> None:
+        BudgetgraphError.__init__(
+            self,
+            f"overrun by the tool {tool}: it reported a cost of {reported!r} dollars against a bound of {bound}; "
+            f"{charged} is charged and the run stops (give the tool a price= at least its dearest call, and "
+            "make it report dollars as a non-negative number)",
+        )
+        self.resource = "usd"
+        self.reserved = bound
+        self.reported = reported
+        self.source = f"tool {tool}"
 
 
 class ModelError(BudgetgraphError):

@@ -337,9 +337,12 @@ class Agent:
                     "budgetgraph.usd": float(usage.usd),
                     "budgetgraph.tool_calls": usage.total_tool_calls,
                     "budgetgraph.stop_reason": str(result.stop_reason),
+                    "budgetgraph.stop.kind": result.stop_reason.kind,
+                    "budgetgraph.stop.resource": result.stop_reason.resource or None,
                     **tracing.budget_attributes(run.ledger),
                 },
             )
+            tracing.record_run(run.ledger, result.stop_reason.kind, f"budgetgraph.{self.planner}")
         return result
 
     async def aresume(

@@ -218,7 +218,10 @@ class AgentLoop:
         """An overrun is an event too (the stop reason and the trace carry it as well)."""
         if isinstance(exc, Overrun):
             model = getattr(self.cfg.model, "name", "")
-            emit(runtime, BudgetOverrun(exc.resource, str(exc.reserved), str(exc.reported), model))
+            emit(
+                runtime,
+                BudgetOverrun(exc.resource, str(exc.reserved), str(exc.reported), exc.source or model),
+            )
             tracing.event("budgetgraph.overrun", {"resource": exc.resource, "reported": str(exc.reported)})
 
     def text_sink(self, runtime: Runtime[Any] | None, node: str) -> MarkupStripper | None:
@@ -499,9 +502,13 @@ class AgentLoop:
     ) -> dict[str, Any]:
         outcomes = await asyncio.gather(*(self._run_one(run, runtime, a) for a in admitted))
         deadline = False
+        overrun = None
         for a, outcome in zip(admitted, outcomes, strict=True):
             texts[[c.id for c in calls].index(a.call.id)] = Answered(outcome.text, outcome.status)
             deadline = deadline or outcome.deadline
+            if outcome.overrun is not None:
+                overrun = overrun or outcome.overrun
+                self.report(runtime, outcome.overrun)
         block = (
             "\n\n" + self.cfg.render_block(run.ledger) if self.cfg.show_budget and run.ledger.limits else ""
         )
@@ -513,7 +520,9 @@ class AgentLoop:
         all_refused = bool(refused) and not admitted
         update: dict[str, Any] = {"messages": messages, "phase": "act", "refused_turns": 0}
         gone = self.exhausted_cap(run) if self.cfg.stop_on_exhausted else ""
-        if deadline or run.ledger.available("seconds") == 0:
+        if overrun is not None:  # a tool billed more than its bound (or a cost that cannot be true)
+            update.update(phase="done", stop=_stop_on(overrun))
+        elif deadline or run.ledger.available("seconds") == 0:
             update.update(phase="done", stop=stop("budget_exhausted", "seconds", "The time budget is spent."))
         elif self.cfg.tools and not run.tools.available():
             key = self.exhausted_tool(run)
@@ -551,7 +560,7 @@ class AgentLoop:
         finally:
             run.pending.pop(a.call.id, None)
         if live:
-            units, cost = (a.units, float(a.cost)) if outcome.charged else (0, 0.0)
+            units, cost = (a.units, float(outcome.cost)) if outcome.charged else (0, 0.0)
             emit(
                 runtime,
                 ToolCallFinished(a.tool.name, a.call.id, units, cost, outcome.charged, outcome.seconds),

@@ -369,7 +369,10 @@ class ModelMeter:
                     "gen_ai.response.finish_reasons": response.finish_reason,
                 },
             )
+        before = self.ledger.spent("usd")
         response = self._settle(held, planned, response, price, n_in, messages, bill)
+        tracing.record_tokens(self.model.name, usage.input_tokens, usage.output_tokens)
+        tracing.record_cost(self.model.name, float(self.ledger.spent("usd") - before))
         if response.finish_reason == "timeout":
             raise DeadlineExceeded("a model call", self.ledger.limits.get("seconds"))
         return response

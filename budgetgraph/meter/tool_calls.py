@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,7 +23,7 @@ from .. import tracing
 from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import TOOL_PREFIX, Amount, tool_key
 from ..budget.prices import PriceTable
-from ..errors import BudgetExceeded, ToolCallError, ToolRejected
+from ..errors import BudgetExceeded, Overrun, ToolCallError, ToolOverrun, ToolRejected
 from ..models.messages import ToolCall, ToolStatus
 from ..tools.base import NotFound, Tool, Used
 from .executor import SyncRunner, call_in_process
@@ -67,6 +67,10 @@ class ToolOutcome:
     seconds: float
     deadline: bool = False  # the run's seconds cap cut it
     status: ToolStatus = "ok"
+    cost: Decimal = Decimal(0)
+    """The dollars charged (the price reserved, or the cost the tool reported)."""
+    overrun: Overrun | None = None
+    """The tool reported a cost above its bound (or one that cannot be true): the run stops."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,14 @@ async def invoke(
 ) -> tuple[str, int | None, ToolStatus]:
     """Run ``tool`` once: its text, the units it says it used (None: all it reserved), and ``ok`` or
     ``empty`` (it returned :class:`NotFound`)."""
+    text, units, status, _ = await invoke_billed(tool, args, timeout, runner)
+    return text, units, status
+
+
+async def invoke_billed(
+    tool: Tool, args: BaseModel, timeout: float | None, runner: SyncRunner = SYNC_RUNNER
+) -> tuple[str, int | None, ToolStatus, Any]:
+    """:func:`invoke`, plus the cost the tool reported (None when it reported none), unchecked."""
     kwargs = tool.kwargs(args)
     try:
         if tool.is_async:
@@ -92,12 +104,12 @@ async def invoke(
             result = await runner.run(tool.fn, kwargs, timeout)
     except asyncio.TimeoutError:
         raise ToolCallError(f"{tool.name} timed out after {timeout:g}s; try a narrower call") from None
-    units = None
+    units, cost = None, None
     if isinstance(result, Used):
-        result, units = result.result, result.units
+        result, units, cost = result.result, result.units, result.cost
     if isinstance(result, NotFound):
-        return tool.format_result(result.result), units, "empty"
-    return tool.format_result(result), units, "ok"
+        return tool.format_result(result.result), units, "empty", cost
+    return tool.format_result(result), units, "ok", cost
 
 
 async def run_tool(
@@ -238,9 +250,12 @@ class ToolMeter:
         }
         with tracing.span(f"execute_tool {tool.name}", attrs) as span:
             used: int | None = None
+            billed: Any = None
             status_now: ToolStatus = "error"
             try:
-                text, used, status_now = await invoke(tool, admitted.args, timeout, self.runner)
+                text, used, status_now, billed = await invoke_billed(
+                    tool, admitted.args, timeout, self.runner
+                )
             except ToolRejected as exc:
                 self.ledger.refund(admitted.reservation)
                 charged = False
@@ -261,17 +276,30 @@ class ToolMeter:
             # a tool that returns its error as text (not raising) is not cached either
             if tool.cache and charged and status != "error" and not text.startswith("Error:"):
                 self._results[_key(tool, admitted.args)] = (text, status)
-            if (
-                charged and used is not None and 0 <= used < admitted.units
-            ):  # part of a batch refused: refunded
-                self.ledger.commit(admitted.reservation, self.amounts(tool, used))
-            elif charged:
-                self.ledger.commit(admitted.reservation)
+            cost, overrun = Decimal(0), None
+            if charged:
+                units = used if used is not None and 0 <= used < admitted.units else admitted.units
+                actual = dict(
+                    admitted.reservation.amounts if units == admitted.units else self.amounts(tool, units)
+                )
+                if billed is not None:  # the bound was reserved; the billed cost is what is charged
+                    billed, overrun = checked_cost(tool.name, billed, Decimal(actual.get("usd", 0)))
+                    actual["usd"] = billed
+                cost = Decimal(actual.get("usd", 0))
+                self.ledger.commit(admitted.reservation, actual)
             tracing.set_attributes(
                 span,
-                {"budgetgraph.tool.charged": charged, "budgetgraph.tool.error": status == "error"},
+                {
+                    "budgetgraph.tool.charged": charged,
+                    "budgetgraph.tool.error": status == "error",
+                    "budgetgraph.tool.cost_usd": float(cost),
+                    "budgetgraph.tool.cost_reported": billed is not None,
+                    "budgetgraph.tool.overrun": overrun is not None,
+                },
             )
-        return ToolOutcome(admitted.note + text, charged, time.monotonic() - started, deadline, status)
+        tracing.record_cost(f"tool.{tool.name}", float(cost))
+        seconds = time.monotonic() - started
+        return ToolOutcome(admitted.note + text, charged, seconds, deadline, status, cost, overrun)
 
     async def rerun(self, call: ToolCall) -> Answered:
         """A call that was in flight when the run stopped, already counted as spent, run again (its tool is
@@ -298,6 +326,20 @@ class ToolMeter:
             except (Exception, SystemExit) as exc:
                 return Answered(f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}", "error")
         return Answered(text, status)
+
+
+def checked_cost(name: str, reported: Any, bound: Decimal) -> tuple[Decimal, Overrun | None]:
+    """What a call that reported ``reported`` dollars is charged, and the overrun when the report is above its
+    reserved ``bound`` (the truth is charged) or cannot be true (negative, not a number: the bound is)."""
+    try:
+        cost = Decimal(str(reported).strip()) if not isinstance(reported, bool) else Decimal("NaN")
+    except (InvalidOperation, ValueError):
+        cost = Decimal("NaN")
+    if not cost.is_finite() or cost < 0:
+        return bound, ToolOverrun(name, bound, reported, bound)
+    if cost > bound:
+        return cost, ToolOverrun(name, bound, reported, cost)
+    return cost, None
 
 
 def _key(tool: Tool, args: BaseModel) -> tuple[str, str]:

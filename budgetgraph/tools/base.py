@@ -56,11 +56,14 @@ def _model_from_signature(fn: Callable[..., Any], name: str, arg_docs: Mapping[s
 
 @dataclass(frozen=True, slots=True)
 class Used:
-    """A tool's result together with the units it really used, when fewer than reserved (a batched call part
-    of which was refused before any work was done): the rest is refunded."""
+    """A tool's result with what it really used: ``units``, when fewer than reserved (a batched call part of
+    which was refused before any work was done: the rest is refunded), and ``cost``, the dollars a paid API
+    billed for the call. The call reserved its price (the bound) and is charged the billed cost instead; a
+    cost above the bound, negative or not a number is an overrun that stops the run."""
 
     result: Any
-    units: int
+    units: int | None = None
+    cost: Decimal | float | str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,79 @@
+"""Costs that tools report: a call reserves its price (the bound) and is charged what the paid API billed;
+a report above the bound, negative or not a number is an overrun that stops the run."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from budgetgraph import Agent, ScriptedModel, ToolOverrun
+from budgetgraph.agents import BudgetOverrun, FinalAnswer, ToolCallFinished
+from budgetgraph.tools import Tool, Used
+
+
+def _agent(billed: list, budget: str = "lookup=3,usd=1") -> Agent:
+    def lookup(key: str) -> Used:
+        """Look a key up in a paid API."""
+        return Used(f"value of {key}", cost=billed.pop(0))
+
+    def reply(messages, tools):
+        done = sum(m.role == "tool" for m in messages)
+        if done >= 2 or not tools:
+            return ScriptedModel.text(f"<answer>{done} lookups</answer>")
+        return ScriptedModel.tool_calls([("lookup", {"key": f"k{done}"})])
+
+    return Agent(ScriptedModel(reply), [Tool(lookup, price="0.01")], budget, planner="react")  # a free model
+
+
+def test_a_billed_cost_under_the_bound_is_charged_exactly():
+    result = _agent(["0.004", Decimal("0.0025")]).run("q")
+    assert result.stop_reason.kind == "answered" and result.usage.tool_calls == {"lookup": 2}
+    assert result.usage.usd == Decimal("0.0065")  # not the 0.02 the two calls reserved
+    commits = [e for e in result.timeline if e["event"] == "commit" and "tool:lookup" in e["amounts"]]
+    assert [e["amounts"]["usd"] for e in commits] == ["0.004", "0.0025"]
+
+
+def test_a_billed_cost_above_the_bound_stops_the_run_with_overrun_and_charges_the_truth():
+    agent = _agent(["0.003", "0.05"])
+
+    async def go():
+        return [e async for e in agent.astream("q")]
+
+    events = asyncio.run(go())
+    result = events[-1].result
+    assert isinstance(events[-1], FinalAnswer)
+    assert result.stop_reason.kind == "overrun" and result.stop_reason.resource == "usd"
+    assert "the tool lookup" in result.stop_reason.message and "0.05" in result.stop_reason.message
+    assert result.usage.usd == Decimal("0.053") and result.usage.tool_calls == {"lookup": 2}
+    (overrun,) = [e for e in events if isinstance(e, BudgetOverrun)]
+    assert (overrun.resource, overrun.reserved, overrun.reported, overrun.model) == (
+        "usd",
+        "0.01",
+        "0.05",
+        "tool lookup",
+    )
+    finished = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert [e.cost for e in finished] == [0.003, 0.05]
+
+
+@pytest.mark.parametrize("lie", [-0.001, "NaN", "Infinity", "a lot", True])
+def test_a_cost_that_cannot_be_true_is_charged_its_bound_and_stops_the_run(lie):
+    result = _agent([lie]).run("q")
+    assert result.stop_reason.kind == "overrun" and "cannot" not in result.stop_reason.message
+    assert result.usage.usd == Decimal("0.01") and result.usage.tool_calls == {"lookup": 1}
+
+
+def test_the_bound_is_what_a_dollar_cap_admits():
+    # the bound (0.01) does not fit 0.009 dollars, however little the call would have been billed
+    result = _agent(["0.001"], budget="lookup=3,usd=0.009").run("q")
+    assert result.usage.tool_calls == {} and result.usage.usd == 0
+    refused = [m.content for m in result.messages if m.role == "tool" and "not run" in m.content]
+    assert refused and "Budget exhausted for usd" in refused[0]
+
+
+def test_tool_overrun_is_exported_and_an_overrun():
+    from budgetgraph import Overrun
+
+    assert issubclass(ToolOverrun, Overrun)
