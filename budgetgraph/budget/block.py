@@ -62,7 +62,7 @@ def account_lines(ledger: Ledger) -> list[str]:
         f"account {_label(key)} ({window}, shared with other runs): used "
         f"{_fmt(key, usage.spent.get(key, 0))}, remaining {_fmt(key, usage.remaining(key) or 0)} of "
         f"{_fmt(key, limit)}"
-        for key, limit in ledger.account.limits.items()
+        for key, limit in usage.limits.items()
     ]
 
 

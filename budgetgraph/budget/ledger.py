@@ -248,7 +248,7 @@ class Ledger:
         ]
         if self.account is not None:
             usage = self.account.usage()
-            for key, limit in self.account.limits.items():
+            for key, limit in usage.limits.items():
                 left = usage.remaining(key)
                 if left is not None:
                     fractions.append(1.0 if not limit else float(left) / float(limit))
@@ -278,7 +278,7 @@ class Ledger:
         if self.account is not None:
             usage = self.account.usage()
             window = usage.window if usage.window == "total" else f"{usage.window} {usage.bucket}"
-            for key, limit in self.account.limits.items():
+            for key, limit in usage.limits.items():
                 tool = key.startswith(TOOL_PREFIX)
                 row = _status_row(
                     key[len(TOOL_PREFIX) :] if tool else key,

@@ -265,7 +265,17 @@ class Budget:
 
     @classmethod
     def from_limits(cls, limits: Mapping[str, Amount]) -> Budget:
-        """Inverse of :meth:`limits` (used for child budgets and snapshots)."""
+        """Inverse of :meth:`limits` (used for child budgets, snapshots and accounts' mappings). A key that is
+        neither a resource nor ``tool:NAME`` is an error, never a cap silently dropped."""
+        for key in limits:
+            if not (isinstance(key, str) and (key in RESOURCES or key.startswith(TOOL_PREFIX))):
+                hint = (
+                    f" (a tool's cap is 'tool:{key}')" if isinstance(key, str) and key.isidentifier() else ""
+                )
+                raise ConfigError(
+                    f"{key!r} is not a budget key{closest(str(key), RESOURCES)}{hint}; the keys are "
+                    f"{', '.join(RESOURCES)} and tool:NAME"
+                )
         tools = {k[len(TOOL_PREFIX) :]: int(v) for k, v in limits.items() if k.startswith(TOOL_PREFIX)}
         caps: dict[str, Any] = {}
         for key in RESOURCES:

@@ -1,7 +1,9 @@
 """The fleet budget store: Redis, one Lua script per operation (Redis runs a script atomically).
 
-Each key's window lives in four Redis keys sharing one hash tag (one cluster slot): spent units, live
-reserved units, each reservation's amounts, and the reservations' lease deadlines (Redis's own clock).
+Each key's window lives in five Redis keys sharing the key's hash tag (one cluster slot): spent units, live
+reserved units, each reservation's amounts, the reservations' lease deadlines (Redis's own clock) and the
+lapsed reservations; beside them, the caps an operator set (read by the reserve script, so a change applies
+at the next reservation, atomically).
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ _RESERVE = (
     + """
 local n = tonumber(ARGV[4])
 for i = 0, n - 1 do
-  local res, amt, lim = ARGV[5 + 3 * i], tonumber(ARGV[6 + 3 * i]), tonumber(ARGV[7 + 3 * i])
+  local res, amt, lim = ARGV[5 + 4 * i], tonumber(ARGV[6 + 4 * i]), tonumber(ARGV[7 + 4 * i])
+  local cap = redis.call('HGET', KEYS[6], res)
+  if cap then lim = tonumber(cap) end
+  if lim >= 0 then lim = math.max(lim - tonumber(ARGV[8 + 4 * i]), 0) end
   if lim >= 0 and amt > 0 then
     local used = tonumber(redis.call('HGET', KEYS[1], res) or '0') + tonumber(redis.call('HGET', KEYS[2], res) or '0')
     if used + amt > lim then return {0, res, string.format('%d', math.max(lim - used, 0))} end
@@ -69,7 +74,7 @@ for i = 0, n - 1 do
 end
 local parts = {}
 for i = 0, n - 1 do
-  local res, amt = ARGV[5 + 3 * i], ARGV[6 + 3 * i]
+  local res, amt = ARGV[5 + 4 * i], ARGV[6 + 4 * i]
   if tonumber(amt) > 0 then
     redis.call('HINCRBY', KEYS[2], res, amt)
     parts[res] = amt
@@ -140,8 +145,9 @@ class RedisBudgetStore(BudgetStore):
         self._error = redis.RedisError
 
     def _keys(self, key: str, bucket: str) -> list[str]:
-        tag = f"{self.prefix}:{{{key}|{bucket}}}"
-        return [f"{tag}:spent", f"{tag}:reserved", f"{tag}:held", f"{tag}:leases", f"{tag}:lapsed"]
+        tag = f"{self.prefix}:{{{key}}}"  # one slot per account: its windows and its operator caps
+        names = ("spent", "reserved", "held", "leases", "lapsed")
+        return [*(f"{tag}:{bucket}:{n}" for n in names), self._caps_key(key)]
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
@@ -163,10 +169,11 @@ class RedisBudgetStore(BudgetStore):
         limits: Mapping[str, int],
         lease_s: float,
         ttl_s: float | None,
+        keep: Mapping[str, int] | None = None,
     ) -> tuple[str, int] | None:
         args: list[Any] = [rid, _ttl(ttl_s), int(lease_s * 1000), len(amounts)]
         for resource, amount in amounts.items():
-            args += [resource, amount, limits.get(resource, -1)]
+            args += [resource, amount, limits.get(resource, -1), (keep or {}).get(resource, 0)]
         out = self._run("reserve", self._keys(key, bucket), args)
         if int(out[0]) == 1:
             return None
@@ -187,6 +194,33 @@ class RedisBudgetStore(BudgetStore):
     def _totals(self, key: str, bucket: str) -> tuple[dict[str, int], dict[str, int]]:
         spent, reserved = self._run("totals", self._keys(key, bucket), [])
         return _pairs(spent), _pairs(reserved)
+
+    def _caps_key(self, key: str) -> str:
+        return f"{self.prefix}:{{{key}}}:caps"
+
+    def _stored_caps(self, key: str) -> dict[str, int]:
+        try:
+            return _pairs([x for pair in self._redis.hgetall(self._caps_key(key)).items() for x in pair])
+        except self._error as exc:
+            raise BudgetStoreError(
+                f"budget store {self.url}: {redact(str(exc))}; the call was not made (is the Redis server up "
+                "and reachable?)"
+            ) from None
+
+    def _store_caps(self, key: str, caps: Mapping[str, int | None]) -> None:
+        try:
+            pipe = self._redis.pipeline(transaction=True)  # MULTI/EXEC: all of a change or none
+            for resource, amount in caps.items():
+                if amount is None:
+                    pipe.hdel(self._caps_key(key), resource)
+                else:
+                    pipe.hset(self._caps_key(key), resource, amount)
+            pipe.execute()
+        except self._error as exc:
+            raise BudgetStoreError(
+                f"budget store {self.url}: {redact(str(exc))}; the caps were not changed (is the Redis server "
+                "up and reachable?)"
+            ) from None
 
     def close(self) -> None:
         self._redis.close()

@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS held (
     amount INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (id, resource)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS held_by_key ON held (key, bucket, expires);
+CREATE TABLE IF NOT EXISTS caps (
+    key TEXT NOT NULL, resource TEXT NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (key, resource)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lapsed (
     id TEXT NOT NULL, key TEXT NOT NULL, bucket TEXT NOT NULL, resource TEXT NOT NULL,
     amount INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (id, resource)
@@ -154,12 +157,16 @@ class SQLiteBudgetStore(BudgetStore):
         limits: Mapping[str, int],
         lease_s: float,
         ttl_s: float | None,
+        keep: Mapping[str, int] | None = None,
     ) -> tuple[str, int] | None:
         def body(db: sqlite3.Connection) -> tuple[str, int] | None:
             self._purge(db, key, bucket, ttl_s)
             spent, reserved = self._sums(db, key, bucket)
+            caps = {**limits, **dict(db.execute("SELECT resource, amount FROM caps WHERE key = ?", (key,)))}
             for resource, amount in amounts.items():
-                limit = limits.get(resource)
+                limit = caps.get(resource)
+                if limit is not None and (keep or {}).get(resource):
+                    limit = max(limit - (keep or {})[resource], 0)
                 if limit is None or amount <= 0:
                     continue
                 left = limit - spent.get(resource, 0) - reserved.get(resource, 0)
@@ -188,6 +195,22 @@ class SQLiteBudgetStore(BudgetStore):
 
     def _totals(self, key: str, bucket: str) -> tuple[dict[str, int], dict[str, int]]:
         return self._tx(lambda db: self._sums(db, key, bucket), write=False)
+
+    def _stored_caps(self, key: str) -> dict[str, int]:
+        return self._tx(
+            lambda db: dict(db.execute("SELECT resource, amount FROM caps WHERE key = ?", (key,))),
+            write=False,
+        )
+
+    def _store_caps(self, key: str, caps: Mapping[str, int | None]) -> None:
+        def body(db: sqlite3.Connection) -> None:
+            for resource, amount in caps.items():
+                if amount is None:
+                    db.execute("DELETE FROM caps WHERE key = ? AND resource = ?", (key, resource))
+                else:
+                    db.execute("INSERT OR REPLACE INTO caps VALUES (?, ?, ?)", (key, resource, amount))
+
+        self._tx(body)
 
     def prune(self) -> int:
         """Delete the figures of windows past their keep-until time; returns how many rows went."""

@@ -159,8 +159,10 @@ class BudgetStore(ABC):
         limits: Mapping[str, int],
         lease_s: float,
         ttl_s: float | None,
+        keep: Mapping[str, int] | None = None,
     ) -> tuple[str, int] | None:
-        """Take ``amounts`` if every capped one fits; else return (resource, units remaining)."""
+        """Take ``amounts`` if every capped one fits (the caps: ``limits`` under the key's stored caps, read in
+        the same atomic step, each lowered by its ``keep``); else return (resource, units remaining)."""
 
     @abstractmethod
     def _commit(
@@ -176,6 +178,37 @@ class BudgetStore(ABC):
     @abstractmethod
     def _totals(self, key: str, bucket: str) -> tuple[dict[str, int], dict[str, int]]:
         """Spent and live reserved units of one key's bucket (expired leases dropped first)."""
+
+    def _stored_caps(self, key: str) -> dict[str, int]:
+        """The caps an operator set on ``key`` (units), which override those its accounts were built with."""
+        return {}
+
+    def _store_caps(self, key: str, caps: Mapping[str, int | None]) -> None:
+        """Set (a number) or drop (None) ``key``'s stored caps, in one atomic step."""
+        raise ConfigError(f"{type(self).__name__} does not keep caps: it cannot change them while runs go on")
+
+    def set_caps(self, key: str, caps: str | Mapping[str, Amount | None]) -> dict[str, Amount]:
+        """Change ``key``'s caps for every process and run that spends from it, effective at each one's next
+        reservation: ``"usd=20"`` or ``{"usd": "20", "search": None}`` (None drops an operator's cap, back to
+        the one the account was built with). A cap below what is spent and reserved refuses new reservations;
+        those already held still commit (nothing is lost). Returns the caps the store now holds for ``key``."""
+        if not key:
+            raise ConfigError("set_caps needs the account's key (a user id, tenant or API key)")
+        given = dict(Budget.parse(caps).limits()) if isinstance(caps, str) else dict(caps)
+        keep = {k: v for k, v in given.items() if v is not None}
+        limits = Budget.from_limits(keep).limits() if keep else {}
+        if "seconds" in limits:
+            raise ConfigError(
+                "a budget store caps spend, not wall time: 'seconds' cannot be an account's cap"
+            )
+        units: dict[str, int | None] = {check_resource(k): to_units(k, v) for k, v in limits.items()}
+        units.update({check_resource(k): None for k, v in given.items() if v is None})
+        self._store_caps(key, units)
+        return self.caps(key)
+
+    def caps(self, key: str) -> dict[str, Amount]:
+        """The caps an operator set on ``key`` with :meth:`set_caps` (empty: those of its accounts apply)."""
+        return {k: from_units(k, v) for k, v in self._stored_caps(key).items()}
 
     def close(self) -> None:  # noqa: B027 - a store without connections has nothing to close
         """Release connections (the store's data stays)."""
@@ -279,7 +312,13 @@ class Account:
         object.__setattr__(self, "limits", limits)
 
     def caps(self, resource: str) -> bool:
+        """Whether the account was built to cap ``resource`` (no store round trip; an operator's caps on
+        other resources bind at each reservation all the same)."""
         return resource in self.limits
+
+    def current_limits(self) -> dict[str, Amount]:
+        """The caps in force: those the account was built with, under any an operator set in the store."""
+        return {**self.limits, **self.store.caps(self.key)}
 
     def try_reserve(
         self, amounts: Mapping[str, Amount], *, keep: Mapping[str, Amount] | None = None
@@ -289,18 +328,17 @@ class Account:
         bucket, ttl = window_bucket(self.window, self._now())
         units = {check_resource(k): to_units(k, v) for k, v in amounts.items() if k != "seconds" and v}
         limits = {k: to_units(k, v) for k, v in self.limits.items()}
-        for k, v in (keep or {}).items():
-            if k in limits and units.get(k):
-                limits[k] = max(limits[k] - to_units(k, v), 0)
+        held = {check_resource(k): to_units(k, v) for k, v in (keep or {}).items() if units.get(k) and v}
         rid = uuid.uuid4().hex
-        refused = self.store._reserve(self.key, bucket, rid, units, limits, self.lease_s, _ttl(ttl))
+        refused = self.store._reserve(self.key, bucket, rid, units, limits, self.lease_s, _ttl(ttl), held)
         if refused is not None:
             resource, left = refused
+            cap = self.current_limits().get(resource, 0)
             return AccountExceeded(
                 resource,
                 _show(resource, amounts.get(resource, 0)),
                 _show(resource, from_units(resource, left)),
-                _show(resource, self.limits[resource]),
+                _show(resource, cap),
                 account=self.key,
                 window=f"{self.window} {bucket}" if self.window != "total" else "total",
             )
@@ -316,7 +354,7 @@ class Account:
         self.store._release(self.key, grant.bucket, grant.id)
 
     def usage(self) -> AccountUsage:
-        return self.store.usage(self.key, window=self.window, limits=self.limits)
+        return self.store.usage(self.key, window=self.window, limits=self.current_limits())
 
     def _now(self) -> datetime | None:
         return None if self.window == "total" else self.store.now()
@@ -347,8 +385,6 @@ class Account:
 
     def available(self, resource: str) -> Amount | None:
         """What one more reservation of ``resource`` could take now; None if the account does not cap it."""
-        if resource not in self.limits:
-            return None
         return self.usage().remaining(resource)
 
 
