@@ -22,7 +22,7 @@ from .agents.result import RunResult
 from .budget.limits import Budget
 from .budget.prices import PriceTable
 from .envs.registry import ENVS
-from .errors import BudgetgraphError
+from .errors import BudgetgraphError, ConfigError
 from .models.registry import model_forms
 from .planners.mcts import DEFAULT_PRIOR_MIX
 from .tools.corpus import Corpus
@@ -291,6 +291,21 @@ def run(
     out.print(_usage_table(result, caps))
 
 
+def _shared_account(budget: str | None, store: str | None, key: str | None, out: Path) -> Any:
+    """The sweep-wide account of --shared-budget / --store / --account (None without them)."""
+    from .budget.shared import SharedAccount
+
+    if budget is None and store is None:
+        if key is not None:
+            raise ConfigError(
+                "--account names the key of a --shared-budget: give --shared-budget and --store"
+            )
+        return None
+    if budget is None or store is None:
+        raise ConfigError("a sweep-wide budget needs both --shared-budget (e.g. 'usd=20') and --store")
+    return SharedAccount(store, key or out.stem, budget)
+
+
 @app.command("eval")
 def eval_(
     env: Annotated[str, typer.Argument(help=ENV_HELP)],
@@ -390,6 +405,22 @@ def eval_(
             "'unshare' or 'none' runs without it, by name, and every run warns."
         ),
     ] = None,
+    shared_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="A cap on the whole sweep ('usd=20'), drawn on by every episode on every Ray node; needs "
+            "--store. An episode the account cannot fund stops on it like any budget."
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Where --shared-budget lives: a redis:// URL (a fleet) or an SQLite file (one machine)."
+        ),
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option(help="The shared account's key (default: the --out file's name).")
+    ] = None,
 ) -> None:
     """Run planners x budgets x tasks of ENV and append one JSON line per episode to --out."""
 
@@ -433,6 +464,7 @@ def eval_(
             shard=_shard(shard),
             only=_only(only),
         )
+        shared = _shared_account(shared_budget, store, account, out)
         if model == "local" or model.startswith("local:"):
             console.print(
                 "[dim]the embedded model runs on this CPU: an episode takes from a few seconds to a minute; "
@@ -442,7 +474,13 @@ def eval_(
         summary = asyncio.run(
             _until_terminated(
                 run_eval(
-                    spec, out, executor=executor, address=address, progress=progress, allow_changes=extend
+                    spec,
+                    out,
+                    executor=executor,
+                    address=address,
+                    progress=progress,
+                    allow_changes=extend,
+                    shared=shared,
                 )
             )
         )

@@ -19,6 +19,7 @@ from .. import tracing
 from ..budget.ledger import Ledger
 from ..budget.limits import Budget, closest
 from ..budget.prices import PriceTable
+from ..budget.shared import default_account
 from ..budget.store import Account
 from ..errors import BudgetExhausted, ConfigError
 from ..meter import MeteredRun
@@ -293,6 +294,8 @@ class Agent:
         self, question: Question, thread_id: str | None, ledger: Ledger | None, account: Account | None = None
     ) -> tuple[AgentState, RunnableConfig, MeteredRun]:
         tid = thread_id or uuid.uuid4().hex
+        if account is None and ledger is None:
+            account = default_account.get()  # an evaluation's sweep-wide account, when one is set
         run = self.config.new_run(await self._ledger_for(tid, ledger, account))
         state: AgentState = {
             "messages": self._opening(question),

@@ -6,6 +6,7 @@ from .ledger import Ledger, Regime, Reservation, Usage, regime_of
 from .limits import RESOURCES, Amount, Budget, tool_key
 from .prices import FREE, ModelPrice, PriceTable, Pricing, builtin_price, max_output_within
 from .redis_store import RedisBudgetStore
+from .shared import SharedAccount, spending_from
 from .sqlite_store import SQLiteBudgetStore
 from .store import WINDOWS, Account, AccountUsage, BudgetStore, Grant, Window, window_bucket
 from .tool_block import render_tool_block, render_tool_policy
@@ -14,6 +15,8 @@ __all__ = [
     "FREE",
     "WINDOWS",
     "Account",
+    "SharedAccount",
+    "spending_from",
     "AccountUsage",
     "BudgetStore",
     "Grant",

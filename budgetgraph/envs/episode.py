@@ -11,6 +11,8 @@ from dataclasses import replace
 from typing import Any
 
 from .._redact import redact
+from ..budget.shared import spending_from
+from ..budget.store import Account
 from ..models.base import ChatModel, sampling
 from ..models.messages import ModelSettings
 from .base import Env, Task
@@ -43,8 +45,10 @@ async def episode_record(
     epoch: int = 0,
     seed: int | None = None,
     temperature: float | None = None,
+    account: Account | None = None,
 ) -> dict[str, Any]:
-    """Run one episode and return its results line; an error is recorded (and scored wrong), not raised."""
+    """Run one episode and return its results line; an error is recorded (and scored wrong), not raised.
+    ``account``: a sweep-wide account every run of the episode also spends from."""
     base: dict[str, Any] = {
         "type": "episode",
         "task_id": task.id,
@@ -62,7 +66,8 @@ async def episode_record(
         override["temperature"] = temperature
     token = sampling.set(override or None)  # every model call of the episode, sub-agents' too
     try:
-        return await _episode(env, task, model, planner, budget, base)
+        with spending_from(account):
+            return await _episode(env, task, model, planner, budget, base)
     finally:
         sampling.reset(token)
 

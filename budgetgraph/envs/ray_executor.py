@@ -12,6 +12,7 @@ from .base import Task
 from .episode import episode_record
 
 if TYPE_CHECKING:
+    from ..budget.shared import SharedAccount
     from .base import Env
     from .spec import EvalSpec
 
@@ -22,19 +23,24 @@ class _EpisodeWorker:
     """One per worker process: builds the environment and the model once, runs many episodes concurrently."""
 
     def __init__(
-        self, env_factory: Callable[[], Env], model_factory: Callable[[], Any], model_label: str
+        self,
+        env_factory: Callable[[], Env],
+        model_factory: Callable[[], Any],
+        model_label: str,
+        shared: SharedAccount | None = None,
     ) -> None:
         self.env = env_factory()
         self.model = model_factory()
         self.label = model_label
         self.tasks = {t.id: t for t in self.env.tasks()}
+        self.account = shared.open() if shared is not None else None  # this worker's own connection
 
     async def run(
         self, task_id: str, planner: str, budget: str, epoch: int, seed: int | None, temperature: float | None
     ) -> dict[str, Any]:
         task = self.tasks[task_id]
         return await episode_record(
-            self.env, task, self.model, self.label, planner, budget, epoch, seed, temperature
+            self.env, task, self.model, self.label, planner, budget, epoch, seed, temperature, self.account
         )
 
 
@@ -46,8 +52,10 @@ async def run_on_ray(
     address: str | None,
     done: Callable[[dict[str, Any]], object],
     workers: int | None = None,
+    shared: SharedAccount | None = None,
 ) -> None:
-    """Spread ``cells`` over ``workers`` actors (default: the cluster's CPUs, at most ``spec.concurrency``)."""
+    """Spread ``cells`` over ``workers`` actors (default: the cluster's CPUs, at most ``spec.concurrency``);
+    with ``shared``, every episode on every node also spends from that account."""
     ray = require("ray", "ray")
     import asyncio
 
@@ -67,7 +75,7 @@ async def run_on_ray(
     n = max(1, min(workers or cpus, spec.concurrency, len(cells)))
     per_actor = max(1, math.ceil(spec.concurrency / n))
     actor_cls = ray.remote(num_cpus=0)(_EpisodeWorker).options(max_concurrency=per_actor)
-    actors = [actor_cls.remote(env_factory, model_factory, spec.model) for _ in range(n)]
+    actors = [actor_cls.remote(env_factory, model_factory, spec.model, shared) for _ in range(n)]
     refs = [
         actors[i % n].run.remote(task.id, planner, budget, epoch, spec.epoch_seed(epoch), spec.temperature)
         for i, (task, planner, budget, epoch) in enumerate(cells)

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..budget.shared import SharedAccount
+from ..budget.store import Account
 from ..errors import ConfigError
 from ..models.base import ChatModel
 from ..models.registry import infer_model
@@ -127,9 +129,11 @@ async def run_eval(
     progress: bool = True,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     allow_changes: bool = False,
+    shared: SharedAccount | None = None,
 ) -> EvalSummary:
     """Run every (task, planner, budget) cell not yet in ``out``; append each finished one at once. A file
-    written with another configuration is refused unless ``allow_changes``."""
+    written with another configuration is refused unless ``allow_changes``. ``shared``: an account every
+    episode also spends from (a sweep-wide cap, in Redis for a Ray fleet), whichever process runs it."""
     from .registry import make_env
 
     def default_env() -> Env:
@@ -158,6 +162,7 @@ async def run_eval(
             progress,
             on_record,
             allow_changes,
+            shared,
         )
 
 
@@ -173,6 +178,7 @@ async def _sweep(
     progress: bool,
     on_record: Callable[[dict[str, Any]], None] | None,
     allow_changes: bool,
+    shared: SharedAccount | None = None,
 ) -> EvalSummary:
     old_header, done = results.read()
     header = {
@@ -182,6 +188,8 @@ async def _sweep(
         "versions": versions(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if shared is not None:
+        header["account"] = shared.describe()
     header["config_digest"] = config_digest(header["config"])
     check_header(results.path, old_header, header, allow_changes)
     was = (old_header or {}).get("versions", {}).get("source")
@@ -235,11 +243,12 @@ async def _sweep(
             if executor == "ray":
                 from .ray_executor import run_on_ray
 
-                await run_on_ray(env_factory, model_factory, spec, cells, address, write)
+                await run_on_ray(env_factory, model_factory, spec, cells, address, write, shared=shared)
             elif executor == "asyncio":
                 model = model_factory()
+                account = shared.open() if shared is not None else None
                 with sweep_collector():
-                    await _run_local(env, model, spec, cells, write)
+                    await _run_local(env, model, spec, cells, write, account)
             else:
                 raise ConfigError(f"unknown executor {executor!r}; use asyncio or ray")
     finally:
@@ -269,13 +278,15 @@ async def _run_local(
     spec: EvalSpec,
     cells: Sequence[Cell],
     done: Callable[[dict[str, Any]], object],
+    account: Account | None = None,
 ) -> None:
     gate = asyncio.Semaphore(max(1, spec.concurrency))
+    seed = spec.epoch_seed
 
     async def one(task: Task, planner: str, budget: str, epoch: int) -> dict[str, Any]:
         async with gate:
             return await episode_record(
-                env, task, model, spec.model, planner, budget, epoch, spec.epoch_seed(epoch), spec.temperature
+                env, task, model, spec.model, planner, budget, epoch, seed(epoch), spec.temperature, account
             )
 
     # tasks start in cell order (the semaphore is FIFO), so a partial run covers the first tasks fully
