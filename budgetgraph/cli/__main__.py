@@ -1,0 +1,5 @@
+"""``python -m budgetgraph.cli``."""
+
+from . import main
+
+main()
