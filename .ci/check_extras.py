@@ -186,8 +186,17 @@ def redis() -> str:
 
 
 def app() -> str:
-    _mods("fastapi", "uvicorn", "budgetgraph.agents.sse")
-    return _versions("fastapi", "uvicorn")
+    _mods("fastapi", "uvicorn", "budgetgraph.agents.sse", "langgraph.checkpoint.sqlite.aio")
+    import asyncio
+
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async def roundtrip() -> None:  # the checkpointer a paused run resumes from in another process
+        async with AsyncSqliteSaver.from_conn_string(":memory:") as saver:
+            await saver.setup()
+
+    asyncio.run(roundtrip())
+    return _versions("fastapi", "uvicorn", "langgraph-checkpoint-sqlite")
 
 
 def browser() -> str:
