@@ -12,7 +12,7 @@ from rich.markup import escape
 from ..envs.registry import ENVS
 from ..errors import BudgetgraphError, ConfigError
 from ..planners.mcts import DEFAULT_PRIOR_MIX
-from .common import (  # noqa: F401
+from .common import (
     ENV_HELP,
     MODEL_HELP,
     _error,

@@ -12,16 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import BudgetgraphError
-from .common import (  # noqa: F401
-    ENV_HELP,
-    MODEL_HELP,
+from .common import (
     _error,
-    _only,
     _out,
-    _planner_help,
-    _shard,
-    _Terminated,
-    _until_terminated,
     app,
     console,
 )

@@ -21,16 +21,10 @@ from ..budget.prices import PriceTable
 from ..errors import BudgetgraphError
 from ..tools.corpus import Corpus
 from ..tools.search_backends import SEARCH_BACKENDS
-from .common import (  # noqa: F401
-    ENV_HELP,
+from .common import (
     MODEL_HELP,
     _error,
-    _only,
-    _out,
     _planner_help,
-    _shard,
-    _Terminated,
-    _until_terminated,
     app,
     console,
 )
