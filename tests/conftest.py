@@ -121,3 +121,14 @@ def redis_url(tmp_path_factory):
     client.close()
     proc.terminate()
     proc.wait(timeout=10)
+
+
+def check_ledger(result) -> None:
+    """Every cap of a run held, and the per-role figures add up to its totals."""
+    limits, spent = result.ledger["limits"], result.ledger["spent"]
+    for key, cap in limits.items():
+        assert float(spent.get(key, 0)) <= float(cap), (key, spent.get(key), cap)
+    roles = result.usage.by_role
+    assert sum(r["llm_calls"] for r in roles.values()) == result.usage.llm_calls
+    assert sum(r["input_tokens"] for r in roles.values()) == result.usage.input_tokens
+    assert sum(r["output_tokens"] for r in roles.values()) == result.usage.output_tokens

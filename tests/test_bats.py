@@ -1,4 +1,4 @@
-"""BATS and plan-and-budget control flow with a scripted model: verifier decisions, context replacement,
+"""BATS control flow with a scripted model: verifier decisions, context replacement,
 selection, exact per-role accounting and caps that hold."""
 
 from __future__ import annotations
@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from conftest import check_ledger
 
 from budgetgraph import Agent, BATSOptions, Budget, Ledger, tool
 from budgetgraph.agents.bats_graph import evidence_only
 from budgetgraph.models import ScriptedModel
 from budgetgraph.models.messages import Message, ToolCall
-from budgetgraph.planners.allocation import allocate
 from budgetgraph.planners.bats import (
     ConstraintCheck,
     PlanOut,
@@ -105,16 +105,6 @@ def _driver(
     return ScriptedModel(policy)
 
 
-def _check_ledger(result):
-    limits, spent = result.ledger["limits"], result.ledger["spent"]
-    for key, cap in limits.items():
-        assert float(spent.get(key, 0)) <= float(cap), (key, spent.get(key), cap)
-    roles = result.usage.by_role
-    assert sum(r["llm_calls"] for r in roles.values()) == result.usage.llm_calls
-    assert sum(r["input_tokens"] for r in roles.values()) == result.usage.input_tokens
-    assert sum(r["output_tokens"] for r in roles.values()) == result.usage.output_tokens
-
-
 def _run(model, budget, mini_corpus, **kw):
     agent = Agent(model, mini_corpus.tools(), budget, planner="bats", **kw)
     return agent, asyncio.run(agent.arun("Who designed the Apple Remote?"))
@@ -141,7 +131,7 @@ def test_success_in_early_stop_mode_ends_the_run(mini_corpus):
         set(result.usage.by_role) == {"plan", "act", "verify"}
         and result.usage.by_role["verify"]["llm_calls"] == 1
     )
-    _check_ledger(result)
+    check_ledger(result)
 
 
 def test_pivot_replans_and_the_new_context_holds_the_summary_not_the_old_results(mini_corpus):
@@ -161,7 +151,7 @@ def test_pivot_replans_and_the_new_context_holds_the_summary_not_the_old_results
         m.content for m in result.messages if m.content.startswith("Plan:") and "[~]" in m.content
     )
     assert "1.1." in plan_text or "2.1." in plan_text  # alternatives are numbered branches; nothing deleted
-    _check_ledger(result)
+    check_ledger(result)
 
 
 def test_continue_keeps_the_plan_and_digs(mini_corpus):
@@ -171,7 +161,7 @@ def test_continue_keeps_the_plan_and_digs(mini_corpus):
     after = [msgs for msgs in _act_requests(model) if "SUMMARY-0" in msgs[0].content]
     assert after and "NEXT-0" in after[0][0].content  # the dig-deeper step is now on the checklist
     assert result.answer == "Beta"
-    _check_ledger(result)
+    check_ledger(result)
 
 
 def test_continue_with_too_little_budget_becomes_pivot():
@@ -190,7 +180,7 @@ def test_exhaustion_leads_to_selection_and_never_to_none(mini_corpus):
     assert "select" in result.usage.by_role and result.answer == "Beta"  # two attempts, the judge picked #2
     # the paper stops at the first exhausted tool budget (by name): search ran out with one open left
     assert result.usage.tool_calls == {"search": 3, "open": 2}
-    _check_ledger(result)
+    check_ledger(result)
     model = _driver(["CONTINUE", "CONTINUE", "CONTINUE"], answers=("Alpha", "Beta", "Gamma"), pick=2)
     _, result = _run(model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus)
     assert result.usage.tool_calls == {
@@ -266,7 +256,7 @@ def test_full_mode_keeps_attempting_after_success_then_selects(mini_corpus):
         model, Budget(tool_calls={"search": 9, "open": 9}), mini_corpus, bats_mode="full", max_attempts=3
     )
     assert len(_requests(model, "submit_verdict")) == 3 and result.answer == "Gamma"
-    _check_ledger(result)
+    check_ledger(result)
 
 
 def test_token_caps_hold_with_the_verifier_and_selection_reserve(mini_corpus):
@@ -276,7 +266,7 @@ def test_token_caps_hold_with_the_verifier_and_selection_reserve(mini_corpus):
             model, Budget(tool_calls={"search": 9, "open": 9}, total_tokens=cap, llm_calls=8), mini_corpus
         )
         assert result.usage.total_tokens <= cap and result.usage.llm_calls <= 8
-        _check_ledger(result)
+        check_ledger(result)
 
 
 def test_checklist_operations():
@@ -286,78 +276,6 @@ def test_checklist_operations():
     assert [s["id"] for s in plan] == ["1", "2", "1.1"]
     text = render_checklist(plan)
     assert "[!] 1. a (search=2)" in text and "  [ ] 1.1. a again" in text
-
-
-@pytest.mark.parametrize("schedule", ["constant", "linear", "polynomial", "exponential", "cosine"])
-def test_allocation_sums_exactly_and_favours_early_steps(schedule):
-    shares = allocate(10, [40, 30, 30], schedule)
-    assert sum(shares) == 10 and all(s >= 0 for s in shares)
-    if schedule != "constant":
-        assert shares[0] >= shares[-1]
-
-
-def test_plan_and_budget_splits_by_credit_and_totals_add_up(mini_corpus):
-    def policy(messages, tools):
-        names = [t.name for t in tools]
-        if names == ["submit_subquestions"]:
-            return ScriptedModel.tool_calls(
-                [
-                    (
-                        "submit_subquestions",
-                        {
-                            "subquestions": [
-                                {"question": "Apple Remote designer", "credit": 70},
-                                {"question": "Who is #1", "credit": 30},
-                            ]
-                        },
-                    )
-                ]
-            )
-        return ScriptedModel.qa_policy()._fn(messages, tools)
-
-    model = ScriptedModel(policy)
-    budget = Budget(tool_calls={"search": 4, "open": 4})
-    agent = Agent(model, mini_corpus.tools(), budget, planner="plan_and_budget", instructions="HOUSE-RULE")
-    result = asyncio.run(agent.arun("Who designed the Apple Remote?"))
-    assert result.answer and set(result.usage.by_role) >= {"plan", "act", "answer"}
-    acting = [msgs for msgs, tools, _ in model.requests if "search" in [t.name for t in tools]]
-    assert acting and all("HOUSE-RULE" in msgs[0].content for msgs in acting)  # the sub-agents' prompts too
-    assert sum(result.usage.tool_calls.values()) <= 8
-    _check_ledger(result)
-
-
-def test_repeated_subquestions_merge_and_a_small_budget_keeps_few(mini_corpus):
-    from budgetgraph.planners.allocation import SubQuestion, fit_subquestions
-
-    same = "What device controls Front Row?"
-    subs = [
-        SubQuestion(question=same, credit=40),
-        SubQuestion(question=" what device controls front row ", credit=30),
-    ]
-    subs.append(SubQuestion(question="Who made #1?", credit=30))
-    assert [(s.question, s.credit) for s in fit_subquestions(subs, None)] == [
-        (same, 70),
-        ("Who made #1?", 30),
-    ]
-    assert [s.question for s in fit_subquestions(subs, 1)] == [same]
-    assert len(fit_subquestions(subs, 0)) == 1  # one sub-question always runs
-
-    def policy(messages, tools):
-        if [t.name for t in tools] == ["submit_subquestions"]:
-            listed = [{"question": f"Sub {i}?", "credit": 20} for i in range(5)]
-            return ScriptedModel.tool_calls([("submit_subquestions", {"subquestions": listed})])
-        return ScriptedModel.qa_policy()._fn(messages, tools)
-
-    agent = Agent(
-        ScriptedModel(policy),
-        mini_corpus.tools(),
-        Budget(tool_calls={"search": 2, "open": 3}),
-        planner="plan_and_budget",
-    )
-    result = asyncio.run(agent.arun("Who designed the Apple Remote?"))
-    asked = [m.content for m in result.messages if m.role == "user" and m.content.startswith("Sub ")]
-    assert asked == ["Sub 0?", "Sub 1?"]  # two search calls: two sub-questions, not five
-    _check_ledger(result)
 
 
 def test_structured_outputs_from_small_models_are_read_leniently():
@@ -396,7 +314,7 @@ def test_when_every_attempt_echoes_a_tool_error_the_final_answer_call_answers(mi
     _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus, max_attempts=2)
     assert result.answer == "Jony Ive"
     assert result.usage.by_role["answer"]["llm_calls"] == 1
-    _check_ledger(result)
+    check_ledger(result)
     final_prompt = next(msgs for msgs, tools, _ in model.requests if not tools)
     texts = " ".join(m.content for m in final_prompt)
     assert "No document titled" not in texts and "Error: bad title" not in texts  # nothing to copy
@@ -427,7 +345,7 @@ def test_a_tool_call_cut_off_at_max_tokens_is_not_an_answer(mini_corpus):
     _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus)
     assert result.answer == "Jony Ive"
     assert "verify" not in result.usage.by_role and result.usage.by_role["answer"]["llm_calls"] == 1
-    _check_ledger(result)
+    check_ledger(result)
     model = _driver(["PIVOT"], answers=("Steve Jobs", cut), final="unused")
     _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus, max_attempts=3)
     assert result.answer == "Steve Jobs"  # the verified attempt stands; the cut-off call is not an attempt
@@ -439,7 +357,7 @@ def test_an_echoed_tool_error_is_a_pivot_without_a_verifier_call(mini_corpus):
     _, result = _run(model, Budget(tool_calls={"search": 4, "open": 4}), mini_corpus, max_attempts=3)
     assert result.answer == "Jony Ive"
     assert result.usage.by_role["verify"]["llm_calls"] == 1
-    _check_ledger(result)
+    check_ledger(result)
 
 
 @pytest.mark.parametrize(
@@ -611,7 +529,7 @@ def test_full_mode_runs_until_the_budget_is_spent(mini_corpus):
     # more than the early-stop mode's 3 attempts: four, as the fifth search exhausts the search budget
     assert len(_verifier_notes(result)) == 4
     assert str(result.stop_reason) == "budget_exhausted: search" and result.answer == "Alpha"
-    _check_ledger(result)
+    check_ledger(result)
 
 
 def test_bats_honours_the_agents_system_prompt_and_instructions(mini_corpus):
@@ -703,7 +621,7 @@ def test_consistency_selection_stops_once_the_majority_is_settled(mini_corpus):
         "stopped": True,
     }
     assert result.usage.tool_calls["search"] == 4  # 16 of 20 searches never spent
-    _check_ledger(result)
+    check_ledger(result)
 
 
 def test_consistency_selection_takes_the_majority_over_the_verifiers_tier(mini_corpus):
@@ -719,7 +637,7 @@ def test_consistency_selection_takes_the_majority_over_the_verifiers_tier(mini_c
     assert result.answer == "Alpha" and result.details["selected_by"] == "consistency"
     assert result.details["consistency"]["stopped"] is False  # the search budget ended it, not the rule
     assert str(result.stop_reason) == "budget_exhausted: search"
-    _check_ledger(result)
+    check_ledger(result)
 
 
 def test_consistency_selection_falls_back_to_the_tier_on_a_tie(mini_corpus):
@@ -755,7 +673,7 @@ def test_the_tail_layout_keeps_one_system_message_so_acting_calls_share_their_pr
         model = _driver(["PIVOT", "SUCCESS"])
         _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus, bats_layout=layout)
         runs[layout] = (_act_requests(model), result)
-        _check_ledger(result)
+        check_ledger(result)
     (system_acts, by_system), (tail_acts, by_tail) = runs["system"], runs["tail"]
     assert by_tail.answer == by_system.answer == "Beta" and len(tail_acts) == len(system_acts) >= 4
     assert len({msgs[0].content for msgs in system_acts}) > 1  # the checklist changes the system message
@@ -830,4 +748,4 @@ def test_the_budget_aware_stop_ends_a_bats_attempt_and_selects(mini_corpus):
     assert "<need>" in model.requests[1][0][0].content  # BATS's system prompt asks for estimates
     tool_results = [m.content for m in result.messages if m.role == "tool"]
     assert tool_results and "estimate what you still need" in tool_results[0]  # and its block, each time
-    _check_ledger(result)
+    check_ledger(result)
