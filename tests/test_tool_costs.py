@@ -58,7 +58,7 @@ def test_a_billed_cost_above_the_bound_stops_the_run_with_overrun_and_charges_th
     assert [e.cost for e in finished] == [0.003, 0.05]
 
 
-@pytest.mark.parametrize("lie", [-0.001, "NaN", "Infinity", "a lot", True])
+@pytest.mark.parametrize("lie", [-0.001, "NaN", "Infinity", "a lot", True, "1e30"])
 def test_a_cost_that_cannot_be_true_is_charged_its_bound_and_stops_the_run(lie):
     result = _agent([lie]).run("q")
     assert result.stop_reason.kind == "overrun" and "cannot" not in result.stop_reason.message

@@ -23,6 +23,7 @@ from .. import tracing
 from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import TOOL_PREFIX, Amount, tool_key
 from ..budget.prices import PriceTable
+from ..budget.store import MAX_UNITS, from_units
 from ..errors import BudgetExceeded, Overrun, ToolCallError, ToolOverrun, ToolRejected
 from ..models.messages import ToolCall, ToolStatus
 from ..tools.base import NotFound, Tool, Used
@@ -328,14 +329,18 @@ class ToolMeter:
         return Answered(text, status)
 
 
+MOST_USD = from_units("usd", MAX_UNITS)
+"""The most dollars one report can claim and be believed (what a budget store keeps exactly, about $9M)."""
+
+
 def checked_cost(name: str, reported: Any, bound: Decimal) -> tuple[Decimal, Overrun | None]:
     """What a call that reported ``reported`` dollars is charged, and the overrun when the report is above its
-    reserved ``bound`` (the truth is charged) or cannot be true (negative, not a number: the bound is)."""
+    reserved ``bound`` (the truth is charged) or cannot be true (negative, not a number, absurd: the bound is)."""
     try:
         cost = Decimal(str(reported).strip()) if not isinstance(reported, bool) else Decimal("NaN")
     except (InvalidOperation, ValueError):
         cost = Decimal("NaN")
-    if not cost.is_finite() or cost < 0:
+    if not cost.is_finite() or cost < 0 or cost > MOST_USD:
         return bound, ToolOverrun(name, bound, reported, bound)
     if cost > bound:
         return cost, ToolOverrun(name, bound, reported, cost)
