@@ -117,3 +117,20 @@ def test_cli_help_lists_every_planner_environment_and_model_prefix(command, monk
     if command == "eval":
         missing += [name for name in ENVS if f"{name}:" not in text]
     assert missing == [], text[:3000]
+
+
+def test_the_options_table_of_the_planners_doc_names_every_field():
+    import dataclasses
+
+    from budgetgraph.agents import options as module
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "planners.md").read_text(encoding="utf-8")
+    rows = {
+        m[1]: set(re.findall(r"`(\w+)`", m[2]))
+        for m in re.finditer(r"^\| `(\w+Options)` \|[^|]*\|(.*)\|$", text, re.M)
+    }
+    base = {f.name for f in dataclasses.fields(module.AgentOptions)}
+    assert rows["AgentOptions"] >= base, base - rows["AgentOptions"]
+    for name, listed in rows.items():
+        own = {f.name for f in dataclasses.fields(getattr(module, name))} - base
+        assert listed >= own, (name, own - listed)
