@@ -202,3 +202,43 @@ def test_the_embedded_model_pauses_on_its_token_cap_and_goes_on_when_granted(min
     assert final.answer and final.stop_reason.kind in ("answered", "budget_exhausted")
     assert final.usage.total_tokens <= 4500
     assert final.usage.tool_calls.get("search", 0) <= 2 and final.usage.tool_calls.get("open", 0) <= 2
+
+
+def test_an_operator_changes_a_conversations_caps_through_its_thread():
+    log: list[str] = []
+
+    @tool
+    def search(query: str) -> str:
+        """Search."""
+        log.append(query)
+        return f"hits for {query}"
+
+    def reply(messages, tools):
+        if not tools or messages[-1].role == "tool":
+            return ScriptedModel.text("<answer>done</answer>")
+        return ScriptedModel.tool_calls([("search", {"query": f"q{len(log)}"})])
+
+    agent = Agent(
+        ScriptedModel(reply),
+        [search],
+        "search=2",
+        planner="react",
+        checkpointer=InMemorySaver(),
+        budget_scope="thread",
+    )
+    for _ in range(3):
+        agent.run("q", thread_id="conv")
+    assert log == ["q0", "q1"]  # the conversation's cap: the third run found it spent
+    with pytest.raises(ConfigError, match="cannot be capped at 1: 2 is already spent"):
+        asyncio.run(agent.aset_caps("conv", {"search": 1}))
+    with pytest.raises(ConfigError, match="cannot grant 'usd'"):
+        asyncio.run(agent.aset_caps("conv", {"search": 4, "usd": "1"}))
+    assert asyncio.run(agent.aset_caps("conv", {"search": 3})) == {"search": 3}
+    agent.run("q", thread_id="conv")
+    assert log == ["q0", "q1", "q2"]
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        asyncio.run(agent.aset_caps("other", {"search": 3}))
+    paused = _agent([])
+    paused.run("q", thread_id="p")
+    with pytest.raises(ConfigError, match="paused or mid-run"):
+        asyncio.run(paused.aset_caps("p", {"search": 3}))

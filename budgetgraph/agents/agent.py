@@ -8,6 +8,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ from .events import AgentEvent, ApprovalRequest, BudgetRequest, FinalAnswer, eve
 from .graph import LoopConfig
 from .need import NEED_ASK, need_example
 from .options import LEGACY_KEYWORDS, AgentOptions
-from .pause import DECLINE, plain, read_grant, request_of
+from .pause import DECLINE, plain, read_caps, read_grant, request_of
 from .planners import build_planner_graph
 from .prompts import AnswerStyle, answer_now
 from .prompts import system_prompt as build_system_prompt
@@ -358,6 +359,30 @@ class Agent:
         start, config, run, _ = await self._resumed(thread_id, account, decisions, grant)
         final = await self.graph.ainvoke(start, config, context=RunContext(run=run), **self._kwargs())
         return await self._structured(self._result(final, run.ledger, config), run)
+
+    async def aset_caps(self, thread_id: str, caps: Mapping[str, Any]) -> dict[str, Any]:
+        """An operator's change to a thread's caps (``{"search": 10, "usd": "2"}``): a conversation's budget
+        (``budget_scope="thread"``), raised or lowered, never below what it has spent; its next run starts
+        from them. A thread paused at exhaustion takes ``aresume(thread_id, grant=...)`` instead. Returns the
+        thread's caps (tools by name, dollars as strings)."""
+        if self.checkpointer is None:
+            raise ConfigError("a thread's caps live in its checkpoint: build the Agent with checkpointer=")
+        config = self._config(thread_id)
+        snapshot = await self.graph.aget_state(config)
+        if not snapshot.values or not snapshot.values.get("ledger"):
+            raise ConfigError(f"no checkpoint for thread {thread_id!r}")
+        if getattr(snapshot, "interrupts", ()) or snapshot.next:
+            raise ConfigError(
+                f"thread {thread_id!r} is paused or mid-run: resume it (grant= raises a run paused at "
+                "exhaustion) and change its caps after"
+            )
+        ledger = Ledger.from_snapshot(snapshot.values["ledger"])
+        for key, cap in read_caps(caps, ledger).items():  # saved only when every one is set
+            ledger.set_cap(key, cap, by="operator")
+        await self.graph.aupdate_state(config, {"ledger": ledger.snapshot()})
+        return {
+            k.removeprefix("tool:"): str(v) if isinstance(v, Decimal) else v for k, v in ledger.limits.items()
+        }
 
     async def _resumed(
         self, thread_id: str, account: Account | None, decisions: Any, grant: Any = None

@@ -17,7 +17,7 @@ from ..budget.ledger import Ledger
 from ..budget.limits import RESOURCE_ALIASES, TOOL_PREFIX, Amount, closest
 from ..errors import ConfigError
 
-__all__ = ["DECLINE", "budget_request", "grant_keys", "plain", "read_grant", "request_of"]
+__all__ = ["DECLINE", "budget_request", "grant_keys", "plain", "read_caps", "read_grant", "request_of"]
 
 DECLINE = "decline"
 MOST = 10**9
@@ -110,3 +110,11 @@ def read_grant(reply: Any, ledger: Ledger) -> dict[str, Amount]:
 def plain(grant: Mapping[str, Amount]) -> dict[str, Any]:
     """A grant as the JSON the interrupt's resume carries (dollars as exact strings, tools by name)."""
     return {_name(k): str(v) if isinstance(v, Decimal) else v for k, v in grant.items()}
+
+
+def read_caps(caps: Any, ledger: Ledger) -> dict[str, Amount]:
+    """New caps for a thread's ledger (an operator's change), as ledger keys and exact amounts: the names and
+    amounts a grant takes, as absolute values."""
+    if not isinstance(caps, Mapping) or not caps:
+        raise ConfigError("caps are a mapping of capped resources to their new caps, e.g. {'search': 10}")
+    return read_grant(caps, ledger)

@@ -462,6 +462,20 @@ class Ledger:
             self._note("grant", {key: amount}, None, None, by=by, reason=reason[:500], limit=_plain(new))
         return new
 
+    def set_cap(self, key: str, cap: Amount, *, by: str) -> None:
+        """Set the cap of ``key`` (one this ledger caps) to ``cap``, raised or lowered, never below what is spent
+        and reserved (an operator's change ``by`` someone); journaled as a ``limit``."""
+        with self._lock:
+            if key not in self._limits:
+                raise ConfigError(f"cannot set {key}: this ledger does not cap it")
+            taken = self._spent.get(key, _zero(key)) + self._reserved.get(key, _zero(key))
+            if cap < taken:
+                raise ConfigError(
+                    f"{key} cannot be capped at {_plain(cap)}: {_plain(taken)} is already spent"
+                )
+            self._limits[key] = cap
+            self._note("limit", {}, None, None, by=by, key=key, limit=_plain(cap))
+
     def child(self, budget: Budget | None = None) -> Ledger:
         """A ledger for a sub-agent: bounded by ``budget`` and by whatever this ledger has left."""
         return Ledger(budget, parent=self, clock=self._clock)
