@@ -749,3 +749,26 @@ def test_the_budget_aware_stop_ends_a_bats_attempt_and_selects(mini_corpus):
     tool_results = [m.content for m in result.messages if m.role == "tool"]
     assert tool_results and "estimate what you still need" in tool_results[0]  # and its block, each time
     check_ledger(result)
+
+
+def test_bats_pauses_where_its_budget_runs_out_and_a_grant_goes_on(mini_corpus):
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    model = _driver(["CONTINUE", "CONTINUE", "CONTINUE"], answers=("Alpha", "Beta", "Gamma"))
+    agent = Agent(
+        model,
+        mini_corpus.tools(),
+        Budget(tool_calls={"search": 1, "open": 1}),
+        planner="bats",
+        checkpointer=InMemorySaver(),
+        on_exhausted="pause",
+    )
+    first = agent.run("Who designed the Apple Remote?", thread_id="b")
+    assert first.stop_reason.kind == "interrupted" and first.budget_request is not None
+    assert first.usage.tool_calls == {"search": 1, "open": 1}
+    more = asyncio.run(agent.aresume("b", grant={"search": 1, "open": 1}))
+    assert more.usage.tool_calls == {"search": 2, "open": 2} and more.stop_reason.kind == "interrupted"
+    done = asyncio.run(agent.aresume("b", grant="decline"))
+    assert done.stop_reason.kind == "budget_exhausted" and done.answer
+    assert done.usage.tool_calls == {"search": 2, "open": 2}
+    check_ledger(done)

@@ -154,8 +154,8 @@ def test_an_account_with_less_left_than_granted_refuses_and_the_run_answers(tmp_
 def test_pause_needs_a_checkpointer_and_a_planner_that_can_pause():
     with pytest.raises(ConfigError, match="pass checkpointer="):
         _agent([], checkpointer=None)
-    with pytest.raises(ConfigError, match="'bats' planner cannot pause"):
-        _agent([], planner="bats")
+    with pytest.raises(ConfigError, match="'plan_and_budget' planner cannot pause"):
+        _agent([], planner="plan_and_budget")
     with pytest.raises(ConfigError, match="'answer', 'raise' or 'pause'"):
         Agent(ScriptedModel(lambda m, t: ScriptedModel.text("x")), [], on_exhausted="wait")  # type: ignore[arg-type]
 

@@ -563,6 +563,7 @@ _NEXT = {
     "plan": "plan",
     "select": "select",
     "answer": "select",
+    "pause": "pause",
 }
 
 
@@ -581,19 +582,16 @@ def build_bats_graph(
     their words when None)."""
     loop = _BATS(cfg, options or BATSOptions(), system, instructions, words, key)
     graph: StateGraph[BATSState, RunContext] = StateGraph(BATSState, context_schema=RunContext)
-    graph.add_node("plan", routed(loop.plan_node, _NEXT, loop), destinations=("act", "select", END))
-    graph.add_node("act", routed(loop.act_node, _NEXT, loop), destinations=("tools", "verify", "select", END))
+    out = ("select", "pause", END) if cfg.pause_on_exhausted else ("select", END)
+    graph.add_node("plan", routed(loop.plan_node, _NEXT, loop), destinations=("act", *out))
+    graph.add_node("act", routed(loop.act_node, _NEXT, loop), destinations=("tools", "verify", *out))
     after_tools = ("run_tools",) if cfg.durable else ("act",)
-    graph.add_node(
-        "tools", routed(loop.bats_tools_node, _NEXT, loop), destinations=(*after_tools, "select", END)
-    )
+    graph.add_node("tools", routed(loop.bats_tools_node, _NEXT, loop), destinations=(*after_tools, *out))
     if cfg.durable:  # what is in flight is checkpointed before it runs (at most once across a crash)
-        graph.add_node(
-            "run_tools", routed(loop.bats_run_tools_node, _NEXT, loop), destinations=("act", "select", END)
-        )
-    graph.add_node(
-        "verify", routed(loop.verify_node, _NEXT, loop), destinations=("act", "plan", "select", END)
-    )
+        graph.add_node("run_tools", routed(loop.bats_run_tools_node, _NEXT, loop), destinations=("act", *out))
+    graph.add_node("verify", routed(loop.verify_node, _NEXT, loop), destinations=("act", "plan", *out))
     graph.add_node("select", routed(loop.select_node, _NEXT, loop), destinations=(END,))
+    if cfg.pause_on_exhausted:  # a grant goes on acting; a decline goes to the answer selection
+        graph.add_node("pause", routed(loop.pause_node, _NEXT, loop), destinations=("act", "select", END))
     graph.add_edge(START, "plan")
     return graph

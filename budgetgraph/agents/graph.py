@@ -135,8 +135,8 @@ class AgentLoop:
         """Every update carries the run id and the ledger snapshot (what a checkpoint resumes from). With
         pause at exhaustion, an update that would answer because a budget ran out pauses for a grant instead."""
         stopped = update.get("stop") or {}
-        if pause and self.cfg.pause_on_exhausted and update.get("phase") == "answer":
-            if stopped.get("kind") == "budget_exhausted":
+        if pause and self.cfg.pause_on_exhausted and update.get("phase") in ("answer", "select"):
+            if stopped.get("kind") == "budget_exhausted":  # "select": BATS's way to its answer
                 update["phase"] = "pause"
         update["run_id"] = run.id
         update["ledger"] = run.ledger.snapshot()
