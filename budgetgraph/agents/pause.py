@@ -62,7 +62,7 @@ def grant_keys(ledger: Ledger) -> dict[str, str]:
 def _amount(name: str, key: str, raw: Any) -> Amount:
     if isinstance(raw, bool):
         raise ConfigError(f"grant {name}={raw!r}: give a positive amount")
-    if key == "usd" or key.endswith("usd"):
+    if key == "usd":
         try:
             value = Decimal(str(raw).strip())
         except (InvalidOperation, ValueError):
