@@ -58,7 +58,7 @@ M = TypeVar("M", bound=BaseModel)
 _PLAN_TOOL = schema_tool("submit_plan", PlanOut, "Submit the plan.")
 _VERDICT_TOOL = schema_tool("submit_verdict", Verdict, "Submit the verification verdict.")
 _SELECT_TOOL = schema_tool("select_answer", Selection, "Select the best attempt by its number.")
-_ECHOED = ("Error:", "No document titled", "(no results)", "Budget exhausted")
+_ECHOED = ("Error:", "No document titled", "(no results)", "Budget exhausted", "The account's budget")
 """How our tools' failures read: a model that copies one into its answer has no answer."""
 _NONE = {"", "none", "unknown", "n/a", "i don't know"}
 

@@ -24,7 +24,7 @@ from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import TOOL_PREFIX, Amount, tool_key
 from ..budget.prices import PriceTable
 from ..budget.store import MAX_UNITS, from_units
-from ..errors import BudgetExceeded, Overrun, ToolCallError, ToolOverrun, ToolRejected
+from ..errors import AccountExceeded, BudgetExceeded, Overrun, ToolCallError, ToolOverrun, ToolRejected
 from ..models.messages import ToolCall, ToolStatus
 from ..tools.base import NotFound, Tool, Used
 from .executor import SyncRunner, call_in_process
@@ -39,9 +39,24 @@ SYNC_RUNNER = SyncRunner()
 """The process's bounded pool of daemon threads for sync tools (the event loop's default executor is not used)."""
 
 
+def _shown(value: Any) -> str:
+    """A number as a person reads it: 0 rather than 0E-9, 0.015 rather than 0.0150000."""
+    if isinstance(value, str):
+        try:
+            value = Decimal(value)
+        except ArithmeticError:
+            return value
+    if isinstance(value, Decimal) and value.is_finite():
+        return format(value.normalize(), "f")
+    return str(value)
+
+
 def refusal_text(exc: BudgetExceeded) -> str:
     label = exc.resource.removeprefix(TOOL_PREFIX)
-    return f"Budget exhausted for {label}: needed {exc.requested}, {exc.remaining} left of {exc.limit}."
+    amounts = f"needed {_shown(exc.requested)}, {_shown(exc.remaining)} left of {_shown(exc.limit)}"
+    if isinstance(exc, AccountExceeded):
+        return f"The account's budget for {label} (shared with other runs) is exhausted: {amounts}."
+    return f"Budget exhausted for {label}: {amounts}."
 
 
 @dataclass(frozen=True, slots=True)
