@@ -116,7 +116,9 @@ def test_a_binding_sweep_cap_is_never_overshot_across_the_nodes(cluster, redis_u
     assert (summary.ran, summary.errors, len(rows)) == (24, 0, 24)
     spent = RedisBudgetStore(redis_url, prefix="fleet").usage(key, limits={"usd": 1})
     assert spent.spent["usd"] == _usd(rows) <= Decimal("0.015") and spent.reserved == {}
-    refusal = "The account's budget for usd (shared with other runs) is exhausted: needed 0.001, 0 left of 0.015."
+    refusal = (
+        "The account's budget for usd (shared with other runs) is exhausted: needed 0.001, 0 left of 0.015."
+    )
     refused = [
         r
         for r in rows
