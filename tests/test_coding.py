@@ -172,14 +172,12 @@ def local_model():
 def test_the_embedded_model_solves_easy_problems(local_model) -> None:
     env = CodingEnv()
     tasks = {t.id: t for t in env.tasks()}
-    passed = 0
-    for tid in ("HumanEval/0", "HumanEval/12"):
-        result = asyncio.run(env.run_episode(tasks[tid], local_model, "react", env.budget("3")))
-        scores = env.score(tasks[tid], result)
-        assert result.usage.tool_calls.get("run_tests", 0) <= 3
-        assert scores["no_code"] == 0.0, result.answer
-        passed += int(scores["correct"])
-    assert passed >= 1
+    task = tasks["HumanEval/0"]  # solved by react at every cap of the caps sweep
+    result = asyncio.run(env.run_episode(task, local_model, "react", env.budget("3")))
+    scores = env.score(task, result)
+    assert result.usage.tool_calls.get("run_tests", 0) <= 3
+    assert scores["no_code"] == 0.0, result.answer
+    assert scores["correct"] == 1.0, result.answer
 
 
 def test_quotes_a_model_copied_from_json_are_decoded_only_when_that_makes_it_compile() -> None:
