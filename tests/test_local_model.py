@@ -22,6 +22,15 @@ def model() -> LocalModel:
     return LocalModel()
 
 
+@pytest.fixture(scope="module")
+def small() -> LocalModel:
+    """The 0.5B sibling, for tests of llama.cpp's plumbing rather than of answers: the default model's code path
+    in less time."""
+    from budgetgraph.models.local_assets import embedded_model_path
+
+    return LocalModel(embedded_model_path("0.5b"))
+
+
 def test_token_count_before_the_call_equals_the_usage_after(model, mini_corpus):
     tools = [t.schema for t in mini_corpus.tools()]
     messages = [Message.system("Answer with the tools."), Message.user("Who designed the Apple Remote?")]
@@ -45,8 +54,10 @@ def test_usage_counts_the_prompt_tokens_reused_from_the_prefix_cache(model):
     assert second.usage.cached_input_tokens % 64 == 0  # whole aligned ubatches only
 
 
-def test_streamed_text_equals_the_reply_and_usage_is_unchanged(model, mini_corpus):
+def test_streamed_text_equals_the_reply_and_usage_is_unchanged(small, mini_corpus):
     from budgetgraph.models.base import text_sink
+
+    model = small
 
     async def ask(messages, tools, stream):
         pieces: list[str] = []
@@ -162,7 +173,9 @@ def test_logits_are_bit_identical_whatever_the_prompt_cache_held():
     second = (
         first + "It reserves, then commits.<|im_end|>\n" + chat(("user", "And when a call does not fit?"))[0:]
     )
-    path = LocalModel().path
+    from budgetgraph.models.local_assets import embedded_model_path
+
+    path = embedded_model_path("0.5b")  # llama.cpp's state handling is under test, not the model's answers
 
     def engine(cache):
         return _Engine(path, 2048, None, cache)
