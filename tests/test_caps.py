@@ -508,3 +508,15 @@ def test_checkpoints_load_under_langgraphs_strict_msgpack_allowlist():
         [sys.executable, "-c", STRICT_RESUME], capture_output=True, text=True, env=env, timeout=120
     )
     assert proc.returncode == 0 and "resumed" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_a_refusal_says_whose_budget_ran_out_in_plain_numbers():
+    from budgetgraph.errors import AccountExceeded, BudgetExceeded
+    from budgetgraph.meter.tool_calls import refusal_text
+
+    own = BudgetExceeded("tool:search", 1, 0, 3)
+    assert refusal_text(own) == "Budget exhausted for search: needed 1, 0 left of 3."
+    shared = AccountExceeded("usd", "0.001", "0E-9", "0.0150", account="team", window="total")
+    assert refusal_text(shared) == (
+        "The account's budget for usd (shared with other runs) is exhausted: needed 0.001, 0 left of 0.015."
+    )

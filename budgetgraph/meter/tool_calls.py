@@ -41,14 +41,15 @@ SYNC_RUNNER = SyncRunner()
 
 def _shown(value: Any) -> str:
     """A number as a person reads it: 0 rather than 0E-9, 0.015 rather than 0.0150000."""
-    if isinstance(value, str):
+    text = str(value)
+    if isinstance(value, (str, Decimal)):
         try:
-            value = Decimal(value)
+            number = Decimal(text)
         except ArithmeticError:
-            return value
-    if isinstance(value, Decimal) and value.is_finite():
-        return format(value.normalize(), "f")
-    return str(value)
+            return text
+        if number.is_finite():
+            return format(number.normalize(), "f")
+    return text
 
 
 def refusal_text(exc: BudgetExceeded) -> str:
