@@ -23,6 +23,7 @@ from ..budget.ledger import Ledger
 from ..budget.tool_block import render_tool_policy
 from ..errors import BudgetExceeded, ModelError
 from ..meter import MeteredRun
+from ..meter.tool_calls import REFUSALS
 from ..models.messages import Message, ModelResponse, ToolSchema
 from ..planners.bats import (
     BATSOptions,
@@ -58,7 +59,7 @@ M = TypeVar("M", bound=BaseModel)
 _PLAN_TOOL = schema_tool("submit_plan", PlanOut, "Submit the plan.")
 _VERDICT_TOOL = schema_tool("submit_verdict", Verdict, "Submit the verification verdict.")
 _SELECT_TOOL = schema_tool("select_answer", Selection, "Select the best attempt by its number.")
-_ECHOED = ("Error:", "No document titled", "(no results)", "Budget exhausted", "The account's budget")
+_ECHOED = ("Error:", "No document titled", "(no results)", *REFUSALS)
 """How our tools' failures read: a model that copies one into its answer has no answer."""
 _NONE = {"", "none", "unknown", "n/a", "i don't know"}
 

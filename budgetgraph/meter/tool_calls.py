@@ -29,7 +29,7 @@ from ..models.messages import ToolCall, ToolStatus
 from ..tools.base import NotFound, Tool, Used
 from .executor import SyncRunner, call_in_process
 
-__all__ = ["Admitted", "Answered", "ToolMeter", "ToolOutcome", "refusal_text", "run_tool"]
+__all__ = ["REFUSALS", "Admitted", "Answered", "ToolMeter", "ToolOutcome", "refusal_text", "run_tool"]
 
 _MARGIN = 0.05
 REPEATED = (
@@ -37,6 +37,10 @@ REPEATED = (
 )
 SYNC_RUNNER = SyncRunner()
 """The process's bounded pool of daemon threads for sync tools (the event loop's default executor is not used)."""
+
+
+REFUSALS = ("Budget exhausted for ", "The account's budget for ")
+"""How a refused call's result begins: the run's own cap, then an account's (shared with other runs)."""
 
 
 def _shown(value: Any) -> str:
@@ -56,8 +60,8 @@ def refusal_text(exc: BudgetExceeded) -> str:
     label = exc.resource.removeprefix(TOOL_PREFIX)
     amounts = f"needed {_shown(exc.requested)}, {_shown(exc.remaining)} left of {_shown(exc.limit)}"
     if isinstance(exc, AccountExceeded):
-        return f"The account's budget for {label} (shared with other runs) is exhausted: {amounts}."
-    return f"Budget exhausted for {label}: {amounts}."
+        return f"{REFUSALS[1]}{label} (shared with other runs) is exhausted: {amounts}."
+    return f"{REFUSALS[0]}{label}: {amounts}."
 
 
 @dataclass(frozen=True, slots=True)
