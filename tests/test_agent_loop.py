@@ -541,6 +541,39 @@ def test_a_reply_with_only_an_estimate_is_asked_to_read_first(mini_corpus):
     assert [e["need"] for e in result.details["estimates"]] == [{"search": 1, "open": 1}, "none"]
 
 
+def test_a_reply_with_only_a_fitting_estimate_goes_on_with_a_forced_call(mini_corpus):
+    """After reading, a reply that is only ``<need>search=1</need>`` is a step still to take: the next turn
+    must call a tool (the 1.5B model's need-only replies used to end the run unanswered)."""
+    from budgetgraph import AgentOptions
+    from budgetgraph.agents.graph import GO_ON
+
+    def needs_one_more(messages, tools):
+        results = [m for m in messages if m.role == "tool"]
+        if not results:
+            return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
+        if len(results) == 1:
+            return ScriptedModel.tool_calls([("open", {"title": "Apple Remote"})])
+        if messages[-1].role == "user" and messages[-1].content == GO_ON:
+            return ScriptedModel.tool_calls([("search", {"queries": ["Front Row"]})])
+        if len(results) == 2:
+            return Message.assistant("<need>search=1</need>")
+        return ScriptedModel.text("<answer>read it</answer>")
+
+    model = ScriptedModel(needs_one_more)
+    budget = Budget(tool_calls={"search": 3, "open": 2})
+    agent = Agent(model, mini_corpus.tools(), budget, options=AgentOptions(budget_stop=True))
+    result = agent.run("Who designed the Apple Remote?")
+    assert result.usage.tool_calls == {"search": 2, "open": 1} and result.answer == "read it"
+    assert result.stop_reason.kind == "answered"
+    forced = [
+        settings.get("tool_choice") for msgs, _, settings in model.requests if msgs[-1].content == GO_ON
+    ]
+    assert forced and forced[0] not in (None, "auto", "none")  # the turn after the estimate must call
+    off = ScriptedModel(needs_one_more)
+    plain = Agent(off, mini_corpus.tools(), budget).run("Who designed the Apple Remote?")
+    assert plain.usage.tool_calls == {"search": 1, "open": 1}  # without the option an estimate is just text
+
+
 def test_pace_holds_a_small_cap_to_the_blocks_share_of_each_turn():
     from budgetgraph.agents.options import AgentOptions
     from budgetgraph.tools import Tool

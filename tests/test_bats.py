@@ -751,6 +751,34 @@ def test_the_budget_aware_stop_ends_a_bats_attempt_and_selects(mini_corpus):
     check_ledger(result)
 
 
+def test_a_bats_reply_with_only_a_fitting_estimate_goes_on_with_a_forced_call(mini_corpus):
+    from budgetgraph.agents.graph import GO_ON
+    from budgetgraph.models.messages import Message
+
+    inner = _driver(["SUCCESS"])
+    held: list[Message] = []
+
+    def estimating(messages, tools):
+        if messages[-1].content == GO_ON and held:
+            return held[0]  # the call it estimated, made on the forced turn
+        reply = inner._fn(messages, tools)
+        if [c.name for c in reply.tool_calls] == ["open"] and not held:  # the open it meant: only estimated
+            held.append(reply)
+            return Message.assistant("<need>open=1</need>")
+        return reply
+
+    model = ScriptedModel(estimating)
+    _, result = _run(
+        model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus, options=BATSOptions(budget_stop=True)
+    )
+    assert held and result.usage.tool_calls == {"search": 1, "open": 1}  # the estimated open was made
+    assert result.stop_reason.kind != "stopped_early" and result.answer
+    forced = [s.get("tool_choice") for msgs, _, s in model.requests if msgs[-1].content == GO_ON]
+    assert forced and forced[0] not in (None, "auto", "none")
+    assert result.details["estimates"][0]["need"] == {"open": 1}
+    check_ledger(result)
+
+
 def test_bats_pauses_where_its_budget_runs_out_and_a_grant_goes_on(mini_corpus):
     from langgraph.checkpoint.memory import InMemorySaver
 

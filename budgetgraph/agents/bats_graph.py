@@ -47,7 +47,7 @@ from ..planners.bats import (
 from ..planners.bats_wording import RESEARCH, Wording
 from ..planners.consistency import stop_verdict
 from .events import VerifierDecision
-from .graph import NO_ANSWER, AgentLoop, LoopConfig, routed
+from .graph import GO_ON, NO_ANSWER, AgentLoop, LoopConfig, routed
 from .prompts import extract_answer
 from .runtime import RunContext, emit, stop, user_messages
 from .state import AgentState
@@ -316,6 +316,7 @@ class _BATS(AgentLoop):
         schemas = [t.schema for t in tools]
         start = state.get("step_from", state.get("segment", 1))
         fresh = not any(m.role == "tool" for m in state["messages"][start:])
+        going_on = bool(state.get("go_on")) and state["messages"][-1].role == "user"
         # the answer reserve of the BATS graph: one verifier and one selection call
         response = await self.act(
             run,
@@ -323,7 +324,7 @@ class _BATS(AgentLoop):
             "act",
             messages,
             schemas,
-            force=fresh,
+            force=fresh or going_on,
             hold_calls=2,
             hold_output=self.verify_tokens + self.cfg.answer_max_tokens,
         )
@@ -333,16 +334,23 @@ class _BATS(AgentLoop):
             return self.keep(run, {"phase": "select", "stop": response})
         message = response.message
         update: dict[str, Any] = {"messages": [message], "turns": turns + 1}
+        needs_more = False
         if self.cfg.budget_stop and (judged := self.judge_need(run, message, turns)) is not None:
             record, why = judged
             update["estimates"] = [record]
             if why is not None:  # the agent's estimate ends the search: select from the attempts so far
                 update["messages"] = [replace(message, tool_calls=())]
                 return self.keep(run, {**update, "phase": "select", "stop": stop("stopped_early", "", why)})
+            needs_more = isinstance(record["need"], dict) and any(n > 0 for n in record["need"].values())
         if message.tool_calls:
             used = [_call_text(c.name, c.arguments) for c in message.tool_calls]
+            update["go_on"] = False
             return self.keep(run, {**update, "phase": "tools", "used": [*(state.get("used") or []), *used]})
         proposed = extract_answer(message.content)
+        if needs_more and not proposed and tools:
+            # only an estimate of calls still needed, and they fit: the next turn makes one
+            went = {"messages": [message, Message.user(GO_ON)], "go_on": True}
+            return self.keep(run, {**update, **went, "phase": "act"})
         if not proposed:  # e.g. a tool call cut off at max_tokens: no answer to verify, as in the react loop
             return self.keep(run, {**update, "phase": "select", "stop": stop("answered", "", NO_ANSWER)})
         return self.keep(run, {**update, "phase": "verify", "proposed": proposed})

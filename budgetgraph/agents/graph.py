@@ -46,6 +46,9 @@ from .turns import MORE_TURNS, TURN_LIMIT_REACHED, TURN_REMINDER, TurnControl
 __all__ = ["NO_ANSWER", "AgentLoop", "LoopConfig", "build_graph"]
 
 NO_ANSWER = "the model replied with neither a tool call nor an answer"
+GO_ON = "Go on: make the next call your estimate counts."
+"""Sent after a reply that was only an estimate of calls still needed (budget-aware stop); that turn must
+call a tool."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,6 +247,7 @@ class AgentLoop:
                 stop("budget_exhausted", key, f"The {key.removeprefix(TOOL_PREFIX)} budget is exhausted."),
             )
         reading = state.get("read_asked") and history and history[-1].role == "user" and turns > 0
+        going_on = state.get("go_on") and history and history[-1].role == "user"
         if reading:  # the turn after the read-first request: a reading call, as it asks
             tools = [t for t in tools if t.reads] or tools
         extra: list[Message] = []
@@ -257,7 +261,7 @@ class AgentLoop:
         prompt = [self.system, *self.remind(run, self.first_block(run, history, turns))]
         # the turn after a nudge must call a tool, as the nudge says (a small model echoed a result instead)
         after_nudge = self.cfg.nudge and state.get("idle", 0) > 0
-        force = turns == 0 or after_nudge or bool(reading)
+        force = turns == 0 or after_nudge or bool(reading) or bool(going_on)
         response = await self.act(run, runtime, "model", prompt, schemas, force=force)
         if not isinstance(response, ModelResponse):
             if response.get("kind") in ("error", "overrun") or response.get("resource") == "seconds":
@@ -266,20 +270,26 @@ class AgentLoop:
             return self.to_answer(run, response)
         message = response.message
         update: dict[str, Any] = {"messages": [*extra, message], "turns": turns + 1}
+        needs_more = False
         if self.cfg.budget_stop and (judged := self.judge_need(run, message, turns)) is not None:
             record, why = judged
             update["estimates"] = [record]
             if why is not None:  # the agent's own estimate ends the search: its calls are not run
                 update["messages"] = [*extra, replace(message, tool_calls=())]
                 return self.keep(run, {**update, "phase": "answer", "stop": stop("stopped_early", "", why)})
+            needs_more = isinstance(record["need"], dict) and any(n > 0 for n in record["need"].values())
         if message.tool_calls:
-            return self.keep(run, {**update, "phase": "tools", "idle": 0})
+            return self.keep(run, {**update, "phase": "tools", "idle": 0, "go_on": False})
         answer = extract_answer(message.content)
         if self.cfg.read_first and not state.get("read_asked") and (unread := self.unread(run, history)):
             # an answer (or a reply with neither answer nor call) before anything was read: read first, once
             ask = Message.user(READ_FIRST.format(tools=" or ".join(unread)))
             asked = {"messages": [*extra, message, ask], "read_asked": True, "answer": answer or None}
             return self.keep(run, {**update, **asked, "phase": "act"})
+        if needs_more and not answer and run.tools.available():
+            # the reply was only an estimate of calls still needed, and they fit: the next turn makes one
+            went = {"messages": [*extra, message, Message.user(GO_ON)], "go_on": True}
+            return self.keep(run, {**update, **went, "phase": "act"})
         idle = state.get("idle", 0) + 1
         if self.cfg.nudge and answer and idle < NUDGE_LIMIT and run.tools.available():
             nudged = {"messages": [*extra, message, Message.user(NUDGE)], "idle": idle, "answer": answer}

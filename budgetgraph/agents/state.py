@@ -41,6 +41,8 @@ class AgentState(TypedDict, total=False):
     """Consecutive turns whose every call was refused (a run goes on after one, not after two)."""
     read_asked: bool
     """The agent answered before reading anything and was asked once to read first."""
+    go_on: bool
+    """The last reply was only an estimate of calls still needed: the next turn must call a tool."""
     estimates: Annotated[list[dict[str, Any]], operator.add]
     """The budget-aware stop's estimates, each with what was used and left when it was made."""
     account: dict[str, Any] | None
