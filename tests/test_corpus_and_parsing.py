@@ -102,6 +102,35 @@ def test_tool_calls_written_as_text_are_parsed(text, names):
     assert all(c.error is None for c in parsed.calls)
 
 
+def test_a_grammar_bound_call_follows_each_tools_schema_with_lists_bounded():
+    """A forced call under the grammar cannot loop inside a list argument (the 1.5B model once wrote 15
+    queries until max_tokens cut the call off, and the turn was lost)."""
+    llama_cpp = pytest.importorskip("llama_cpp", reason="the grammar is llama.cpp's (budgetgraph[local])")
+    from budgetgraph.models.local import GRAMMAR_MAX_ITEMS, tool_call_grammar
+    from budgetgraph.tools.web import web_tools
+
+    parameters = {t.name: t.schema.parameters for t in web_tools(backend=None)}
+    both = tool_call_grammar(list(parameters), 1, None, parameters)
+    llama_cpp.LlamaGrammar.from_string(both, verbose=False)  # it compiles
+    assert " object " not in both and '"\\"web_search\\""' in both and '"\\"fetch_page\\""' in both
+    lists = [line for line in both.splitlines() if line.split(" ::=")[0].endswith(("-queries", "-urls"))]
+    assert len(lists) == 2 and all(line.count("string") == GRAMMAR_MAX_ITEMS for line in lists)
+    capped = {
+        "type": "object",
+        "properties": {"ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 2}},
+    }
+    own = tool_call_grammar(["pick"], 1, None, {"pick": capped})
+    llama_cpp.LlamaGrammar.from_string(own, verbose=False)
+    assert any(line.startswith("alternative") or "ids ::=" in line for line in own.splitlines())
+    assert (
+        next(line for line in own.splitlines() if "-ids ::=" in line or line.startswith("ids ::=")).count(
+            "integer"
+        )
+        == 2
+    )  # a schema's own maxItems is kept
+    assert " object " in tool_call_grammar(["a", "b"], 3)  # no schemas: any JSON object
+
+
 def test_broken_or_unknown_calls_are_flagged():
     assert parse_tool_calls('<tool_call>{"name": "search", "arguments": {</tool_call>', ["search"]).attempted
     assert parse_tool_calls('{"name": "search", "arguments": {"q": ', ["search"]).attempted

@@ -59,41 +59,79 @@ def answer_json_grammar(schema: dict[str, Any]) -> str:
     return 'root ::= "<answer>" answer-json "</answer>"\n' + body
 
 
+GRAMMAR_MAX_ITEMS = 5
+"""The most items a list argument of a grammar-bound call may hold when its schema sets no ``maxItems``."""
+
+
 def tool_call_grammar(
-    tool_names: Sequence[str], max_calls: int = 3, schema: Mapping[str, Any] | None = None
+    tool_names: Sequence[str],
+    max_calls: int = 3,
+    schema: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """A compact GBNF grammar for 1 to ``max_calls`` ``<tool_call>`` blocks naming only the given tools.
 
-    The bound matters: with an unbounded repeat a small model loops on the same call until ``max_tokens``.
-    With ``schema`` (one forced tool: a structured output), the arguments follow that JSON schema with every
-    property written, in the schema's order, so a small model neither wraps them in an extra object nor
-    skips the decision; a schema the converter cannot take falls back to any JSON object.
+    The bounds matter: with an unbounded repeat a small model loops on the same call, or on the items of one
+    list argument, until ``max_tokens``, and the cut-off call is lost. With ``schema`` (one forced tool: a
+    structured output), the arguments follow that JSON schema with every property written, in the schema's
+    order, so a small model neither wraps them in an extra object nor skips the decision. With
+    ``parameters`` (each tool's argument schema), every call's arguments follow its own tool's schema, lists
+    held to ``maxItems`` (:data:`GRAMMAR_MAX_ITEMS` where none is set). A schema the converter cannot take
+    falls back to any JSON object.
     """
     names = " | ".join(json.dumps(json.dumps(n)[1:-1]) for n in tool_names)
-    arguments, rules = "object", _JSON_GBNF
+    call = r'"<tool_call>\n{\"name\": \"" tool-name "\", \"arguments\": " object "}\n</tool_call>"'
+    rules = f"tool-name ::= {names}\n" + _JSON_GBNF
     if schema is not None:
-        try:
-            from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-            body = json_schema_to_gbnf(json.dumps(_every_property_required(schema)))
-        except Exception:  # noqa: BLE001 - an unsupported schema keyword: constrain to JSON only
-            body = ""
+        body = _gbnf(_bounded(schema, every=True))
         if body:
-            arguments, rules = "arguments", re.sub(r"(?m)^root ::=", "arguments ::=", body, count=1)
-    call = rf'"<tool_call>\n{{\"name\": \"" tool-name "\", \"arguments\": " {arguments} "}}\n</tool_call>"'
+            call = call.replace(" object ", " arguments ")
+            rules = f"tool-name ::= {names}\n" + re.sub(r"(?m)^root ::=", "arguments ::=", body, count=1)
+    elif parameters and set(tool_names) <= set(parameters):
+        each = [
+            {
+                "type": "object",
+                "properties": {"name": {"const": n}, "arguments": _bounded(parameters[n], every=False)},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            for n in tool_names
+        ]
+        body = _gbnf(each[0] if len(each) == 1 else {"oneOf": each})
+        if body:
+            call = r'"<tool_call>\n" call-json "\n</tool_call>"'
+            rules = re.sub(r"(?m)^root ::=", "call-json ::=", body, count=1)
     more = ' ( "\\n" tool-call )?' * max(0, max_calls - 1)
-    return f"root ::= tool-call{more}\ntool-call ::= {call}\ntool-name ::= {names}\n" + rules
+    return f"root ::= tool-call{more}\ntool-call ::= {call}\n" + rules
 
 
-def _every_property_required(schema: Any) -> Any:
-    """The schema with each object's properties all required (the converter writes required ones first)."""
+def _gbnf(schema: Any) -> str:
+    """llama.cpp's GBNF for a JSON schema; "" where the converter cannot take it."""
+    try:
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        return str(json_schema_to_gbnf(json.dumps(schema)))
+    except Exception:  # noqa: BLE001 - an unsupported schema keyword: constrain to JSON only
+        return ""
+
+
+def _bounded(schema: Any, every: bool) -> Any:
+    """The schema with each list held to ``maxItems`` (:data:`GRAMMAR_MAX_ITEMS` where none is set) and,
+    with ``every``, each object's properties all required (the converter writes required ones first)."""
     if isinstance(schema, list):
-        return [_every_property_required(v) for v in schema]
+        return [_bounded(v, every) for v in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _every_property_required(v) for k, v in schema.items()}
-    if isinstance(out.get("properties"), dict):
+    out = {
+        k: v if k in ("properties", "$defs", "definitions") else _bounded(v, every) for k, v in schema.items()
+    }
+    for group in ("properties", "$defs", "definitions"):
+        if isinstance(schema.get(group), dict):
+            out[group] = {k: _bounded(v, every) for k, v in schema[group].items()}
+    if every and isinstance(out.get("properties"), dict):
         out["required"] = list(out["properties"])
+    if out.get("type") == "array" and "maxItems" not in out:
+        out["maxItems"] = GRAMMAR_MAX_ITEMS
     return out
 
 
@@ -472,7 +510,8 @@ class LocalModel:
         # a forced call is decoded under the grammar with no room to reason first: one call, not blind guesses
         most = 1 if forced or settings.get("parallel_tool_calls") is False else 3
         schema = offered[0].parameters if forced and len(offered) == 1 else None
-        grammar = tool_call_grammar(names, most, schema) if forced else None
+        parameters = {t.name: t.parameters for t in offered}
+        grammar = tool_call_grammar(names, most, schema, parameters) if forced else None
         if grammar is None and not offered and settings.get("json_schema"):
             grammar = answer_json_grammar(settings["json_schema"])
         # a grammar-bound reply is a tool call: nothing to stream
@@ -491,7 +530,7 @@ class LocalModel:
         ):
             self.stats.parse_failures += 1
             redo = dict(settings, max_tokens=max_tokens - n_out)
-            grammar = tool_call_grammar(names, most)
+            grammar = tool_call_grammar(names, most, None, parameters)
             text, _, extra, cut, entropy, _ = engine.generate(prompt, redo, grammar, None, deadline, cancel)  # type: ignore[arg-type]
             n_out += extra
             parsed = parse_tool_calls(text, names)
