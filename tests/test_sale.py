@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from budgetgraph import Agent
+from budgetgraph import Agent, SaleOptions
 from budgetgraph.agents.auction_memory import AuctionMemory
 from budgetgraph.agents.planners import parse_planner
 from budgetgraph.agents.sale import Bidder
@@ -90,7 +90,8 @@ def test_the_auction_runs_under_the_ledger_and_the_winner_executes_its_plan() ->
     big = _bidder_model("big", "1. read\n2. check\n3. answer", "big answer")
     pool = [Bidder("small", small, 0.05), Bidder("big", big, 0.36)]
     weights = SaleWeights(jury_default=1.0)  # a jury worth more than the price gap
-    agent = Agent(small, [], Budget(llm_calls=20), planner="sale", pool=pool, sale_weights=weights)
+    options = SaleOptions(pool=pool, weights=weights)
+    agent = Agent(small, [], Budget(llm_calls=20), planner="sale", options=options)
     result = agent.run("What is the answer?")
     assert result.details["winner"] == "big" and result.answer == "big answer"
     roles = result.usage.by_role
@@ -106,7 +107,8 @@ def test_the_auction_runs_under_the_ledger_and_the_winner_executes_its_plan() ->
 
 def test_an_auction_that_does_not_fit_the_budget_spends_nothing_more() -> None:
     small = _bidder_model("small", "1. guess", "x")
-    agent = Agent(small, [], Budget(llm_calls=2), planner="sale", pool=[Bidder("small", small, 0.05)])
+    options = SaleOptions(pool=[Bidder("small", small, 0.05)])
+    agent = Agent(small, [], Budget(llm_calls=2), planner="sale", options=options)
     result = agent.run("q")
     assert result.answer is None and str(result.stop_reason) == "budget_exhausted: llm_calls"
     assert result.usage.llm_calls <= 2
@@ -130,8 +132,9 @@ def test_a_real_auction_between_the_embedded_sizes() -> None:
     from budgetgraph.models.registry import infer_model
 
     pool = [Bidder("0.5b", infer_model("local:0.5b"), 0.05), Bidder("1.5b", infer_model("local"), 0.15)]
+    options = SaleOptions(pool=pool)
     agent = Agent(
-        pool[1].model, [], Budget(output_tokens=1200), planner="sale", pool=pool, answer_max_tokens=96
+        pool[1].model, [], Budget(output_tokens=1200), planner="sale", options=options, answer_max_tokens=96
     )
     result = asyncio.run(agent.arun("Write a Python function add(a, b) that returns a + b."))
     details = result.details
