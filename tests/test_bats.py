@@ -279,7 +279,7 @@ def test_checklist_operations():
 
 
 def test_structured_outputs_from_small_models_are_read_leniently():
-    from budgetgraph.planners.bats import PlanOut, parse_structured
+    from budgetgraph.planners.bats import parse_structured
 
     plan = parse_structured(
         PlanOut, {"steps": [{"step": 1, "action": "search the remote"}, "open it"], "exploration": "remote"}
@@ -589,21 +589,6 @@ def test_bats_shows_the_per_tool_block_and_tracker_keeps_its_own_unless_asked(mi
     from budgetgraph.agents.planners import parse_planner
 
     assert parse_planner("tracker[block=per_tool]") == ("tracker", {"budget_block": "per_tool"})
-
-
-def test_the_local_grammar_of_a_structured_call_writes_every_field_in_order():
-    llama_cpp = pytest.importorskip("llama_cpp", reason="the grammar is llama.cpp's (budgetgraph[local])")
-    from budgetgraph.models.local import tool_call_grammar
-
-    for schema in (PlanOut, Verdict, Selection):
-        grammar = tool_call_grammar(["submit"], 1, schema.model_json_schema())
-        llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)  # it compiles
-        assert "arguments ::=" in grammar and " object " not in grammar
-    selection = tool_call_grammar(["select_answer"], 1, Selection.model_json_schema())
-    assert (
-        'arguments ::= "{" space reason-kv "," space index-kv "}" space' in selection
-    )  # reason first, both written
-    assert " object " in tool_call_grammar(["a", "b"], 3)  # several tools: any JSON object
 
 
 def test_consistency_selection_stops_once_the_majority_is_settled(mini_corpus):

@@ -102,6 +102,22 @@ def test_tool_calls_written_as_text_are_parsed(text, names):
     assert all(c.error is None for c in parsed.calls)
 
 
+def test_the_local_grammar_of_a_structured_call_writes_every_field_in_order():
+    llama_cpp = pytest.importorskip("llama_cpp", reason="the grammar is llama.cpp's (budgetgraph[local])")
+    from budgetgraph.models.local import tool_call_grammar
+    from budgetgraph.planners.bats import PlanOut, Selection, Verdict
+
+    for schema in (PlanOut, Verdict, Selection):
+        grammar = tool_call_grammar(["submit"], 1, schema.model_json_schema())
+        llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)  # it compiles
+        assert "arguments ::=" in grammar and " object " not in grammar
+    selection = tool_call_grammar(["select_answer"], 1, Selection.model_json_schema())
+    assert (
+        'arguments ::= "{" space reason-kv "," space index-kv "}" space' in selection
+    )  # reason first, both written
+    assert " object " in tool_call_grammar(["a", "b"], 3)  # several tools: any JSON object
+
+
 def test_a_grammar_bound_call_follows_each_tools_schema_with_lists_bounded():
     """A forced call under the grammar cannot loop inside a list argument (the 1.5B model once wrote 15
     queries until max_tokens cut the call off, and the turn was lost)."""

@@ -48,6 +48,7 @@ from ..planners.bats_wording import RESEARCH, Wording
 from ..planners.consistency import stop_verdict
 from .events import VerifierDecision
 from .graph import GO_ON, NO_ANSWER, AgentLoop, LoopConfig, routed
+from .need import asks_for_more
 from .prompts import extract_answer
 from .runtime import RunContext, emit, stop, user_messages
 from .state import AgentState
@@ -341,7 +342,7 @@ class _BATS(AgentLoop):
             if why is not None:  # the agent's estimate ends the search: select from the attempts so far
                 update["messages"] = [replace(message, tool_calls=())]
                 return self.keep(run, {**update, "phase": "select", "stop": stop("stopped_early", "", why)})
-            needs_more = isinstance(record["need"], dict) and any(n > 0 for n in record["need"].values())
+            needs_more = asks_for_more(record["need"])
         if message.tool_calls:
             used = [_call_text(c.name, c.arguments) for c in message.tool_calls]
             update["go_on"] = False

@@ -35,7 +35,7 @@ from ..tools.base import Tool
 from .approval import review
 from .events import BudgetGrant, BudgetOverrun, TextDelta, ToolCallFinished, ToolCallStarted
 from .markup import MarkupStripper
-from .need import NEED_LINE, judge_need, need_example, parse_need
+from .need import NEED_LINE, asks_for_more, judge_need, need_example, parse_need
 from .nudge import NUDGE, NUDGE_LIMIT, READ_FIRST
 from .pause import budget_request, read_grant
 from .prompts import answer_now, extract_answer
@@ -277,7 +277,7 @@ class AgentLoop:
             if why is not None:  # the agent's own estimate ends the search: its calls are not run
                 update["messages"] = [*extra, replace(message, tool_calls=())]
                 return self.keep(run, {**update, "phase": "answer", "stop": stop("stopped_early", "", why)})
-            needs_more = isinstance(record["need"], dict) and any(n > 0 for n in record["need"].values())
+            needs_more = asks_for_more(record["need"])
         if message.tool_calls:
             return self.keep(run, {**update, "phase": "tools", "idle": 0, "go_on": False})
         answer = extract_answer(message.content)

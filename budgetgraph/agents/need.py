@@ -16,7 +16,16 @@ from typing import Any
 from ..budget.ledger import Ledger
 from ..budget.limits import TOOL_PREFIX
 
-__all__ = ["NEED_ASK", "NEED_LINE", "Estimate", "judge_need", "need_example", "parse_need", "strip_need"]
+__all__ = [
+    "NEED_ASK",
+    "NEED_LINE",
+    "Estimate",
+    "asks_for_more",
+    "judge_need",
+    "need_example",
+    "parse_need",
+    "strip_need",
+]
 
 NEED_ASK = (
     "With each step, first estimate what you still need, then go on in the same reply (a tool call or your "
@@ -92,3 +101,8 @@ def judge_need(
             have = ", ".join(f"{t}={remaining[t]}" for t in short)
             return record, f"the agent's estimate ({said}) does not fit what remains ({have})"
     return record, None
+
+
+def asks_for_more(estimate: Estimate) -> bool:
+    """Whether an estimate counts at least one more call (a reply that is only such an estimate goes on)."""
+    return isinstance(estimate, dict) and any(n > 0 for n in estimate.values())
