@@ -497,6 +497,51 @@ def test_an_agent_that_answers_from_snippets_is_asked_once_to_read_first(mini_co
     assert spent.answer == "skim"  # nothing to read with: no request
 
 
+def _reads_what_it_is_asked(messages, tools):
+    """Search; open the first title when asked to read first and the second when asked for one more."""
+    results = [m for m in messages if m.role == "tool"]
+    if not results:
+        return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
+    if (reading := _read_when_asked(messages, results)) is not None:
+        return reading
+    if messages[-1].role == "user" and "read one more" in messages[-1].content:
+        second = results[0].content.split("\n2. [", 1)[1].split("]", 1)[0]
+        return ScriptedModel.tool_calls([("open", {"title": second})])
+    return ScriptedModel.text(f"<answer>after {len(results) - 1} reads</answer>")
+
+
+def test_min_reads_asks_for_a_second_document_once_while_a_reader_is_funded(mini_corpus):
+    from budgetgraph import AgentOptions
+    from budgetgraph.agents.planners import planner_options
+    from budgetgraph.errors import ConfigError
+
+    two = AgentOptions(min_reads=2)
+    model = ScriptedModel(_reads_what_it_is_asked)
+    budget = Budget(tool_calls={"search": 3, "open": 3})
+    result = Agent(model, mini_corpus.tools(), budget, planner="tracker", options=two).run("Who?")
+    assert result.usage.tool_calls == {"search": 1, "open": 2} and result.answer == "after 2 reads"
+    opened = [c.arguments["title"] for m in result.messages for c in m.tool_calls if c.name == "open"]
+    assert len(set(opened)) == 2
+    asks = [m.content for m in result.messages if m.role == "user"][1:]
+    assert len(asks) == 2 and "Read first" in asks[0] and "read one more" in asks[1]
+    second_read = model.requests[4]  # after the second request: only the reader, and a call is required
+    assert [t.name for t in second_read[1]] == ["open"] and second_read[2].get("tool_choice") == "required"
+    # one open funded: nothing to read the second with, so the answer after the first read is taken
+    short = Agent(
+        ScriptedModel(_reads_what_it_is_asked),
+        mini_corpus.tools(),
+        Budget(tool_calls={"search": 3, "open": 1}),
+        options=two,
+    ).run("Who?")
+    assert short.answer == "after 1 reads" and short.usage.tool_calls == {"search": 1, "open": 1}
+    # the default asks for one document only
+    one = Agent(ScriptedModel(_reads_what_it_is_asked), mini_corpus.tools(), budget).run("Who?")
+    assert one.answer == "after 1 reads" and one.usage.tool_calls == {"search": 1, "open": 1}
+    assert planner_options("tracker[min_reads=2]")[1].min_reads == 2
+    with pytest.raises(ConfigError, match="min_reads must be a whole number >= 1"):
+        AgentOptions(min_reads=0)
+
+
 def test_the_first_turn_sees_the_budget_block_without_keeping_it(mini_corpus):
     model = ScriptedModel(_skims)
     budget = Budget(tool_calls={"search": 3, "open": 2})

@@ -190,6 +190,7 @@ class Agent:
             stop_on_exhausted=opts.stop_on_exhausted,
             budget_stop=opts.budget_stop,
             read_first=opts.read_first,
+            min_reads=opts.min_reads,
             pace=opts.pace,
             pause_on_exhausted=on_exhausted == "pause",
         )

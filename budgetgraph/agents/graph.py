@@ -36,7 +36,7 @@ from .approval import review
 from .events import BudgetGrant, BudgetOverrun, TextDelta, ToolCallFinished, ToolCallStarted
 from .markup import MarkupStripper
 from .need import NEED_LINE, asks_for_more, judge_need, need_example, parse_need
-from .nudge import NUDGE, NUDGE_LIMIT, READ_FIRST
+from .nudge import NUDGE, NUDGE_LIMIT, READ_FIRST, READ_MORE
 from .pause import budget_request, read_grant
 from .prompts import answer_now, extract_answer
 from .runtime import RunContext, emit, forget, resolve_run, sink, stop, streaming, user_messages
@@ -90,6 +90,8 @@ class LoopConfig:
     """The budget-aware stop (``agents.need``): estimates with each block; one that does not fit ends the run."""
     read_first: bool = False
     """Ask an agent that answers before reading anything to read first, once (``AgentOptions.read_first``)."""
+    min_reads: int = 1
+    """With ``read_first``: documents to read before an answer is taken (``AgentOptions.min_reads``)."""
     pace: bool = False
     """Hold each capped tool to the shown block's "at most N this turn" (``AgentOptions.pace``)."""
     pause_on_exhausted: bool = False
@@ -281,10 +283,13 @@ class AgentLoop:
         if message.tool_calls:
             return self.keep(run, {**update, "phase": "tools", "idle": 0, "go_on": False})
         answer = extract_answer(message.content)
-        if self.cfg.read_first and not state.get("read_asked") and (unread := self.unread(run, history)):
-            # an answer (or a reply with neither answer nor call) before anything was read: read first, once
-            ask = Message.user(READ_FIRST.format(tools=" or ".join(unread)))
-            asked = {"messages": [*extra, message, ask], "read_asked": True, "answer": answer or None}
+        asked_reads = int(state.get("read_asked") or 0)
+        if self.cfg.read_first and (to_read := self.to_read(run, history, asked_reads)) is not None:
+            # an answer (or a reply with neither answer nor call) before enough was read: read, once per document
+            readers, done = to_read
+            ask = Message.user((READ_MORE if done else READ_FIRST).format(tools=" or ".join(readers)))
+            kept = answer or state.get("answer") or None
+            asked = {"messages": [*extra, message, ask], "read_asked": asked_reads + 1, "answer": kept}
             return self.keep(run, {**update, **asked, "phase": "act"})
         if needs_more and not answer and run.tools.available():
             # the reply was only an estimate of calls still needed, and they fit: the next turn makes one
@@ -319,12 +324,18 @@ class AgentLoop:
         last = history[-1]
         return [*history[:-1], replace(last, content=f"{last.content}\n\n{block}")]
 
-    def unread(self, run: MeteredRun, history: Sequence[Message]) -> list[str]:
-        """The funded reading tools, when none of the run's tools that read has been called yet."""
+    def to_read(
+        self, run: MeteredRun, history: Sequence[Message], asked: int
+    ) -> tuple[list[str], int] | None:
+        """The funded reading tools and the reading calls made so far, while fewer than ``min_reads`` were
+        made and asked for; None when there is nothing to ask."""
+        want = self.cfg.min_reads
         readers = {t.name for t in self.cfg.tools.values() if t.reads}
-        if not readers or any(c.name in readers for m in history for c in m.tool_calls):
-            return []
-        return [t.name for t in run.tools.available() if t.reads]
+        done = sum(c.name in readers for m in history for c in m.tool_calls)
+        funded = [t.name for t in run.tools.available() if t.reads]
+        if not readers or done >= want or asked >= want or not funded:
+            return None
+        return funded, done
 
     def judge_need(
         self, run: MeteredRun, message: Message, turn: int

@@ -15,3 +15,10 @@ READ_FIRST = (
     "call {tools} on the result most likely to hold the answer, then answer from what it says."
 )
 """Asked once of a research agent that answers before any reading tool ran while one is funded."""
+
+READ_MORE = (
+    "Before you answer: read one more document. A question that links two things needs both: call {tools} "
+    "on the other result, or on the name the document you read points to, most likely to hold what is still "
+    "missing, then answer from both."
+)
+"""Asked of an agent that answers after fewer reading calls than ``min_reads``, once per document missing."""

@@ -67,6 +67,9 @@ class AgentOptions:
     read_first: bool = True
     """An agent that answers before any reading tool (``Tool(reads=True)``: ``open``, ``fetch_page``) ran,
     while one is funded, is asked once to read the most likely result first."""
+    min_reads: int = 1
+    """With ``read_first``: the documents an agent is asked to read before its answer is taken, one request
+    per document missing, while a reading tool is funded (2 suits multi-hop questions)."""
     budget_stop: bool = False
     """The budget-aware stop: the agent estimates, with each budget block, the calls it still needs; a need
     that does not fit, or "infeasible", ends the run early with its best answer (``agents.need``)."""
@@ -76,6 +79,7 @@ class AgentOptions:
 
     def __post_init__(self) -> None:
         _check_literals(self)
+        _check_min_reads(self)
 
     def common(self) -> dict[str, Any]:
         """The fields every options class has, to carry over to another planner's options."""
@@ -94,6 +98,7 @@ class BATSOptions(AgentOptions, BATSSteering):
     def __post_init__(self) -> None:
         BATSSteering.__post_init__(self)  # its errors name the fields as the labels do (bats_mode, ...)
         _check_literals(self)
+        _check_min_reads(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +117,7 @@ class SamplingOptions(AgentOptions):
 
     def __post_init__(self) -> None:
         _check_literals(self)
+        _check_min_reads(self)
         if not (isinstance(self.samples, int) and not isinstance(self.samples, bool) and self.samples >= 1):
             raise ConfigError(f"samples must be a whole number >= 1, got {self.samples!r}")
 
@@ -139,6 +145,7 @@ class SaleOptions(AgentOptions):
 
     def __post_init__(self) -> None:
         _check_literals(self)
+        _check_min_reads(self)
         if not self.pool:
             raise ConfigError("planner 'sale' needs pool=[Bidder(name, model, price_per_mtok), ...]")
 
@@ -183,6 +190,14 @@ def _check_literals(options: AgentOptions) -> None:
         if allowed and value not in allowed:
             choices = " or ".join(repr(a) for a in allowed if a is not None)
             raise ConfigError(f"{f.name} must be {choices}, not {value!r}")
+
+
+def _check_min_reads(options: AgentOptions) -> None:
+    n = options.min_reads
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+        raise ConfigError(
+            f"min_reads must be a whole number >= 1, got {n!r} (read_first=False asks for none)"
+        )
 
 
 def _hints(kind: type) -> dict[str, Any]:

@@ -39,8 +39,8 @@ class AgentState(TypedDict, total=False):
     refused: list[str]
     refused_turns: int
     """Consecutive turns whose every call was refused (a run goes on after one, not after two)."""
-    read_asked: bool
-    """The agent answered before reading anything and was asked once to read first."""
+    read_asked: int
+    """Times the agent was asked to read before its answer was taken (``min_reads``; an old True is 1)."""
     go_on: bool
     """The last reply was only an estimate of calls still needed: the next turn must call a tool."""
     estimates: Annotated[list[dict[str, Any]], operator.add]
