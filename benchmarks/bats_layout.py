@@ -2,7 +2,7 @@
 
     python benchmarks/bats_layout.py [--questions 3] [--budget 5]
 
-With ``bats_layout="system"`` the checklist and the queries already used sit in the system message, which
+With ``BATSOptions(layout="system")`` the checklist and the queries already used sit in the system message, which
 changes after every tool call, so the model's prefix cache can reuse only what comes before them; with
 ``"tail"`` they come last. Each of the first N HotpotQA questions (``../shared/data``) runs under both layouts,
 one after the other; the table gives per episode the prompt tokens evaluated and taken from the cache, the

@@ -6,7 +6,16 @@ import asyncio
 
 import pytest
 
-from budgetgraph import Agent, Budget, BudgetExhausted, PriceError, ScriptedModel, ToolCall, tool
+from budgetgraph import (
+    Agent,
+    AgentOptions,
+    Budget,
+    BudgetExhausted,
+    PriceError,
+    ScriptedModel,
+    ToolCall,
+    tool,
+)
 from budgetgraph.models.messages import Message
 
 
@@ -208,7 +217,7 @@ def test_checkpointed_run_resumes_from_the_real_spend():
         tools=[make_search(log)],
         budget=budget,
         checkpointer=saver,
-        interrupt_before=["tools"],
+        options=AgentOptions(interrupt_before=("tools",)),
     )
     partial = asyncio.run(first.arun("q", thread_id="t1"))
     assert partial.stop_reason.kind == "interrupted" and partial.usage.llm_calls == 1 and not log
@@ -334,8 +343,6 @@ def test_a_refused_turn_returns_to_the_model_while_another_tool_is_funded():
 
 
 def test_the_papers_stop_at_the_first_exhausted_budget_is_kept_by_name():
-    from budgetgraph import AgentOptions
-
     log: list[str] = []
     budget = Budget(tool_calls={"search": 1, "fetch": 2})
     paper = AgentOptions(stop_on_exhausted=True)
@@ -396,8 +403,6 @@ def _estimating(need: str, then: str = "<answer>best so far</answer>"):
 
 @pytest.mark.parametrize("planner", ["tracker", "react"])
 def test_a_need_that_does_not_fit_stops_the_run_early_with_its_best_answer(planner):
-    from budgetgraph import AgentOptions
-
     log: list[str] = []
     agent = Agent(
         ScriptedModel(_estimating("search=4, fetch=1")),
@@ -423,8 +428,6 @@ def test_a_need_that_does_not_fit_stops_the_run_early_with_its_best_answer(plann
 
 
 def test_an_estimate_that_fits_goes_on_and_infeasible_stops():
-    from budgetgraph import AgentOptions
-
     on = AgentOptions(budget_stop=True)
     log: list[str] = []
     budget = Budget(tool_calls={"search": 3, "fetch": 2})
@@ -476,8 +479,6 @@ def _skims(messages, tools):
 
 
 def test_an_agent_that_answers_from_snippets_is_asked_once_to_read_first(mini_corpus):
-    from budgetgraph import AgentOptions
-
     model = ScriptedModel(_skims)
     budget = Budget(tool_calls={"search": 3, "open": 2})
     result = Agent(model, mini_corpus.tools(), budget, planner="tracker").run(
@@ -511,7 +512,6 @@ def _reads_what_it_is_asked(messages, tools):
 
 
 def test_min_reads_asks_for_a_second_document_once_while_a_reader_is_funded(mini_corpus):
-    from budgetgraph import AgentOptions
     from budgetgraph.agents.planners import planner_options
     from budgetgraph.errors import ConfigError
 
@@ -562,7 +562,6 @@ def test_the_first_turn_sees_the_budget_block_without_keeping_it(mini_corpus):
 
 def test_a_reply_with_only_an_estimate_is_asked_to_read_first(mini_corpus):
     """The 1.5B model ends its reply after the estimate: with a reading tool funded, it is asked to read."""
-    from budgetgraph import AgentOptions
 
     def estimates_then_stops(messages, tools):
         results = [m for m in messages if m.role == "tool"]
@@ -589,7 +588,6 @@ def test_a_reply_with_only_an_estimate_is_asked_to_read_first(mini_corpus):
 def test_a_reply_with_only_a_fitting_estimate_goes_on_with_a_forced_call(mini_corpus):
     """After reading, a reply that is only ``<need>search=1</need>`` is a step still to take: the next turn
     must call a tool (the 1.5B model's need-only replies used to end the run unanswered)."""
-    from budgetgraph import AgentOptions
     from budgetgraph.agents.graph import GO_ON
 
     def needs_one_more(messages, tools):
@@ -620,7 +618,6 @@ def test_a_reply_with_only_a_fitting_estimate_goes_on_with_a_forced_call(mini_co
 
 
 def test_pace_holds_a_small_cap_to_the_blocks_share_of_each_turn():
-    from budgetgraph.agents.options import AgentOptions
     from budgetgraph.tools import Tool
 
     seen: list[list[str]] = []

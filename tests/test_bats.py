@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from conftest import check_ledger
 
-from budgetgraph import Agent, BATSOptions, Budget, Ledger, tool
+from budgetgraph import Agent, AgentOptions, BATSOptions, Budget, Ledger, tool
 from budgetgraph.agents.bats_graph import evidence_only
 from budgetgraph.models import ScriptedModel
 from budgetgraph.models.messages import Message, ToolCall
@@ -106,6 +106,12 @@ def _driver(
 
 
 def _run(model, budget, mini_corpus, **kw):
+    """A BATS run on the mini corpus; BATSOptions fields in ``kw`` (mode, max_attempts, ...) become its options."""
+    from budgetgraph.agents.options import option_names
+
+    steering = {k: kw.pop(k) for k in list(kw) if k in option_names(BATSOptions)}
+    if steering:
+        kw["options"] = BATSOptions(**steering)
     agent = Agent(model, mini_corpus.tools(), budget, planner="bats", **kw)
     return agent, asyncio.run(agent.arun("Who designed the Apple Remote?"))
 
@@ -136,9 +142,7 @@ def test_success_in_early_stop_mode_ends_the_run(mini_corpus):
 
 def test_pivot_replans_and_the_new_context_holds_the_summary_not_the_old_results(mini_corpus):
     model = _driver(["PIVOT", "SUCCESS"])
-    _, result = _run(
-        model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus, bats_context="every_verify"
-    )
+    _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus, context="every_verify")
     assert result.answer == "Beta" and len(_requests(model, "submit_plan")) == 2
     acts = _act_requests(model)
     first_search_result = next(m.content for m in model.requests[2][0] if m.role == "tool")
@@ -173,9 +177,7 @@ def test_continue_with_too_little_budget_becomes_pivot():
 
 def test_exhaustion_leads_to_selection_and_never_to_none(mini_corpus):
     model = _driver(["CONTINUE", "CONTINUE", "CONTINUE"], answers=("Alpha", "Beta", "Gamma"), pick=2)
-    _, result = _run(
-        model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus, bats_stop_on_exhausted=True
-    )
+    _, result = _run(model, Budget(tool_calls={"search": 3, "open": 3}), mini_corpus, stop_on_exhausted=True)
     assert str(result.stop_reason) == "budget_exhausted: search"
     assert "select" in result.usage.by_role and result.answer == "Beta"  # two attempts, the judge picked #2
     # the paper stops at the first exhausted tool budget (by name): search ran out with one open left
@@ -191,9 +193,7 @@ def test_exhaustion_leads_to_selection_and_never_to_none(mini_corpus):
 
 def test_the_first_exhausted_tool_stops_a_bats_run_when_named(mini_corpus):
     model = _driver(["SUCCESS"])
-    _, result = _run(
-        model, Budget(tool_calls={"search": 1, "open": 5}), mini_corpus, bats_stop_on_exhausted=True
-    )
+    _, result = _run(model, Budget(tool_calls={"search": 1, "open": 5}), mini_corpus, stop_on_exhausted=True)
     assert str(result.stop_reason) == "budget_exhausted: search"
     assert result.usage.tool_calls == {"search": 1} and "verify" not in result.usage.by_role
     model = _driver(["SUCCESS"])
@@ -215,7 +215,7 @@ def test_continue_after_a_pivot_is_honoured_when_the_budget_allows(mini_corpus):
     assert "->" not in notes[1]  # not demoted
     assert len(_requests(model, "submit_plan")) == 2  # the CONTINUE digs on; it does not re-plan
     model = _driver(["PIVOT", "CONTINUE", "SUCCESS"], steps=steps)
-    _, old = _run(model, Budget(tool_calls={"search": 8, "open": 8}), mini_corpus, bats_rule="fraction")
+    _, old = _run(model, Budget(tool_calls={"search": 8, "open": 8}), mini_corpus, rule="fraction")
     assert "CONTINUE -> PIVOT" in _verifier_notes(old)[1]  # what the whole-checklist count did
 
 
@@ -253,7 +253,7 @@ def test_a_demoted_answer_keeps_its_verdict_in_ranking():
 def test_full_mode_keeps_attempting_after_success_then_selects(mini_corpus):
     model = _driver(["SUCCESS", "SUCCESS", "SUCCESS"], pick=3)
     _, result = _run(
-        model, Budget(tool_calls={"search": 9, "open": 9}), mini_corpus, bats_mode="full", max_attempts=3
+        model, Budget(tool_calls={"search": 9, "open": 9}), mini_corpus, mode="full", max_attempts=3
     )
     assert len(_requests(model, "submit_verdict")) == 3 and result.answer == "Gamma"
     check_ledger(result)
@@ -523,8 +523,8 @@ def test_full_mode_runs_until_the_budget_is_spent(mini_corpus):
         model,
         Budget(tool_calls={"search": 5, "open": 9}),
         mini_corpus,
-        bats_mode="full",
-        bats_stop_on_exhausted=True,
+        mode="full",
+        stop_on_exhausted=True,
     )
     # more than the early-stop mode's 3 attempts: four, as the fifth search exhausts the search budget
     assert len(_verifier_notes(result)) == 4
@@ -583,7 +583,11 @@ def test_bats_shows_the_per_tool_block_and_tracker_keeps_its_own_unless_asked(mi
     assert tracker.config.budget_block == "scarcest"
     assert "Judge each tool by its own budget" not in tracker.config.system_prompt
     per_tool = Agent(
-        ScriptedModel([]), mini_corpus.tools(), Budget(), planner="tracker", budget_block="per_tool"
+        ScriptedModel([]),
+        mini_corpus.tools(),
+        Budget(),
+        planner="tracker",
+        options=AgentOptions(budget_block="per_tool"),
     )
     assert "Judge each tool by its own budget" in per_tool.config.system_prompt
     from budgetgraph.agents.planners import parse_planner
@@ -595,7 +599,7 @@ def test_consistency_selection_stops_once_the_majority_is_settled(mini_corpus):
     # the same answer four times: Beta confidence 0.969 >= 0.95 stops the run with searches left
     model = _driver(["SUCCESS"] * 10, answers=("Alpha",) * 10)
     _, result = _run(
-        model, Budget(tool_calls={"search": 20, "open": 20}), mini_corpus, bats_selection="consistency"
+        model, Budget(tool_calls={"search": 20, "open": 20}), mini_corpus, selection="consistency"
     )
     assert len(_verifier_notes(result)) == 4 and result.answer == "Alpha"
     assert result.details["selected_by"] == "consistency" and result.details["chosen"] == 3
@@ -615,10 +619,10 @@ def test_consistency_selection_takes_the_majority_over_the_verifiers_tier(mini_c
     answers = ("Alpha", "Beta", "Alpha")
     budget = Budget(tool_calls={"search": 4, "open": 9})  # the fourth search exhausts it: three attempts
     model = _driver(decisions, answers=answers)
-    _, tier = _run(model, budget, mini_corpus, bats_mode="full", bats_stop_on_exhausted=True)
+    _, tier = _run(model, budget, mini_corpus, mode="full", stop_on_exhausted=True)
     assert tier.answer == "Beta" and tier.details["selected_by"] == "rank"
     model = _driver(decisions, answers=answers)
-    _, result = _run(model, budget, mini_corpus, bats_selection="consistency", bats_stop_on_exhausted=True)
+    _, result = _run(model, budget, mini_corpus, selection="consistency", stop_on_exhausted=True)
     assert result.answer == "Alpha" and result.details["selected_by"] == "consistency"
     assert result.details["consistency"]["stopped"] is False  # the search budget ended it, not the rule
     assert str(result.stop_reason) == "budget_exhausted: search"
@@ -631,8 +635,8 @@ def test_consistency_selection_falls_back_to_the_tier_on_a_tie(mini_corpus):
         model,
         Budget(tool_calls={"search": 3, "open": 9}),
         mini_corpus,
-        bats_selection="consistency",
-        bats_stop_on_exhausted=True,  # two attempts: the third search ends it
+        selection="consistency",
+        stop_on_exhausted=True,  # two attempts: the third search ends it
     )
     assert result.answer == "Beta" and result.details["selected_by"] == "rank"
     assert result.details["consistency"] == {
@@ -649,14 +653,14 @@ def test_bats_selection_is_checked_and_is_a_label_option():
 
     assert parse_planner("bats[bats_selection=consistency]") == ("bats", {"bats_selection": "consistency"})
     with pytest.raises(ConfigError, match="bats_selection must be 'tier' or 'consistency'"):
-        Agent(ScriptedModel(lambda m, t: ScriptedModel.text("x")), [], planner="bats", bats_selection="vote")
+        BATSOptions(selection="vote")
 
 
 def test_the_tail_layout_keeps_one_system_message_so_acting_calls_share_their_prefix(mini_corpus):
     runs = {}
     for layout in ("system", "tail"):
         model = _driver(["PIVOT", "SUCCESS"])
-        _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus, bats_layout=layout)
+        _, result = _run(model, Budget(tool_calls={"search": 5, "open": 5}), mini_corpus, layout=layout)
         runs[layout] = (_act_requests(model), result)
         check_ledger(result)
     (system_acts, by_system), (tail_acts, by_tail) = runs["system"], runs["tail"]
@@ -683,7 +687,7 @@ def test_bats_layout_is_checked_and_is_a_label_option():
 
     assert parse_planner("bats[bats_layout=tail]") == ("bats", {"bats_layout": "tail"})
     with pytest.raises(ConfigError, match="bats_layout must be 'system' or 'tail'"):
-        Agent(ScriptedModel(lambda m, t: ScriptedModel.text("x")), [], planner="bats", bats_layout="end")
+        BATSOptions(layout="end")
 
 
 def test_bats_stops_at_a_cap_that_its_tools_share(mini_corpus):

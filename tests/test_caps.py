@@ -476,7 +476,7 @@ def test_budget_scope_per_run_or_per_thread():
 STRICT_RESUME = """
 import asyncio
 from langgraph.checkpoint.memory import InMemorySaver
-from budgetgraph import Agent, ScriptedModel, tool
+from budgetgraph import Agent, AgentOptions, ScriptedModel, tool
 
 @tool(units="queries")
 def search(queries: list[str]) -> str:
@@ -484,7 +484,7 @@ def search(queries: list[str]) -> str:
     return "1. [Paris] capital"
 
 model = ScriptedModel(lambda m, t: ScriptedModel.tool_calls([("search", {"queries": ["a"]})]))
-agent = Agent(model, [search], "search=2", planner="react", checkpointer=InMemorySaver(), interrupt_before=["tools"])
+agent = Agent(model, [search], "search=2", planner="react", checkpointer=InMemorySaver(), options=AgentOptions(interrupt_before=("tools",)))
 assert agent.run("q", thread_id="t").stop_reason.kind == "interrupted"
 resumed = asyncio.run(agent.aresume("t"))
 assert resumed.usage.tool_calls["search"] >= 1, resumed.usage

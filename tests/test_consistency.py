@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from budgetgraph import Agent
+from budgetgraph import Agent, SamplingOptions
 from budgetgraph.budget.limits import Budget
 from budgetgraph.errors import ConfigError
 from budgetgraph.models.messages import Message, ToolSchema
@@ -53,7 +53,7 @@ def _answers(replies: Sequence[str]):
 def test_consistency_stops_when_settled_and_majority_draws_all() -> None:
     script, _ = _answers(["Paris"])
     model = ScriptedModel(script)
-    result = Agent(model, [], planner="consistency", samples=8).run("capital?")
+    result = Agent(model, [], planner="consistency", options=SamplingOptions(samples=8)).run("capital?")
     assert result.answer == "Paris"
     assert result.details["samples"] == 4 and result.details["stopped"] == "confident"
     assert result.usage.llm_calls == 4  # every sample charged to the run
@@ -61,35 +61,53 @@ def test_consistency_stops_when_settled_and_majority_draws_all() -> None:
     assert temps == [(0.7, 0), (0.7, 1), (0.7, 2), (0.7, 3)]
 
     script, _ = _answers(["Paris"])
-    result = Agent(ScriptedModel(script), [], planner="majority", samples=5).run("capital?")
+    result = Agent(ScriptedModel(script), [], planner="majority", options=SamplingOptions(samples=5)).run(
+        "capital?"
+    )
     assert result.details["samples"] == 5 and result.details["stopped"] == "max_samples"
     assert result.usage.llm_calls == 5
 
 
 def test_the_majority_group_wins() -> None:
     script, _ = _answers(["Lyon", "paris", "Paris ", "Lyon", "PARIS"])
-    result = Agent(ScriptedModel(script), [], planner="majority", samples=5).run("capital?")
+    result = Agent(ScriptedModel(script), [], planner="majority", options=SamplingOptions(samples=5)).run(
+        "capital?"
+    )
     assert result.answer == "paris" and result.details["votes"] == 3 and result.details["groups"] == 2
 
 
 def test_sampling_stops_when_the_budget_cannot_pay_for_another_episode() -> None:
     script, _ = _answers(["x", "y"])
-    result = Agent(ScriptedModel(script), [], Budget(llm_calls=3), planner="consistency", samples=10).run("q")
+    result = Agent(
+        ScriptedModel(script),
+        [],
+        Budget(llm_calls=3),
+        planner="consistency",
+        options=SamplingOptions(samples=10),
+    ).run("q")
     assert result.details["samples"] == 3 and result.details["stopped"] == "budget"
     assert result.usage.llm_calls == 3 and result.answer == "x"
 
 
 def test_a_bad_sample_planner_is_refused() -> None:
     with pytest.raises(ConfigError, match="single-run planner"):
-        Agent(ScriptedModel([]), [], planner="consistency", sample_planner="majority")
+        Agent(
+            ScriptedModel([]), [], planner="consistency", options=SamplingOptions(sample_planner="majority")
+        )
     with pytest.raises(ConfigError, match="samples"):
-        Agent(ScriptedModel([]), [], planner="consistency", samples=0)
+        Agent(ScriptedModel([]), [], planner="consistency", options=SamplingOptions(samples=0))
 
 
 def test_bats_samples_keep_the_agents_bats_options() -> None:
-    agent = Agent(
-        ScriptedModel([]), [], planner="majority", sample_planner="bats", bats_layout="tail", max_attempts=2
-    )
+    with pytest.warns(DeprecationWarning, match="sample_planner= -> options.sample_planner"):
+        agent = Agent(  # the previous release's keywords: the BATS ones go to the samples' options
+            ScriptedModel([]),
+            [],
+            planner="majority",
+            sample_planner="bats",
+            bats_layout="tail",
+            max_attempts=2,
+        )
     kept = agent.options.sample_options
     sampler = agent.spawn("bats", options=kept)
     assert sampler.planner == "bats" and sampler.options.layout == kept.layout
@@ -121,7 +139,7 @@ def test_best_of_asks_a_judge_who_reasons_then_picks_and_records_every_answer() 
         return ScriptedModel.text(f"<answer>{next(replies)}</answer>")
 
     model = ScriptedModel(script)
-    result = Agent(model, [], planner="best_of", samples=3).run("capital?")
+    result = Agent(model, [], planner="best_of", options=SamplingOptions(samples=3)).run("capital?")
     assert result.answer == "Paris"  # the judge's pick, not the majority's Lyon
     assert result.details["answers"] == ["Lyon", "Paris", "Lyon"] and result.details["judge"] == "picked"
     judge_prompt = model.requests[-1][0][-1].content
@@ -134,7 +152,9 @@ def test_best_of_asks_a_judge_who_reasons_then_picks_and_records_every_answer() 
 def test_best_of_falls_back_to_the_vote_when_the_judge_cannot_be_paid() -> None:
     replies = iter(["Lyon", "Paris", "Lyon"])
     model = ScriptedModel(lambda m, t: ScriptedModel.text(f"<answer>{next(replies)}</answer>"))
-    result = Agent(model, [], Budget(llm_calls=3), planner="best_of", samples=3).run("capital?")
+    result = Agent(model, [], Budget(llm_calls=3), planner="best_of", options=SamplingOptions(samples=3)).run(
+        "capital?"
+    )
     assert result.answer == "Lyon" and result.details["judge"].startswith("not run")
     assert result.usage.llm_calls == 3  # the cap holds
 
@@ -149,7 +169,9 @@ def test_pass_at_n_scores_every_sampled_answer() -> None:
             return {"correct": float(result.answer == "Paris")}
 
     script, _ = _answers(["Lyon", "Paris", "Lyon"])
-    result = Agent(ScriptedModel(script), [], planner="majority", samples=3).run("capital?")
+    result = Agent(ScriptedModel(script), [], planner="majority", options=SamplingOptions(samples=3)).run(
+        "capital?"
+    )
     assert result.answer == "Lyon"
     assert _pass_at_n(_Env(), None, result) == {"pass_at_n": 1.0}
     wrong = _replace(result, details={**result.details, "answers": ["Lyon", "Rome"]})

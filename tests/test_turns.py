@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from budgetgraph import Agent
+from budgetgraph import Agent, AgentOptions
 from budgetgraph.agents.events import BudgetGrant
 from budgetgraph.agents.planners import parse_planner
 from budgetgraph.agents.turns import baseline_turns, percentile, turn_control
@@ -65,7 +65,9 @@ def test_percentiles_and_specs() -> None:
 
 def test_a_fixed_cap_stops_the_loop_and_every_turn_carries_the_reminder() -> None:
     script, prompts = looping()
-    agent = Agent(ScriptedModel(script), [probe], "probe=20", planner="react", turn_cap=3)
+    agent = Agent(
+        ScriptedModel(script), [probe], "probe=20", planner="react", options=AgentOptions(turn_cap=3)
+    )
     result = agent.run("go")
     acting = [p for p in prompts if any(m.role == "tool" for m in p) or len(p) == 2]
     assert result.usage.tool_calls == {"probe": 3}
@@ -83,7 +85,9 @@ def test_dynamic_turns_are_granted_on_request_up_to_the_ceiling() -> None:
     script, prompts = looping(ask_more=True)
     tc = turn_control("dynamic:p25:p90", [2, 2, 3, 4, 6, 6, 7, 9])  # start 2, ceiling 9, step 4
     assert (tc.cap, tc.ceiling, tc.step) == (2, 9, 4)
-    agent = Agent(ScriptedModel(script), [probe], "probe=20", planner="react", turn_cap=tc)
+    agent = Agent(
+        ScriptedModel(script), [probe], "probe=20", planner="react", options=AgentOptions(turn_cap=tc)
+    )
     events = asyncio.run(_events(agent))
     result = events[-1].result
     grants = [e for e in events if isinstance(e, BudgetGrant)]
@@ -106,8 +110,7 @@ def test_an_agent_that_does_not_ask_is_not_extended() -> None:
         [probe],
         "probe=20",
         planner="react",
-        turn_cap="dynamic:p25:p90",
-        turn_baseline=[2, 2, 3, 4, 6, 6, 7, 9],
+        options=AgentOptions(turn_cap="dynamic:p25:p90", turn_baseline=[2, 2, 3, 4, 6, 6, 7, 9]),
     )
     result = agent.run("go")
     assert result.usage.tool_calls == {"probe": 2} and result.answer == "done"
@@ -116,7 +119,9 @@ def test_an_agent_that_does_not_ask_is_not_extended() -> None:
 
 def test_an_answer_before_the_cap_ends_the_run() -> None:
     script, _ = looping(answer_after=2)
-    result = Agent(ScriptedModel(script), [probe], "probe=20", planner="tracker", turn_cap=5).run("go")
+    result = Agent(
+        ScriptedModel(script), [probe], "probe=20", planner="tracker", options=AgentOptions(turn_cap=5)
+    ).run("go")
     assert result.answer == "finished" and result.usage.tool_calls == {"probe": 2}
 
 
@@ -130,7 +135,7 @@ def test_grants_are_checked_and_persist_in_the_snapshot() -> None:
     again = Ledger.from_snapshot(json.loads(json.dumps(ledger.snapshot())))
     assert again.limits["turns"] == 5
     with pytest.raises(ConfigError, match="once"):
-        Agent(ScriptedModel([]), [probe], Budget(turns=3), turn_cap=2)
+        Agent(ScriptedModel([]), [probe], Budget(turns=3), options=AgentOptions(turn_cap=2))
 
 
 def test_the_baseline_comes_from_a_results_file_and_labels_carry_options(tmp_path) -> None:

@@ -51,7 +51,7 @@ Layout = Literal["system", "tail"]
 
 @dataclass(frozen=True)
 class BATSOptions:
-    """How a BATS run is steered (``Agent(bats_mode=..., ...)``; each is described in ``docs/planners.md``).
+    """How a BATS run is steered (``Agent(options=BATSOptions(mode=...))``; each is described in ``docs/planners.md``).
 
     ``max_attempts`` None: 3 in early-stop mode, unbounded in full mode and with consistency selection.
     """
@@ -331,7 +331,7 @@ def vote_winner(
 
 
 def apply_budget_rule(verdict: Verdict, fraction_left: float | None, repeated_failures: int) -> Verdict:
-    """Our earlier rule (``Agent(bats_rule="fraction")``): CONTINUE needs 30% of the scarcest budget left and
+    """Our earlier rule (``BATSOptions(rule="fraction")``): CONTINUE needs 30% of the scarcest budget left and
     fewer than two failed look-ups; otherwise PIVOT. Contradicted constraints can never be SUCCESS. The paper
     has no such fraction: :func:`decide` is the default."""
     decision = verdict.decision
