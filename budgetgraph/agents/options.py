@@ -78,8 +78,7 @@ class AgentOptions:
     batch beyond it runs its first items, a further call waits a turn (so one call cannot spend a small cap)."""
 
     def __post_init__(self) -> None:
-        _check_literals(self)
-        _check_min_reads(self)
+        _check_fields(self)
 
     def common(self) -> dict[str, Any]:
         """The fields every options class has, to carry over to another planner's options."""
@@ -97,8 +96,7 @@ class BATSOptions(AgentOptions, BATSSteering):
 
     def __post_init__(self) -> None:
         BATSSteering.__post_init__(self)  # its errors name the fields as the labels do (bats_mode, ...)
-        _check_literals(self)
-        _check_min_reads(self)
+        _check_fields(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,10 +114,8 @@ class SamplingOptions(AgentOptions):
     child_field: typing.ClassVar[tuple[str, str]] = ("sample_planner", "sample_options")
 
     def __post_init__(self) -> None:
-        _check_literals(self)
-        _check_min_reads(self)
-        if not (isinstance(self.samples, int) and not isinstance(self.samples, bool) and self.samples >= 1):
-            raise ConfigError(f"samples must be a whole number >= 1, got {self.samples!r}")
+        _check_fields(self)
+        _check_whole(self, "samples")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,8 +140,7 @@ class SaleOptions(AgentOptions):
     child_field: typing.ClassVar[tuple[str, str]] = ("sample_planner", "sample_options")
 
     def __post_init__(self) -> None:
-        _check_literals(self)
-        _check_min_reads(self)
+        _check_fields(self)
         if not self.pool:
             raise ConfigError("planner 'sale' needs pool=[Bidder(name, model, price_per_mtok), ...]")
 
@@ -192,12 +187,17 @@ def _check_literals(options: AgentOptions) -> None:
             raise ConfigError(f"{f.name} must be {choices}, not {value!r}")
 
 
-def _check_min_reads(options: AgentOptions) -> None:
-    n = options.min_reads
+def _check_fields(options: AgentOptions) -> None:
+    """What every options class checks: its ``Literal`` fields and ``min_reads``."""
+    _check_literals(options)
+    _check_whole(options, "min_reads", " (read_first=False asks for none)")
+
+
+def _check_whole(options: AgentOptions, name: str, hint: str = "") -> None:
+    """The field is a whole number >= 1 (a bool is not one)."""
+    n = getattr(options, name)
     if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
-        raise ConfigError(
-            f"min_reads must be a whole number >= 1, got {n!r} (read_first=False asks for none)"
-        )
+        raise ConfigError(f"{name} must be a whole number >= 1, got {n!r}{hint}")
 
 
 def _hints(kind: type) -> dict[str, Any]:
