@@ -459,23 +459,35 @@ def test_parse_need_trusts_only_known_tools():
 
 
 def _read_when_asked(messages, results):
-    """Open the first title of the last search when the loop asked to read first; None otherwise."""
-    if messages[-1].role == "user" and "Read first" in messages[-1].content:
+    """Open the search's first title when the loop asks to read first, its second when it asks for one more;
+    None otherwise."""
+    asked = messages[-1].content if messages[-1].role == "user" else ""
+    if "Read first" in asked:
         title = results[-1].content.split("[", 1)[1].split("]", 1)[0]
-        return ScriptedModel.tool_calls([("open", {"title": title})])
-    return None
+    elif "read one more" in asked:
+        title = results[0].content.split("\n2. [", 1)[1].split("]", 1)[0]
+    else:
+        return None
+    return ScriptedModel.tool_calls([("open", {"title": title})])
 
 
-def _skims(messages, tools):
-    """Search, then answer from the snippets; open the first title when asked to read, then answer."""
-    results = [m for m in messages if m.role == "tool"]
-    if not results:
-        return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
-    if (reading := _read_when_asked(messages, results)) is not None:
-        return reading
-    return ScriptedModel.text(
-        "<answer>from what I read</answer>" if len(results) > 1 else "<answer>skim</answer>"
-    )
+def _researcher(answer):
+    """A scripted agent: search, open what the loop asks it to read, then ``answer(tool results)``."""
+
+    def reply(messages, tools):
+        results = [m for m in messages if m.role == "tool"]
+        if not results:
+            return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
+        if (reading := _read_when_asked(messages, results)) is not None:
+            return reading
+        return ScriptedModel.text(f"<answer>{answer(results)}</answer>")
+
+    return reply
+
+
+_skims = _researcher(lambda results: "from what I read" if len(results) > 1 else "skim")
+"""Answers from the snippets unless asked to read."""
+_reads_what_it_is_asked = _researcher(lambda results: f"after {len(results) - 1} reads")
 
 
 def test_an_agent_that_answers_from_snippets_is_asked_once_to_read_first(mini_corpus):
@@ -496,19 +508,6 @@ def test_an_agent_that_answers_from_snippets_is_asked_once_to_read_first(mini_co
         ScriptedModel(_skims), mini_corpus.tools(), Budget(tool_calls={"search": 3, "open": 0})
     ).run("?")
     assert spent.answer == "skim"  # nothing to read with: no request
-
-
-def _reads_what_it_is_asked(messages, tools):
-    """Search; open the first title when asked to read first and the second when asked for one more."""
-    results = [m for m in messages if m.role == "tool"]
-    if not results:
-        return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
-    if (reading := _read_when_asked(messages, results)) is not None:
-        return reading
-    if messages[-1].role == "user" and "read one more" in messages[-1].content:
-        second = results[0].content.split("\n2. [", 1)[1].split("]", 1)[0]
-        return ScriptedModel.tool_calls([("open", {"title": second})])
-    return ScriptedModel.text(f"<answer>after {len(results) - 1} reads</answer>")
 
 
 def test_min_reads_asks_for_a_second_document_once_while_a_reader_is_funded(mini_corpus):
