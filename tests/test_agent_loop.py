@@ -616,6 +616,35 @@ def test_a_reply_with_only_a_fitting_estimate_goes_on_with_a_forced_call(mini_co
     assert plain.usage.tool_calls == {"search": 1, "open": 1}  # without the option an estimate is just text
 
 
+def test_an_estimate_that_always_fits_goes_on_once_not_to_the_end_of_the_budget(mini_corpus):
+    """A model that asks for one more read after every document would spend every funded read: one need-only
+    reply goes on, the next goes to the answer."""
+    from budgetgraph.agents.graph import GO_ON, GO_ON_LIMIT
+
+    def one_more_every_time(messages, tools):
+        results = [m for m in messages if m.role == "tool"]
+        if not results:
+            return ScriptedModel.tool_calls([("search", {"queries": ["Apple Remote"]})])
+        if len(results) == 1 or messages[-1].content == GO_ON:
+            return ScriptedModel.tool_calls([("open", {"title": "Apple Remote"})])
+        if not tools:  # the answer step
+            return ScriptedModel.text("<answer>Jony Ive</answer>")
+        return Message.assistant("<need>open=1</need>")
+
+    budget = Budget(tool_calls={"search": 3, "open": 5})
+    agent = Agent(
+        ScriptedModel(one_more_every_time),
+        mini_corpus.tools(),
+        budget,
+        options=AgentOptions(budget_stop=True),
+    )
+    result = agent.run("Who designed the Apple Remote?")
+    went = [m for m in result.messages if m.role == "user" and m.content == GO_ON]
+    assert GO_ON_LIMIT == 1 and len(went) == 1
+    assert result.usage.tool_calls == {"search": 1, "open": 2} and result.answer == "Jony Ive"
+    assert [e["need"] for e in result.details["estimates"]] == [{"open": 1}, {"open": 1}]
+
+
 def test_pace_holds_a_small_cap_to_the_blocks_share_of_each_turn():
     from budgetgraph.tools import Tool
 

@@ -47,7 +47,7 @@ from ..planners.bats import (
 from ..planners.bats_wording import RESEARCH, Wording
 from ..planners.consistency import stop_verdict
 from .events import VerifierDecision
-from .graph import GO_ON, NO_ANSWER, AgentLoop, LoopConfig, routed
+from .graph import GO_ON, NO_ANSWER, AgentLoop, LoopConfig, may_go_on, routed
 from .need import asks_for_more
 from .prompts import extract_answer
 from .runtime import RunContext, emit, stop, user_messages
@@ -348,7 +348,7 @@ class _BATS(AgentLoop):
             update["go_on"] = False
             return self.keep(run, {**update, "phase": "tools", "used": [*(state.get("used") or []), *used]})
         proposed = extract_answer(message.content)
-        if needs_more and not proposed and tools:
+        if needs_more and not proposed and tools and may_go_on(state["messages"]):
             # only an estimate of calls still needed, and they fit: the next turn makes one
             went = {"messages": [message, Message.user(GO_ON)], "go_on": True}
             return self.keep(run, {**update, **went, "phase": "act"})

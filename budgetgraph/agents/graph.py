@@ -43,12 +43,20 @@ from .runtime import RunContext, emit, forget, resolve_run, sink, stop, streamin
 from .state import AgentState, StopInfo
 from .turns import MORE_TURNS, TURN_LIMIT_REACHED, TURN_REMINDER, TurnControl
 
-__all__ = ["NO_ANSWER", "AgentLoop", "LoopConfig", "build_graph"]
+__all__ = ["GO_ON", "GO_ON_LIMIT", "NO_ANSWER", "AgentLoop", "LoopConfig", "build_graph", "may_go_on"]
 
 NO_ANSWER = "the model replied with neither a tool call nor an answer"
 GO_ON = "Go on: make the next call your estimate counts."
 """Sent after a reply that was only an estimate of calls still needed (budget-aware stop); that turn must
 call a tool."""
+GO_ON_LIMIT = 1
+"""Need-only replies a run answers with :data:`GO_ON`; a later one goes to the answer, so an estimate that
+always fits cannot spend the whole budget."""
+
+
+def may_go_on(messages: Sequence[Message]) -> bool:
+    """Whether a need-only reply may still go on: fewer than :data:`GO_ON_LIMIT` went on in ``messages``."""
+    return sum(m.role == "user" and m.content == GO_ON for m in messages) < GO_ON_LIMIT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,7 +299,7 @@ class AgentLoop:
             kept = answer or state.get("answer") or None
             asked = {"messages": [*extra, message, ask], "read_asked": asked_reads + 1, "answer": kept}
             return self.keep(run, {**update, **asked, "phase": "act"})
-        if needs_more and not answer and run.tools.available():
+        if needs_more and not answer and run.tools.available() and may_go_on(history):
             # the reply was only an estimate of calls still needed, and they fit: the next turn makes one
             went = {"messages": [*extra, message, Message.user(GO_ON)], "go_on": True}
             return self.keep(run, {**update, **went, "phase": "act"})
