@@ -10,11 +10,11 @@ thread with a grant, ``{"search": 2, "usd": "0.50"}`` (more of each named cap), 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from ..budget.ledger import Ledger
-from ..budget.limits import RESOURCE_ALIASES, TOOL_PREFIX, Amount, closest
+from ..budget.limits import RESOURCE_ALIASES, TOOL_PREFIX, Amount, closest, exact
 from ..errors import ConfigError
 
 __all__ = ["DECLINE", "budget_request", "grant_keys", "plain", "read_caps", "read_grant", "request_of"]
@@ -60,23 +60,19 @@ def grant_keys(ledger: Ledger) -> dict[str, str]:
 
 
 def _amount(name: str, key: str, raw: Any) -> Amount:
-    if isinstance(raw, bool):
-        raise ConfigError(f"grant {name}={raw!r}: give a positive amount")
-    if key == "usd":
-        try:
-            value = Decimal(str(raw).strip())
-        except (InvalidOperation, ValueError):
-            raise ConfigError(f"grant {name}={raw!r}: dollars as a number, e.g. '0.50'") from None
-        if not value.is_finite() or value <= 0 or value > MOST:
-            raise ConfigError(f"grant {name}={raw!r}: a positive, finite dollar amount")
-        return value
-    if isinstance(raw, float) and raw.is_integer():
-        raw = int(raw)
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw.strip())
-    if not isinstance(raw, int) or raw <= 0 or raw > MOST:
-        raise ConfigError(f"grant {name}={raw!r}: a whole number from 1 to {MOST:,}")
-    return raw
+    """One granted amount: positive, at most :data:`MOST`, in the one number grammar (ASCII digits)."""
+    hint = (
+        "a positive, finite dollar amount, e.g. '0.50'"
+        if key == "usd"
+        else f"a positive amount: a whole number from 1 to {MOST:,}"
+    )
+    try:
+        value = exact(key, raw)
+    except ConfigError:
+        raise ConfigError(f"grant {name}={raw!r}: {hint}") from None
+    if value <= 0 or value > MOST:
+        raise ConfigError(f"grant {name}={raw!r}: {hint}")
+    return value  # type: ignore[no-any-return]
 
 
 def read_grant(reply: Any, ledger: Ledger) -> dict[str, Amount]:

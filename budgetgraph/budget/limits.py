@@ -127,6 +127,49 @@ def _number(part: str, raw: str, key: str | None) -> Any:
     return value
 
 
+MOST = 2**53 - 1
+"""The largest cap or amount taken anywhere (what a budget store keeps exactly; dollars in nano-dollars): a
+larger one is a typo, and no cap is written by leaving the cap out."""
+_MOST_USD = Decimal(MOST) / 10**9
+
+
+def exact(key: str, value: object) -> Any:
+    """``value`` as the exact amount of ledger key ``key`` (Decimal dollars, float seconds, whole numbers
+    otherwise): a number, or a string of ASCII digits; a bool, a fraction of a count, a non-finite, negative
+    or absurd number is a :class:`ConfigError` that names the key."""
+    name = key.removeprefix(TOOL_PREFIX)
+    dollars, seconds = key == "usd", key == "seconds"
+    kind = "a number of dollars" if dollars else "a number of seconds" if seconds else "a whole number"
+    if isinstance(value, str):
+        text = value.strip()
+        if not (_DECIMAL if dollars or seconds else _COUNT).match(text):
+            raise ConfigError(f"{name} must be {kind} (ASCII digits, no sign), got {value!r}")
+        value = Decimal(text) if dollars else float(text) if seconds else int(text)
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    finite = (
+        value.is_finite() if isinstance(value, Decimal) else isinstance(value, int) or math.isfinite(value)
+    )
+    if not finite or value < 0:
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}; leave it out for no cap")
+    if dollars:
+        value = Decimal(str(value))
+        if value > _MOST_USD:
+            raise ConfigError(
+                f"{name} = {value} is above what a store keeps exactly ({_MOST_USD}): leave it out for no cap"
+            )
+        return value
+    if value > MOST:
+        raise ConfigError(
+            f"{name} = {value} is above what a store keeps exactly ({MOST}): leave it out for no cap"
+        )
+    if seconds:
+        return float(value)
+    if isinstance(value, float | Decimal) and value != int(value):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    return int(value)
+
+
 def tool_key(name: str) -> str:
     """Ledger key of a tool's own cap."""
     return TOOL_PREFIX + name
@@ -159,7 +202,7 @@ class Budget:
         caps = dict(self.tool_calls)
         for name, cap in caps.items():
             check_name(name, "budget: tool cap")
-            if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
+            if not isinstance(cap, int) or isinstance(cap, bool) or not 0 <= cap <= MOST:
                 raise ConfigError(
                     f"budget: tool cap for {name!r} must be a non-negative whole number, got {cap!r}"
                 )
@@ -175,7 +218,11 @@ class Budget:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
                 raise ConfigError(f"budget {name} must be a number, got {value!r}")
-            finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+            finite = (
+                value.is_finite()
+                if isinstance(value, Decimal)
+                else isinstance(value, int) or math.isfinite(value)
+            )
             if not finite:
                 raise ConfigError(
                     f"budget {name} must be a finite number, got {value!r}; leave it out for no cap"
@@ -184,6 +231,10 @@ class Budget:
                 raise ConfigError(f"budget {name} must be >= 0, got {value!r}")
             if name not in ("usd", "seconds") and not isinstance(value, int):
                 raise ConfigError(f"budget {name} must be a whole number, got {value!r}")
+            if value > (_MOST_USD if name == "usd" else MOST):
+                raise ConfigError(
+                    f"budget {name} = {value} is above what a store keeps exactly: leave it out for no cap"
+                )
 
     @classmethod
     def uniform(cls, calls: int, tools: Iterable[str], **caps: Any) -> Budget:
@@ -211,7 +262,7 @@ class Budget:
             part = part.strip()
             if not part:
                 continue
-            if "=" not in part and part.isdigit():
+            if "=" not in part and _COUNT.match(part):
                 if not named:
                     raise ConfigError(
                         f"budget {text!r}: a bare number means that many calls of each capped tool, and "
@@ -276,17 +327,8 @@ class Budget:
                     f"{key!r} is not a budget key{closest(str(key), RESOURCES)}{hint}; the keys are "
                     f"{', '.join(RESOURCES)} and tool:NAME"
                 )
-        tools = {k[len(TOOL_PREFIX) :]: int(v) for k, v in limits.items() if k.startswith(TOOL_PREFIX)}
-        caps: dict[str, Any] = {}
-        for key in RESOURCES:
-            if key in limits:
-                value = limits[key]
-                if key == "usd":
-                    caps["usd"] = Decimal(str(value))
-                elif key == "seconds":
-                    caps["seconds"] = float(value)
-                else:
-                    caps[_FIELD_OF.get(key, key)] = int(value)
+        tools = {k[len(TOOL_PREFIX) :]: exact(k, v) for k, v in limits.items() if k.startswith(TOOL_PREFIX)}
+        caps = {_FIELD_OF.get(key, key): exact(key, limits[key]) for key in RESOURCES if key in limits}
         return cls(tool_calls=tools, **caps)
 
     def to_dict(self) -> dict[str, Any]:
