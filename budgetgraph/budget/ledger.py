@@ -325,13 +325,11 @@ class Ledger:
 
     # -- reserving -----------------------------------------------------------------------------
     def set_hold(self, amounts: Mapping[str, Amount]) -> None:
-        """Set the standing reserve (only reservations with ``use_hold=True`` may dip into it)."""
+        """Set the standing reserve (only reservations with ``use_hold=True`` may dip into it). Every resource
+        is held, capped here or not: an account's store keeps it from whichever caps it has when it reserves,
+        an operator's cap added while the run goes on included."""
         with self._lock:
-            self._hold = {
-                k: v
-                for k, v in amounts.items()
-                if k in self._limits or (self.account is not None and self.account.caps(k))
-            }
+            self._hold = {k: v for k, v in amounts.items() if v}
 
     @property
     def hold(self) -> Mapping[str, Amount]:
