@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import BudgetStoreError
+from ..errors import BudgetStoreError, ConfigError
+from .leases import SQLiteLeases
 from .store import BudgetStore
 
 __all__ = ["SQLiteBudgetStore"]
@@ -235,7 +236,19 @@ class SQLiteBudgetStore(BudgetStore):
 
     @classmethod
     def reopen(cls, described: Mapping[str, Any]) -> SQLiteBudgetStore | None:
-        return cls(described["path"]) if described.get("path") else None
+        if not described.get("path"):
+            return None
+        path = Path(described["path"])
+        if not path.is_file():  # a new, empty file would be spent from as if nothing had been spent
+            raise ConfigError(
+                f"the run's account lives in the SQLite budget store {path}, which is gone: restore the file, "
+                "or pass account= (a store that holds the account's spend) to resume"
+            )
+        return cls(path)
+
+    def leases(self) -> SQLiteLeases:
+        """Thread leases in this store's file (``ThreadPolicy(leases=store.leases())``)."""
+        return SQLiteLeases(self.path)
 
     def __repr__(self) -> str:
         return f"SQLiteBudgetStore({str(self.path)!r})"
