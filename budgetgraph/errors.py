@@ -9,6 +9,7 @@ BudgetgraphError
 │   ├── BudgetExhausted  a run stopped on a budget with on_exhausted="raise" (carries the partial result)
 │   └── DeadlineExceeded the seconds cap cut a call short (what it used is charged)
 ├── BudgetStoreError     a budget store could not be read or written (the call is not made)
+├── ThreadBusy           another request holds the conversation thread (a run, resume or cap change)
 ├── Overrun              a backend reported more than was reserved: the truth is committed, the run stops
 │   ├── ToolOverrun      a tool billed more than its price bound (or an impossible cost)
 │   └── BadUsage         a backend's usage report cannot be true (negative, NaN, missing): charged at the bound
@@ -36,6 +37,7 @@ __all__ = [
     "ToolOverrun",
     "PriceError",
     "ToolCallError",
+    "ThreadBusy",
     "ToolRejected",
 ]
 
@@ -95,6 +97,32 @@ class AccountExceeded(BudgetExceeded):
 
 class BudgetStoreError(BudgetgraphError):
     """A budget store failed (database locked for too long, Redis unreachable): the call is not made."""
+
+
+class ThreadBusy(BudgetgraphError):
+    """Another request holds the thread: a run, resume, grant, approval or cap change is under way on it (or
+    took it over from this request, which stalled past its lease: ``lost``). Nothing of this request ran."""
+
+    def __init__(
+        self, thread_id: str, held_for: float, waited: float | None = None, *, lost: bool = False
+    ) -> None:
+        if lost:
+            said = (
+                f"thread {thread_id!r} was taken over by another request while this one stalled past its lease; "
+                "this run stops before its next step (nothing it had not checkpointed is kept)"
+            )
+        else:
+            when = f"after waiting {waited:.1f} s " if waited is not None else ""
+            said = (
+                f"this conversation is busy: thread {thread_id!r} is held by another run, resume or cap change "
+                f"{when}(its lease has {held_for:.1f} s left unless renewed). Try again when it ends, or pass "
+                "on_busy='enqueue' to wait in turn"
+            )
+        super().__init__(said)
+        self.thread_id = thread_id
+        self.held_for = held_for
+        self.waited = waited
+        self.lost = lost
 
 
 class BudgetExhausted(BudgetgraphError):

@@ -33,9 +33,12 @@ from .runtime import RunContext
 from .sale import Bidder
 from .sse import event_to_dict, event_to_json, sse_events, sse_message
 from .state import AgentState
+from .threads import OnBusy, ThreadPolicy
 from .turns import TurnControl, turn_control
 
 __all__ = [
+    "OnBusy",
+    "ThreadPolicy",
     "PLANNERS",
     "Agent",
     "AgentEvent",

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -43,6 +44,7 @@ from .result import Question, RunResult, StopReason, SubRunner, set_agent_factor
 from .runtime import RunContext
 from .state import AgentState
 from .structured import answer_nudge, parse_output, repair_output, schema_instructions
+from .threads import OnBusy, ThreadLease, ThreadPolicy, owning
 from .turns import TurnControl, baseline_turns, turn_control
 
 __all__ = ["Agent", "Question", "RunResult", "StopReason"]
@@ -79,7 +81,9 @@ class Agent:
     ``"run"`` (default) gives every ``arun`` a fresh budget, also on a ``thread_id`` that continues a
     conversation; ``"thread"`` makes the budget a conversation cap (needs a checkpointer). ``approve`` names
     tools (or True: all) whose calls wait for a human decision. ``output_type`` validates the answer as a
-    pydantic model.
+    pydantic model. ``threads`` says what a second request on a busy thread does (:class:`ThreadPolicy`:
+    ``on_busy="reject"`` raises :class:`~budgetgraph.errors.ThreadBusy`, ``"enqueue"`` waits its turn); a run,
+    resume or cap change on a named thread of a checkpointer owns the thread while it works.
 
     The keyword arguments of the previous release (``bats_mode=``, ``samples=``, ``turn_cap=``, ``pool=``, ...)
     still work for one release: each sets the field of the planner's options that
@@ -107,6 +111,7 @@ class Agent:
         budget_scope: Literal["run", "thread"] = "run",
         approve: bool | Sequence[str] = False,
         output_type: type[BaseModel] | None = None,
+        threads: ThreadPolicy | None = None,
         **legacy: Any,
     ) -> None:
         self.spec: PlannerSpec = get_planner(planner)
@@ -135,6 +140,7 @@ class Agent:
             )
         if unknown := sorted(needs - set(names) - {"*"}):
             raise ConfigError(f"approve= names tools the agent does not have: {unknown}; its tools: {names}")
+        self.threads = ThreadPolicy.of(threads)
         if output_type is not None and not (
             isinstance(output_type, type) and issubclass(output_type, BaseModel)
         ):
@@ -269,19 +275,51 @@ class Agent:
         # with a checkpointer, each step's checkpoint is written before the next starts (at most once)
         return {"durability": "sync"} if self.checkpointer is not None else {}
 
-    async def _ledger_for(self, thread_id: str, ledger: Ledger | None, account: Account | None) -> Ledger:
+    @asynccontextmanager
+    async def _owning(
+        self, thread_id: str | None, on_busy: OnBusy | None
+    ) -> AsyncIterator[ThreadLease | None]:
+        """Hold the thread for the block (a checkpointed agent on a named thread); nothing to hold otherwise."""
+        if self.checkpointer is None or thread_id is None:
+            yield None
+            return
+        async with owning(self.checkpointer, thread_id, self.threads, on_busy) as lease:
+            yield lease
+
+    async def _checkpoint_id(self, thread_id: str) -> str | None:
+        """The thread's latest checkpoint, as a request sees it before it waits for the thread."""
+        if self.checkpointer is None:
+            return None
+        return _checkpoint_of(await self.graph.aget_state(self._config(thread_id)))
+
+    async def _ledger_for(
+        self, saved: Mapping[str, Any], ledger: Ledger | None, account: Account | None
+    ) -> Ledger:
+        """The run's ledger: the one passed (a parent's child), the thread's (``budget_scope="thread"``, from
+        its checkpoint ``saved``), or a new one of the agent's budget."""
         if ledger is not None:
             if account is not None:
                 if ledger.account is not None and ledger.account is not account:
                     raise ConfigError("the ledger passed already has an account: pass one or the other")
                 ledger.account = account
             return ledger
-        if self.budget_scope == "thread":
-            snapshot = await self.graph.aget_state(self._config(thread_id))
-            saved = (snapshot.values or {}).get("ledger")
-            if saved:
-                return Ledger.from_snapshot(saved, account=account)
+        if self.budget_scope == "thread" and saved.get("ledger"):
+            return Ledger.from_snapshot(saved["ledger"], account=account)
         return Ledger(self.budget, account=account)
+
+    async def _thread_state(self, thread_id: str | None) -> dict[str, Any]:
+        """What the thread's checkpoint holds ({} for a new thread); a thread paused for a decision or a grant
+        takes no new question (it would drop the pause without a word)."""
+        if self.checkpointer is None or thread_id is None:
+            return {}
+        snapshot = await self.graph.aget_state(self._config(thread_id))
+        if getattr(snapshot, "interrupts", ()):
+            how = "grant= or grant='decline'" if request_of(snapshot.interrupts) is not None else "decisions="
+            raise ConfigError(
+                f"thread {thread_id!r} is paused, waiting for {how}: a new question would drop that pause. "
+                f"Resume it first (agent.aresume({thread_id!r}, {how.split(' or ')[0]}...)), or ask on a new thread"
+            )
+        return dict(snapshot.values or {})
 
     def _opening(self, question: Question) -> list[Message]:
         history = conversation(question)
@@ -298,7 +336,8 @@ class Agent:
         tid = thread_id or uuid.uuid4().hex
         if account is None and ledger is None:
             account = default_account.get()  # an evaluation's sweep-wide account, when one is set
-        run = self.config.new_run(await self._ledger_for(tid, ledger, account))
+        saved = await self._thread_state(thread_id)
+        run = self.config.new_run(await self._ledger_for(saved, ledger, account))
         state: AgentState = {
             "messages": self._opening(question),
             "ledger": run.ledger.snapshot(),
@@ -319,10 +358,23 @@ class Agent:
         thread_id: str | None = None,
         ledger: Ledger | None = None,
         account: Account | None = None,
+        on_busy: OnBusy | None = None,
     ) -> RunResult:
         """Run one question to its end. ``question`` is a string, or a message history (budgetgraph or LangChain
         messages) ending with the user's turn. ``ledger`` lets a parent pass a child ledger; ``account`` (from
-        a budget store) makes the run also spend from a budget shared across runs, processes and machines."""
+        a budget store) makes the run also spend from a budget shared across runs, processes and machines.
+        ``on_busy`` overrides the agent's :class:`ThreadPolicy` for this call."""
+        async with self._owning(thread_id, on_busy) as lease:
+            return await self._arun(question, thread_id, ledger, account, lease)
+
+    async def _arun(
+        self,
+        question: Question,
+        thread_id: str | None,
+        ledger: Ledger | None,
+        account: Account | None,
+        lease: ThreadLease | None,
+    ) -> RunResult:
         state, config, run = await self._start(question, thread_id, ledger, account)
         attrs = {
             "gen_ai.operation.name": "invoke_agent",
@@ -331,7 +383,8 @@ class Agent:
             "budgetgraph.thread_id": config["configurable"]["thread_id"],
         }
         with tracing.span(f"invoke_agent {self.planner}", attrs) as current:
-            final = await self.graph.ainvoke(state, config, context=RunContext(run=run), **self._kwargs())
+            context = RunContext(run=run, lease=lease)
+            final = await self.graph.ainvoke(state, config, context=context, **self._kwargs())
             result = await self._structured(self._result(final, run.ledger, config), run)
             usage = result.usage
             tracing.set_attributes(
@@ -351,23 +404,39 @@ class Agent:
         return result
 
     async def aresume(
-        self, thread_id: str, *, account: Account | None = None, decisions: Any = None, grant: Any = None
+        self,
+        thread_id: str,
+        *,
+        account: Account | None = None,
+        decisions: Any = None,
+        grant: Any = None,
+        on_busy: OnBusy | None = None,
     ) -> RunResult:
         """Continue a checkpointed run (after an interrupt or a crash) from what was really spent; a tool call
         that was in flight counts as spent and is not run again unless its tool is idempotent. A run paused
         for tool approval takes ``decisions=``; one paused at exhaustion takes ``grant=``: more of each cap
-        (``{"search": 2, "usd": "0.50"}``) or ``"decline"``."""
-        start, config, run, _ = await self._resumed(thread_id, account, decisions, grant)
-        final = await self.graph.ainvoke(start, config, context=RunContext(run=run), **self._kwargs())
-        return await self._structured(self._result(final, run.ledger, config), run)
+        (``{"search": 2, "usd": "0.50"}``) or ``"decline"``. A decision or grant is applied once: one that
+        waited while another request answered the same pause is refused."""
+        seen = await self._checkpoint_id(thread_id)
+        async with self._owning(thread_id, on_busy) as lease:
+            start, config, run, _ = await self._resumed(thread_id, account, decisions, grant, seen)
+            context = RunContext(run=run, lease=lease)
+            final = await self.graph.ainvoke(start, config, context=context, **self._kwargs())
+            return await self._structured(self._result(final, run.ledger, config), run)
 
-    async def aset_caps(self, thread_id: str, caps: Mapping[str, Any]) -> dict[str, Any]:
+    async def aset_caps(
+        self, thread_id: str, caps: Mapping[str, Any], *, on_busy: OnBusy | None = None
+    ) -> dict[str, Any]:
         """An operator's change to a thread's caps (``{"search": 10, "usd": "2"}``): a conversation's budget
         (``budget_scope="thread"``), raised or lowered, never below what it has spent; its next run starts
         from them. A thread paused at exhaustion takes ``aresume(thread_id, grant=...)`` instead. Returns the
         thread's caps (tools by name, dollars as strings)."""
         if self.checkpointer is None:
             raise ConfigError("a thread's caps live in its checkpoint: build the Agent with checkpointer=")
+        async with self._owning(thread_id, on_busy):
+            return await self._set_caps(thread_id, caps)
+
+    async def _set_caps(self, thread_id: str, caps: Mapping[str, Any]) -> dict[str, Any]:
         config = self._config(thread_id)
         snapshot = await self.graph.aget_state(config)
         if not snapshot.values or not snapshot.values.get("ledger"):
@@ -386,16 +455,23 @@ class Agent:
         }
 
     async def _resumed(
-        self, thread_id: str, account: Account | None, decisions: Any, grant: Any = None
+        self, thread_id: str, account: Account | None, decisions: Any, grant: Any, seen: str | None
     ) -> tuple[Any, RunnableConfig, MeteredRun, dict[str, Any]]:
         """What a resume starts from: the graph's input, its config, the run rebuilt from the checkpoint's
-        ledger (and account), and the state so far."""
+        ledger (and account), and the state so far. ``seen`` is the checkpoint the request was made against:
+        a decision or grant for a pause that another request answered meanwhile is refused."""
         if self.checkpointer is None:
             raise ConfigError("resume needs an Agent built with checkpointer=...")
         config = self._config(thread_id)
         snapshot = await self.graph.aget_state(config)
         if not snapshot.values:
             raise ConfigError(f"no checkpoint for thread {thread_id!r}")
+        if (decisions is not None or grant is not None) and _checkpoint_of(snapshot) != seen:
+            raise ConfigError(
+                f"thread {thread_id!r} moved on while this request waited for it: another request already "
+                "answered the pause this decision or grant was for, so it is not applied again. Read the "
+                "thread's state (a new pause has its own request) and decide again"
+            )
         account = _resumed_account(thread_id, snapshot.values.get("account"), account)
         run = self.config.new_run(Ledger.from_snapshot(snapshot.values.get("ledger") or {}, account=account))
         run.id = snapshot.values.get("run_id") or run.id
@@ -444,27 +520,44 @@ class Agent:
         account: Account | None = None,
         decisions: Any = None,
         grant: Any = None,
+        on_busy: OnBusy | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """Typed events as the run goes: text deltas (streaming backends), model turns, tool calls started and
         finished (with the units and cost charged), budget updates, verifier decisions, an approval request
         when the run pauses before tool calls, the final answer. It runs the same graph as :meth:`arun`, with
         the same accounting. With ``decisions=`` (and the paused ``thread_id``) it streams the resumed run,
         as :meth:`aresume` runs it."""
-        if decisions is not None or grant is not None:
-            if thread_id is None:
-                raise ConfigError(
-                    "a streamed resume names its thread: astream(thread_id=..., decisions=... or grant=...)"
-                )
-            state, config, run, final = await self._resumed(thread_id, account, decisions, grant)
-        elif question is None:
+        resuming = decisions is not None or grant is not None
+        if resuming and thread_id is None:
+            raise ConfigError(
+                "a streamed resume names its thread: astream(thread_id=..., decisions=... or grant=...)"
+            )
+        if not resuming and question is None:
             raise ConfigError(
                 "astream needs a question, or thread_id= with decisions= or grant= to resume a paused run"
             )
-        else:
-            state, config, run = await self._start(question, thread_id, None, account)
-            final = dict(state)
+        seen = await self._checkpoint_id(thread_id) if resuming and thread_id is not None else None
+        async with self._owning(thread_id, on_busy) as lease:
+            if resuming:
+                assert thread_id is not None
+                state, config, run, final = await self._resumed(thread_id, account, decisions, grant, seen)
+            else:
+                assert question is not None
+                state, config, run = await self._start(question, thread_id, None, account)
+                final = dict(state)
+            async for event in self._stream(state, config, run, final, lease):
+                yield event
+
+    async def _stream(
+        self,
+        state: Any,
+        config: RunnableConfig,
+        run: MeteredRun,
+        final: dict[str, Any],
+        lease: ThreadLease | None,
+    ) -> AsyncIterator[AgentEvent]:
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        context = RunContext(run=run, events=lambda event: queue.put_nowait(("event", event)))
+        context = RunContext(run=run, events=lambda event: queue.put_nowait(("event", event)), lease=lease)
 
         async def pump() -> None:
             try:
@@ -492,8 +585,9 @@ class Agent:
                 for event in events_of(item, final, calls, run.ledger):
                     yield event
         finally:
-            if not task.done():
+            if not task.done():  # the consumer stopped early: the run ends before the thread is given back
                 task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         result = await self._structured(self._result(final, run.ledger, config), run)
         if result.pending:
             yield ApprovalRequest(thread_id=result.thread_id or "", calls=tuple(result.pending))
@@ -602,6 +696,13 @@ def _resumed_account(thread_id: str, saved: Any, given: Account | None) -> Accou
             f"it cannot resume on {given.key!r} ({given.window}): pass the same account, or none"
         )
     return given
+
+
+def _checkpoint_of(snapshot: Any) -> str | None:
+    """The id of the checkpoint a state snapshot was read from (None: the thread has none)."""
+    configurable = (getattr(snapshot, "config", None) or {}).get("configurable") or {}
+    found = configurable.get("checkpoint_id")
+    return str(found) if found else None
 
 
 def _pending(interrupts: Any) -> tuple[ToolCall, ...]:

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..meter import MeteredRun
 from ..models.messages import Message
 from .state import StopInfo
+from .threads import ThreadLease
 
 __all__ = ["RunContext", "emit", "forget", "resolve_run", "stop", "user_messages"]
 
@@ -40,14 +41,19 @@ class RunContext:
     events: typing.Callable[[Any], None] | None = None
     """Where events go. Spelled ``typing.Callable``: on Python 3.10 LangGraph's scan of the context's types
     takes ``collections.abc.Callable[...]`` for a class and fails (``issubclass() arg 1 must be a class``)."""
+    lease: ThreadLease | None = None
+    """The request's hold on its thread (a checkpointed run on a named thread): checked before every step."""
 
 
 def resolve_run(state: Any, runtime: Runtime[Any] | None, make: Any) -> MeteredRun:
     """The run's metering: from the context, else the registry (by ``state["run_id"]``), else a new one from
     the state's ledger snapshot or, with none, from ``make(ledger=None)`` (the graph's own budget)."""
     ctx = getattr(runtime, "context", None) if runtime is not None else None
-    if isinstance(ctx, RunContext) and ctx.run is not None:
-        return ctx.run
+    if isinstance(ctx, RunContext):
+        if ctx.lease is not None:  # every node starts here: a request that lost its thread goes no further
+            ctx.lease.check()
+        if ctx.run is not None:
+            return ctx.run
     run_id = state.get("run_id") if isinstance(state, dict) else None
     if run_id and (live := _LIVE.get(run_id)) is not None:
         return live

@@ -2,6 +2,7 @@
 model sees."""
 
 from .block import GENERIC_POLICY, REGIME_POLICY, RegimePolicy, render_budget_block, render_policy
+from .leases import Holder, LeaseStore, LocalLeases, RedisLeases, SQLiteLeases
 from .ledger import Ledger, Regime, Reservation, Usage, regime_of
 from .limits import RESOURCES, Amount, Budget, tool_key
 from .prices import FREE, ModelPrice, PriceTable, Pricing, builtin_price, max_output_within
@@ -20,6 +21,11 @@ __all__ = [
     "AccountUsage",
     "BudgetStore",
     "Grant",
+    "Holder",
+    "LeaseStore",
+    "LocalLeases",
+    "RedisLeases",
+    "SQLiteLeases",
     "RedisBudgetStore",
     "SQLiteBudgetStore",
     "Window",

@@ -16,6 +16,7 @@ from typing import Any
 from .._extras import require
 from .._redact import redact, redact_url
 from ..errors import BudgetStoreError
+from .leases import RedisLeases
 from .store import BudgetStore
 
 __all__ = ["RedisBudgetStore"]
@@ -249,6 +250,10 @@ class RedisBudgetStore(BudgetStore):
         if not described.get("url") or described.get("secret"):
             return None  # a password is never in a checkpoint: the caller passes the account again
         return cls(described["url"], prefix=described.get("prefix", "budgetgraph"))
+
+    def leases(self) -> RedisLeases:
+        """Thread leases on this store's server (``ThreadPolicy(leases=store.leases())``)."""
+        return RedisLeases(self.url, prefix=self.prefix, client=self._redis)
 
     def __repr__(self) -> str:
         return f"RedisBudgetStore({self.url!r}, prefix={self.prefix!r})"
