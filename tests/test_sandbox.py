@@ -199,6 +199,8 @@ def _bypasses(canary: Path, parent: int, port: int, out: Path) -> dict[str, str]
         "parent's environment": f"print(open('/proc/{parent}/environ', 'rb').read()[:400])",
         "a socket to the parent": f"import socket\ns = socket.socket(); s.connect(('127.0.0.1', {port}))",
         "fork": "import os\nprint(os.fork())",
+        "a fifo outside the work directory": f"import os\nos.mkfifo({str(out)!r})",
+        "a device node": f"import os, stat\nos.mknod({str(out)!r}, 0o600 | stat.S_IFREG)",
     }
 
 

@@ -104,8 +104,16 @@ _WRITE_EVENTS = frozenset(
     }
 )
 _READ_EVENTS = frozenset({"os.listdir", "os.scandir", "os.chdir", "glob.glob"})
-# C functions with no audit event that reach other processes; removed before the code runs
-_REMOVED = (("os", "pidfd_open"), ("posix", "pidfd_open"), ("signal", "pidfd_send_signal"))
+# C functions with no audit event that reach other processes or make files anywhere; removed before the code runs
+_REMOVED = (
+    ("os", "pidfd_open"),
+    ("posix", "pidfd_open"),
+    ("signal", "pidfd_send_signal"),
+    ("os", "mkfifo"),
+    ("posix", "mkfifo"),
+    ("os", "mknod"),
+    ("posix", "mknod"),
+)
 
 
 def _limits(cfg: dict[str, float]) -> None:
