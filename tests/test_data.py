@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,7 +51,27 @@ def server(official: tuple[bytes, str]) -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             hits.append(self.path)
-            payload = {"/dev.json": body, "/broken.json": body[: len(body) // 2]}.get(self.path)
+            if self.path == "/big-unsized.json":  # three times the file, with no Content-Length
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(body * 3)
+                return
+            if self.path == "/drip.json":  # one byte every 0.2 s, for ever (the client gives up)
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    for _ in range(100):
+                        self.wfile.write(b"[")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+                return
+            payload = {
+                "/dev.json": body,
+                "/broken.json": body[: len(body) // 2],
+                "/big.json": body * 3,  # three times the file's size
+            }.get(self.path)
             if payload is None:
                 self.send_response(404)
                 self.end_headers()
@@ -140,3 +161,30 @@ def test_the_subset_asks_for_no_more_than_there_is() -> None:
         hard_subset(rows, 4)
     with pytest.raises(ConfigError, match="at least 1"):
         hard_subset(rows, 0)
+
+
+def test_a_download_is_held_to_its_size_its_deadline_and_never_writes_through_a_link(
+    server: str, official: tuple[bytes, str], tmp_path: Path
+) -> None:
+    from budgetgraph.envs.hotpotqa_data import download_checked
+
+    dest = tmp_path / "dev.json"
+    size = len(official[0])
+    with pytest.raises(ConfigError, match=f"announces {3 * size:,} bytes"):
+        download_checked(f"{server}/big.json", dest, official[1], max_bytes=size)
+    with pytest.raises(ConfigError, match=f"more than {size:,} bytes"):
+        download_checked(f"{server}/big-unsized.json", dest, official[1], max_bytes=size)
+    assert list(tmp_path.iterdir()) == []
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="took longer than 1 s"):
+        download_checked(f"{server}/drip.json", dest, official[1], deadline_s=1.0)
+    assert time.monotonic() - started < 5 and list(tmp_path.iterdir()) == []
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "dev.json.part").symlink_to(victim)  # planted where the download writes first
+    with pytest.raises(ConfigError, match="not the expected"):
+        download_checked(f"{server}/broken.json", dest, official[1])
+    assert victim.read_text() == "precious"
+    (tmp_path / "dev.json.part").symlink_to(victim)
+    download_checked(f"{server}/dev.json", dest, official[1])
+    assert victim.read_text() == "precious" and dest.read_bytes() == official[0] and not dest.is_symlink()

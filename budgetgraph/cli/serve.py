@@ -78,6 +78,9 @@ def data_hotpotqa(
     ] = None,
     url: Annotated[str, typer.Option(help="Where to download the official dev file (a mirror).")] = "",
     sha256: Annotated[str, typer.Option(help="The SHA-256 the download must have.")] = "",
+    deadline: Annotated[
+        float, typer.Option(help="Seconds the whole download may take (a stalled mirror is stopped).", min=1)
+    ] = 900.0,
 ) -> None:
     """Download HotpotQA's official dev file (distractor setting, 46 MB), check its SHA-256, and write a
     seeded sample of N hard questions as JSONL for `budgetgraph eval hotpotqa --data`."""
@@ -92,6 +95,7 @@ def data_hotpotqa(
             sha256=sha256 or HOTPOT_DEV_SHA256,
             from_file=from_file,
             progress=lambda message: console.print(escape(message), highlight=False),
+            deadline_s=deadline,
         )
     except BudgetgraphError as exc:
         raise _error(exc) from None

@@ -6,10 +6,12 @@ import hashlib
 import json
 import os
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from .._redact import redact, redact_url
 from ..errors import ConfigError
 from .hotpotqa import read_hotpot
 
@@ -38,12 +40,30 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _fresh(path: Path) -> BinaryIO:
+    """A new file at ``path`` for writing: whatever is there (a file, or a symlink planted to send the bytes
+    elsewhere) is removed first, and the new one is created, never followed."""
+    if os.path.lexists(path):
+        path.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(path, flags, 0o644), "wb")
+
+
 def download_checked(
-    url: str, dest: Path, sha256: str, *, timeout: float = 30.0, progress: Progress | None = None
+    url: str,
+    dest: Path,
+    sha256: str,
+    *,
+    timeout: float = 30.0,
+    progress: Progress | None = None,
+    max_bytes: int = HOTPOT_DEV_BYTES,
+    deadline_s: float = 900.0,
 ) -> Path:
     """``dest`` holding ``url``'s bytes with this SHA-256; a file already there with it is kept as is.
 
-    The bytes go to ``dest.part`` first, so a failed or wrong download never leaves a file that looks done.
+    The bytes go to ``dest.part`` first (a new file, never a link followed), so a failed or wrong download never
+    leaves a file that looks done. A download larger than ``max_bytes`` is stopped as it streams, and one that
+    takes longer than ``deadline_s`` in all is stopped (``timeout`` bounds each read).
     """
     import httpx
 
@@ -55,29 +75,46 @@ def download_checked(
     part = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()
     size = 0
-    say(f"downloading {url}")
+    started = time.monotonic()
+    say(f"downloading {redact_url(url)}")
     try:
         with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
             if response.status_code != 200:
                 raise ConfigError(
-                    f"downloading {url} failed: HTTP {response.status_code}; try again later, or "
+                    f"downloading {redact_url(url)} failed: HTTP {response.status_code}; try again later, or "
                     "download the file yourself and pass it with --from-file"
                 )
-            total = int(response.headers.get("content-length") or 0)
+            length = response.headers.get("content-length") or ""
+            total = int(length) if length.isascii() and length.isdigit() else 0
+            if total > max_bytes:
+                raise ConfigError(
+                    f"{redact_url(url)} announces {total:,} bytes; the file is {max_bytes:,}: not the official "
+                    "file (nothing was written)"
+                )
             shown = -1
-            with part.open("wb") as f:
-                for chunk in response.iter_bytes(1 << 20):
+            with _fresh(part) as f:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ConfigError(
+                            f"{redact_url(url)} sent more than {max_bytes:,} bytes, the file's size: not the "
+                            "official file (the download was stopped and nothing was kept)"
+                        )
+                    if time.monotonic() - started > deadline_s:
+                        raise ConfigError(
+                            f"downloading {redact_url(url)} took longer than {deadline_s:.0f} s ({size:,} bytes "
+                            "so far): stopped, nothing was kept; try again, or pass the file with --from-file"
+                        )
                     f.write(chunk)
                     digest.update(chunk)
-                    size += len(chunk)
                     if total and (tenth := size * 10 // total) != shown:
                         shown = tenth
                         say(f"  {size / 1e6:.1f} of {total / 1e6:.1f} MB")
     except httpx.HTTPError as exc:
         part.unlink(missing_ok=True)
         raise ConfigError(
-            f"cannot download {url}: {exc or type(exc).__name__}. Offline? Download the file on a "
-            "machine that can reach it and pass it with --from-file PATH"
+            f"cannot download {redact_url(url)}: {redact(str(exc)) or type(exc).__name__}. Offline? Download "
+            "the file on a machine that can reach it and pass it with --from-file PATH"
         ) from None
     except BaseException:
         part.unlink(missing_ok=True)
@@ -85,7 +122,7 @@ def download_checked(
     if digest.hexdigest() != sha256:
         part.unlink(missing_ok=True)
         raise ConfigError(
-            f"{url} sent {size:,} bytes with SHA-256 {digest.hexdigest()}, not the expected {sha256}; "
+            f"{redact_url(url)} sent {size:,} bytes with SHA-256 {digest.hexdigest()}, not the expected {sha256}; "
             "the file is corrupt or not the official one (nothing was kept)"
         )
     os.replace(part, dest)
@@ -113,10 +150,13 @@ def prepare_hotpotqa(
     sha256: str = HOTPOT_DEV_SHA256,
     from_file: str | Path | None = None,
     progress: Progress | None = None,
+    deadline_s: float = 900.0,
 ) -> Path:
     """Download (or take) the official dev file, check it, and write ``hotpot_dev_hard_N.jsonl`` in out_dir."""
     say = progress or (lambda _m: None)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file: give a folder for the download and the subset")
     source = out / "hotpot_dev_distractor_v1.json"
     if from_file is not None:
         source = Path(from_file)
@@ -130,14 +170,16 @@ def prepare_hotpotqa(
             )
         say(f"{source}: SHA-256 checked")
     else:
-        download_checked(url, source, sha256, progress=say)
+        most = HOTPOT_DEV_BYTES if sha256 == HOTPOT_DEV_SHA256 else 1 << 30
+        download_checked(url, source, sha256, progress=say, max_bytes=most, deadline_s=deadline_s)
     rows = read_hotpot(source)
     subset = hard_subset(rows, n, seed)
     target = out / f"hotpot_dev_hard_{n}.jsonl"
-    out.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in subset)
+    out.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
-    part.write_text(text, encoding="utf-8")
+    with _fresh(part) as f:
+        f.write(text.encode("utf-8"))
     os.replace(part, target)
     digest = hashlib.sha256(text.encode()).hexdigest()
     say(f"wrote {target}: {len(subset)} hard questions of {len(rows)} (seed {seed}, SHA-256 {digest})")
