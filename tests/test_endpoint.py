@@ -143,3 +143,110 @@ def test_a_malformed_request_is_a_400_that_says_what_was_wrong(server, body, say
 def test_unknown_routes_are_404(server):
     assert httpx.post(f"{server.url}/completions", json={}, timeout=10).status_code == 404
     assert httpx.get(f"{server.url}/nothing", timeout=10).status_code == 404
+
+
+def _raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except TimeoutError:
+            out += b"<timeout>"
+    return out
+
+
+def test_a_web_page_or_a_rebound_host_is_refused(server: EndpointServer) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    url = f"{server.url}/chat/completions"
+    cross = httpx.post(url, json=body, headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403 and "web pages" in cross.json()["error"]["message"]
+    rebound = httpx.post(url, json=body, headers={"Host": "rebind.evil.example:80"})
+    assert rebound.status_code == 403 and "Host" in rebound.json()["error"]["message"]
+    assert (
+        httpx.post(url, json=body, headers={"Host": f"localhost:{server.server_address[1]}"}).status_code
+        == 200
+    )
+
+
+def test_an_early_error_closes_the_connection_so_an_unread_body_is_never_a_request(
+    server: EndpointServer,
+) -> None:
+    port = server.server_address[1]
+    smuggled = b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4000001\r\n\r\n"
+    answer = _raw(port, head + smuggled)
+    assert answer.count(b"HTTP/1.1 ") == 1 and b"413" in answer and b"Connection: close" in answer
+
+
+def test_a_stalled_connection_is_closed_after_the_read_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    from budgetgraph.models import endpoint
+
+    monkeypatch.setattr(endpoint._Handler, "timeout", 0.5)
+    srv = serve_model(ScriptedModel([]), name="slow")
+    try:
+        with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=5) as s:
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0")  # and nothing more
+            started = time.monotonic()
+            assert s.recv(100) == b""  # the server hung up
+            assert time.monotonic() - started < 3
+    finally:
+        srv.shutdown()
+
+
+def test_connections_past_the_cap_get_a_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+
+    from budgetgraph.models import endpoint
+
+    monkeypatch.setattr(endpoint, "MAX_CONNECTIONS", 2)
+    srv = serve_model(ScriptedModel([]), name="capped")
+    held = [socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=5) for _ in range(2)]
+    try:
+        for s in held:
+            s.sendall(b"GET /v1/mod")  # two stalled requests hold both slots
+        threading.Event().wait(0.3)
+        assert b"503" in _raw(srv.server_address[1], b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    finally:
+        for s in held:
+            s.close()
+        srv.shutdown()
+
+
+def test_a_model_failure_is_a_500_without_its_text() -> None:
+    def boom(messages: Any, tools: Any) -> Message:
+        raise RuntimeError("engine failed reading /home/me/.cache/x.gguf with OPENAI_API_KEY=sk-live-hidden")
+
+    srv = serve_model(ScriptedModel(boom), name="boom")
+    try:
+        reply = httpx.post(
+            f"{srv.url}/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}
+        )
+        assert reply.status_code == 500
+        message = reply.json()["error"]["message"]
+        assert "RuntimeError" in message and ".cache" not in message and "sk-live" not in message
+    finally:
+        srv.shutdown()
+
+
+def test_a_clients_schema_cannot_make_a_huge_grammar() -> None:
+    pytest.importorskip("llama_cpp", reason="the grammar comes from llama-cpp-python (the local extra)")
+    from budgetgraph.models.local import GRAMMAR_MAX_CHARS, tool_call_grammar
+
+    schema = {
+        "type": "object",
+        "properties": {"q": {"type": "array", "items": {"type": "string"}, "maxItems": 10**7}},
+    }
+    deep: dict[str, Any] = {"type": "object"}
+    for _ in range(3000):
+        deep = {"type": "object", "properties": {"x": deep}}
+    for parameters in (schema, deep):
+        grammar = tool_call_grammar(["search"], parameters={"search": parameters})
+        assert len(grammar) < GRAMMAR_MAX_CHARS

@@ -10,7 +10,9 @@ Requests are hostile until checked: a malformed one gets a 400 with an OpenAI-st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import threading
 import time
 import uuid
@@ -18,11 +20,13 @@ from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .._redact import redact
 from .base import ChatModel
 from .messages import Message, ModelResponse, ModelSettings, ToolCall, ToolSchema
 
 __all__ = ["BadRequest", "EndpointServer", "parse_request", "serve_model"]
 
+_log = logging.getLogger(__name__)
 MAX_BODY = 4_000_000
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 
@@ -213,8 +217,18 @@ def _chunks(reply: Mapping[str, Any], include_usage: bool) -> list[dict[str, Any
     return out
 
 
+MAX_CONNECTIONS = 64
+"""Connections served at once; one more is answered 503 and closed (each holds a thread)."""
+READ_TIMEOUT = 10.0
+"""Seconds a connection may take to send its request line, headers or body (a stalled one is closed)."""
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
 class EndpointServer(ThreadingHTTPServer):
-    """The HTTP server: one model, requests served one at a time on it (a CPU engine is serial anyway)."""
+    """The HTTP server: one model, requests served one at a time on it (a CPU engine is serial anyway). It
+    serves at most :data:`MAX_CONNECTIONS` connections at once, closes one that stalls for
+    :data:`READ_TIMEOUT` seconds, and refuses a request from a web page (an ``Origin`` header) or one whose
+    ``Host`` is not this server's (DNS rebinding): there is no authentication, so only local programs may call."""
 
     daemon_threads = True
 
@@ -225,6 +239,36 @@ class EndpointServer(ThreadingHTTPServer):
         self.model = model
         self.model_name = name or model.name
         self.lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.hosts = {*_LOOPBACK, host.lower()}
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):  # full: answered at once, on this thread, and closed
+            with contextlib.suppress(OSError):
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def allowed_host(self, value: str | None) -> bool:
+        """Whether a request's ``Host`` names this server (a loopback name, or the address it listens on); a
+        request with none (HTTP/1.0, a raw client) is not a browser's and is served."""
+        if value is None:
+            return True
+        name = value.strip().lower()
+        if name.startswith("["):
+            name = name.split("]")[0] + "]"
+        elif name.count(":") == 1:
+            name = name.split(":")[0]
+        return name in self.hosts
 
     @property
     def url(self) -> str:
@@ -241,19 +285,43 @@ class EndpointServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: EndpointServer
     protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT
 
-    def _send(self, status: int, payload: Mapping[str, Any]) -> None:
+    def _send(self, status: int, payload: Mapping[str, Any], close: bool = False) -> None:
         data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if close:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client went away: nothing to answer
+            self.close_connection = True
+        if close:
+            self.close_connection = True
 
     def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
-        self._send(status, {"error": {"message": message, "type": kind, "param": None, "code": None}})
+        """An error answer; the connection is closed after it (a body left unread must never be taken for
+        the next request)."""
+        self._send(
+            status, {"error": {"message": message, "type": kind, "param": None, "code": None}}, close=True
+        )
+
+    def _refused(self) -> bool:
+        """Refuse a request a web page sent (``Origin``) or one for another host name (DNS rebinding)."""
+        if self.headers.get("Origin") is not None:
+            self._error(403, "requests from web pages (an Origin header) are refused", "permission_error")
+            return True
+        if not self.server.allowed_host(self.headers.get("Host")):
+            self._error(403, "the Host header does not name this server", "permission_error")
+            return True
+        return False
 
     def do_GET(self) -> None:
+        if self._refused():
+            return
         if self.path.rstrip("/") in ("/v1/models", "/models"):
             model = {"id": self.server.model_name, "object": "model", "created": 0, "owned_by": "budgetgraph"}
             self._send(200, {"object": "list", "data": [model]})
@@ -261,6 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"no route {self.path}; this endpoint serves POST /v1/chat/completions")
 
     def do_POST(self) -> None:
+        if self._refused():
+            return
         if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
             self._error(404, f"no route {self.path}; this endpoint serves POST /v1/chat/completions")
             return
@@ -274,7 +344,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         try:
-            body = json.loads(self.rfile.read(length))
+            raw = self.rfile.read(length)
+        except OSError:  # the body stalled past the read timeout, or the client left
+            self.close_connection = True
+            return
+        try:
+            body = json.loads(raw)
             stream = isinstance(body, Mapping) and bool(body.get("stream"))
             reply = self.server.complete(body)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
@@ -284,7 +359,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, str(exc))
             return
         except Exception as exc:  # the model failed: the client sees a server error it can retry
-            self._error(500, f"{type(exc).__name__}: {exc}", "server_error")
+            _log.warning("budgetgraph serve: the model failed: %s", redact(f"{type(exc).__name__}: {exc}"))
+            self._error(
+                500,
+                f"the model failed ({type(exc).__name__}); the server's log has the details",
+                "server_error",
+            )
             return
         if not stream:
             self._send(200, reply)

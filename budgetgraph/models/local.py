@@ -61,6 +61,12 @@ def answer_json_grammar(schema: dict[str, Any]) -> str:
 
 GRAMMAR_MAX_ITEMS = 5
 """The most items a list argument of a grammar-bound call may hold when its schema sets no ``maxItems``."""
+GRAMMAR_CEILINGS = {"maxItems": 64, "minItems": 64, "maxLength": 4096, "minLength": 4096}
+"""What a client's schema may ask of a grammar (a ``maxItems`` of 10 million would be a 200 MB grammar)."""
+GRAMMAR_DEPTH = 24
+"""Nesting a schema may have before deeper parts are any JSON value."""
+GRAMMAR_MAX_CHARS = 200_000
+"""A larger grammar is not built: the call is held to JSON only."""
 
 
 def tool_call_grammar(
@@ -106,32 +112,43 @@ def tool_call_grammar(
 
 
 def _gbnf(schema: Any) -> str:
-    """llama.cpp's GBNF for a JSON schema; "" where the converter cannot take it."""
+    """llama.cpp's GBNF for a JSON schema; "" where the converter cannot take it, or it would be too large."""
     try:
         from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-        return str(json_schema_to_gbnf(json.dumps(schema)))
+        grammar = str(json_schema_to_gbnf(json.dumps(schema)))
     except Exception:  # noqa: BLE001 - an unsupported schema keyword: constrain to JSON only
         return ""
+    return grammar if len(grammar) <= GRAMMAR_MAX_CHARS else ""
 
 
-def _bounded(schema: Any, every: bool) -> Any:
-    """The schema with each list held to ``maxItems`` (:data:`GRAMMAR_MAX_ITEMS` where none is set) and,
-    with ``every``, each object's properties all required (the converter writes required ones first)."""
+def _bounded(schema: Any, every: bool, depth: int = 0) -> Any:
+    """The schema with each list held to ``maxItems`` (:data:`GRAMMAR_MAX_ITEMS` where none is set, and never
+    above :data:`GRAMMAR_CEILINGS`) and, with ``every``, each object's properties all required (the converter
+    writes required ones first); below :data:`GRAMMAR_DEPTH` levels, any JSON value."""
+    if depth > GRAMMAR_DEPTH:
+        return {}
     if isinstance(schema, list):
-        return [_bounded(v, every) for v in schema]
+        return [_bounded(v, every, depth + 1) for v in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {
-        k: v if k in ("properties", "$defs", "definitions") else _bounded(v, every) for k, v in schema.items()
-    }
-    for group in ("properties", "$defs", "definitions"):
+    nested = ("properties", "$defs", "definitions")
+    out = {k: v if k in nested else _bounded(v, every, depth + 1) for k, v in schema.items()}
+    for group in nested:
         if isinstance(schema.get(group), dict):
-            out[group] = {k: _bounded(v, every) for k, v in schema[group].items()}
+            out[group] = {k: _bounded(v, every, depth + 1) for k, v in schema[group].items()}
     if every and isinstance(out.get("properties"), dict):
         out["required"] = list(out["properties"])
     if out.get("type") == "array" and "maxItems" not in out:
         out["maxItems"] = GRAMMAR_MAX_ITEMS
+    for key, ceiling in GRAMMAR_CEILINGS.items():
+        value = out.get(key)
+        if isinstance(value, bool) or (value is not None and not isinstance(value, int)):
+            out.pop(key)
+        elif isinstance(value, int):
+            out[key] = max(0, min(value, ceiling))
+    if isinstance(out.get("minItems"), int) and isinstance(out.get("maxItems"), int):
+        out["minItems"] = min(out["minItems"], out["maxItems"])
     return out
 
 
