@@ -17,7 +17,7 @@ from ..models.base import ChatModel, sampling
 from ..models.messages import ModelSettings
 from .base import Env, Task
 
-__all__ = ["episode_record", "jsonable"]
+__all__ = ["episode_record", "failed_record", "jsonable"]
 
 
 def _transcript(messages: Sequence[Any]) -> list[dict[str, Any]]:
@@ -49,16 +49,7 @@ async def episode_record(
 ) -> dict[str, Any]:
     """Run one episode and return its results line; an error is recorded (and scored wrong), not raised.
     ``account``: a sweep-wide account every run of the episode also spends from."""
-    base: dict[str, Any] = {
-        "type": "episode",
-        "task_id": task.id,
-        "planner": planner,
-        "budget": budget,
-        "model": model_label,
-        "gold": task.gold,
-        "epoch": epoch,
-        "seed": seed,
-    }
+    base = _base(task, model_label, planner, budget, epoch, seed)
     override = ModelSettings()
     if seed is not None:
         override["seed"] = seed
@@ -70,6 +61,48 @@ async def episode_record(
             return await _episode(env, task, model, planner, budget, base)
     finally:
         sampling.reset(token)
+
+
+def _base(
+    task: Task, model_label: str, planner: str, budget: str, epoch: int, seed: int | None
+) -> dict[str, Any]:
+    return {
+        "type": "episode",
+        "task_id": task.id,
+        "planner": planner,
+        "budget": budget,
+        "model": model_label,
+        "gold": task.gold,
+        "epoch": epoch,
+        "seed": seed,
+    }
+
+
+def failed_record(
+    env: Env,
+    task: Task,
+    model_label: str,
+    planner: str,
+    budget: str,
+    epoch: int,
+    seed: int | None,
+    kind: str,
+    error: str,
+) -> dict[str, Any]:
+    """The results line of an episode that could not finish where it ran (its worker process died): an
+    error, scored wrong, so the sweep goes on; what it spent before is in the account, not in this line."""
+    base = _base(task, model_label, planner, budget, epoch, seed)
+    if (category := env.category(task)) is not None:
+        base["category"] = category
+    return {
+        **base,
+        "answer": None,
+        "scores": env.zero_scores(),
+        "stop_reason": f"error: {kind}",
+        "error": redact(f"{kind}: {error}"),
+        "usage": {},
+        "wall_seconds": 0.0,
+    }
 
 
 async def _episode(

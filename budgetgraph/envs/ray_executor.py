@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._extras import require
 from .base import Task
-from .episode import episode_record
+from .episode import episode_record, failed_record
 
 if TYPE_CHECKING:
     from ..budget.shared import SharedAccount
@@ -53,6 +53,7 @@ async def run_on_ray(
     done: Callable[[dict[str, Any]], object],
     workers: int | None = None,
     shared: SharedAccount | None = None,
+    env: Env | None = None,
 ) -> None:
     """Spread ``cells`` over ``workers`` actors (default: the cluster's CPUs, at most ``spec.concurrency``);
     with ``shared``, every episode on every node also spends from that account."""
@@ -74,14 +75,30 @@ async def run_on_ray(
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(workers or cpus, spec.concurrency, len(cells)))
     per_actor = max(1, math.ceil(spec.concurrency / n))
-    actor_cls = ray.remote(num_cpus=0)(_EpisodeWorker).options(max_concurrency=per_actor)
+    # a worker process that dies is restarted, and the episodes it held are run once more on it; an episode
+    # that still cannot finish is recorded as an error (the sweep goes on, and what it spent stays spent)
+    actor_cls = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=1)(_EpisodeWorker).options(
+        max_concurrency=per_actor
+    )
     actors = [actor_cls.remote(env_factory, model_factory, spec.model, shared) for _ in range(n)]
-    refs = [
-        actors[i % n].run.remote(task.id, planner, budget, epoch, spec.epoch_seed(epoch), spec.temperature)
-        for i, (task, planner, budget, epoch) in enumerate(cells)
-    ]
+    env = env or env_factory()  # the driver's, for the lines of episodes that could not finish
+
+    async def one(i: int, cell: tuple[Task, str, str, int]) -> dict[str, Any]:
+        task, planner, budget, epoch = cell
+        ref = actors[i % n].run.remote(
+            task.id, planner, budget, epoch, spec.epoch_seed(epoch), spec.temperature
+        )
+        try:
+            return await asyncio.wrap_future(ref.future())  # type: ignore[no-any-return]
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+            seed = spec.epoch_seed(epoch)
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return failed_record(
+                env, task, spec.model, planner, budget, epoch, seed, type(exc).__name__, first_line
+            )
+
     try:
-        for fut in asyncio.as_completed([asyncio.wrap_future(r.future()) for r in refs]):
+        for fut in asyncio.as_completed([one(i, c) for i, c in enumerate(cells)]):
             done(await fut)
     finally:
         for a in actors:

@@ -243,7 +243,9 @@ async def _sweep(
             if executor == "ray":
                 from .ray_executor import run_on_ray
 
-                await run_on_ray(env_factory, model_factory, spec, cells, address, write, shared=shared)
+                await run_on_ray(
+                    env_factory, model_factory, spec, cells, address, write, shared=shared, env=env
+                )
             elif executor == "asyncio":
                 model = model_factory()
                 account = shared.open() if shared is not None else None
