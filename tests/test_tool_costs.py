@@ -77,3 +77,27 @@ def test_tool_overrun_is_exported_and_an_overrun():
     from budgetgraph import Overrun
 
     assert issubclass(ToolOverrun, Overrun)
+
+
+@pytest.mark.parametrize(("report", "charged"), [("0.0999", "0.0999"), ("0.11", "0.01")])
+def test_a_report_beyond_ten_times_its_bound_is_a_lie_charged_at_the_bound(report, charged):
+    result = _agent([report], budget="lookup=3,usd=5").run("q")  # 9.99x its bound is believed, 11x is not
+    assert result.stop_reason.kind == "overrun" and result.usage.tool_calls == {"lookup": 1}
+    assert result.usage.usd == Decimal(charged)
+
+
+def test_with_no_dollar_cap_a_report_above_the_bound_is_charged_and_the_run_goes_on():
+    result = _agent(["0.02", "9007199.25"], budget="lookup=3").run("q")
+    assert result.stop_reason.kind == "answered" and result.usage.tool_calls == {"lookup": 2}
+    # the truth of the credible one, the bound of the absurd one: nothing capped was overrun
+    assert result.usage.usd == Decimal("0.03")
+
+
+def test_an_absurd_report_cannot_lock_a_shared_account(tmp_path):
+    from budgetgraph import SQLiteBudgetStore
+
+    store = SQLiteBudgetStore(tmp_path / "a.db")
+    account = store.account("user:ann", "lookup=10", window="day")  # the account caps no dollars
+    first = _agent(["9007199.25", "0.001"], budget="lookup=3").run("q", account=account)
+    assert first.stop_reason.kind == "answered"
+    assert store.usage("user:ann", window="day").spent["usd"] == Decimal("0.011")

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import tracing
+from .._redact import redact
 from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import TOOL_PREFIX, Amount, tool_key
 from ..budget.prices import PriceTable
@@ -165,9 +166,20 @@ class ToolMeter:
             amounts["usd"] = price * units
         return amounts
 
-    def charge_unexecuted(self, name: str) -> BudgetExceeded | None:
-        """Charge one call of a function that is scored, not run (BFCL's answers): None, or the refusal."""
-        held = self.ledger.try_reserve({"tool_calls": 1, tool_key(name): 1})
+    def record(self, call: ToolCall) -> BudgetExceeded | None:
+        """Charge a call that is recorded, never run (a single-call planner's answer is its calls, scored as
+        made): its tool's amounts (one unit when its arguments do not parse; one tool call for a name the run
+        does not have), reserved and committed at once; the refusal when it does not fit."""
+        tool = self.tools.get(call.name)
+        if tool is None:
+            amounts: dict[str, Amount] = {"tool_calls": 1}
+        else:
+            try:
+                units = tool.units_for(tool.validate(call.arguments))
+            except Exception:  # scored as made: a call that does not parse is still one call
+                units = 1
+            amounts = self.amounts(tool, units)
+        held = self.ledger.try_reserve(amounts)
         if isinstance(held, BudgetExceeded):
             return held
         self.ledger.commit(held)
@@ -304,7 +316,8 @@ class ToolMeter:
                     admitted.reservation.amounts if units == admitted.units else self.amounts(tool, units)
                 )
                 if billed is not None:  # the bound was reserved; the billed cost is what is charged
-                    billed, overrun = checked_cost(tool.name, billed, Decimal(actual.get("usd", 0)))
+                    bound = Decimal(actual.get("usd", 0))
+                    billed, overrun = checked_cost(tool.name, billed, bound, self.ledger.caps("usd"))
                     actual["usd"] = billed
                 cost = Decimal(actual.get("usd", 0))
                 self.ledger.commit(admitted.reservation, actual)
@@ -320,7 +333,8 @@ class ToolMeter:
             )
         tracing.record_cost(f"tool.{tool.name}", float(cost))
         seconds = time.monotonic() - started
-        return ToolOutcome(admitted.note + text, charged, seconds, deadline, status, cost, overrun)
+        # what a tool returns or raises goes to the model provider next: a credential in it never does
+        return ToolOutcome(admitted.note + redact(text), charged, seconds, deadline, status, cost, overrun)
 
     async def rerun(self, call: ToolCall) -> Answered:
         """A call that was in flight when the run stopped, already counted as spent, run again (its tool is
@@ -343,28 +357,36 @@ class ToolMeter:
             try:
                 text, _, status = await invoke(tool, args, timeout, self.runner)
             except ToolCallError as exc:
-                return Answered(f"Error: {exc}", "error")
+                return Answered(redact(f"Error: {exc}"), "error")
             except (Exception, SystemExit) as exc:
-                return Answered(f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}", "error")
-        return Answered(text, status)
+                return Answered(
+                    redact(f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"), "error"
+                )
+        return Answered(redact(text), status)
 
 
 MOST_USD = from_units("usd", MAX_UNITS)
 """The most dollars one report can claim and be believed (what a budget store keeps exactly, about $9M)."""
+CREDIBLE = 10
+"""A priced tool's report above this multiple of its price bound is not believed: it is charged the bound."""
 
 
-def checked_cost(name: str, reported: Any, bound: Decimal) -> tuple[Decimal, Overrun | None]:
-    """What a call that reported ``reported`` dollars is charged, and the overrun when the report is above its
-    reserved ``bound`` (the truth is charged) or cannot be true (negative, not a number, absurd: the bound is)."""
+def checked_cost(
+    name: str, reported: Any, bound: Decimal, capped: bool = True
+) -> tuple[Decimal, Overrun | None]:
+    """What a call that reported ``reported`` dollars is charged, and the overrun that stops the run. A report
+    that cannot be true (negative, not a number, absurd, or above ``CREDIBLE`` times a priced tool's bound) is
+    charged the bound; one above the bound is charged as reported. Either stops the run only where dollars
+    are ``capped`` (by the run, a parent or an account): with no dollar cap nothing is overrun."""
     try:
         cost = Decimal(str(reported).strip()) if not isinstance(reported, bool) else Decimal("NaN")
     except (InvalidOperation, ValueError):
         cost = Decimal("NaN")
-    if not cost.is_finite() or cost < 0 or cost > MOST_USD:
-        return bound, ToolOverrun(name, bound, reported, bound)
-    if cost > bound:
-        return cost, ToolOverrun(name, bound, reported, cost)
-    return cost, None
+    lie = not cost.is_finite() or cost < 0 or cost > MOST_USD or (bound > 0 and cost > bound * CREDIBLE)
+    charged = bound if lie else cost
+    if (lie or cost > bound) and capped:
+        return charged, ToolOverrun(name, bound, reported, charged)
+    return charged, None
 
 
 def _key(tool: Tool, args: BaseModel) -> tuple[str, str]:
