@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._extras import require
+from ._redact import redact
 
 __all__ = [
     "BUDGET_ATTRIBUTES",
@@ -122,7 +123,8 @@ def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in attributes.items():
         if value is None:
             continue
-        out[key] = value if isinstance(value, str | bool | int | float) else str(value)
+        text = value if isinstance(value, bool | int | float) else redact(str(value))
+        out[key] = text
     return out
 
 
@@ -132,8 +134,26 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Any
     if _tracer is None:
         yield None
         return
-    with _tracer.start_as_current_span(name, attributes=_clean(attributes or {})) as current:
-        yield current
+    with _tracer.start_as_current_span(
+        name, attributes=_clean(attributes or {}), record_exception=False, set_status_on_exception=False
+    ) as current:
+        try:
+            yield current
+        except BaseException as exc:  # recorded as OpenTelemetry would, through the one redaction rule
+            said = redact(str(exc))
+            current.add_event(
+                "exception",
+                {
+                    "exception.type": type(exc).__qualname__,
+                    "exception.message": said,
+                    "exception.escaped": True,
+                },
+            )
+            if isinstance(exc, Exception):
+                from opentelemetry.trace import Status, StatusCode
+
+                current.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {said}"))
+            raise
 
 
 def set_attributes(current: Any, attributes: Mapping[str, Any]) -> None:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .._redact import redact
+from .._redact import redact, redact_tree
 from ..errors import AccountExceeded, BudgetExceeded, BudgetgraphError
 from ..models.messages import Message, ToolCall
 from .events import AgentEvent, FinalAnswer
@@ -80,11 +80,11 @@ def _plain(value: Any) -> Any:
 
 
 def event_to_dict(event: AgentEvent) -> dict[str, Any]:
-    """The event as JSON-able data with its ``type`` (snake case of the class name)."""
+    """The event as JSON-able data with its ``type`` (snake case of the class name), every string redacted."""
     if isinstance(event, FinalAnswer):
-        return {"type": "final_answer", **_plain(event.result.to_dict())}
+        return {"type": "final_answer", **redact_tree(_plain(event.result.to_dict()))}
     fields = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}
-    return {"type": event_type(event), **fields}
+    return {"type": event_type(event), **redact_tree(fields)}
 
 
 def event_to_json(event: AgentEvent) -> str:

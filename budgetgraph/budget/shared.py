@@ -49,6 +49,12 @@ class SharedAccount:
         if not limits:
             raise ConfigError(f"the shared account {self.key!r} needs caps, e.g. 'usd=20'")
 
+    def __repr__(self) -> str:
+        return (
+            f"SharedAccount(store={redact_url(self.store)!r}, key={self.key!r}, budget={self.budget!r}, "
+            f"window={self.window!r})"
+        )
+
     def open_store(self) -> BudgetStore:
         if self.store.startswith(("redis://", "rediss://", "unix://")):
             from .redis_store import RedisBudgetStore

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from .._redact import redact_tree
 from ..errors import ConfigError
 
 __all__ = ["ResultsFile", "config_changes", "config_digest", "episode_key", "read_results", "strip_text"]
@@ -232,9 +233,10 @@ class ResultsFile:
             self.append({"type": "config", "config_digest": digest, "config": header.get("config")})
 
     def append(self, record: Mapping[str, Any]) -> None:
+        """Write one record (every string in it redacted) and fsync it."""
         if self._fh is None:
             raise RuntimeError("ResultsFile.open() must be called before append()")
-        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._fh.write(json.dumps(redact_tree(record), ensure_ascii=False, default=str) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._extras import require
+from .._redact import remember_secret
 from ..budget.prices import ModelPrice
 from ..errors import ConfigError
 from .base import Failure, emit_delta, upper_bound_tokens
@@ -114,6 +115,7 @@ class AnthropicModel:
         self.default_max_tokens = default_max_tokens
         self.on_text = on_text
         key = api_key or os.environ.get("ANTHROPIC_API_KEY")
+        remember_secret(key)  # masked wherever it would be echoed (an error body, a trace)
         if not key and http_client is None and base_url is None:
             raise ConfigError(
                 f"model 'anthropic:{model}' needs ANTHROPIC_API_KEY (export it, or pass api_key=)"

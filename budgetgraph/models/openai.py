@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from .._extras import require
+from .._redact import remember_secret
 from ..budget.prices import ModelPrice
 from ..errors import ConfigError
 from .base import Failure, emit_delta, upper_bound_tokens
@@ -101,6 +102,7 @@ class OpenAIModel:
         self.provider = "openai" if self._official else None  # a self-hosted model has no list price
         self._tokenizer = tokenizer
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("" if self._official else "sk-no-key-required")
+        remember_secret(key)  # masked wherever it would be echoed (an error body, a trace)
         if client is None and not key:
             raise ConfigError(
                 f"model 'openai:{model}' needs OPENAI_API_KEY (export it, or pass api_key=); for a local "

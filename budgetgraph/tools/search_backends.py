@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from .._extras import require
+from .._redact import remember_secret
 from ..errors import ConfigError, ToolCallError
 from .web import DDGSBackend, SearchBackend, SearchResult
 
@@ -87,6 +88,7 @@ def _key(given: str | None, env: str, name: str) -> str:
     key = given or os.environ.get(env)
     if not key:
         raise ConfigError(f"{name} needs an API key: pass api_key= or set {env}")
+    remember_secret(key)  # an API that echoes its key in an error body: masked before the model sees it
     return key
 
 
