@@ -187,7 +187,7 @@ def test_caps_hold_in_bfcl(budget):
     )
     limits = {k: v for k, v in budget.limits().items() if not k.startswith("tool:")}  # no search/open here
     capped = Budget.from_limits({**limits, "tool:geometry_rectangle_area": 2})
-    result = asyncio.run(env.run_episode(task, model, "react", capped))
+    result = asyncio.run(env.run_episode(task, model, "single_call", capped))
     tokens = (sum(x.input_tokens for x in model.usage), sum(x.output_tokens for x in model.usage))
     _check(capped, result, {"calls": len(model.usage), "tokens": tokens}, Counter(result.usage.tool_calls))
 

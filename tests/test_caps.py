@@ -58,10 +58,10 @@ def test_bfcl_token_cap_is_reserved_before_the_call():
     model = ScriptedModel(
         lambda m, t: ScriptedModel.tool_calls([("geometry_rectangle_area", {"width": 4, "length": 7})])
     )
-    result = asyncio.run(env.run_episode(task, model, "react", Budget(total_tokens=20)))
+    result = asyncio.run(env.run_episode(task, model, "single_call", Budget(total_tokens=20)))
     assert result.usage.total_tokens <= 20 and model.calls == 0  # refused: the prompt alone is over 20 tokens
     assert result.stop_reason.kind == "budget_exhausted"
-    roomy = asyncio.run(env.run_episode(task, model, "react", Budget(total_tokens=2000)))
+    roomy = asyncio.run(env.run_episode(task, model, "single_call", Budget(total_tokens=2000)))
     assert roomy.usage.total_tokens <= 2000 and env.score(task, roomy) == {"correct": 1.0}
 
 
@@ -421,6 +421,8 @@ def test_every_listed_planner_resolves_from_agent(mini_corpus):
         "best_of",
         "sale",
         "mcts",
+        "mcts-uniform",
+        "single_call",
     }
     boss = ScriptedModel(
         lambda m, t: ScriptedModel.text(

@@ -99,15 +99,11 @@ def test_a_bad_sample_planner_is_refused() -> None:
 
 
 def test_bats_samples_keep_the_agents_bats_options() -> None:
-    with pytest.warns(DeprecationWarning, match="sample_planner= -> options.sample_planner"):
-        agent = Agent(  # the previous release's keywords: the BATS ones go to the samples' options
-            ScriptedModel([]),
-            [],
-            planner="majority",
-            sample_planner="bats",
-            bats_layout="tail",
-            max_attempts=2,
-        )
+    from budgetgraph.agents import planner_options
+
+    # a sweep label's BATS options (in the earlier keywords' names) go to the samples' options
+    name, options = planner_options("majority[sample_planner=bats;bats_layout=tail;max_attempts=2]")
+    agent = Agent(ScriptedModel([]), [], planner=name, options=options)
     kept = agent.options.sample_options
     sampler = agent.spawn("bats", options=kept)
     assert sampler.planner == "bats" and sampler.options.layout == kept.layout

@@ -385,10 +385,12 @@ def test_bfcl_episode_scores_a_scripted_model_and_caps_calls(bfcl_env):
         for t in [x for x in bfcl_env.tasks() if x.meta["category"] == c][:3]
     ]
     for task in picked:
-        result = asyncio.run(bfcl_env.run_episode(task, model, "react", bfcl_env.budget("none")))
+        result = asyncio.run(bfcl_env.run_episode(task, model, "single_call", bfcl_env.budget("none")))
         assert bfcl_env.score(task, result) == {"correct": 1.0}, task.id
     parallel = next(t for t in picked if t.meta["category"] == "parallel")
-    capped = asyncio.run(bfcl_env.run_episode(parallel, model, "react", bfcl_env.budget_for(parallel, "1")))
+    capped = asyncio.run(
+        bfcl_env.run_episode(parallel, model, "single_call", bfcl_env.budget_for(parallel, "1"))
+    )
     fn = parallel.meta["functions"][0]["name"].replace(".", "_")
     assert sum(capped.usage.tool_calls.values()) == 1 and str(capped.stop_reason) == f"budget_exhausted: {fn}"
     assert bfcl_env.score(parallel, capped) == {"correct": 0.0}

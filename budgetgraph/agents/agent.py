@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -34,7 +33,7 @@ from .checkpoint import registered
 from .events import AgentEvent, ApprovalRequest, BudgetRequest, FinalAnswer, events_of
 from .graph import LoopConfig
 from .need import NEED_ASK, need_example
-from .options import LEGACY_KEYWORDS, AgentOptions
+from .options import AgentOptions
 from .pause import DECLINE, plain, read_caps, read_grant, request_of
 from .planners import build_planner_graph
 from .prompts import AnswerStyle, answer_now
@@ -84,10 +83,6 @@ class Agent:
     pydantic model. ``threads`` says what a second request on a busy thread does (:class:`ThreadPolicy`:
     ``on_busy="reject"`` raises :class:`~budgetgraph.errors.ThreadBusy`, ``"enqueue"`` waits its turn); a run,
     resume or cap change on a named thread of a checkpointer owns the thread while it works.
-
-    The keyword arguments of the previous release (``bats_mode=``, ``samples=``, ``turn_cap=``, ``pool=``, ...)
-    still work for one release: each sets the field of the planner's options that
-    :data:`~budgetgraph.agents.options.LEGACY_KEYWORDS` names, with a ``DeprecationWarning``.
     """
 
     def __init__(
@@ -112,10 +107,9 @@ class Agent:
         approve: bool | Sequence[str] = False,
         output_type: type[BaseModel] | None = None,
         threads: ThreadPolicy | None = None,
-        **legacy: Any,
     ) -> None:
         self.spec: PlannerSpec = get_planner(planner)
-        self.options = make_options(self.spec, options, _legacy(legacy), what="Agent keyword or option")
+        self.options = make_options(self.spec, options, what="option")
         if on_exhausted not in ("answer", "raise", "pause"):
             raise ConfigError(f"on_exhausted must be 'answer', 'raise' or 'pause', not {on_exhausted!r}")
         if on_exhausted == "pause" and checkpointer is None:
@@ -652,24 +646,6 @@ class Agent:
         if self.on_exhausted == "raise" and reason.kind == "budget_exhausted":
             raise BudgetExhausted(f"run stopped: {reason}", result)
         return result
-
-
-def _legacy(keywords: dict[str, Any]) -> dict[str, Any]:
-    """The previous release's keyword arguments, as options fields (each named once in a DeprecationWarning)."""
-    for key in keywords:
-        if key not in LEGACY_KEYWORDS:
-            raise TypeError(
-                f"Agent() got an unexpected keyword argument {key!r}{closest(key, [*LEGACY_KEYWORDS, 'options'])}"
-            )
-    if keywords:
-        moved = ", ".join(f"{k}= -> options.{LEGACY_KEYWORDS[k]}" for k in keywords)
-        warnings.warn(
-            f"Agent({', '.join(f'{k}=' for k in keywords)}) is deprecated: pass the planner's options object "
-            f"(options=AgentOptions(...), BATSOptions(...), SamplingOptions(...), ...): {moved}",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-    return keywords
 
 
 def _check_budget_keys(budget: Budget, capped: Sequence[str]) -> None:

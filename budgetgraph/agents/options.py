@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 from ..budget.block import REGIME_POLICY, RegimePolicy
 from ..errors import ConfigError
 from ..planners.bats import BATSOptions as BATSSteering
+from ..planners.mcts import DEFAULT_PRIOR_MIX
 from .turns import TurnControl
 
 if TYPE_CHECKING:
     from ..models.base import ChatModel
+    from ..planners.mcts import CostedWorld
     from ..planners.sale import SaleWeights
     from .auction_memory import AuctionMemory
 
@@ -26,6 +28,7 @@ __all__ = [
     "AgentOptions",
     "BATSOptions",
     "Bidder",
+    "MCTSOptions",
     "PlanAndBudgetOptions",
     "SaleOptions",
     "SamplingOptions",
@@ -145,6 +148,24 @@ class SaleOptions(AgentOptions):
             raise ConfigError("planner 'sale' needs pool=[Bidder(name, model, price_per_mtok), ...]")
 
 
+@dataclass(frozen=True, kw_only=True)
+class MCTSOptions(AgentOptions):
+    """``mcts``: the episode's ``world`` (a :class:`~budgetgraph.planners.mcts.CostedWorld`, given by the
+    environment), ``iterations`` per search, the ``prior`` (``model``: the model scores the actions once per
+    plan; ``uniform``: no model call at all) and its uniform share ``prior_mix``."""
+
+    world: CostedWorld | None = None
+    iterations: int = 300
+    prior: Literal["model", "uniform"] = "model"
+    prior_mix: float = DEFAULT_PRIOR_MIX
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _check_whole(self, "iterations")
+        if not 0.0 <= self.prior_mix <= 1.0:
+            raise ConfigError(f"prior_mix={self.prior_mix}: give the uniform share of the MCTS prior, 0 to 1")
+
+
 LEGACY_KEYWORDS: dict[str, str] = {
     "force_first_tool": "force_first_tool",
     "regime_policy": "regime_policy",
@@ -202,10 +223,16 @@ def _check_whole(options: AgentOptions, name: str, hint: str = "") -> None:
 
 def _hints(kind: type) -> dict[str, Any]:
     from ..models.base import ChatModel
+    from ..planners.mcts import CostedWorld
     from ..planners.sale import SaleWeights
     from .auction_memory import AuctionMemory
 
-    scope = {"ChatModel": ChatModel, "SaleWeights": SaleWeights, "AuctionMemory": AuctionMemory}
+    scope = {
+        "ChatModel": ChatModel,
+        "SaleWeights": SaleWeights,
+        "AuctionMemory": AuctionMemory,
+        "CostedWorld": CostedWorld,
+    }
     return typing.get_type_hints(kind, localns=scope)
 
 

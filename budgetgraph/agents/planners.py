@@ -23,6 +23,7 @@ from .options import (
     LEGACY_KEYWORDS,
     AgentOptions,
     BATSOptions,
+    MCTSOptions,
     PlanAndBudgetOptions,
     SaleOptions,
     SamplingOptions,
@@ -115,6 +116,25 @@ def _sampling(rule: str, best_of: bool = False) -> Callable[[PlannerContext], St
     return build
 
 
+def _single_call(ctx: PlannerContext) -> StateGraph[Any, Any]:
+    from .single_call import single_call_graph
+
+    return single_call_graph(ctx)
+
+
+def _mcts(ctx: PlannerContext) -> StateGraph[Any, Any]:
+    from .mcts_graph import mcts_graph
+
+    return mcts_graph(ctx)
+
+
+def _mcts_uniform(ctx: PlannerContext) -> StateGraph[Any, Any]:
+    from .mcts_graph import mcts_graph
+
+    assert isinstance(ctx.options, MCTSOptions)
+    return mcts_graph(replace(ctx, options=replace(ctx.options, prior="uniform")))
+
+
 def _sale(ctx: PlannerContext) -> StateGraph[Any, Any]:
     from .auction_memory import AuctionMemory
     from .sale import EXECUTE_INSTRUCTIONS, Sale
@@ -138,7 +158,7 @@ def _sale(ctx: PlannerContext) -> StateGraph[Any, Any]:
 
 
 def _register_builtins() -> None:
-    every = ("research", "code", "planning", "single_call")
+    every = ("research", "code", "planning")
     for spec in (
         PlannerSpec(
             "react", "the baseline: the model sees no budget", _loop, takes_history=True, kinds=every
@@ -223,13 +243,26 @@ def _register_builtins() -> None:
         ),
         PlannerSpec(
             "mcts",
-            "cost-augmented MCTS over costed action sequences",
-            None,
+            "cost-augmented MCTS over a costed world (MCTSOptions(world=...); the model scores the tools as the prior)",
+            _mcts,
+            MCTSOptions,
             shows_budget=True,
             kinds=("planning",),
-            where="it plans over a costed planning problem, not a question: run it with "
-            "'budgetgraph eval costplan --planner mcts', or call budgetgraph.planners.mcts.mcts_search "
-            "with your own problem (actions, costs, goal)",
+        ),
+        PlannerSpec(
+            "mcts-uniform",
+            "mcts with a uniform prior: no model call at all",
+            _mcts_uniform,
+            MCTSOptions,
+            shows_budget=True,
+            kinds=("planning",),
+        ),
+        PlannerSpec(
+            "single_call",
+            "one model call; the tool calls it makes are the answer, recorded and charged, never run",
+            _single_call,
+            takes_history=True,
+            kinds=("single_call",),
         ),
     ):
         register_planner(replace(spec, builtin=True))
@@ -310,7 +343,7 @@ def _convert(spec: PlannerSpec | None, label: str, key: str, keyword: str, value
         return int(value) if value.isdigit() else value
     field = LEGACY_KEYWORDS.get(keyword, keyword)
     kinds = [spec.options] if spec is not None else []
-    kinds += [SamplingOptions, SaleOptions, BATSOptions, PlanAndBudgetOptions, AgentOptions]
+    kinds += [SamplingOptions, SaleOptions, BATSOptions, PlanAndBudgetOptions, MCTSOptions, AgentOptions]
     kind = next((k for k in kinds if field in option_names(k)), AgentOptions)
     plain = field_kind(kind, field) if field in option_names(kind) else str
     if plain is bool:

@@ -49,13 +49,14 @@ def eval_(
     corpus: Annotated[Path | None, typer.Option(help="qa only: a corpus JSONL of {id,title,text}.")] = None,
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "local",
     planner: Annotated[
-        str,
+        str | None,
         typer.Option(
             help=_planner_help(
-                "Comma-separated planner labels, options in brackets (e.g. react,bats\\[bats_mode=full]); planners"
+                "Comma-separated planner labels, options in brackets (e.g. react,bats\\[bats_mode=full]; default "
+                "react,tracker, single_call for bfcl); planners"
             )
         ),
-    ] = "react,tracker",
+    ] = None,
     budget: Annotated[
         list[str],
         typer.Option(
@@ -189,7 +190,9 @@ def eval_(
             env=env,
             env_options=options,
             model=model,
-            planners=tuple(p.strip() for p in planner.split(",") if p.strip()),
+            planners=tuple(p.strip() for p in planner.split(",") if p.strip())
+            if planner
+            else ENVS[env].planners,
             budgets=parse_budgets(budget) if budget else DEFAULT_BUDGETS.get(env, ("5",)),
             limit=limit,
             seed=seed,

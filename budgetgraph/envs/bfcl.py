@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from .._files import loads, read_text
-from ..agents.result import RunResult, StopKind, StopReason
-from ..budget.ledger import Ledger
+from ..agents.result import RunResult
+from ..agents.single_call import recorded_calls
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
-from ..errors import BudgetExceeded, ConfigError, Overrun
-from ..meter import ModelMeter, ToolMeter
+from ..errors import ConfigError
 from ..models.base import ChatModel
-from ..models.messages import Message, ModelSettings, ToolSchema
-from .base import Env, Task
+from ..models.messages import Message, ModelSettings
+from ..tools.base import Tool
+from .base import Env, Task, build_agent
 from .bfcl_check import calls_match
 
 __all__ = ["BFCLEnv", "to_json_schema"]
@@ -30,7 +30,6 @@ _TYPES = {
     "bool": "boolean",
     "list": "array",
 }
-NO_CALL = "(no function call)"
 SYSTEM = (
     "You are an expert in composing function calls. Given a question and a set of functions, make the "
     "function call(s) that answer it, with argument values taken from the question. If none of the functions "
@@ -80,7 +79,8 @@ def _category(path: Path) -> str:
 
 
 class BFCLEnv(Env):
-    """Tool-calling accuracy per BFCL category; ``irrelevance`` passes only when no function is called.
+    """Tool-calling accuracy per BFCL category; ``irrelevance`` passes only when no function is called. It runs
+    the ``single_call`` planner (its ``single_call`` kind): the model's calls are the answer.
 
     A number budget ``B`` caps the calls of each offered function: calls past it are refused and not scored.
     """
@@ -152,53 +152,31 @@ class BFCLEnv(Env):
         """The one grammar over this task's functions: ``"2"`` is 2 calls of each function offered."""
         return Budget.parse(value, [_tool_name(f["name"]) for f in task.meta["functions"]])
 
-    async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
-        ledger = Ledger(budget)
-        names = {_tool_name(f["name"]): f["name"] for f in task.meta["functions"]}
-        schemas = [
-            ToolSchema(
+    def tools(self, task: Task) -> list[Tool]:
+        """The task's functions, declared only: the ``single_call`` planner records the calls, never runs them."""
+        return [
+            Tool.from_schema(
                 _tool_name(f["name"]), f.get("description", ""), to_json_schema(f.get("parameters", {}))
             )
             for f in task.meta["functions"]
         ]
-        messages = [Message.system(SYSTEM)] + [
-            Message(role=t["role"], content=t["content"]) for t in task.meta["turns"]
-        ]
-        settings = ModelSettings(temperature=0.0, tool_choice="auto")
-        meter = ModelMeter(model, ledger, self._prices)
-        try:
-            response = await meter.call(messages, schemas, settings, role="act", max_tokens=self._max_tokens)
-        except (BudgetExceeded, Overrun) as exc:
-            kind: StopKind = "overrun" if isinstance(exc, Overrun) else "budget_exhausted"
-            return RunResult.of(
-                f"{NO_CALL} (no model call: {exc})",
-                StopReason(kind, exc.resource, str(exc)),
-                ledger,
-                messages,
-            )
-        calls = ToolMeter({}, ledger, self._prices)
-        kept, refused = [], ""
-        for call in response.message.tool_calls:
-            if call.error:
-                continue
-            held = calls.charge_unexecuted(call.name)  # scored, not run
-            if held is not None:
-                refused = refused or held.resource
-                continue
-            kept.append(call)
-        stop = StopReason("answered") if not refused else StopReason("budget_exhausted", refused)
-        answer = json.dumps(
-            [{names.get(c.name, c.name): dict(c.arguments)} for c in kept], ensure_ascii=False
+
+    async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
+        agent = build_agent(
+            model,
+            self.tools(task),
+            budget,
+            planner,
+            prices=self._prices,
+            max_tokens=self._max_tokens,
+            system_prompt=SYSTEM,
+            settings=ModelSettings(temperature=0.0),
         )
-        return RunResult.of(
-            answer if kept else f"{NO_CALL} {response.message.content}".strip(),
-            stop,
-            ledger,
-            [*messages, response.message],
-        )
+        turns = [Message(role=t["role"], content=t["content"]) for t in task.meta["turns"]]
+        return await agent.arun(turns if len(turns) > 1 else turns[0].content)
 
     def score(self, task: Task, result: RunResult) -> dict[str, float]:
-        calls = _answer_calls(result)
+        calls = _answer_calls(task, result)
         if task.meta["category"] == "irrelevance":
             return {"correct": float(not calls)}
         return {"correct": float(calls_match(calls, task.gold) is None)}
@@ -210,13 +188,8 @@ class BFCLEnv(Env):
         return {"env": self.name, "data": str(self.path.resolve()), "categories": counts}
 
 
-def _answer_calls(result: RunResult) -> list[tuple[str, Mapping[str, Any]]]:
-    if not result.answer or result.answer.startswith(NO_CALL):
-        return []
-    try:
-        parsed = json.loads(result.answer)
-    except json.JSONDecodeError:
-        return []
-    if not isinstance(parsed, list):
-        return []
-    return [next(iter(c.items())) for c in parsed if isinstance(c, dict) and len(c) == 1]
+def _answer_calls(task: Task, result: RunResult) -> list[tuple[str, Mapping[str, Any]]]:
+    """The calls of a ``single_call`` answer under BFCL's own function names (an answer in text has none)."""
+    names = {_tool_name(f["name"]): f["name"] for f in task.meta["functions"]}
+    calls = [next(iter(c.items())) for c in recorded_calls(result.answer) or ()]
+    return [(names.get(n, n), a if isinstance(a, Mapping) else {}) for n, a in calls]

@@ -9,24 +9,18 @@ CostBench limit of 20 tool steps.
 
 from __future__ import annotations
 
-import json
-import re
-import zlib
-from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from ..agents.result import RunResult, StopReason
+from ..agents.result import RunResult
 from ..budget.block import GENERIC_POLICY
-from ..budget.ledger import Ledger
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
-from ..errors import BudgetExceeded, ConfigError, ModelError, Overrun
-from ..meter import Answered, ModelMeter, ToolMeter
+from ..errors import ConfigError
 from ..models.base import ChatModel
-from ..models.messages import Message, ModelSettings, ToolCall
-from ..planners.mcts import DEFAULT_PRIOR_MIX, mcts_search
+from ..models.messages import ModelSettings
+from ..planners.mcts import DEFAULT_PRIOR_MIX
 from ..tools.base import Tool
 from .base import Env, Task, build_agent
 from .costplan_world import EVENTS, World, edit_distance, generate_tasks
@@ -40,8 +34,6 @@ _SYSTEM = (
     "time, passing the ID you hold. Call tools only as the tool-call format says. When you hold the final "
     "selection, reply with its ID only, inside <answer></answer>."
 )
-MCTS_LABELS = {"mcts": "the model's prior", "mcts-uniform": "a uniform prior (no model calls)"}
-"""How this environment runs the registry's ``mcts`` (it plans over the world's stage DAG itself)."""
 
 
 class _Problem:
@@ -71,13 +63,43 @@ class _Problem:
         return self.suffix[state]
 
 
-def _fixed(weights: dict[str, float]) -> Callable[[object, Sequence[tuple[str, float]]], dict[str, float]]:
-    """A prior that gives every state the same per-tool weights."""
+class _Costed:
+    """The world as the ``mcts`` planner sees it (:class:`~budgetgraph.planners.mcts.CostedWorld`)."""
 
-    def prior(state: object, options: Sequence[tuple[str, float]]) -> dict[str, float]:
-        return weights
+    def __init__(self, world: World) -> None:
+        self.world = world
 
-    return prior
+    @property
+    def state(self) -> int:
+        return self.world.stage
+
+    @property
+    def done(self) -> bool:
+        return self.world.done
+
+    @property
+    def changes(self) -> int:
+        return int(self.world.fired)
+
+    def problem(self) -> _Problem:
+        return _Problem(self.world)
+
+    def arguments(self, action: str) -> dict[str, object]:
+        return {"data": self.world.data_id()}
+
+    def prior_prompt(self, remaining: float) -> str:
+        world = self.world
+        listing = "\n".join(
+            f"- {t.name}: stages {t.start}->{t.end}, cost {t.cost:g}" for t in world.available()
+        )
+        return (
+            f"You plan tool use for: {world.task.query}. The goal is stage {world.task.stages}; you are at stage "
+            f"{world.stage}. Remaining budget: {remaining:g}. Tools:\n{listing}\nScore how promising each tool "
+            'is for the cheapest complete plan, as JSON {"tool name": score 0-10, ...}. Reply with the JSON only.'
+        )
+
+    def answer(self) -> str:
+        return self.world.answer_id()
 
 
 def _question(world: World) -> str:
@@ -138,11 +160,6 @@ class CostPlanEnv(Env):
     def category(self, task: Task) -> str | None:
         return str(task.meta["event"])
 
-    def check_planner(self, planner: str) -> None:
-        if planner.strip() in MCTS_LABELS:
-            return
-        super().check_planner(planner)
-
     def budget_for(self, task: Task, value: str) -> Budget:
         text = value.strip().lower()
         if text.startswith("x"):
@@ -191,8 +208,6 @@ class CostPlanEnv(Env):
 
     async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
         world = World(self._tasks[task.id])
-        if planner.strip() in MCTS_LABELS:
-            return await self._run_mcts(task, world, model if planner == "mcts" else None, budget)
         agent = build_agent(
             model,
             self._tools(world),
@@ -205,93 +220,11 @@ class CostPlanEnv(Env):
             regime_policy=GENERIC_POLICY,
             # each tool consumes the ID the previous one returned: a batch of calls cannot be right
             settings=ModelSettings(temperature=0.0, parallel_tool_calls=False),
+            world=_Costed(world),  # the mcts planner's; ignored by the others
+            iterations=self.iterations,
+            prior_mix=self.prior_mix,
         )
         return await agent.arun(task.question)
-
-    async def _prior(self, world: World, meter: ModelMeter, remaining: float) -> dict[str, float]:
-        """One metered model call: a 0-10 score per available tool, given the costs and the remaining budget."""
-        listing = "\n".join(
-            f"- {t.name}: stages {t.start}->{t.end}, cost {t.cost:g}" for t in world.available()
-        )
-        prompt = (
-            f"You plan tool use for: {world.task.query}. The goal is stage {world.task.stages}; you are at stage "
-            f"{world.stage}. Remaining budget: {remaining:g}. Tools:\n{listing}\nScore how promising each tool is "
-            'for the cheapest complete plan, as JSON {"tool name": score 0-10, ...}. Reply with the JSON only.'
-        )
-        try:
-            response = await meter.ask([Message.user(prompt)], role="plan", max_tokens=self._max_tokens)
-        except BudgetExceeded:
-            return {}
-        match = re.search(r"\{.*\}", response.message.content, re.DOTALL)
-        try:
-            scores = json.loads(match.group(0)) if match else {}
-        except json.JSONDecodeError:
-            return {}
-        return {str(k): float(v) + 0.5 for k, v in scores.items() if isinstance(v, int | float) and v >= 0}
-
-    async def _run_mcts(self, task: Task, world: World, model: ChatModel | None, budget: Budget) -> RunResult:
-        ledger = Ledger(budget)
-        tools = {t.name: t for t in self._tools(world)}
-        meter = ToolMeter(tools, ledger, self._prices)
-        models = ModelMeter(model, ledger, self._prices) if model is not None else None
-        messages: list[Message] = [Message.user(task.question)]
-        answer: str | None = None
-        stop = StopReason("answered")
-        for _ in range(STEP_LIMIT):
-            remaining = ledger.remaining("usd")
-            room = float(remaining) if remaining is not None else 1e12
-            try:
-                weights = await self._prior(world, models, room) if models is not None else {}
-            except (Overrun, ModelError) as exc:
-                stop = StopReason(
-                    "overrun" if isinstance(exc, Overrun) else "error",
-                    getattr(exc, "resource", "model"),
-                    str(exc),
-                )
-                break
-            problem = _Problem(world)
-            result = mcts_search(
-                problem,
-                world.stage,
-                room,
-                iterations=self.iterations,
-                prior_mix=self.prior_mix,
-                prior=_fixed(weights) if weights else None,
-                seed=zlib.crc32(task.id.encode()),
-            )
-            if not result.feasible:
-                answer = "infeasible"
-                messages.append(Message.assistant(f"<answer>infeasible</answer> ({result.reason})"))
-                break
-            replan = False
-            for name in result.plan:
-                call = ToolCall(f"call_{world.calls}_{name}", name, {"data": world.data_id()})
-                admitted = meter.admit(call)
-                if isinstance(admitted, BudgetExceeded):
-                    stop = StopReason("budget_exhausted", admitted.resource, str(admitted))
-                    break
-                if isinstance(admitted, Answered):
-                    messages.append(Message.assistant("", [call]))
-                    messages.append(Message.tool(admitted.text, call.id, name, admitted.status))
-                    replan = True
-                    break
-                messages.append(Message.assistant("", [call]))
-                before = world.fired
-                outcome = await meter.run(admitted)
-                messages.append(Message.tool(outcome.text, call.id, name, outcome.status))
-                if not outcome.charged:  # the world refused the step (a banned tool): re-plan
-                    replan = True
-                    break
-                if world.fired and not before:
-                    replan = True
-                    break
-            if world.done:
-                answer = world.answer_id()
-                messages.append(Message.assistant(f"<answer>{answer}</answer>"))
-                break
-            if not replan:
-                break
-        return RunResult.of(answer, stop, ledger, messages)
 
     # -- scoring ----------------------------------------------------------------------------------
     def score(self, task: Task, result: RunResult) -> dict[str, float]:

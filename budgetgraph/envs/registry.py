@@ -16,11 +16,14 @@ __all__ = ["DEFAULT_BUDGETS", "ENVS", "EnvInfo", "env_options", "make_env"]
 @dataclass(frozen=True, slots=True)
 class EnvInfo:
     """An environment as the CLI knows it: what it runs, the options it takes beyond ``--data``,
-    ``--max-tokens`` and ``--prices``, and whether ``--seed`` generates its tasks (rather than sampling them)."""
+    ``--max-tokens`` and ``--prices``, whether ``--seed`` generates its tasks (rather than sampling them), and
+    the planners ``eval`` runs when ``--planner`` is not given."""
 
     summary: str
     takes: frozenset[str] = frozenset()
     generated: bool = False
+    planners: tuple[str, ...] = ("react", "tracker")
+    """What ``eval`` runs when ``--planner`` is not given."""
 
 
 ENVS: dict[str, EnvInfo] = {
@@ -31,7 +34,9 @@ ENVS: dict[str, EnvInfo] = {
         "questions over a corpus (--data QUESTIONS --corpus DOCS)", frozenset({"corpus", "tool_cache"})
     ),
     "bfcl": EnvInfo(
-        "Berkeley function-calling items, one call each (--data FILE_OR_FOLDER)", frozenset({"per_category"})
+        "Berkeley function-calling items, one call each (--data FILE_OR_FOLDER)",
+        frozenset({"per_category"}),
+        planners=("single_call",),
     ),
     "costplan": EnvInfo(
         "generated costed planning tasks (--tasks, --level, --event)",

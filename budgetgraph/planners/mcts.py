@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["DEFAULT_PRIOR_MIX", "MCTSResult", "PlanningProblem", "mcts_search"]
+__all__ = ["DEFAULT_PRIOR_MIX", "CostedWorld", "MCTSResult", "PlanningProblem", "mcts_search"]
 
 S = TypeVar("S", bound=Hashable)
 
@@ -38,6 +38,42 @@ class PlanningProblem(Protocol[S]):
 
     def lower_bound(self, state: S) -> float:
         """A cost no plan from ``state`` to the goal can beat (0 is always valid, but prunes nothing)."""
+        ...
+
+
+class CostedWorld(Protocol):
+    """A costed problem an agent acts in (the ``mcts`` planner's episode): search from where it stands, call the
+    plan's tools, re-plan when the world changes under it."""
+
+    @property
+    def state(self) -> Hashable:
+        """Where the agent stands now (the search's root)."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """The goal is reached."""
+        ...
+
+    @property
+    def changes(self) -> int:
+        """How many times the world changed under the agent (an event fired): a plan made before is stale."""
+        ...
+
+    def problem(self) -> PlanningProblem[Hashable]:
+        """The search problem from the world as it is now."""
+        ...
+
+    def arguments(self, action: str) -> dict[str, object]:
+        """The arguments of the tool call that takes ``action`` now."""
+        ...
+
+    def prior_prompt(self, remaining: float) -> str:
+        """What the model is asked for its prior: a JSON object of 0-10 scores, one per available action."""
+        ...
+
+    def answer(self) -> str:
+        """The answer once the goal is reached."""
         ...
 
 

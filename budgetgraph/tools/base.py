@@ -13,7 +13,7 @@ from typing import Any, get_type_hints, overload
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..budget.limits import check_name
-from ..errors import ConfigError, ToolCallError
+from ..errors import ConfigError, ToolCallError, ToolRejected
 from ..models.messages import ToolSchema
 
 __all__ = ["NotFound", "Tool", "Used", "tool"]
@@ -48,6 +48,35 @@ def _model_from_signature(fn: Callable[..., Any], name: str, arg_docs: Mapping[s
         annotation = hints.get(pname, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, Field(default, description=arg_docs.get(pname)))
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    return model
+
+
+_JSON_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+}
+
+
+def args_model_from_schema(name: str, schema: Mapping[str, Any]) -> type[BaseModel]:
+    """A pydantic model of a JSON schema's arguments: the top-level types checked, unknown names refused (the
+    schema itself is what the model is shown)."""
+    required = set(schema.get("required", []))
+    fields: dict[str, Any] = {}
+    for prop, spec in (schema.get("properties") or {}).items():
+        kind = spec.get("type") if isinstance(spec, Mapping) else None
+        py: Any = _JSON_TYPES.get(kind, Any) if isinstance(kind, str) else Any
+        fields[prop] = (
+            (py, ...)
+            if prop in required
+            else (py | None, spec.get("default") if isinstance(spec, Mapping) else None)
+        )
     model: type[BaseModel] = create_model(  # type: ignore[call-overload]
         f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields
     )
@@ -134,6 +163,33 @@ class Tool:
         if isinstance(units, str) and units not in self.args_model.model_fields:
             raise ConfigError(f"tool {self.name!r}: units={units!r} is not one of its arguments")
         self.schema = ToolSchema(self.name, self.description, self.args_model.model_json_schema())
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        fn: Callable[..., Any] | None = None,
+        **options: Any,
+    ) -> Tool:
+        """A tool described by a JSON schema (an MCP server's, a benchmark's function list): the model is shown
+        ``parameters`` as given. With no ``fn`` the tool is declared only: a call is scored or recorded by its
+        planner, and running it is refused (not charged)."""
+        schema = dict(parameters or {"type": "object", "properties": {}})
+
+        async def declared(**_: Any) -> str:
+            raise ToolRejected(f"{name} is declared only: its calls are recorded, never run")
+
+        made = cls(
+            fn or declared,
+            name=name,
+            description=description or name,
+            args_model=args_model_from_schema(name, schema),
+            **options,
+        )
+        made.schema = ToolSchema(made.name, made.description, schema)
+        return made
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r}, price={self.price}, budget_key={self.budget_key!r})"

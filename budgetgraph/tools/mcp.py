@@ -17,41 +17,14 @@ from contextlib import asynccontextmanager, suppress
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, create_model
-
 from .._extras import require
 from ..budget.limits import check_name, safe_name
 from ..errors import ConfigError, ToolCallError, ToolRejected
-from ..models.messages import ToolSchema
 from .base import Tool
 
 __all__ = ["mcp_tools"]
 
 _log = logging.getLogger(__name__)
-
-_JSON_TYPES: dict[str, Any] = {
-    "string": str,
-    "integer": int,
-    "number": float,
-    "boolean": bool,
-    "array": list,
-    "object": dict,
-}
-
-
-def _args_model(name: str, schema: Mapping[str, Any]) -> type[BaseModel]:
-    """A pydantic model of the tool's JSON-schema arguments (types checked; the schema itself is sent as is)."""
-    required = set(schema.get("required", []))
-    fields: dict[str, Any] = {}
-    for prop, spec in (schema.get("properties") or {}).items():
-        kind = spec.get("type") if isinstance(spec, Mapping) else None
-        py: Any = _JSON_TYPES.get(kind, Any) if isinstance(kind, str) else Any
-        fields[prop] = (
-            (py, ...)
-            if prop in required
-            else (py | None, spec.get("default") if isinstance(spec, Mapping) else None)
-        )
-    return create_model(f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 def _text(result: Any) -> str:
@@ -246,14 +219,6 @@ def _wrap(
             raise ToolCallError(f"{name} failed: {text or 'the server reported an error'}")
         return text
 
-    tool = Tool(
-        call,
-        name=name,
-        description=spec.description or name,
-        args_model=_args_model(name, schema),
-        price=price,
-        budget_key=budget_key,
-        timeout=timeout,
+    return Tool.from_schema(
+        name, spec.description or name, schema, call, price=price, budget_key=budget_key, timeout=timeout
     )
-    tool.schema = ToolSchema(name, tool.description, schema)
-    return tool
