@@ -15,7 +15,8 @@ BudgetgraphError
 │   └── BadUsage         a backend's usage report cannot be true (negative, NaN, missing): charged at the bound
 ├── ModelError           a model backend failed after its retries (names the backend and what to check)
 └── ToolCallError        a tool call was malformed, raised or timed out (shown to the model, never fatal)
-    └── ToolRejected     the tool refused the call before doing any work: it is refunded, not charged
+    ├── ToolRejected     the tool refused the call before doing any work: it is refunded, not charged
+    └── ToolTimeout      the call ran out of time (its own timeout, or the run's seconds cap)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "ToolCallError",
     "ThreadBusy",
     "ToolRejected",
+    "ToolTimeout",
 ]
 
 
@@ -197,6 +199,10 @@ class ModelError(BudgetgraphError):
 
 class ToolCallError(BudgetgraphError):
     """A tool call could not be run or failed; its message goes back to the model."""
+
+
+class ToolTimeout(ToolCallError):
+    """A tool call ran past its timeout (the tool's own, or what the run's seconds cap left): it is charged."""
 
 
 class ToolRejected(ToolCallError):

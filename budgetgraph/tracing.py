@@ -123,8 +123,10 @@ def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in attributes.items():
         if value is None:
             continue
-        text = value if isinstance(value, bool | int | float) else redact(str(value))
-        out[key] = text
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            out[key] = tuple(redact(v) for v in value)  # a string array (gen_ai.response.finish_reasons)
+        else:
+            out[key] = value if isinstance(value, bool | int | float) else redact(str(value))
     return out
 
 

@@ -25,7 +25,7 @@ from ..planners.consistency import StopRule, majority, stop_verdict
 from .result import Delegated, RunResult, StopReason, SubRunner
 
 if TYPE_CHECKING:
-    from .graph import LoopConfig
+    from .loop.settings import LoopSettings
     from .options import SamplingOptions
 
 __all__ = ["Sampled", "Sampler", "default_key", "judge", "sample_answers"]
@@ -126,7 +126,7 @@ def _vote_stands(sampled: Sampled, why: str) -> Sampled:
     return replace(sampled, details={**sampled.details, "judge": why})
 
 
-async def judge(cfg: LoopConfig, question: str, ledger: Ledger, sampled: Sampled) -> Sampled:
+async def judge(cfg: LoopSettings, question: str, ledger: Ledger, sampled: Sampled) -> Sampled:
     """Best-of-N: the judge reasons, then picks one of the distinct answers; the vote stands when the judge
     cannot be paid for or gives no valid number (said in the details)."""
     answers, results = sampled.details.get("answers") or [], sampled.runs
@@ -155,7 +155,12 @@ class Sampler:
     the samples in the run's details."""
 
     def __init__(
-        self, cfg: LoopConfig, sampler: SubRunner, options: SamplingOptions, rule: str, best_of: bool = False
+        self,
+        cfg: LoopSettings,
+        sampler: SubRunner,
+        options: SamplingOptions,
+        rule: str,
+        best_of: bool = False,
     ) -> None:
         self.cfg, self.sampler, self.options = cfg, sampler, options
         self.rule: StopRule = rule  # type: ignore[assignment]

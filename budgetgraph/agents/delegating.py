@@ -19,7 +19,7 @@ from ..models.base import ChatModel
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..planners.allocation import allocate
 from ..tools.base import Tool
-from .graph import LoopConfig
+from .loop.settings import LoopSettings
 from .result import Delegated, RunResult, StopReason
 from .runtime import RunContext, forget, resolve_run, user_messages
 from .state import AgentState
@@ -41,7 +41,7 @@ Delegate = Callable[[str, Ledger], Awaitable[Delegated]]
 """A delegating planner's work: the question and the run's ledger (sub-runs get children of it)."""
 
 
-def delegating_graph(cfg: LoopConfig, delegate: Delegate) -> StateGraph[AgentState, RunContext]:
+def delegating_graph(cfg: LoopSettings, delegate: Delegate) -> StateGraph[AgentState, RunContext]:
     """One node that runs ``delegate(question, ledger)`` on the run's ledger; an overrun ends the run."""
 
     async def solve(state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:

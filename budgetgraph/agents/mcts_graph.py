@@ -20,7 +20,8 @@ from ..models.messages import Message, ToolCall
 from ..planners.mcts import CostedWorld, mcts_search
 from .options import MCTSOptions
 from .registry import PlannerContext
-from .runtime import RunContext, forget, resolve_run, stop, user_messages
+from .result import stop_info
+from .runtime import RunContext, forget, resolve_run, user_messages
 from .state import AgentState, StopInfo
 
 __all__ = ["STEP_LIMIT", "mcts_graph"]
@@ -65,7 +66,7 @@ def mcts_graph(ctx: PlannerContext) -> StateGraph[AgentState, RunContext]:
             "with 'budgetgraph eval costplan --planner mcts', or pass your own CostedWorld"
         )
     world: CostedWorld = options.world
-    cfg = ctx.config
+    cfg = ctx.settings
 
     async def plan_and_act(state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         run = resolve_run(state, runtime, cfg.new_run)
@@ -73,7 +74,7 @@ def mcts_graph(ctx: PlannerContext) -> StateGraph[AgentState, RunContext]:
         try:
             answer, info = await _episode(run, world, options, messages, cfg.max_tokens, messages[0].content)
         except Overrun as exc:  # a tool or the model billed more than its bound: the run stops (loud)
-            answer, info = None, stop("overrun", exc.resource, str(exc))
+            answer, info = None, stop_info("overrun", exc.resource, str(exc))
         forget(run)
         return {
             "messages": messages[len(user_messages(state)) :],
@@ -101,7 +102,7 @@ async def _episode(
 ) -> tuple[str | None, StopInfo]:
     """Plan, act on the plan, re-plan after a change, until the goal or a stop; appends the calls to
     ``messages`` and returns the answer and why it stopped."""
-    info = stop("answered")
+    info = stop_info("answered")
     for _ in range(STEP_LIMIT):
         remaining = run.ledger.remaining("usd")
         room = float(remaining) if remaining is not None else 1e12
@@ -109,7 +110,7 @@ async def _episode(
             weights = await _prior(run, world, room, max_tokens) if options.prior == "model" else {}
         except (Overrun, ModelError) as exc:
             kind = "overrun" if isinstance(exc, Overrun) else "error"
-            return None, stop(kind, getattr(exc, "resource", "model"), str(exc))
+            return None, stop_info(kind, getattr(exc, "resource", "model"), str(exc))
         found = mcts_search(
             world.problem(),
             world.state,
@@ -146,7 +147,7 @@ async def _act(
         admitted = run.tools.admit(call)
         if isinstance(admitted, BudgetExceeded):
             messages.pop()
-            return False, stop("budget_exhausted", admitted.resource, str(admitted))
+            return False, stop_info("budget_exhausted", admitted.resource, str(admitted))
         if isinstance(admitted, Answered):
             messages.append(Message.tool(admitted.text, call.id, name, admitted.status))
             return True, None

@@ -96,6 +96,9 @@ class BATSOptions(AgentOptions, BATSSteering):
     ``answer_key`` groups answers for the consistency selection (by their words when None)."""
 
     answer_key: AnswerKey | None = None
+    read_first: bool = False
+    """BATS plans its own reading (a checklist step per look-up): the loop's read-first request is off unless
+    asked for."""
 
     def __post_init__(self) -> None:
         BATSSteering.__post_init__(self)  # its errors name the fields as the labels do (bats_mode, ...)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from ..budget.ledger import Ledger
 from ..budget.limits import Budget
@@ -26,9 +26,9 @@ from ..planners.knapsack import Component, select
 from ..tools.base import Tool
 from .delegating import ask_once, child_shares, hold_synthesis, raise_overrun
 from .prompts import extract_answer
-from .result import Delegated, RunResult, StopReason, SubRunner, agent_factory
+from .result import Delegated, RunResult, StopReason, SubRunner
 
-__all__ = ["Orchestrator", "SubAgent"]
+__all__ = ["Orchestrator", "SubAgent", "SubAgentRunner"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
@@ -67,6 +67,22 @@ class SubAgent:
     agent: SubRunner | None = field(default=None, repr=False)
 
 
+class SubAgentRunner(Protocol):
+    """Builds the sub-run of a :class:`SubAgent` on its share: ``budgetgraph.Agent`` itself does
+    (``Orchestrator(..., runner=Agent)``); the ``orchestrator`` planner passes its agent's ``spawn``."""
+
+    def __call__(
+        self,
+        model: Any,
+        tools: Sequence[Tool] = (),
+        budget: Budget | None = None,
+        *,
+        planner: str = ...,
+        prices: PriceTable | None = None,
+        max_tokens: int = ...,
+    ) -> SubRunner: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Delegation:
     sub_question: str
@@ -77,7 +93,8 @@ class Delegation:
 
 
 class Orchestrator:
-    """``Orchestrator(model, [SubAgent(...), ...], budget).arun(question)`` -> :class:`RunResult`."""
+    """``Orchestrator(model, [SubAgent(...), ...], budget, runner=Agent).arun(question)`` -> :class:`RunResult`;
+    ``runner`` builds each sub-agent's run (a sub-agent with its own ``agent`` needs none)."""
 
     def __init__(
         self,
@@ -85,6 +102,7 @@ class Orchestrator:
         sub_agents: Sequence[SubAgent],
         budget: Budget | str | None = None,
         *,
+        runner: SubAgentRunner | None = None,
         prices: PriceTable | None = None,
         max_subtasks: int = 3,
         max_tokens: int = 256,
@@ -92,6 +110,12 @@ class Orchestrator:
     ) -> None:
         if not sub_agents:
             raise ConfigError("an orchestrator needs at least one SubAgent")
+        if runner is None and any(sa.agent is None for sa in sub_agents):
+            raise ConfigError(
+                "an orchestrator builds its sub-agents' runs with runner= (e.g. runner=budgetgraph.Agent), or "
+                "each SubAgent brings its own agent="
+            )
+        self.runner = runner
         self.model = infer_model(model)
         self.sub_agents = list(sub_agents)
         self.budget = Budget.parse(budget) if isinstance(budget, str) else (budget or Budget())
@@ -131,7 +155,7 @@ class Orchestrator:
             worker = max(team, key=lambda s: (len(words & _words(s.description)), s.value))
             share = child_shares(live, [1.0] * (len(subs) - i), tools=worker.tools)[0]
             child = live.child(share)
-            agent = worker.agent or agent_factory()(
+            agent = worker.agent or self._runner()(
                 worker.model or self.model,
                 worker.tools,
                 share,
@@ -150,6 +174,10 @@ class Orchestrator:
         answer = extract_answer(final) if final else (findings[-1].split("-> ", 1)[-1] if findings else None)
         transcript.append(Message.assistant(final or ""))
         return RunResult.of(answer, StopReason("answered"), live, transcript)
+
+    def _runner(self) -> SubAgentRunner:
+        assert self.runner is not None  # checked when the orchestrator was made
+        return self.runner
 
     async def delegate(self, question: str, ledger: Ledger) -> Delegated:
         """The delegating graph's work (the orchestrator planner of ``Agent``)."""

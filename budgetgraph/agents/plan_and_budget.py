@@ -15,7 +15,7 @@ from ..models.messages import Message
 from ..planners.allocation import SubQuestions, fit_subquestions
 from ..planners.bats import parse_structured, schema_tool
 from .delegating import ask_once, child_shares, hold_synthesis, raise_overrun
-from .graph import LoopConfig
+from .loop.settings import LoopSettings
 from .prompts import extract_answer
 from .result import Delegated, SubRunner
 
@@ -37,7 +37,7 @@ class PlanAndBudget:
     """Runs inside an agent; ``make_agent(budget)`` builds the sub-question solver (a sub-runner)."""
 
     def __init__(
-        self, cfg: LoopConfig, make_agent: Callable[[Budget], SubRunner], schedule: str = "linear"
+        self, cfg: LoopSettings, make_agent: Callable[[Budget], SubRunner], schedule: str = "linear"
     ) -> None:
         self.cfg = cfg
         self.make_agent = make_agent

@@ -18,7 +18,6 @@ from langgraph.graph import StateGraph
 from .._files import loads, read_text
 from ..errors import ConfigError
 from .delegating import delegating_graph
-from .graph import build_graph
 from .options import (
     LEGACY_KEYWORDS,
     AgentOptions,
@@ -39,6 +38,7 @@ from .registry import (
     planner_names,
     register_planner,
 )
+from .result import SubRunner
 
 __all__ = [
     "PLANNERS",
@@ -51,27 +51,19 @@ __all__ = [
 
 
 def _loop(ctx: PlannerContext) -> StateGraph[Any, Any]:
-    return build_graph(ctx.config)
+    return ctx.loop()
 
 
 def _nudged(ctx: PlannerContext) -> StateGraph[Any, Any]:
-    return build_graph(replace(ctx.config, nudge=True))
+    from .loop.features import Nudge
+
+    return ctx.loop(Nudge())
 
 
 def _bats(ctx: PlannerContext) -> StateGraph[Any, Any]:
-    from ..planners.bats_wording import wording
-    from .bats_graph import build_bats_graph
+    from .bats import bats_graph
 
-    options = ctx.options
-    assert isinstance(options, BATSOptions)
-    return build_bats_graph(
-        ctx.config,
-        options,
-        system=ctx.system_prompt,
-        instructions=ctx.instructions,
-        words=wording(ctx.answer_style),
-        key=options.answer_key,
-    )
+    return bats_graph(ctx)
 
 
 def _plan_and_budget(ctx: PlannerContext) -> StateGraph[Any, Any]:
@@ -79,8 +71,8 @@ def _plan_and_budget(ctx: PlannerContext) -> StateGraph[Any, Any]:
 
     options = ctx.options
     assert isinstance(options, PlanAndBudgetOptions)
-    solver = PlanAndBudget(ctx.config, lambda budget: ctx.spawn("tracker", budget=budget), options.schedule)
-    return delegating_graph(ctx.config, solver.delegate)
+    solver = PlanAndBudget(ctx.settings, lambda budget: ctx.spawn("tracker", budget=budget), options.schedule)
+    return delegating_graph(ctx.settings, solver.delegate)
 
 
 def _orchestrator(ctx: PlannerContext) -> StateGraph[Any, Any]:
@@ -98,10 +90,21 @@ def _orchestrator(ctx: PlannerContext) -> StateGraph[Any, Any]:
         SubAgent("reasoner", "compare or combine facts already found, answer yes or no", cost=0, value=0.5),
     ]
 
+    def runner(model: Any, tools: Any = (), budget: Any = None, **kw: Any) -> SubRunner:
+        return ctx.spawn(
+            kw.get("planner", "tracker"), model=model, tools=tools, budget=budget, prices=kw.get("prices")
+        )
+
+    settings = ctx.settings
     orch = Orchestrator(
-        ctx.model, team, ctx.config.budget, prices=ctx.config.prices, max_tokens=ctx.config.max_tokens
+        ctx.model,
+        team,
+        settings.budget,
+        runner=runner,
+        prices=settings.prices,
+        max_tokens=settings.max_tokens,
     )
-    return delegating_graph(ctx.config, orch.delegate)
+    return delegating_graph(settings, orch.delegate)
 
 
 def _sampling(rule: str, best_of: bool = False) -> Callable[[PlannerContext], StateGraph[Any, Any]]:
@@ -111,7 +114,7 @@ def _sampling(rule: str, best_of: bool = False) -> Callable[[PlannerContext], St
         options = ctx.options
         assert isinstance(options, SamplingOptions)
         sampler = ctx.spawn(options.sample_planner, options=options.sample_options)
-        return delegating_graph(ctx.config, Sampler(ctx.config, sampler, options, rule, best_of).delegate)
+        return delegating_graph(ctx.settings, Sampler(ctx.settings, sampler, options, rule, best_of).delegate)
 
     return build
 
@@ -152,9 +155,9 @@ def _sale(ctx: PlannerContext) -> StateGraph[Any, Any]:
         ),
         weights=options.weights,
         memory=memory if isinstance(memory, AuctionMemory) or memory is None else AuctionMemory(memory),
-        prices=ctx.config.prices,
+        prices=ctx.settings.prices,
     )
-    return delegating_graph(ctx.config, sale.run)
+    return delegating_graph(ctx.settings, sale.run)
 
 
 def _register_builtins() -> None:
@@ -185,7 +188,8 @@ def _register_builtins() -> None:
             shows_budget=True,
             budget_block="per_tool",
             prompt_modules=(
-                "budgetgraph.agents.bats_graph",
+                "budgetgraph.agents.bats.acting",
+                "budgetgraph.agents.bats.attempts",
                 "budgetgraph.planners.bats",
                 "budgetgraph.planners.bats_wording",
                 "budgetgraph.budget.tool_block",

@@ -18,10 +18,14 @@ from ..budget.limits import check_name, closest
 from ..errors import ConfigError
 from ..models.base import ChatModel
 from ..tools.base import Tool
-from .graph import LoopConfig
+from .loop.build import loop_graph
+from .loop.compose import option_hooks
+from .loop.hooks import Hook
+from .loop.settings import LoopSettings
 from .options import LEGACY_KEYWORDS, AgentOptions, option_names
 from .prompts import AnswerStyle
 from .result import Spawn
+from .turns import TurnControl
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -42,11 +46,13 @@ TASK_KINDS = ("research", "code", "planning", "single_call")
 
 @dataclass(frozen=True, slots=True)
 class PlannerContext:
-    """What a planner's builder gets: the loop's configuration, its own options (of its options class), the
-    agent's model, tools, prompts and answer style, and ``spawn`` to build sub-runs like the agent."""
+    """What a planner's builder gets: the core loop's ``settings``, its own options (of its options class), the
+    agent's model, tools, prompts and answer style, ``spawn`` to build sub-runs like the agent, and
+    :meth:`loop` to build the loop from hooks (the options' behaviours, the agent's approval and pause, and
+    the planner's own)."""
 
     name: str
-    config: LoopConfig
+    settings: LoopSettings
     options: AgentOptions
     model: ChatModel
     tools: Sequence[Tool]
@@ -55,6 +61,31 @@ class PlannerContext:
     system_prompt: str | None = None
     """The user's replacement for the built-in prompt (None: the built-in one)."""
     answer_style: AnswerStyle = "full"
+    shows_budget: bool = False
+    """The planner shows the model its budget (its registry entry's trait): the block is one of its hooks."""
+    block: Literal["scarcest", "per_tool"] = "scarcest"
+    turn_control: TurnControl | None = None
+    approve: frozenset[str] = frozenset()
+    pause: bool = False
+    """``Agent(on_exhausted="pause")``: the run pauses for a grant where a budget runs out."""
+
+    def hooks(self, *planner: Hook, first_block: bool = True) -> list[Hook]:
+        """The run's hooks: the options' behaviours, ``planner``'s own, the agent's approval and pause."""
+        return option_hooks(
+            self.options,
+            self.tools,
+            shows_budget=self.shows_budget,
+            block=self.block,
+            turn_control=self.turn_control,
+            approve=self.approve,
+            pause=self.pause,
+            planner=planner,
+            first_block=first_block,
+        )
+
+    def loop(self, *hooks: Hook) -> StateGraph[Any, Any]:
+        """The react-style loop with the agent's hooks and ``hooks`` (a planner's own behaviour)."""
+        return loop_graph(self.settings, self.hooks(*hooks))
 
 
 Build = Callable[[PlannerContext], "StateGraph[Any, Any]"]

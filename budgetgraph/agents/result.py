@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from .options import AgentOptions
 
 __all__ = [
-    "AgentFactory",
-    "agent_factory",
-    "set_agent_factory",
     "Delegated",
     "Question",
     "RunResult",
@@ -32,6 +29,7 @@ __all__ = [
     "StopKind",
     "StopReason",
     "SubRunner",
+    "stop_info",
 ]
 
 StopKind = Literal[
@@ -74,11 +72,9 @@ class StopReason:
         """The stop reason a graph state's ``stop`` holds (answered when it holds none)."""
         info = info or {}
         kind = str(info.get("kind") or "answered")
-        return cls(
-            kind if kind in STOP_KINDS else "error",  # type: ignore[arg-type]
-            str(info.get("resource") or ""),
-            str(info.get("message") or ""),
-        )
+        if kind not in STOP_KINDS:  # never silently an error: a planner that writes another kind is wrong
+            raise ValueError(f"stop kind {kind!r} is not one of {', '.join(STOP_KINDS)}")
+        return cls(kind, str(info.get("resource") or ""), str(info.get("message") or ""))  # type: ignore[arg-type]
 
     def info(self) -> StopInfo:
         """The state's form of this stop reason."""
@@ -92,6 +88,11 @@ class StopReason:
         if self.kind == "overrun":
             return f"overrun: {self.resource}"
         return self.kind
+
+
+def stop_info(kind: str, resource: str = "", message: str = "") -> StopInfo:
+    """A typed stop in the state's form (a kind that is not a :data:`StopKind` is an error)."""
+    return StopReason(kind, resource, message).info()  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,34 +216,6 @@ class Spawn(Protocol):
         extra: str | None = None,
         budget: Budget | None = None,
         options: AgentOptions | None = None,
-    ) -> SubRunner: ...
-
-
-class AgentFactory(Protocol):
-    """Builds a sub-runner from scratch (a model, tools, a budget, a planner): the facade's constructor."""
-
-    def __call__(
-        self,
-        model: Any,
-        tools: Sequence[Any] = (),
-        budget: Any = None,
-        *,
-        planner: str = ...,
+        tools: Sequence[Any] | None = None,
         prices: Any = None,
-        max_tokens: int = ...,
     ) -> SubRunner: ...
-
-
-_factory: list[AgentFactory] = []
-
-
-def set_agent_factory(factory: AgentFactory) -> None:
-    """The facade registers its constructor here, for planners that build sub-agents of their own."""
-    _factory[:] = [factory]
-
-
-def agent_factory() -> AgentFactory:
-    """The registered facade constructor (``budgetgraph.agents`` registers ``Agent`` when imported)."""
-    if not _factory:
-        raise RuntimeError("no agent factory registered: import budgetgraph.agents first")
-    return _factory[0]

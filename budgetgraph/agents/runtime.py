@@ -16,16 +16,13 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from .._redact import redact
 from ..budget.ledger import Ledger
-from ..budget.limits import TOOL_PREFIX
 from ..errors import ConfigError
 from ..meter import MeteredRun
 from ..models.messages import Message
-from .state import StopInfo
 from .threads import ThreadLease
 
-__all__ = ["RunContext", "emit", "forget", "resolve_run", "stop", "user_messages"]
+__all__ = ["RunContext", "emit", "forget", "resolve_run", "user_messages"]
 
 _LIVE: OrderedDict[str, MeteredRun] = OrderedDict()
 _MAX_LIVE = 4096  # runs abandoned mid-way (an interrupted graph.invoke) are dropped oldest first
@@ -86,11 +83,6 @@ def emit(runtime: Runtime[Any] | None, event: Any) -> None:
     """Send a typed event to ``Agent.astream``; a no-op when nobody streams."""
     if (to := sink(runtime)) is not None:
         to(event)
-
-
-def stop(kind: str, resource: str = "", message: str = "") -> StopInfo:
-    """Why a run ended; a tool's cap is named by the tool (``search``, not ``tool:search``)."""
-    return {"kind": kind, "resource": resource.removeprefix(TOOL_PREFIX), "message": redact(message)}
 
 
 def user_messages(state: Any) -> list[Message]:

@@ -11,10 +11,11 @@ from langgraph.runtime import Runtime
 
 from ..errors import BudgetExceeded, ModelError, Overrun
 from ..models.messages import Message, ModelSettings
-from .graph import LoopConfig
+from .loop.settings import LoopSettings
 from .prompts import extract_answer
 from .registry import PlannerContext
-from .runtime import RunContext, forget, resolve_run, stop, user_messages
+from .result import stop_info
+from .runtime import RunContext, forget, resolve_run, user_messages
 from .state import AgentState
 
 __all__ = ["SINGLE_CALL_PROMPT", "recorded_calls", "single_call_graph"]
@@ -41,7 +42,7 @@ def recorded_calls(answer: str | None) -> list[dict[str, Any]] | None:
 def single_call_graph(ctx: PlannerContext) -> StateGraph[AgentState, RunContext]:
     """One node: the call, then each tool call it made charged in order (those past a cap are refused and
     left out of the answer); the answer is the kept calls as JSON, or the reply's text when it made none."""
-    cfg: LoopConfig = ctx.config
+    cfg: LoopSettings = ctx.settings
     system = Message.system(
         "\n\n".join(p for p in (ctx.system_prompt or SINGLE_CALL_PROMPT, ctx.instructions) if p)
     )
@@ -59,7 +60,7 @@ def single_call_graph(ctx: PlannerContext) -> StateGraph[AgentState, RunContext]
             )
         except (BudgetExceeded, Overrun, ModelError) as exc:
             kind = "overrun" if isinstance(exc, Overrun) else "error" if isinstance(exc, ModelError) else None
-            info = stop(kind or "budget_exhausted", getattr(exc, "resource", "model"), str(exc))
+            info = stop_info(kind or "budget_exhausted", getattr(exc, "resource", "model"), str(exc))
             forget(run)
             return {**update, "answer": None, "stop": info, "ledger": run.ledger.snapshot()}
         kept: list[dict[str, Any]] = []
@@ -75,9 +76,9 @@ def single_call_graph(ctx: PlannerContext) -> StateGraph[AgentState, RunContext]
         text = response.message.content
         answer = json.dumps(kept, ensure_ascii=False) if kept else extract_answer(text) if text else None
         info = (
-            stop("budget_exhausted", refused, "a call did not fit the budget")
+            stop_info("budget_exhausted", refused, "a call did not fit the budget")
             if refused
-            else stop("answered")
+            else stop_info("answered")
         )
         forget(run)
         return {

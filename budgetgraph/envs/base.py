@@ -94,26 +94,25 @@ class Env(ABC):
 
 
 def build_agent(
-    model: ChatModel, tools: Sequence[Tool], budget: Budget, label: str, **settings: Any
+    model: ChatModel,
+    tools: Sequence[Tool],
+    label: str,
+    *,
+    options: Mapping[str, Any] | None = None,
+    **agent: Any,
 ) -> Agent:
-    """The agent of a planner label (``bats[bats_mode=full]``): ``settings`` that are ``Agent`` parameters go
-    to it, the others are option defaults of the environment, set where the planner's options have the
-    field (``answer_key`` for the planners that vote); the label's own options win."""
-    import inspect
-
-    params = set(inspect.signature(Agent.__init__).parameters) - {"self", "legacy", "options", "planner"}
+    """The agent of a planner label (``bats[bats_mode=full]``): ``agent`` are ``Agent``'s arguments, ``options``
+    the environment's option defaults, set where the planner's options have the field (``answer_key`` for
+    the planners that vote, ``world`` for mcts); the label's own options win. Its runs take their budget."""
     known = {f for n in PLANNERS for f in option_names(PLANNERS[n].options)}
     defaults: dict[str, Any] = {}
-    for key, value in settings.items():
-        if key in params:
-            continue
+    for key, value in (options or {}).items():
         field = LEGACY_KEYWORDS.get(key, key)
         if field not in known:
-            raise ConfigError(f"{key!r} is neither an Agent parameter nor an option of any planner")
+            raise ConfigError(f"{key!r} is not an option of any planner")
         defaults[field] = value
-    name, options = planner_options(label, defaults)
-    direct = {k: v for k, v in settings.items() if k in params}
-    return Agent(model, tools, budget, planner=name, options=options, **direct)
+    name, chosen = planner_options(label, defaults)
+    return Agent(model, tools, planner=name, options=chosen, **agent)
 
 
 class CorpusQAEnv(Env):
@@ -133,17 +132,16 @@ class CorpusQAEnv(Env):
         self._prices = prices
         self._max_turns = max_turns
         self._max_tokens = max_tokens
-        self._agents: dict[tuple[str, str, str, int], Agent] = {}
+        self._agents: dict[tuple[str, str, int], Agent] = {}
 
-    def agent(self, model: ChatModel, planner: str, budget: Budget) -> Agent:
-        """One compiled agent per (model, planner, budget), reused by every episode of that cell."""
-        key = (model.name, planner, str(budget), id(model))
+    def agent(self, model: ChatModel, planner: str) -> Agent:
+        """One compiled agent per (model, planner), reused by every episode and budget of the sweep."""
+        key = (model.name, planner, id(model))
         if key not in self._agents:
             self.check_planner(planner)
             self._agents[key] = build_agent(
                 model,
                 self._tools,
-                budget,
                 planner,
                 prices=self._prices,
                 max_turns=self._max_turns,
@@ -153,7 +151,7 @@ class CorpusQAEnv(Env):
         return self._agents[key]
 
     async def run_episode(self, task: Task, model: ChatModel, planner: str, budget: Budget) -> RunResult:
-        return await self.agent(model, planner, budget).arun(task.question)
+        return await self.agent(model, planner).arun(task.question, budget=budget)
 
     def zero_scores(self) -> dict[str, float]:
         return {"correct": 0.0, "em": 0.0, "f1": 0.0}

@@ -165,8 +165,8 @@ class BFCLEnv(Env):
         agent = build_agent(
             model,
             self.tools(task),
-            budget,
             planner,
+            budget=budget,
             prices=self._prices,
             max_tokens=self._max_tokens,
             system_prompt=SYSTEM,

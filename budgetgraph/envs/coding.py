@@ -226,17 +226,16 @@ class CodingEnv(Env):
         return build_agent(
             model,
             coding_tools(self.sandbox, self._rows[task.id], scratch=self.scratch, cache=self.tool_cache),
-            budget,
             planner,
+            options={"regime_policy": GENERIC_POLICY, "answer_key": self.answer_key(task)},
             **{
+                "budget": budget,
                 "prices": self._prices,
                 "system_prompt": CODING_PROMPT.replace("{format}", answer_format("code")),
-                "regime_policy": GENERIC_POLICY,
                 "max_turns": self._max_turns,
                 "max_tokens": self._max_tokens,
                 "answer_max_tokens": self._max_tokens,
                 "answer_style": "code",
-                "answer_key": self.answer_key(task),
                 **self.agent_options,
             },
         )

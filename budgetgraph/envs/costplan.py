@@ -211,20 +211,22 @@ class CostPlanEnv(Env):
         agent = build_agent(
             model,
             self._tools(world),
-            budget,
             planner,
+            # world, iterations and prior_mix are the mcts planner's; the others have no such fields
+            options={
+                "regime_policy": GENERIC_POLICY,
+                "world": _Costed(world),
+                "iterations": self.iterations,
+                "prior_mix": self.prior_mix,
+            },
             prices=self._prices,
             max_tokens=self._max_tokens,
             max_turns=STEP_LIMIT + 2,
             system_prompt=_SYSTEM,
-            regime_policy=GENERIC_POLICY,
             # each tool consumes the ID the previous one returned: a batch of calls cannot be right
             settings=ModelSettings(temperature=0.0, parallel_tool_calls=False),
-            world=_Costed(world),  # the mcts planner's; ignored by the others
-            iterations=self.iterations,
-            prior_mix=self.prior_mix,
         )
-        return await agent.arun(task.question)
+        return await agent.arun(task.question, budget=budget)
 
     # -- scoring ----------------------------------------------------------------------------------
     def score(self, task: Task, result: RunResult) -> dict[str, float]:

@@ -125,6 +125,7 @@ SHARED_PROMPT_MODULES = (
     "budgetgraph.envs.coding",
     "budgetgraph.agents.nudge",
     "budgetgraph.agents.need",
+    "budgetgraph.agents.loop.features.budget_stop",
 )
 """Prompt modules every episode can read (the loop's and the environments'); each planner's own are in its
 registry entry."""

@@ -25,9 +25,17 @@ from ..budget.ledger import Ledger, Reservation
 from ..budget.limits import TOOL_PREFIX, Amount, tool_key
 from ..budget.prices import PriceTable
 from ..budget.store import MAX_UNITS, from_units
-from ..errors import AccountExceeded, BudgetExceeded, Overrun, ToolCallError, ToolOverrun, ToolRejected
+from ..errors import (
+    AccountExceeded,
+    BudgetExceeded,
+    Overrun,
+    ToolCallError,
+    ToolOverrun,
+    ToolRejected,
+    ToolTimeout,
+)
 from ..models.messages import ToolCall, ToolStatus
-from ..tools.base import NotFound, Tool, Used
+from ..tools.base import Failed, NotFound, Tool, Used
 from .executor import SyncRunner, call_in_process
 
 __all__ = ["REFUSALS", "Admitted", "Answered", "ToolMeter", "ToolOutcome", "refusal_text", "run_tool"]
@@ -125,12 +133,14 @@ async def invoke_billed(
         else:
             result = await runner.run(tool.fn, kwargs, timeout)
     except asyncio.TimeoutError:
-        raise ToolCallError(f"{tool.name} timed out after {timeout:g}s; try a narrower call") from None
+        raise ToolTimeout(f"{tool.name} timed out after {timeout:g}s; try a narrower call") from None
     units, cost = None, None
     if isinstance(result, Used):
         result, units, cost = result.result, result.units, result.cost
     if isinstance(result, NotFound):
         return tool.format_result(result.result), units, "empty", cost
+    if isinstance(result, Failed):
+        return tool.format_result(result.result), units, "error", cost
     return tool.format_result(result), units, "ok", cost
 
 
@@ -294,7 +304,7 @@ class ToolMeter:
                 charged = False
                 text = f"Error: {exc} (not charged)"
             except ToolCallError as exc:
-                deadline = by_cap and "timed out" in str(exc)
+                deadline = by_cap and isinstance(exc, ToolTimeout)
                 text = (
                     f"Error: {tool.name} was stopped by the run's time budget (seconds); it is charged."
                     if deadline
@@ -306,8 +316,7 @@ class ToolMeter:
             except (Exception, SystemExit) as exc:  # a tool's own bug (or sys.exit) must not end the run
                 text = f"Error: tool {tool.name} raised {type(exc).__name__}: {exc}"
             status = status_now
-            # a tool that returns its error as text (not raising) is not cached either
-            if tool.cache and charged and status != "error" and not text.startswith("Error:"):
+            if tool.cache and charged and status != "error":
                 self._results[_key(tool, admitted.args)] = (text, status)
             cost, overrun = Decimal(0), None
             if charged:

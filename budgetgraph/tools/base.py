@@ -16,7 +16,7 @@ from ..budget.limits import check_name
 from ..errors import ConfigError, ToolCallError, ToolRejected
 from ..models.messages import ToolSchema
 
-__all__ = ["NotFound", "Tool", "Used", "tool"]
+__all__ = ["Failed", "NotFound", "Tool", "Used", "tool"]
 
 Units = Callable[[BaseModel], int] | str | None
 
@@ -99,6 +99,15 @@ class Used:
 class NotFound:
     """A tool's result that found nothing (a search with no hits, a title not in the collection): the call is
     charged like any other, and its outcome is ``empty``, so planners know the look-up failed."""
+
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A tool's result that reports a failure without raising (an API answered with an error body): the call
+    is charged like any other, its outcome is ``error`` (planners read a failed look-up) and it is never
+    cached. Raising :class:`~budgetgraph.errors.ToolCallError` does the same."""
 
     result: Any
 

@@ -27,6 +27,16 @@ __all__ = ["mcp_tools"]
 _log = logging.getLogger(__name__)
 
 
+CONNECTION_CLOSED = -32000
+"""The JSON-RPC error code the MCP SDK raises a call with when its connection closed under it."""
+
+
+def _closed(exc: BaseException) -> bool:
+    """The connection closed under a call: the SDK's CONNECTION_CLOSED error, or anyio's closed stream."""
+    code = getattr(getattr(exc, "error", None), "code", None)
+    return code == CONNECTION_CLOSED or type(exc).__name__ in ("ClosedResourceError", "BrokenResourceError")
+
+
 def _text(result: Any) -> str:
     parts = []
     for block in getattr(result, "content", None) or []:
@@ -160,10 +170,7 @@ class _Connection:
             try:
                 result = await getattr(client, method)(*args)
             except Exception as exc:
-                if "closed" in str(exc).lower() or type(exc).__name__ in (
-                    "ClosedResourceError",
-                    "BrokenResourceError",
-                ):
+                if _closed(exc):
                     dead.set()
                     exc = ToolCallError(
                         f"the MCP server closed the connection during {args[0] if args else method} (it may "
