@@ -115,8 +115,8 @@ def test_tracker_shows_a_budget_block_and_react_does_not():
         assert result.answer == "done" and result.stop_reason.kind == "answered"
     assert "<budget>" in seen["tracker"][0] and "search: used 1, remaining 3 of 4" in seen["tracker"][0]
     assert "<budget>" not in seen["react"][0]
-    tracker_system = Agent(model=ScriptedModel([]), planner="tracker").config.system_prompt
-    react_system = Agent(model=ScriptedModel([]), planner="react").config.system_prompt
+    tracker_system = Agent(model=ScriptedModel([]), planner="tracker").settings.system_prompt
+    react_system = Agent(model=ScriptedModel([]), planner="react").settings.system_prompt
     assert "CRITICAL" in tracker_system and "CRITICAL" not in react_system
 
 
@@ -421,7 +421,7 @@ def test_a_need_that_does_not_fit_stops_the_run_early_with_its_best_answer(plann
         "search": 1,
         "fetch": 0,
     }
-    system = agent.config.system_prompt
+    system = agent.settings.system_prompt
     assert "<need>" in system  # the agent is told to estimate
     tool_messages = [m.content for m in result.messages if m.role == "tool"]
     assert planner == "react" or "estimate what you still need" in tool_messages[0]
@@ -548,15 +548,15 @@ def test_the_first_turn_sees_the_budget_block_without_keeping_it(mini_corpus):
         "Who designed the Apple Remote?"
     )
     first_prompt = model.requests[0][0]
-    assert (
-        "<budget>" in first_prompt[-1].content
-        and "search: used 0, remaining 3 of 3 (at most 2 queries" in first_prompt[-1].content
-    )
+    system = first_prompt[0].content  # the first turn's block is in the system prompt, never in the question
+    assert "<budget>" in system and "search: used 0, remaining 3 of 3 (at most 2 queries" in system
+    assert first_prompt[-1].content == "Who designed the Apple Remote?"  # the question as asked, and no more
+    assert "remaining 3 of 3" not in model.requests[1][0][0].content  # later: the block follows each result
     question = next(m for m in result.messages if m.role == "user")
     assert question.content == "Who designed the Apple Remote?"  # the history keeps the question as asked
     plain = ScriptedModel(_skims)
     Agent(plain, mini_corpus.tools(), budget, planner="react").run("Who?")
-    assert "<budget>" not in plain.requests[0][0][-1].content  # react shows no budget
+    assert not any("<budget>" in m.content for m in plain.requests[0][0])  # react shows no budget
 
 
 def test_a_reply_with_only_an_estimate_is_asked_to_read_first(mini_corpus):
@@ -587,7 +587,7 @@ def test_a_reply_with_only_an_estimate_is_asked_to_read_first(mini_corpus):
 def test_a_reply_with_only_a_fitting_estimate_goes_on_with_a_forced_call(mini_corpus):
     """After reading, a reply that is only ``<need>search=1</need>`` is a step still to take: the next turn
     must call a tool (the 1.5B model's need-only replies used to end the run unanswered)."""
-    from budgetgraph.agents.graph import GO_ON
+    from budgetgraph.agents.loop.features import GO_ON
 
     def needs_one_more(messages, tools):
         results = [m for m in messages if m.role == "tool"]
@@ -619,7 +619,7 @@ def test_a_reply_with_only_a_fitting_estimate_goes_on_with_a_forced_call(mini_co
 def test_an_estimate_that_always_fits_goes_on_once_not_to_the_end_of_the_budget(mini_corpus):
     """A model that asks for one more read after every document would spend every funded read: one need-only
     reply goes on, the next goes to the answer."""
-    from budgetgraph.agents.graph import GO_ON, GO_ON_LIMIT
+    from budgetgraph.agents.loop.features import GO_ON, GO_ON_LIMIT
 
     def one_more_every_time(messages, tools):
         results = [m for m in messages if m.role == "tool"]
@@ -673,7 +673,7 @@ def test_pace_holds_a_small_cap_to_the_blocks_share_of_each_turn():
     result = Agent(model, tools, budget, planner="tracker", options=AgentOptions(pace=True)).run("q")
     # 3 of 3 left is HIGH: at most 2 queries this turn, as the block says; the second call waits
     assert seen[0] == ["t0a", "t0b"] and ["x"] not in seen[:1]
-    assert "at most 2 queries this turn" in model.requests[0][0][-1].content  # the first turn's block
+    assert "at most 2 queries this turn" in model.requests[0][0][0].content  # the first turn's block
     notes = [m.content for m in result.messages if m.role == "tool"]
     assert notes[0].startswith("[Budget: this turn allows 2 queries; the first 2 of 3 were run")
     assert "allows no more batch this turn" in notes[1] and "not charged" in notes[1]

@@ -108,7 +108,7 @@ def test_langgraphs_own_command_resume_works_on_the_graph():
     config = {"configurable": {"thread_id": "t5"}}
     from budgetgraph.agents import RunContext
 
-    run = agent.config.new_run()
+    run = agent.settings.new_run()
     asyncio.run(agent.graph.ainvoke(Command(resume="approve"), config, context=RunContext(run=run)))
     assert SENT and pending.id
 

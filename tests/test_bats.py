@@ -9,7 +9,7 @@ import pytest
 from conftest import check_ledger
 
 from budgetgraph import Agent, AgentOptions, BATSOptions, Budget, Ledger, tool
-from budgetgraph.agents.bats_graph import evidence_only
+from budgetgraph.agents.bats import evidence_only
 from budgetgraph.models import ScriptedModel
 from budgetgraph.models.messages import Message, ToolCall
 from budgetgraph.planners.bats import (
@@ -447,16 +447,19 @@ def test_the_paper_schedule_keeps_the_trajectory_until_ten_turns(mini_corpus):
 
 
 def test_the_summary_replaces_the_trajectory_after_more_than_ten_turns(mini_corpus):
-    from budgetgraph.agents.bats_graph import _BATS
+    from budgetgraph.agents.bats.attempts import Setup
+    from budgetgraph.agents.bats.steps import BatsSteps
     from budgetgraph.planners.bats import BATSOptions
+    from budgetgraph.planners.bats_wording import RESEARCH
 
-    agent = Agent(ScriptedModel([]), mini_corpus.tools(), Budget(), planner="bats")
-    paper = _BATS(agent.config, BATSOptions())
-    ours = _BATS(agent.config, BATSOptions(context="every_verify"))
-    assert not paper._replaces({"messages": [], "turns": 10, "summarised_at": 0})
-    assert paper._replaces({"messages": [], "turns": 11, "summarised_at": 0})
-    assert not paper._replaces({"messages": [], "turns": 14, "summarised_at": 11})
-    assert ours._replaces({"messages": [], "turns": 1, "summarised_at": 0})
+    def steps(options: BATSOptions) -> BatsSteps:
+        return BatsSteps(None, Setup(options, RESEARCH, None, "", "", 384, 256))  # type: ignore[arg-type]
+
+    paper, ours = steps(BATSOptions()), steps(BATSOptions(context="every_verify"))
+    assert not paper.replaces({"messages": [], "turns": 10, "summarised_at": 0})
+    assert paper.replaces({"messages": [], "turns": 11, "summarised_at": 0})
+    assert not paper.replaces({"messages": [], "turns": 14, "summarised_at": 11})
+    assert ours.replaces({"messages": [], "turns": 1, "summarised_at": 0})
 
 
 def test_a_continue_correction_is_the_next_step_not_the_last():
@@ -469,7 +472,7 @@ def test_a_continue_correction_is_the_next_step_not_the_last():
 
 def test_a_search_with_no_hits_is_a_failed_step(mini_corpus):
     """The corpus tools say when they found nothing (status ``empty``), and BATS reads the status, not the text."""
-    from budgetgraph.agents.bats_graph import _failed
+    from budgetgraph.agents.bats import failed as _failed
     from budgetgraph.meter import ToolMeter
 
     meter = ToolMeter({t.name: t for t in mini_corpus.tools()}, Ledger(Budget()))
@@ -580,8 +583,8 @@ def test_bats_shows_the_per_tool_block_and_tracker_keeps_its_own_unless_asked(mi
     ]
     assert tool_texts and all("Make the best use of the available resources." in t for t in tool_texts)
     tracker = Agent(ScriptedModel([]), mini_corpus.tools(), Budget(), planner="tracker")
-    assert tracker.config.budget_block == "scarcest"
-    assert "Judge each tool by its own budget" not in tracker.config.system_prompt
+    assert (tracker.options.budget_block or tracker.spec.budget_block) == "scarcest"
+    assert "Judge each tool by its own budget" not in tracker.settings.system_prompt
     per_tool = Agent(
         ScriptedModel([]),
         mini_corpus.tools(),
@@ -589,7 +592,7 @@ def test_bats_shows_the_per_tool_block_and_tracker_keeps_its_own_unless_asked(mi
         planner="tracker",
         options=AgentOptions(budget_block="per_tool"),
     )
-    assert "Judge each tool by its own budget" in per_tool.config.system_prompt
+    assert "Judge each tool by its own budget" in per_tool.settings.system_prompt
     from budgetgraph.agents.planners import parse_planner
 
     assert parse_planner("tracker[block=per_tool]") == ("tracker", {"budget_block": "per_tool"})
@@ -741,7 +744,7 @@ def test_the_budget_aware_stop_ends_a_bats_attempt_and_selects(mini_corpus):
 
 
 def test_a_bats_reply_with_only_a_fitting_estimate_goes_on_with_a_forced_call(mini_corpus):
-    from budgetgraph.agents.graph import GO_ON
+    from budgetgraph.agents.loop.features import GO_ON
     from budgetgraph.models.messages import Message
 
     inner = _driver(["SUCCESS"])

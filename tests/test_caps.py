@@ -27,6 +27,7 @@ from budgetgraph import (
 from budgetgraph.budget import Ledger
 from budgetgraph.meter import ModelMeter
 from budgetgraph.models.messages import Message
+from budgetgraph.tools import Failed
 
 sys.path.insert(0, str(Path(__file__).parent / "servers"))
 from fake_openai import FakeOpenAI  # noqa: E402
@@ -289,10 +290,10 @@ def test_a_total_tool_cap_names_tool_calls():
 def test_a_cached_tool_answers_a_repeated_call_free_and_an_uncached_one_charges_it(cache):
     ran: list[list[str]] = []
 
-    def look(queries: list[str]) -> str:
+    def look(queries: list[str]) -> str | Failed:
         """Look up."""
         ran.append(queries)
-        return "Error: the index is busy" if queries == ["busy"] else f"found {queries}"
+        return Failed("Error: the index is busy") if queries == ["busy"] else f"found {queries}"
 
     calls = [["a", "b"], ["a", "b"], ["c"], ["busy"], ["busy"], ["b", "a"]]
     turn = iter(calls)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from budgetgraph import Budget
+from budgetgraph import Agent, Budget
 from budgetgraph.agents.orchestrator import Orchestrator, SubAgent
 from budgetgraph.budget.ledger import Ledger
 from budgetgraph.errors import ConfigError
@@ -39,7 +39,10 @@ def test_ledger_tree_adds_up_and_no_child_overspends(mini_corpus):
     ]
     budget = Budget(tool_calls={"search": 3, "open": 3}, total_tool_calls=5, llm_calls=12)
     orch = Orchestrator(
-        _boss(["Who designed the Apple Remote?", "What does the Apple Remote control?"]), team, budget
+        _boss(["Who designed the Apple Remote?", "What does the Apple Remote control?"]),
+        team,
+        budget,
+        runner=Agent,
     )
     result = asyncio.run(orch.arun("Who designed the Apple Remote and what does it control?"))
     assert [d.sub_agent for d in orch.delegations] == ["researcher", "researcher"]  # the poet does not fit

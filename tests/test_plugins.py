@@ -24,11 +24,11 @@ MINI = Path(__file__).resolve().parent / "data" / "multihop_mini.jsonl"
 PACKAGE = ROOT / "budgetgraph"
 
 
-def _example() -> str:
-    """The ``my_planners.py`` block of docs/planners.md, as written there."""
+def _example(name: str = "my_planners") -> str:
+    """The ``NAME.py`` block of docs/planners.md, as written there."""
     text = (ROOT / "docs" / "planners.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(# my_planners\.py\n.*?)```", text, re.DOTALL)
-    assert len(blocks) == 1, "docs/planners.md has one my_planners.py example"
+    blocks = re.findall(rf"```python\n(# {name}\.py\n.*?)```", text, re.DOTALL)
+    assert len(blocks) == 1, f"docs/planners.md has one {name}.py example"
     return blocks[0]
 
 
@@ -169,3 +169,78 @@ def test_an_entry_point_makes_the_planner_known_to_the_cli(plugin, tmp_path):
     )
     names = json.loads(proc.stdout.strip().splitlines()[-1])
     assert names[-1] == "cheap_first" and "tracker" in names
+
+
+@pytest.fixture(scope="module")
+def first_result(tmp_path_factory):
+    """The docs' contributor example: react that answers after its first tool result (stop kind stopped_early)."""
+    code = _example("first_result")
+    assert len(code.strip().splitlines()) <= 20
+    imported = {
+        n
+        for line in code.splitlines()
+        if line.startswith("from budgetgraph")
+        for n in line.split("import")[1].replace(",", " ").split()
+    }
+    import budgetgraph.agents
+
+    assert imported <= set(budgetgraph.agents.__all__)  # only exported names
+    where = tmp_path_factory.mktemp("first")
+    (where / "first_result.py").write_text(code, encoding="utf-8")
+    sys.path.insert(0, str(where))
+    try:
+        yield importlib.import_module("first_result")
+    finally:
+        sys.path.remove(str(where))
+        planner_registry._REGISTRY.pop("first_result", None)
+        sys.modules.pop("first_result", None)
+
+
+def _many(messages, tools):
+    """Searches as long as it may: only the planner's stop ends it after the first result."""
+    if not tools:
+        return ScriptedModel.text("<answer>Paris</answer>")
+    if messages[-1].role == "user" and "No more tool calls" in messages[-1].content:
+        return ScriptedModel.text("<answer>Paris</answer>")
+    return ScriptedModel.tool_calls([("lookup", {"query": "capital of France"})])
+
+
+def test_the_contributor_planner_stops_after_the_first_result_everywhere(first_result, tmp_path, monkeypatch):
+    agent = Agent(ScriptedModel(_many), [lookup], "lookup=5", planner="first_result")
+    result = agent.run("What is the capital of France?")
+    assert result.stop_reason.kind == "stopped_early" and result.usage.tool_calls == {"lookup": 1}
+    assert result.answer == "Paris"
+
+    async def stream():
+        return [e async for e in agent.astream("What is the capital of France?")]
+
+    final = asyncio.run(stream())[-1]
+    assert isinstance(final, FinalAnswer) and final.result.stop_reason.kind == "stopped_early"
+    paused = Agent(
+        ScriptedModel(_many),
+        [lookup],
+        "lookup=0",
+        planner="first_result",
+        checkpointer=InMemorySaver(),
+        on_exhausted="pause",
+    )
+
+    async def pause_and_grant():
+        first = await paused.arun("What is the capital of France?", thread_id="t")
+        return first, await paused.aresume("t", grant={"lookup": 3})
+
+    first, resumed = asyncio.run(pause_and_grant())
+    assert first.stop_reason.kind == "interrupted" and first.budget_request is not None
+    assert resumed.stop_reason.kind == "stopped_early" and resumed.usage.tool_calls == {"lookup": 1}
+    monkeypatch.setenv("BUDGETGRAPH_CACHE", str(tmp_path / "cache"))
+    spec = EvalSpec(
+        env="hotpotqa",
+        env_options={"data": str(MINI)},
+        model="scripted",
+        planners=("first_result",),
+        budgets=("3",),
+        limit=2,
+    )
+    summary = asyncio.run(run_eval(spec, tmp_path / "runs.jsonl", progress=False))
+    _, records = ResultsFile(tmp_path / "runs.jsonl").read()
+    assert summary.errors == 0 and {r["stop_reason"] for r in records} == {"stopped_early"}

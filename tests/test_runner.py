@@ -441,14 +441,14 @@ def test_a_changed_prompt_is_a_changed_configuration(tmp_path, monkeypatch):
     spec = _spec(limit=1, budgets=("1",))
     asyncio.run(run_eval(spec, out, progress=False))
     header = json.loads(out.read_text().splitlines()[0])
-    assert set(header["config"]["prompts"]) >= {"prompts", "bats_graph", "block"}
+    assert set(header["config"]["prompts"]) >= {"prompts", "acting", "block"}
     monkeypatch.setattr(prompts, "ANSWER_NOW", prompts.ANSWER_NOW + " Be brief.")
     with pytest.raises(ConfigError, match=r"prompts.prompts: "):
         asyncio.run(run_eval(spec, out, progress=False))
 
 
 def test_a_prompt_only_another_planner_reads_does_not_block_a_resume(tmp_path, monkeypatch):
-    from budgetgraph.agents import bats_graph
+    from budgetgraph.agents.bats import acting
 
     out = tmp_path / "r.jsonl"
     spec = _spec(limit=1, budgets=("1",), planners=("react",))
@@ -456,10 +456,10 @@ def test_a_prompt_only_another_planner_reads_does_not_block_a_resume(tmp_path, m
     bats_out = tmp_path / "b.jsonl"
     bats_spec = _spec(limit=1, budgets=("1",), planners=("bats",))
     asyncio.run(run_eval(bats_spec, bats_out, progress=False))
-    name = next(k for k, v in vars(bats_graph).items() if k.isupper() and isinstance(v, str))
-    monkeypatch.setattr(bats_graph, name, getattr(bats_graph, name) + " Changed.")
+    name = next(k for k, v in vars(acting).items() if k.isupper() and isinstance(v, str))
+    monkeypatch.setattr(acting, name, getattr(acting, name) + " Changed.")
     assert asyncio.run(run_eval(spec, out, progress=False)).skipped == 1  # react reads no BATS prompt
-    with pytest.raises(ConfigError, match=r"prompts.bats_graph: "):
+    with pytest.raises(ConfigError, match=r"prompts.acting: "):
         asyncio.run(run_eval(bats_spec, bats_out, progress=False))
 
 
