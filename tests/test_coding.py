@@ -51,6 +51,7 @@ def test_visible_examples_are_read_from_every_docstring_style(rows) -> None:
     assert [(e.call, e.want) for e in ex] == [("x_or_y(7, 34, 12)", "34"), ("x_or_y(15, 8, 5)", "5")]
 
 
+@pytest.mark.bwrap
 def test_every_canonical_solution_passes_its_hidden_and_visible_tests(rows, sandbox) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -65,6 +66,7 @@ def test_every_canonical_solution_passes_its_hidden_and_visible_tests(rows, sand
     assert {tid for tid, _, visible in results if not visible} == WRONG_DOCSTRINGS
 
 
+@pytest.mark.bwrap
 def test_wrong_code_and_early_exits_do_not_pass(rows, sandbox) -> None:
     row = rows["HumanEval/0"]
     wrong = "def has_close_elements(numbers, threshold):\n    return False\n"
@@ -81,6 +83,7 @@ def test_wrong_code_and_early_exits_do_not_pass(rows, sandbox) -> None:
     ).startswith(("TIMEOUT", "ERROR: your code was stopped"))
 
 
+@pytest.mark.bwrap
 def test_a_body_alone_completes_the_prompt(rows, sandbox) -> None:
     row = rows["HumanEval/2"]
     assert run_hidden(sandbox, row, "    return number % 1.0\n")
@@ -122,6 +125,7 @@ RIGHT = (
 WRONG = "def has_close_elements(numbers, threshold):\n    return False\n"
 
 
+@pytest.mark.bwrap
 def test_an_episode_tests_fixes_and_is_scored_by_the_hidden_tests() -> None:
     seen: list[str] = []
 
@@ -145,6 +149,7 @@ def test_an_episode_tests_fixes_and_is_scored_by_the_hidden_tests() -> None:
     assert not any("def check(candidate)" in text or "METADATA" in text for text in seen)
 
 
+@pytest.mark.bwrap
 def test_run_tests_is_capped_and_a_refused_call_runs_nothing() -> None:
     def script(messages: Sequence[Message], tools: Sequence[ToolSchema]) -> Message:
         if tools:
@@ -169,6 +174,7 @@ def local_model():
 
 
 @pytest.mark.model
+@pytest.mark.bwrap
 def test_the_embedded_model_solves_easy_problems(local_model) -> None:
     env = CodingEnv()
     tasks = {t.id: t for t in env.tasks()}
@@ -187,6 +193,7 @@ def test_quotes_a_model_copied_from_json_are_decoded_only_when_that_makes_it_com
     assert extract_code(meant, "f") == "def f():\n    return '\\u0041'"
 
 
+@pytest.mark.bwrap
 def test_bats_runs_the_coding_environment_with_its_programming_wording() -> None:
     """Plan, test wrong code, PIVOT on the failure, re-plan, test right code, SUCCESS: every BATS prompt speaks
     of code and tests (not searches), the verifier sees the test runs, and the answer stays the whole function."""
@@ -233,6 +240,7 @@ def test_bats_runs_the_coding_environment_with_its_programming_wording() -> None
     assert env.score(task, result)["correct"] == 1.0
 
 
+@pytest.mark.bwrap
 def test_bats_votes_code_answers_by_their_behaviour_on_the_visible_tests() -> None:
     from budgetgraph.planners.bats import vote_winner
 
@@ -246,6 +254,7 @@ def test_bats_votes_code_answers_by_their_behaviour_on_the_visible_tests() -> No
     assert vote_winner(attempts, [0, 1, 2], lambda a: behaviour(env.sandbox, row, a)) == 2
 
 
+@pytest.mark.bwrap
 def test_with_tool_cache_the_same_code_tested_twice_is_charged_once() -> None:
     def script(messages: Sequence[Message], tools: Sequence[ToolSchema]) -> Message:
         if sum(1 for m in messages if m.role == "tool") < 2:

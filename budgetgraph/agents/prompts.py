@@ -9,7 +9,15 @@ from ..budget.block import REGIME_POLICY, RegimePolicy, render_policy
 from ..budget.tool_block import render_tool_policy
 from .need import strip_need
 
-__all__ = ["ANSWER_NOW", "AnswerStyle", "answer_format", "answer_now", "extract_answer", "system_prompt"]
+__all__ = [
+    "ANSWER_NOW",
+    "AnswerStyle",
+    "answer_format",
+    "answer_manner",
+    "answer_now",
+    "extract_answer",
+    "system_prompt",
+]
 
 AnswerStyle = Literal["full", "short", "code"]
 """``full``: an answer in a sentence or two (a name or number alone when that is all that is asked);
@@ -19,9 +27,9 @@ AnswerStyle = Literal["full", "short", "code"]
 _FORMAT: dict[str, str] = {
     "full": "reply with the final answer inside <answer></answer>, in one or two sentences of your own that "
     "say what the documents say (a name, date or number alone when that is all the question asks), e.g. "
-    "<answer>The ledger refuses the call, so it is not run.</answer>",
+    "<answer>The library opened in 1905, after a gift from a local merchant.</answer>",
     "short": "reply with the final answer only, inside <answer></answer>, as short as possible: a name, date, "
-    "number or short phrase, e.g. <answer>Paris</answer>",
+    "number or short phrase, e.g. <answer>1905</answer>",
     "code": "reply with the complete function (with its imports) inside <answer></answer>, in one ```python "
     "block",
 }
@@ -46,6 +54,11 @@ ANSWER_NOW = (
 def answer_format(style: AnswerStyle) -> str:
     """The answer-format sentence of a style, for prompts written outside this module."""
     return _FORMAT[style]
+
+
+def answer_manner(style: AnswerStyle = "full") -> str:
+    """How an answer of the style is written (``in one or two sentences``), for requests that ask for one."""
+    return _NOW_FORMAT[style]
 
 
 def answer_now(style: AnswerStyle = "full") -> str:

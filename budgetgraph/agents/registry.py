@@ -81,6 +81,7 @@ class PlannerContext:
             pause=self.pause,
             planner=planner,
             first_block=first_block,
+            answer_style=self.answer_style,
         )
 
     def loop(self, *hooks: Hook) -> StateGraph[Any, Any]:
@@ -192,7 +193,11 @@ def get_planner(name: str) -> PlannerSpec:
     spec = _REGISTRY.get(name)
     if spec is None:
         names = list(_REGISTRY)
-        raise ConfigError(f"unknown planner {name!r}{closest(name, names)}; available: {', '.join(names)}")
+        raise ConfigError(
+            f"unknown planner {name!r}{closest(name, names)}; available: {', '.join(names)}. A planner of your own "
+            f"is found once its module is imported (register_planner), or through the {ENTRY_POINT_GROUP!r} "
+            "entry point group of an installed package"
+        )
     return spec
 
 

@@ -21,9 +21,12 @@ __all__ = [
 RegimePolicy = Mapping[Regime, str]
 
 # BATS's policy for search agents (papers.md section 1), with the per-call numbers left to each tool's line
-# of the block (its regime's share of what it has left), so a small cap is not spent in one call
+# of the block (its regime's share of what it has left), so a small cap is not spent in one call; the first
+# search holds the question's own terms (a small model told "diverse queries" before any result searches
+# anything)
 REGIME_POLICY: RegimePolicy = {
-    "HIGH": "HIGH (>= 70% left): explore broadly: diverse queries, then open the most promising documents.",
+    "HIGH": "HIGH (>= 70% left): search the question's own key terms first; once results come, widen with other "
+    "terms and open the most promising documents.",
     "MEDIUM": "MEDIUM (30-70% left): converge: refine what worked; open the 1-2 documents most likely to hold the answer.",
     "LOW": "LOW (10-30% left): verify one fact with one focused call, or answer.",
     "CRITICAL": "CRITICAL (< 10% left of every tool you can still call, or of a global cap): answer now.",

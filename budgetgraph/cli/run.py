@@ -15,10 +15,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..agents.agent import Agent
+from ..agents.planners import planner_options
 from ..agents.result import RunResult
 from ..budget.limits import Budget
 from ..budget.prices import PriceTable
-from ..errors import BudgetgraphError
+from ..errors import BudgetgraphError, ConfigError
 from ..tools.corpus import Corpus
 from ..tools.search_backends import SEARCH_BACKENDS
 from .common import (
@@ -85,8 +86,11 @@ async def _live(agent: Agent, question: str) -> RunResult:
         elif isinstance(event, ToolCallFinished):
             note = "" if event.charged else " [yellow](refunded)[/]"
             console.print(f"[cyan]<- {escape(event.name)}[/] [dim]{event.seconds:.2f}s[/]{note}")
-        elif isinstance(event, ToolResult) and event.call is None:
-            console.print(f"[yellow]{escape(event.content[:200])}[/]")
+        elif isinstance(event, ToolResult) and (event.call is None or event.status in ("error", "refused")):
+            said = event.content.split("\n\n<budget>")[0].strip().splitlines()
+            console.print(
+                f"[yellow]   {escape(said[0][:200] if said else '(no text)')}[/]"
+            )  # why: refused, failed
         elif isinstance(event, BudgetUpdate):
             spent = event.ledger.get("spent", {})
             parts = [
@@ -105,6 +109,17 @@ async def _live(agent: Agent, question: str) -> RunResult:
             result = event.result
     assert result is not None
     return result
+
+
+def _warn_if_scripted_cannot_call(agent: Agent) -> None:
+    """The built-in scripted policy searches with a tool named ``search`` and opens with ``open`` (the corpus
+    tools): with other tools it calls none, and says so rather than answering "unknown" without a word."""
+    names = {t.name for t in agent.tools}
+    if agent.model.name == "scripted" and names and "search" not in names:
+        console.print(
+            "[yellow]--model scripted is a fixed policy for the corpus tools (search, then open): with these "
+            f"tools ({escape(', '.join(sorted(names)))}) it calls none and answers from nothing[/]"
+        )
 
 
 def _load_embedded(agent: Agent) -> None:
@@ -136,10 +151,18 @@ def run(
     web: Annotated[
         str | None,
         typer.Option(
-            help="Search the web (web_search + fetch_page; the [web] extra) with: "
+            help="Search the web (web_search + fetch_page; pip install 'budgetgraph\\[web]') with: "
             + "; ".join(f"{k} ({v})" for k, v in SEARCH_BACKENDS.items())
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str],
+        typer.Option(
+            help="With --web: a host fetch_page may open although the guard refuses it (an intranet name, a "
+            "local server: 127.0.0.1); repeat for more. Off by default: private, loopback and metadata "
+            "addresses are refused."
+        ),
+    ] = [],  # noqa: B006
     budget: Annotated[
         str | None,
         typer.Option(
@@ -148,7 +171,13 @@ def run(
         ),
     ] = None,
     planner: Annotated[
-        str, typer.Option(help=_planner_help("The planner (react shows no budget; tracker is the default)"))
+        str,
+        typer.Option(
+            help=_planner_help(
+                "The planner label, options in brackets as for eval (tracker\\[pace=true]; react shows no "
+                "budget; tracker is the default)"
+            )
+        ),
     ] = "tracker",
     prices: Annotated[Path | None, typer.Option(help="YAML/JSON price file for models and tools.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Output tokens per model turn.")] = 512,
@@ -163,17 +192,27 @@ def run(
         tools = Corpus.open_path(corpus).tools() if corpus else []
         if web:
             from ..tools.search_backends import search_backend
-            from ..tools.web import web_tools
+            from ..tools.web import FetchGuard, web_tools
 
-            tools += web_tools(backend=search_backend(web))
+            tools += web_tools(backend=search_backend(web), guard=FetchGuard(allow_hosts=tuple(allow_host)))
+        elif allow_host:
+            raise ConfigError("--allow-host opens the fetch guard of --web: give --web too")
+        name, options = planner_options(planner)
         caps = Budget.parse(budget or "5", [t.budget_key for t in tools]) if tools or budget else Budget()
         if not tools:
             console.print(
                 "[yellow]no --corpus or --web given: the agent has no tools and answers from the model alone[/]"
             )
         agent = Agent(
-            model=model, tools=tools, budget=caps, planner=planner, prices=table, max_tokens=max_tokens
+            model=model,
+            tools=tools,
+            budget=caps,
+            planner=name,
+            options=options,
+            prices=table,
+            max_tokens=max_tokens,
         )
+        _warn_if_scripted_cannot_call(agent)
         _load_embedded(agent)
         if stream and not as_json:
             result = asyncio.run(_live(agent, question))

@@ -12,6 +12,7 @@ from ...budget.tool_block import render_tool_block
 from ...tools.base import Tool
 from ..need import NEED_LINE, need_example
 from ..options import AgentOptions
+from ..prompts import AnswerStyle, answer_manner
 from ..turns import TurnControl
 from .features import (
     Approval,
@@ -52,6 +53,7 @@ def option_hooks(
     pause: bool = False,
     planner: Sequence[Hook] = (),
     first_block: bool = True,
+    answer_style: AnswerStyle = "full",
 ) -> list[Hook]:
     """The hooks of a loop planner's run: its options' behaviours, the planner's own (``planner``, after the
     reading and go-on rules), then approval and the pause; ``first_block``: the first turn shows the block."""
@@ -67,7 +69,7 @@ def option_hooks(
     ]
     replies: list[Hook] = [
         *([BudgetStop()] if options.budget_stop else []),
-        *([ReadFirst(options.min_reads)] if options.read_first else []),
+        *([ReadFirst(options.min_reads, answer_manner(answer_style))] if options.read_first else []),
         *([GoOn()] if options.budget_stop else []),
     ]
     tools_and_pause: list[Hook] = [

@@ -17,8 +17,9 @@ class ReadFirst(Hook):
     state: ClassVar[dict[str, Any]] = {"read_asked": int}
     """Times the agent was asked to read before its answer was taken (an old checkpoint's True is 1)."""
 
-    def __init__(self, min_reads: int = 1) -> None:
+    def __init__(self, min_reads: int = 1, manner: str = "in one or two sentences") -> None:
         self.min_reads = min_reads
+        self.manner = manner
 
     async def before_model(self, turn: Turn) -> Jump | None:
         last = turn.history[-1] if turn.history else None
@@ -36,7 +37,7 @@ class ReadFirst(Hook):
         funded = [t.name for t in turn.run.tools.available() if t.reads]
         if not readers or done >= self.min_reads or asked >= self.min_reads or not funded:
             return None
-        ask = (READ_MORE if done else READ_FIRST).format(tools=" or ".join(funded))
+        ask = (READ_MORE if done else READ_FIRST).format(tools=" or ".join(funded), format=self.manner)
         turn.keep(Message.user(ask))
         turn.set("read_asked", asked + 1)
         turn.keep_answer(reply.answer or turn.state.get("answer"))
