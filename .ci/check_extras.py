@@ -254,6 +254,63 @@ def vllm() -> str:
     return _versions("vllm")
 
 
+def langchain() -> str:
+    import asyncio
+
+    from langchain.agents import create_agent
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.tools import tool
+
+    from budgetgraph.integrations.langchain import BudgetMiddleware
+
+    class Fake(GenericFakeChatModel):
+        def bind_tools(self, tools: object, **kwargs: object) -> "Fake":
+            return self
+
+    @tool
+    def search(query: str) -> str:
+        """Search."""
+        return "found"
+
+    calls = [{"name": "search", "args": {"query": "x"}, "id": f"c{i}"} for i in range(2)]
+    fake = Fake(messages=iter([AIMessage("", tool_calls=calls), AIMessage("done")]))
+    agent = create_agent(fake, [search], middleware=[BudgetMiddleware("search=1,tokens=6000")])
+    state = asyncio.run(agent.ainvoke({"messages": [("user", "q")]}))
+    spent = state["budgetgraph_ledger"]["spent"]
+    if spent.get("tool:search") != 1 or state["messages"][-1].content != "done":  # one of the pair refused
+        raise ProbeFailed(f"BudgetMiddleware in create_agent charged {spent}, not one search")
+    return _versions("langchain", "langchain-core", "langgraph")
+
+
+def pydantic_ai() -> str:
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
+    from pydantic_ai.models.function import FunctionModel
+    from pydantic_ai.usage import RequestUsage
+
+    from budgetgraph.integrations.pydantic_ai import BudgetCapability
+
+    def reply(messages: list[object], info: object) -> ModelResponse:
+        first = len(messages) == 1
+        parts = [ToolCallPart("search", {"query": "x"}, f"c{i}") for i in range(2)] if first else [TextPart("done")]
+        return ModelResponse(parts=parts, usage=RequestUsage(input_tokens=200, output_tokens=20))
+
+    budget = BudgetCapability("search=1,tokens=6000")
+    agent = Agent(FunctionModel(reply), capabilities=[budget])
+
+    @agent.tool_plain
+    def search(query: str) -> str:
+        """Search."""
+        return "found"
+
+    result = agent.run_sync("q")
+    spent = budget.spent(result.run_id)
+    if spent.get("tool:search") != 1 or result.output != "done":
+        raise ProbeFailed(f"BudgetCapability in a pydantic-ai Agent charged {spent}, not one search")
+    return _versions("pydantic-ai-slim")
+
+
 def test() -> str:
     _mods("pytest", "pytest_timeout", "hypothesis")
     return _versions("pytest", "pytest-timeout", "hypothesis")
@@ -286,6 +343,8 @@ PROBES: dict[str, Probe] = {
     "sale": sale,
     "inspect": inspect,
     "vllm": vllm,
+    "langchain": langchain,
+    "pydantic-ai": pydantic_ai,
     "test": test,
     "lint": lint,
     "dev": dev,

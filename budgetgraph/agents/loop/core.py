@@ -27,7 +27,7 @@ from .acting import act, report, stop_on
 from .answer import final_answer, last_text
 from .hooks import Batch, Hook, Jump, Reply, ToolsDone, Turn
 from .settings import LoopSettings
-from .tools import admit, lost_call, note_of, tool_messages
+from .tools import GIVE_UP_AFTER, admit, lost_call, note_of, refused_turns, tool_messages
 
 __all__ = ["NO_ANSWER", "PHASES", "LoopCore", "exhausted_cap", "last_text", "stop_on"]
 
@@ -294,9 +294,10 @@ class LoopCore:
             key = self.exhausted_tool(turn.run)
             return Jump.to_answer("budget_exhausted", f"The {key} budget is exhausted.", key)
         if done.all_refused:
-            if int(turn.state.get("refused_turns", 0)) >= 1:
+            count = refused_turns(int(turn.state.get("refused_turns", 0)), True)
+            if count >= GIVE_UP_AFTER:
                 return Jump.to_answer("budget_exhausted", "every tool call was refused", done.refused[0])
-            turn.update["refused_turns"] = int(turn.state.get("refused_turns", 0)) + 1
+            turn.update["refused_turns"] = count
         return Jump.to_model()
 
     async def run_one(self, run: MeteredRun, runtime: Runtime[Any] | None, a: Admitted) -> ToolOutcome:

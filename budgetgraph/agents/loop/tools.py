@@ -68,3 +68,13 @@ def note_of(saved: Any) -> Answered | None:
     if isinstance(saved, str):
         return Answered(saved, "error")
     return Answered(str(saved.get("text", "")), saved.get("status") or "error")
+
+
+GIVE_UP_AFTER = 2
+"""Turns in a row whose every tool call was refused after which the model answers (it is not using what is
+left); after the first it is told why and goes on."""
+
+
+def refused_turns(before: int, all_refused: bool) -> int:
+    """Turns in a row whose every call was refused, counting this one."""
+    return before + 1 if all_refused else 0
