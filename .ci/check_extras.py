@@ -265,7 +265,7 @@ def langchain() -> str:
     from budgetgraph.integrations.langchain import BudgetMiddleware
 
     class Fake(GenericFakeChatModel):
-        def bind_tools(self, tools: object, **kwargs: object) -> "Fake":
+        def bind_tools(self, tools: object, **kwargs: object) -> Fake:
             return self
 
     @tool
@@ -293,7 +293,11 @@ def pydantic_ai() -> str:
 
     def reply(messages: list[object], info: object) -> ModelResponse:
         first = len(messages) == 1
-        parts = [ToolCallPart("search", {"query": "x"}, f"c{i}") for i in range(2)] if first else [TextPart("done")]
+        parts = (
+            [ToolCallPart("search", {"query": "x"}, f"c{i}") for i in range(2)]
+            if first
+            else [TextPart("done")]
+        )
         return ModelResponse(parts=parts, usage=RequestUsage(input_tokens=200, output_tokens=20))
 
     budget = BudgetCapability("search=1,tokens=6000")

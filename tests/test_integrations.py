@@ -109,6 +109,17 @@ def test_langchain_middleware_caps_a_parallel_batch_by_units_and_answers_on_the_
     assert (stop["kind"], stop["resource"]) == ("budget_exhausted", "search")
 
 
+def test_langchain_middleware_meters_a_synchronous_invoke_the_same():
+    log, ran = Log(), []
+    middleware = BudgetMiddleware(BUDGET, tools=SEARCH)
+    agent = create_agent(langchain_model(search_policy, log), [_lc_search(ran)], middleware=[middleware])
+    state = agent.invoke({"messages": [("user", "find it")]})  # parallel calls on LangGraph's worker threads
+    # the pair runs on two threads: which of them is admitted first is the threads' order
+    assert ran[0] == ["a", "b"] and ran[1] in (["c"], ["e"]) and sum(map(len, ran)) == 3
+    assert state["budgetgraph_ledger"]["spent"]["tool:search"] == 3
+    assert state["budget_stop"]["resource"] == "search" and log.max_tokens == [1024, 1024, 512]
+
+
 def test_langchain_middleware_charges_a_lying_usage_report_at_its_bound_and_stops():
     log, ran = Log(), []
     state, _ = _lc_run(BUDGET, log, ran, lie=lambda step: (-5, 3) if step == 1 else None)

@@ -5,13 +5,15 @@ usage report at its bound, hold the final answer's reserve) is the one ``budgetg
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextvars
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from ..agents.loop.tools import GIVE_UP_AFTER, refused_turns
 from ..agents.result import stop_info
@@ -27,7 +29,20 @@ from ..models.base import upper_bound_tokens
 from ..models.messages import Message, ModelResponse, ModelSettings, ToolCall, ToolSchema
 from ..tools.base import Failed, Tool, Used
 
-__all__ = ["ChargedTool", "HostModel", "Keeper", "ModelOutcome", "ToolRun", "merge_ledger"]
+__all__ = ["ChargedTool", "HostModel", "Keeper", "ModelOutcome", "ToolRun", "merge_ledger", "run_blocking"]
+
+T = TypeVar("T")
+
+
+def run_blocking(work: Coroutine[Any, Any, T]) -> T:
+    """Run the metering of a host's synchronous call (``invoke``) to its end: on this thread when no event
+    loop runs here, else on a thread of its own (a sync call made from inside a running loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
 
 
 def merge_ledger(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ across runs and processes. When a budget ends the run, ``budget_stop`` in the st
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -34,7 +35,7 @@ from ..models.messages import (
     ToolSchema,
     reported_count,
 )
-from ._metering import ChargedTool, HostModel, Keeper, merge_ledger
+from ._metering import ChargedTool, HostModel, Keeper, merge_ledger, run_blocking
 
 require("langchain.agents", "langchain")
 
@@ -211,6 +212,25 @@ class BudgetMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         if outcome.stop is not None and reply.tool_calls and not outcome.final:
             reply = AIMessage(_text(reply.content))  # the run stops: no more calls
         return ExtendedModelResponse(LCResponse(result=[reply]), Command(update=update))
+
+    def wrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], Any]
+    ) -> ExtendedModelResponse:
+        """The synchronous path (``invoke``): the same metering, the handler on a worker thread (so that the
+        seconds cap can stop waiting for it)."""
+
+        async def call(given: ModelRequest) -> Any:
+            return await asyncio.to_thread(handler, given)
+
+        return run_blocking(self.awrap_model_call(request, call))
+
+    def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        """The synchronous path of :meth:`awrap_tool_call`."""
+
+        async def call(given: Any) -> Any:
+            return await asyncio.to_thread(handler, given)
+
+        return run_blocking(self.awrap_tool_call(request, call))
 
     async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
         state: Any = request.state
