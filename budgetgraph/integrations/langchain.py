@@ -162,6 +162,16 @@ class BudgetMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         )
         self.model = model
         self.show_budget = show_budget
+        self._schemas: dict[int, tuple[Any, ToolSchema]] = {}
+
+    def _schema(self, tool: Any) -> ToolSchema:
+        """A tool's schema, converted once per tool object (a dict tool: each time, it is cheap)."""
+        if isinstance(tool, dict):
+            return _schema(tool)
+        known = self._schemas.get(id(tool))
+        if known is None or known[0] is not tool:
+            known = self._schemas[id(tool)] = (tool, _schema(tool))
+        return known[1]
 
     async def awrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]
@@ -170,7 +180,8 @@ class BudgetMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         key, run = self.keeper.run(state.get("budgetgraph_run"), state.get("budgetgraph_ledger"))
         system = [request.system_message] if request.system_message is not None else []
         messages = _ours([*system, *request.messages])
-        by_name = {_schema(t).name: t for t in request.tools}
+        schemas = [self._schema(t) for t in request.tools]
+        by_name = {schema.name: t for schema, t in zip(schemas, request.tools, strict=True)}
         sent: dict[str, Any] = {}
 
         async def send(max_tokens: int, offered: list[str], added: list[str]) -> ModelResponse:
@@ -193,7 +204,7 @@ class BudgetMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         host = HostModel(self.model or _model_name(request.model), None, send, len(messages))
         try:
             outcome = await self.keeper.model_call(
-                run, host, messages, [_schema(t) for t in request.tools], ModelSettings()
+                run, host, messages, schemas, ModelSettings()
             )
         except ModelError as exc:  # the chat model's own failure: raised as it is, for LangChain's retries
             raise (exc.__cause__ or exc) from None
@@ -237,7 +248,7 @@ class BudgetMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         key, run = self.keeper.run(state.get("budgetgraph_run"), state.get("budgetgraph_ledger"))
         call = request.tool_call
         if request.tool is not None:
-            schema = _schema(request.tool)
+            schema = self._schema(request.tool)
             self.keeper.tool(run, schema.name, schema.description, schema.parameters)
         ours = ToolCall(str(call.get("id") or "call"), str(call["name"]), dict(call.get("args") or {}))
 
