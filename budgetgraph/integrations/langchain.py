@@ -203,26 +203,29 @@ class BudgetMiddleware(AgentMiddleware):  # type: ignore[type-arg]
 
         host = HostModel(self.model or _model_name(request.model), None, send, len(messages))
         try:
-            outcome = await self.keeper.model_call(
-                run, host, messages, schemas, ModelSettings()
-            )
+            outcome = await self.keeper.model_call(run, host, messages, schemas, ModelSettings())
         except ModelError as exc:  # the chat model's own failure: raised as it is, for LangChain's retries
             raise (exc.__cause__ or exc) from None
         update: dict[str, Any] = {"budgetgraph_run": key, "budgetgraph_ledger": run.ledger.snapshot()}
         if outcome.stop is not None:
             update["budget_stop"] = outcome.stop
-        if outcome.response is not None and "result" in sent:
-            reply = _reply(sent["result"])
-        else:  # no call could be paid for, or it overran: the run ends with what it has
-            said = (
-                reply_text(request.messages)
-                if "result" not in sent
-                else _text(_reply(sent["result"]).content)
-            )
-            reply = AIMessage(said)
-        if outcome.stop is not None and reply.tool_calls and not outcome.final:
-            reply = AIMessage(_text(reply.content))  # the run stops: no more calls
-        return ExtendedModelResponse(LCResponse(result=[reply]), Command(update=update))
+        inner = sent.get("result")
+        if isinstance(inner, ExtendedModelResponse):  # an inner middleware's own update goes along
+            if inner.command is not None and isinstance(inner.command.update, dict):
+                update = {**inner.command.update, **update}
+            inner = inner.model_response
+        if outcome.response is None or inner is None:  # no call could be paid for, or it overran: end here
+            said = reply_text(request.messages) if inner is None else _text(_reply(inner).content)
+            return ExtendedModelResponse(LCResponse(result=[AIMessage(said)]), Command(update=update))
+        reply = _reply(inner)
+        kept = [c for c in reply.tool_calls if c["name"] not in by_name]
+        if outcome.stop is not None and len(kept) < len(
+            reply.tool_calls
+        ):  # the run stops: no more tool calls
+            reply = reply.model_copy(update={"tool_calls": kept})
+            return ExtendedModelResponse(LCResponse(result=[reply]), Command(update=update))
+        response = inner if isinstance(inner, LCResponse) else LCResponse(result=[reply])
+        return ExtendedModelResponse(response, Command(update=update))
 
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], Any]
