@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,39 @@ def test_the_same_agent_built_three_ways_is_charged_the_same_and_stops_the_same(
     lc_stop, pa_stop = state["budget_stop"], capability.stop(pa.run_id)
     assert pa_stop is not None
     assert ours == (lc_stop["kind"], lc_stop["resource"]) == (pa_stop["kind"], pa_stop["resource"])
+
+
+def test_pydantic_ai_structured_output_and_typed_arguments_pass_through_uncharged():
+
+    from pydantic import BaseModel
+    from pydantic_ai import messages as pm
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+    from pydantic_ai.usage import RequestUsage
+
+    class Found(BaseModel):
+        title: str
+
+    seen: list[Any] = []
+
+    def reply(messages: list[pm.ModelMessage], info: AgentInfo) -> pm.ModelResponse:
+        usage = RequestUsage(input_tokens=300, output_tokens=20)
+        if info.function_tools:
+            call = pm.ToolCallPart("lookup", {"days": ["2026-01-02", "2026-01-03", "2026-01-04"]}, "c1")
+            return pm.ModelResponse(parts=[call], usage=usage)
+        output = info.output_tools[0].name  # with no function tools left, the answer is the structured output
+        return pm.ModelResponse(parts=[pm.ToolCallPart(output, {"title": "Ada"}, "c2")], usage=usage)
+
+    budget = BudgetCapability("lookup=2,tool_calls=2", tools={"lookup": ChargedTool(units="days")})
+    agent = PAgent(FunctionModel(reply), output_type=Found, capabilities=[budget])
+
+    @agent.tool_plain
+    def lookup(days: list[date]) -> str:
+        """Look days up."""
+        seen.append(days)
+        return "ok"
+
+    result = agent.run_sync("find it")
+    assert result.output == Found(title="Ada")
+    assert seen == [[date(2026, 1, 2), date(2026, 1, 3)]]  # validated dates, the batch cut to the 2 that fit
+    spent = budget.spent(result.run_id)
+    assert spent["tool:lookup"] == 2 and spent["tool_calls"] == 2  # the output tool is not a charged call

@@ -265,14 +265,16 @@ class BudgetCapability(AbstractCapability[Any]):
         args: Any,
         handler: Any,
     ) -> Any:
+        if tool_def.kind != "function":  # output, external and deferred tools are not run here: not charged
+            return await handler(args)
         run = self.metered
         self.keeper.tool(
             run, tool_def.name, tool_def.description or "", dict(tool_def.parameters_json_schema or {})
         )
-        arguments = dict(args) if isinstance(args, Mapping) else call.args_as_dict()
+        arguments = call.args_as_dict()  # the model's own JSON, which budgetgraph's meter parses and counts
 
         async def execute(given: dict[str, Any]) -> Any:
-            return await handler(given)
+            return await handler(_trimmed(dict(args), given))
 
         done = await self.keeper.tool_call(
             run, ToolCall(call.tool_call_id, call.tool_name, arguments), execute, _read
@@ -289,6 +291,15 @@ class BudgetCapability(AbstractCapability[Any]):
     def stop(self, key: str) -> StopInfo | None:
         """Why a budget ended the run ``key`` (kind, resource, message), None when none did."""
         return self.stops.get(key)
+
+
+def _trimmed(validated: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """pydantic-ai's validated arguments with a batch cut as the meter cut it (its first items)."""
+    for key, value in given.items():
+        kept = validated.get(key)
+        if isinstance(value, list) and isinstance(kept, (list, tuple)) and len(value) < len(kept):
+            validated[key] = kept[: len(value)]
+    return validated
 
 
 def _read(result: Any) -> tuple[str, str, Any]:
