@@ -206,6 +206,27 @@ def test_langchain_checkpointed_thread_resumes_with_what_it_spent(tmp_path: Path
     assert state["budgetgraph_ledger"]["spent"]["tool:search"] == 3
 
 
+def test_langchain_thread_budget_spans_invocations_but_not_the_time_between_them():
+    import time
+
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    def answer(step: int, offered: list[str]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+        return f"answer {step}", []
+
+    log = Log()
+    middleware = BudgetMiddleware("search=3,seconds=1,llm_calls=5", tools=SEARCH)
+    agent = create_agent(
+        langchain_model(answer, log), [_lc_search([])], middleware=[middleware], checkpointer=InMemorySaver()
+    )
+    config = {"configurable": {"thread_id": "t"}}
+    agent.invoke({"messages": [("user", "one")]}, config)
+    time.sleep(1.2)  # longer than the seconds cap, between two invocations
+    state = agent.invoke({"messages": [("user", "two")]}, config)
+    assert state["messages"][-1].content == "answer 1" and state.get("budget_stop") is None
+    assert state["budgetgraph_ledger"]["spent"]["llm_calls"] == 2  # the thread's budget goes on
+
+
 def test_an_sqlite_account_caps_two_processes_together(tmp_path: Path):
     worker = Path(__file__).with_name("integration_worker.py")
     db = tmp_path / "budget.db"

@@ -217,6 +217,13 @@ class Keeper:
                 self._turns.pop(id(self._runs.popitem(last=False)[1]), None)
         return key, live
 
+    def forget(self, key: str | None) -> None:
+        """Drop the live metering of ``key``: its next call rebuilds it from the host state's snapshot (a new
+        invocation of a thread, so that the time between invocations is not counted against ``seconds``)."""
+        live = self._runs.pop(key, None) if key else None
+        if live is not None:
+            self._turns.pop(id(live), None)
+
     async def tool_call(
         self,
         run: MeteredRun,

@@ -173,6 +173,14 @@ class BudgetMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             known = self._schemas[id(tool)] = (tool, _schema(tool))
         return known[1]
 
+    def before_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """A new invocation of the thread: its ledger is rebuilt from the state (idle time is not spent)."""
+        self.keeper.forget(state.get("budgetgraph_run"))
+        return None
+
+    async def abefore_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        return self.before_agent(state, runtime)
+
     async def awrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]
     ) -> ExtendedModelResponse:
