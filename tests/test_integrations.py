@@ -142,6 +142,26 @@ def test_langchain_middleware_never_overshoots_a_tight_token_cap():
         assert state["budget_stop"]["resource"] in ("total_tokens", "search")
 
 
+def test_langchain_middleware_cuts_a_slow_tool_at_the_seconds_cap():
+    import time
+
+    from langchain_core.tools import tool as make_tool
+
+    @make_tool
+    async def search(queries: list[str]) -> str:
+        """Search the web."""
+        await asyncio.sleep(5)
+        return "late"
+
+    middleware = BudgetMiddleware("search=5,seconds=1", tools=SEARCH)
+    agent = create_agent(langchain_model(search_policy, Log()), [search], middleware=[middleware])
+    started = time.monotonic()
+    state = asyncio.run(agent.ainvoke({"messages": [("user", "find it")]}))
+    assert time.monotonic() - started < 2.5  # not the 5 s the tool would take
+    assert state["budget_stop"]["resource"] == "seconds"
+    assert state["budgetgraph_ledger"]["seconds"] <= 1.0 + 0.2
+
+
 def test_langchain_tool_price_and_reported_cost_under_a_dollar_cap():
     from langchain_core.tools import StructuredTool
 
@@ -286,6 +306,25 @@ def test_pydantic_ai_capability_never_overshoots_a_tight_token_cap():
         spent = capability.spent(result.run_id)
         assert spent["total_tokens"] <= cap, (cap, spent)
         assert (spent["input_tokens"], spent["output_tokens"]) == log.totals()
+
+
+def test_pydantic_ai_capability_cuts_a_slow_tool_at_the_seconds_cap():
+    import time
+
+    capability = BudgetCapability("search=5,seconds=1", tools=SEARCH)
+    agent = PAgent(pydantic_ai_model(search_policy, Log()), capabilities=[capability])
+
+    @agent.tool_plain
+    async def search(queries: list[str]) -> str:
+        """Search the web."""
+        await asyncio.sleep(5)
+        return "late"
+
+    started = time.monotonic()
+    result = agent.run_sync("find it")
+    assert time.monotonic() - started < 2.5
+    stop = capability.stop(result.run_id)
+    assert stop is not None and stop["resource"] == "seconds"
 
 
 def test_pydantic_ai_capability_keeps_runs_apart_and_a_conversation_together():
