@@ -242,3 +242,18 @@ def test_an_operator_changes_a_conversations_caps_through_its_thread():
     paused.run("q", thread_id="p")
     with pytest.raises(ConfigError, match="paused or mid-run"):
         asyncio.run(paused.aset_caps("p", {"search": 3}))
+
+
+def test_a_resume_takes_a_budget_for_the_resources_the_run_caps():
+    log: list[str] = []
+    agent = _agent(log)
+    assert agent.run("q", thread_id="t").stop_reason.kind == "interrupted"  # search=1 spent, paused
+    with pytest.raises(ConfigError, match="does not cap usd"):
+        asyncio.run(agent.aresume("t", grant={"search": 1}, budget="search=1,fetch=2,usd=1"))
+    with pytest.raises(ConfigError, match="search cannot be capped at 0: 1 is already spent"):
+        asyncio.run(agent.aresume("t", grant={"search": 1}, budget="search=0,fetch=2"))
+    assert log == ["search q0", "fetch q1"]  # a refused budget changes nothing
+    result = asyncio.run(agent.aresume("t", grant={"search": 1}, budget="search=1,fetch=2"))
+    # the run's caps are now search 1 + the grant's 1, fetch 2: one more search, one more fetch, then a pause
+    assert result.ledger["limits"] == {"tool:search": 2, "tool:fetch": 2}
+    assert log == ["search q0", "fetch q1", "search q2", "fetch q3"]

@@ -19,7 +19,7 @@ from ..models.base import ChatModel
 from ..models.messages import ModelSettings
 from ..models.registry import infer_model
 from ..tools.base import Tool
-from .assembly import check_arguments, run_budget, sub_options, turn_control_of, with_need
+from .assembly import check_arguments, recap, run_budget, sub_options, turn_control_of, with_need
 from .checkpoint import registered
 from .events import AgentEvent, FinalAnswer
 from .loop.settings import LoopSettings
@@ -250,15 +250,19 @@ class Agent:
         decisions: Any = None,
         grant: Any = None,
         on_busy: OnBusy | None = None,
+        budget: Budget | str | None = None,
     ) -> RunResult:
         """Continue a checkpointed run (after an interrupt or a crash) from what was really spent; a tool call
         that was in flight counts as spent and is not run again unless its tool is idempotent. A run paused
         for tool approval takes ``decisions=``; one paused at exhaustion takes ``grant=``: more of each cap
         (``{"search": 2, "usd": "0.50"}``) or ``"decline"``. A decision or grant is applied once: one that
-        waited while another request answered the same pause is refused."""
+        waited while another request answered the same pause is refused. ``budget`` sets the resumed run's
+        caps (of the resources it caps, never below what is spent)."""
         seen = await self._runs.checkpoint_id(thread_id)
         async with self._owning(thread_id, on_busy) as lease:
             start, config, run, _ = await self._runs.resumed(thread_id, account, decisions, grant, seen)
+            if budget is not None:
+                recap(run.ledger, self._budget(budget))
             with run_span(self._runs, config, self.model.name) as span:
                 context = RunContext(run=run, lease=lease)
                 final = await self.graph.ainvoke(start, config, context=context, **self._runs.kwargs())

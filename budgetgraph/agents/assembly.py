@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..budget.ledger import Ledger
 from ..budget.limits import Budget, closest
 from ..budget.prices import PriceTable
 from ..errors import ConfigError
@@ -136,3 +137,23 @@ def with_need(instructions: str | None, budget_stop: bool, tools: Sequence[str])
         return instructions
     ask = NEED_ASK.format(example=need_example(tools))
     return f"{instructions}\n\n{ask}" if instructions else ask
+
+
+def recap(ledger: Ledger, budget: Budget) -> None:
+    """A resumed run's new caps: every resource ``budget`` caps, set on the run's ledger (a resource the run
+    did not cap, or a cap under what is spent, is an error before anything changes)."""
+    caps = budget.limits()
+    missing = sorted(k.removeprefix("tool:") for k in caps if k not in ledger.limits)
+    if missing:
+        raise ConfigError(
+            f"a resumed run keeps the resources it capped; it does not cap {', '.join(missing)}: give a budget "
+            "over its own resources (its final-answer reserve was sized for them)"
+        )
+    for key, cap in caps.items():
+        spent = ledger.spent(key)
+        if cap < spent:
+            raise ConfigError(
+                f"{key.removeprefix('tool:')} cannot be capped at {cap}: {spent} is already spent"
+            )
+    for key, cap in caps.items():
+        ledger.set_cap(key, cap, by="resume")
