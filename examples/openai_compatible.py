@@ -51,9 +51,9 @@ def main() -> None:
             agent = Agent(
                 f"openai:handbook-qwen@{url}",
                 tools,
-                Budget(tool_calls={"search": 2, "open": 1}, usd=0.01),
+                Budget(tool_calls={"search": 1, "open": 1}, usd=0.01),
                 prices=PriceTable.from_file(prices),
-                max_tokens=256,
+                max_tokens=192,
             )
             result = agent.run(
                 "Which SQLite extension does budgetgraph's local corpus use for full-text search?"

@@ -17,6 +17,8 @@ SPENDING = {"request", "try_reserve", "reserve", "refund"}
 ALLOWED = {"meter", "budget"}  # the ledger itself (children reserve through parents) and the metering layer
 # `budgetgraph serve`: it serves a model to clients outside any run (no ledger here: the client meters its calls)
 SERVES_OTHERS = {Path("models/endpoint.py")}
+# a host framework's model, requested only from the send function the meter calls (HostModel.request)
+HOST_MODEL = {(Path("integrations/pydantic_ai.py"), "wrapped")}
 
 
 def _calls_outside_the_meter() -> list[str]:
@@ -31,7 +33,12 @@ def _calls_outside_the_meter() -> list[str]:
             name, owner = node.func.attr, node.func.value
             owner_name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
             spends = name in SPENDING or name == "fn" or (name == "commit" and "ledger" in owner_name.lower())
-            if spends and not (rel.parts[0] == "models" and name == "request" and owner_name == "self"):
+            host = name == "request" and (rel, owner_name) in HOST_MODEL
+            if (
+                spends
+                and not host
+                and not (rel.parts[0] == "models" and name == "request" and owner_name == "self")
+            ):
                 found.append(f"{rel}:{node.lineno}: .{name}(")
     return found
 

@@ -110,7 +110,7 @@ class Agent:
             model=self.model,
             tools={t.name: t for t in self.tools},
             system_prompt=build_system_prompt(
-                self.spec.shows_budget,
+                self.spec.shows_budget and opts.budget_intro,
                 with_need(instructions, opts.budget_stop, names),
                 system_prompt,
                 opts.regime_policy,

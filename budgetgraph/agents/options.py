@@ -79,6 +79,10 @@ class AgentOptions:
     pace: bool = False
     """Where the planner shows a budget block, hold each capped tool to the block's "at most N this turn": a
     batch beyond it runs its first items, a further call waits a turn (so one call cannot spend a small cap)."""
+    budget_intro: bool = True
+    """Where the planner shows the budget: the system prompt explains it (the regime policy) and the first turn
+    shows the block. False: the model meets the budget in the block after each tool result only, so its first
+    call reads as react's (a small model given budget words before the question searches for them)."""
 
     def __post_init__(self) -> None:
         _check_fields(self)

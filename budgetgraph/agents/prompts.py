@@ -27,7 +27,7 @@ AnswerStyle = Literal["full", "short", "code"]
 _FORMAT: dict[str, str] = {
     "full": "reply with the final answer inside <answer></answer>, in one or two sentences of your own that "
     "say what the documents say (a name, date or number alone when that is all the question asks), e.g. "
-    "<answer>The library opened in 1905, after a gift from a local merchant.</answer>",
+    "<answer>The library opened in 1905.</answer>",
     "short": "reply with the final answer only, inside <answer></answer>, as short as possible: a name, date, "
     "number or short phrase, e.g. <answer>1905</answer>",
     "code": "reply with the complete function (with its imports) inside <answer></answer>, in one ```python "

@@ -65,7 +65,11 @@ def option_hooks(
         *([StopOnExhausted()] if options.stop_on_exhausted else []),
         *([TurnLimit(turn_control)] if turn_control is not None else []),
         *([ForceFirstTool()] if options.force_first_tool else []),
-        *([BudgetBlock(render, need, first_block)] if render is not None or need else []),
+        *(
+            [BudgetBlock(render, need, first_block and options.budget_intro)]
+            if render is not None or need
+            else []
+        ),
     ]
     replies: list[Hook] = [
         *([BudgetStop()] if options.budget_stop else []),
