@@ -124,11 +124,15 @@ def test_a_tracker_without_the_budget_intro_meets_the_budget_in_tool_results_onl
     model = ScriptedModel(
         [ScriptedModel.tool_calls([("search", {"query": "x"})]), ScriptedModel.text("<answer>done</answer>")]
     )
-    agent = Agent(model, [make_search([])], "search=4", planner="tracker", options=AgentOptions(budget_intro=False))
+    agent = Agent(
+        model, [make_search([])], "search=4", planner="tracker", options=AgentOptions(budget_intro=False)
+    )
     assert agent.run("q").answer == "done"
     react = Agent(model=ScriptedModel([]), planner="react").settings.system_prompt
     first, second = model.requests[0][0], model.requests[1][0]
-    assert first[0].content == react and "<budget>" not in "".join(m.content for m in first)  # react's first turn
+    assert first[0].content == react and "<budget>" not in "".join(
+        m.content for m in first
+    )  # react's first turn
     assert "<budget>" in second[-1].content and "search: used 1, remaining 3 of 4" in second[-1].content
 
 

@@ -194,7 +194,9 @@ def test_langchain_tool_price_and_reported_cost_under_a_dollar_cap():
 
 
 def test_langchain_checkpointed_thread_resumes_with_what_it_spent(tmp_path: Path):
-    pytest.importorskip("langgraph.checkpoint.sqlite", reason="needs the [app] extra (the SQLite checkpointer)")
+    pytest.importorskip(
+        "langgraph.checkpoint.sqlite", reason="needs the [app] extra (the SQLite checkpointer)"
+    )
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     async def go() -> tuple[list[list[str]], dict[str, Any]]:
