@@ -38,7 +38,8 @@ def ask(scope: str) -> list[str]:
     ):
         result = agent.run(question, thread_id="user-42")
         searches = result.usage.tool_calls.get("search", 0)
-        out.append(f"{question!r}: searches so far in this budget {searches}, stop {result.stop_reason}")
+        refused = sum(1 for e in result.timeline if e["event"] == "refused")
+        out.append(f"{question!r}: searches so far in this budget {searches}, refused {refused}")
     return out
 
 

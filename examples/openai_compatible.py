@@ -47,7 +47,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             prices = Path(tmp) / "prices.json"  # dollars per million tokens
             prices.write_text(json.dumps({"models": {"handbook-qwen": {"input": 0.5, "output": 1.5}}}))
-            tools = Corpus.from_folder(Path(__file__).resolve().parents[1] / "docs").tools()
+            tools = Corpus.from_folder(Path(__file__).resolve().parents[1] / "docs").tools(
+                k=3, max_chars=1500
+            )
             agent = Agent(
                 f"openai:handbook-qwen@{url}",
                 tools,

@@ -115,18 +115,17 @@ def test_tracker_shows_a_budget_block_and_react_does_not():
         assert result.answer == "done" and result.stop_reason.kind == "answered"
     assert "<budget>" in seen["tracker"][0] and "search: used 1, remaining 3 of 4" in seen["tracker"][0]
     assert "<budget>" not in seen["react"][0]
-    tracker_system = Agent(model=ScriptedModel([]), planner="tracker").settings.system_prompt
+    intro = AgentOptions(budget_intro=True)
+    tracker_system = Agent(model=ScriptedModel([]), planner="tracker", options=intro).settings.system_prompt
     react_system = Agent(model=ScriptedModel([]), planner="react").settings.system_prompt
     assert "CRITICAL" in tracker_system and "CRITICAL" not in react_system
 
 
-def test_a_tracker_without_the_budget_intro_meets_the_budget_in_tool_results_only():
+def test_the_default_tracker_meets_the_budget_in_tool_results_only():
     model = ScriptedModel(
         [ScriptedModel.tool_calls([("search", {"query": "x"})]), ScriptedModel.text("<answer>done</answer>")]
     )
-    agent = Agent(
-        model, [make_search([])], "search=4", planner="tracker", options=AgentOptions(budget_intro=False)
-    )
+    agent = Agent(model, [make_search([])], "search=4", planner="tracker")  # budget_intro=False by default
     assert agent.run("q").answer == "done"
     react = Agent(model=ScriptedModel([]), planner="react").settings.system_prompt
     first, second = model.requests[0][0], model.requests[1][0]
@@ -509,7 +508,8 @@ _reads_what_it_is_asked = _researcher(lambda results: f"after {len(results) - 1}
 def test_an_agent_that_answers_from_snippets_is_asked_once_to_read_first(mini_corpus):
     model = ScriptedModel(_skims)
     budget = Budget(tool_calls={"search": 3, "open": 2})
-    result = Agent(model, mini_corpus.tools(), budget, planner="tracker").run(
+    reads = AgentOptions(read_first=True)
+    result = Agent(model, mini_corpus.tools(), budget, planner="tracker", options=reads).run(
         "Who designed the Apple Remote?"
     )
     assert result.usage.tool_calls == {"search": 1, "open": 1} and result.answer == "from what I read"
@@ -517,11 +517,10 @@ def test_an_agent_that_answers_from_snippets_is_asked_once_to_read_first(mini_co
     assert len(asks) == 1 and "call open" in asks[0].content
     reading = model.requests[2]  # the turn after the request: only the reading tool, and a call is required
     assert [t.name for t in reading[1]] == ["open"] and reading[2].get("tool_choice") == "required"
-    off = ScriptedModel(_skims)
-    skimmed = Agent(off, mini_corpus.tools(), budget, options=AgentOptions(read_first=False)).run("Who?")
-    assert skimmed.answer == "skim" and skimmed.usage.tool_calls == {"search": 1}
+    skimmed = Agent(ScriptedModel(_skims), mini_corpus.tools(), budget).run("Who?")
+    assert skimmed.answer == "skim" and skimmed.usage.tool_calls == {"search": 1}  # the default does not ask
     spent = Agent(
-        ScriptedModel(_skims), mini_corpus.tools(), Budget(tool_calls={"search": 3, "open": 0})
+        ScriptedModel(_skims), mini_corpus.tools(), Budget(tool_calls={"search": 3, "open": 0}), options=reads
     ).run("?")
     assert spent.answer == "skim"  # nothing to read with: no request
 
@@ -530,7 +529,7 @@ def test_min_reads_asks_for_a_second_document_once_while_a_reader_is_funded(mini
     from budgetgraph.agents.planners import planner_options
     from budgetgraph.errors import ConfigError
 
-    two = AgentOptions(min_reads=2)
+    two = AgentOptions(read_first=True, min_reads=2)
     model = ScriptedModel(_reads_what_it_is_asked)
     budget = Budget(tool_calls={"search": 3, "open": 3})
     result = Agent(model, mini_corpus.tools(), budget, planner="tracker", options=two).run("Who?")
@@ -549,18 +548,26 @@ def test_min_reads_asks_for_a_second_document_once_while_a_reader_is_funded(mini
         options=two,
     ).run("Who?")
     assert short.answer == "after 1 reads" and short.usage.tool_calls == {"search": 1, "open": 1}
-    # the default asks for one document only
-    one = Agent(ScriptedModel(_reads_what_it_is_asked), mini_corpus.tools(), budget).run("Who?")
+    # read_first alone asks for one document only
+    one = Agent(
+        ScriptedModel(_reads_what_it_is_asked),
+        mini_corpus.tools(),
+        budget,
+        options=AgentOptions(read_first=True),
+    ).run("Who?")
     assert one.answer == "after 1 reads" and one.usage.tool_calls == {"search": 1, "open": 1}
-    assert planner_options("tracker[min_reads=2]")[1].min_reads == 2
+    assert planner_options("tracker[read_first=true;min_reads=2]")[1].min_reads == 2
     with pytest.raises(ConfigError, match="min_reads must be a whole number >= 1"):
         AgentOptions(min_reads=0)
+    with pytest.raises(ConfigError, match="min_reads=2 asks for reading: set read_first=True too"):
+        planner_options("tracker[min_reads=2]")  # a silent no-op otherwise
 
 
 def test_the_first_turn_sees_the_budget_block_without_keeping_it(mini_corpus):
     model = ScriptedModel(_skims)
     budget = Budget(tool_calls={"search": 3, "open": 2})
-    result = Agent(model, mini_corpus.tools(), budget, planner="tracker").run(
+    intro = AgentOptions(budget_intro=True)
+    result = Agent(model, mini_corpus.tools(), budget, planner="tracker", options=intro).run(
         "Who designed the Apple Remote?"
     )
     first_prompt = model.requests[0][0]
@@ -593,7 +600,7 @@ def test_a_reply_with_only_an_estimate_is_asked_to_read_first(mini_corpus):
         ScriptedModel(estimates_then_stops),
         mini_corpus.tools(),
         budget,
-        options=AgentOptions(budget_stop=True),
+        options=AgentOptions(budget_stop=True, read_first=True),
     )
     result = agent.run("Who designed the Apple Remote?")
     assert result.usage.tool_calls == {"search": 1, "open": 1} and result.answer == "read it"
@@ -686,7 +693,9 @@ def test_pace_holds_a_small_cap_to_the_blocks_share_of_each_turn():
     tools = [Tool(batch, units="queries")]
     budget = Budget(tool_calls={"batch": 3})
     model = ScriptedModel(fn)
-    result = Agent(model, tools, budget, planner="tracker", options=AgentOptions(pace=True)).run("q")
+    result = Agent(
+        model, tools, budget, planner="tracker", options=AgentOptions(pace=True, budget_intro=True)
+    ).run("q")
     # 3 of 3 left is HIGH: at most 2 queries this turn, as the block says; the second call waits
     assert seen[0] == ["t0a", "t0b"] and ["x"] not in seen[:1]
     assert "at most 2 queries this turn" in model.requests[0][0][0].content  # the first turn's block

@@ -590,7 +590,7 @@ def test_bats_shows_the_per_tool_block_and_tracker_keeps_its_own_unless_asked(mi
         mini_corpus.tools(),
         Budget(),
         planner="tracker",
-        options=AgentOptions(budget_block="per_tool"),
+        options=AgentOptions(budget_block="per_tool", budget_intro=True),
     )
     assert "Judge each tool by its own budget" in per_tool.settings.system_prompt
     from budgetgraph.agents.planners import parse_planner

@@ -177,6 +177,10 @@ def test_tracker_sees_planning_advice_not_search_advice():
     model = ScriptedModel(reply, record=False)
     asyncio.run(env.run_episode(task, model, "tracker", env.budget_for(task, "x1.5")))
     text = "\n".join(seen)
-    assert "planning agent" in text and "cheapest path that still fits" in text
+    assert "planning agent" in text and "compare options before committing" in text  # the block's advice
     assert "<budget>" in text and "regime: HIGH" in text
     assert "queries" not in text and "documents" not in text
+    seen.clear()  # with the intro, the system prompt explains the regimes in planning words too
+    asyncio.run(env.run_episode(task, model, "tracker[budget_intro=true]", env.budget_for(task, "x1.5")))
+    text = "\n".join(seen)
+    assert "cheapest path that still fits" in text and "queries" not in text and "documents" not in text

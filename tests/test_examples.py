@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXPECT = {
     "subgraph.py": "search calls spent=",
-    "conversation_budget.py": "budget_exhausted: search",
+    "conversation_budget.py": "'And resume?': searches so far in this budget 2, refused 1",
     "qa_eval.py": "8 episodes, 0 errors",
     "fastapi_sse.py": "sqlite: spend per user never exceeded the cap",
     "web_search_agent.py": "answer: Ada Moreau",

@@ -83,7 +83,7 @@ def test_streamed_text_equals_the_reply_and_usage_is_unchanged(small, mini_corpu
 
 
 def test_end_to_end_agent_over_hotpot_paragraphs_under_a_budget(model, hotpot20, hotpot_corpus):
-    tools = hotpot_corpus.tools()
+    tools = hotpot_corpus.tools(k=3, max_chars=1500)
     budget = Budget(tool_calls={"search": 2, "open": 2}, total_tokens=12000)
     agent = Agent(model=model, tools=tools, budget=budget, planner="tracker", max_tokens=256)
     question = hotpot20[0]["question"]

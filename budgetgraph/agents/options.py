@@ -67,9 +67,10 @@ class AgentOptions:
     turn_baseline: Sequence[int] | str | Path | None = None
     interrupt_before: tuple[str, ...] = ()
     stop_on_exhausted: bool = False
-    read_first: bool = True
+    read_first: bool = False
     """An agent that answers before any reading tool (``Tool(reads=True)``: ``open``, ``fetch_page``) ran,
-    while one is funded, is asked once to read the most likely result first."""
+    while one is funded, is asked once to read the most likely result first. Off by default: it costs a model
+    call and a document's tokens per episode (docs/results weighs what that buys)."""
     min_reads: int = 1
     """With ``read_first``: the documents an agent is asked to read before its answer is taken, one request
     per document missing, while a reading tool is funded (2 suits multi-hop questions)."""
@@ -79,10 +80,11 @@ class AgentOptions:
     pace: bool = False
     """Where the planner shows a budget block, hold each capped tool to the block's "at most N this turn": a
     batch beyond it runs its first items, a further call waits a turn (so one call cannot spend a small cap)."""
-    budget_intro: bool = True
-    """Where the planner shows the budget: the system prompt explains it (the regime policy) and the first turn
-    shows the block. False: the model meets the budget in the block after each tool result only, so its first
-    call reads as react's (a small model given budget words before the question searches for them)."""
+    budget_intro: bool = False
+    """Where the planner shows the budget, True: the system prompt explains it (the regime policy) and the first
+    turn shows the block, as the BATS paper's tracker does. Off by default: the model meets the budget in the
+    block after each tool result, so its first call reads as react's (a small model given budget words before
+    the question searches for them)."""
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -100,9 +102,6 @@ class BATSOptions(AgentOptions, BATSSteering):
     ``answer_key`` groups answers for the consistency selection (by their words when None)."""
 
     answer_key: AnswerKey | None = None
-    read_first: bool = False
-    """BATS plans its own reading (a checklist step per look-up): the loop's read-first request is off unless
-    asked for."""
 
     def __post_init__(self) -> None:
         BATSSteering.__post_init__(self)  # its errors name the fields as the labels do (bats_mode, ...)
@@ -219,6 +218,8 @@ def _check_fields(options: AgentOptions) -> None:
     """What every options class checks: its ``Literal`` fields and ``min_reads``."""
     _check_literals(options)
     _check_whole(options, "min_reads", " (read_first=False asks for none)")
+    if options.min_reads > 1 and not options.read_first:
+        raise ConfigError(f"min_reads={options.min_reads} asks for reading: set read_first=True too")
 
 
 def _check_whole(options: AgentOptions, name: str, hint: str = "") -> None:
