@@ -529,7 +529,7 @@ def test_min_reads_asks_for_a_second_document_once_while_a_reader_is_funded(mini
     from budgetgraph.agents.planners import planner_options
     from budgetgraph.errors import ConfigError
 
-    two = AgentOptions(read_first=True, min_reads=2)
+    two = AgentOptions(min_reads=2)
     model = ScriptedModel(_reads_what_it_is_asked)
     budget = Budget(tool_calls={"search": 3, "open": 3})
     result = Agent(model, mini_corpus.tools(), budget, planner="tracker", options=two).run("Who?")
@@ -559,8 +559,11 @@ def test_min_reads_asks_for_a_second_document_once_while_a_reader_is_funded(mini
     assert planner_options("tracker[read_first=true;min_reads=2]")[1].min_reads == 2
     with pytest.raises(ConfigError, match="min_reads must be a whole number >= 1"):
         AgentOptions(min_reads=0)
-    with pytest.raises(ConfigError, match="min_reads=2 asks for reading: set read_first=True too"):
-        planner_options("tracker[min_reads=2]")  # a silent no-op otherwise
+    # min_reads alone asks for reading (the label of the kept min_reads sweep means what it meant)
+    alone = Agent(
+        ScriptedModel(_reads_what_it_is_asked), mini_corpus.tools(), budget, options=AgentOptions(min_reads=2)
+    )
+    assert alone.run("Who?").answer == "after 2 reads"
 
 
 def test_the_first_turn_sees_the_budget_block_without_keeping_it(mini_corpus):

@@ -72,8 +72,8 @@ class AgentOptions:
     while one is funded, is asked once to read the most likely result first. Off by default: it costs a model
     call and a document's tokens per episode (docs/results weighs what that buys)."""
     min_reads: int = 1
-    """With ``read_first``: the documents an agent is asked to read before its answer is taken, one request
-    per document missing, while a reading tool is funded (2 suits multi-hop questions)."""
+    """The documents an agent is asked to read before its answer is taken, one request per document missing,
+    while a reading tool is funded (2 suits multi-hop questions); more than 1 turns ``read_first`` on."""
     budget_stop: bool = False
     """The budget-aware stop: the agent estimates, with each budget block, the calls it still needs; a need
     that does not fit, or "infeasible", ends the run early with its best answer (``agents.need``)."""
@@ -88,6 +88,11 @@ class AgentOptions:
 
     def __post_init__(self) -> None:
         _check_fields(self)
+
+    @property
+    def asks_to_read(self) -> bool:
+        """Whether an answer given before ``min_reads`` documents were read is sent back to read first."""
+        return self.read_first or self.min_reads > 1
 
     def common(self) -> dict[str, Any]:
         """The fields every options class has, to carry over to another planner's options."""
@@ -218,8 +223,6 @@ def _check_fields(options: AgentOptions) -> None:
     """What every options class checks: its ``Literal`` fields and ``min_reads``."""
     _check_literals(options)
     _check_whole(options, "min_reads", " (read_first=False asks for none)")
-    if options.min_reads > 1 and not options.read_first:
-        raise ConfigError(f"min_reads={options.min_reads} asks for reading: set read_first=True too")
 
 
 def _check_whole(options: AgentOptions, name: str, hint: str = "") -> None:

@@ -73,7 +73,7 @@ def option_hooks(
     ]
     replies: list[Hook] = [
         *([BudgetStop()] if options.budget_stop else []),
-        *([ReadFirst(options.min_reads, answer_manner(answer_style))] if options.read_first else []),
+        *([ReadFirst(options.min_reads, answer_manner(answer_style))] if options.asks_to_read else []),
         *([GoOn()] if options.budget_stop else []),
     ]
     tools_and_pause: list[Hook] = [
