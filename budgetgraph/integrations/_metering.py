@@ -199,6 +199,27 @@ class Keeper:
     _tools: dict[str, Tool] = field(default_factory=dict, init=False)
     _turns: dict[int, _Turn] = field(default_factory=dict, init=False)
 
+    @classmethod
+    def of(
+        cls,
+        budget: Budget | str,
+        tools: Mapping[str, ChargedTool] | None,
+        prices: PriceTable | None,
+        account: Account | None,
+        max_tokens: int,
+        answer_max_tokens: int,
+    ) -> Keeper:
+        """An integration's keeper from its arguments: a budget string names the tools' budget keys."""
+        names = list(dict.fromkeys((c.budget_key or n) for n, c in (tools or {}).items()))
+        return cls(
+            Budget.parse(budget, names) if isinstance(budget, str) else budget,
+            prices or PriceTable(),
+            account,
+            dict(tools or {}),
+            max_tokens=max_tokens,
+            answer_max_tokens=answer_max_tokens,
+        )
+
     def run(self, key: str | None, snapshot: Mapping[str, Any] | None) -> tuple[str, MeteredRun]:
         """The run of ``key`` (a new key and run when None): live in this process, or rebuilt from the ledger
         snapshot its host state holds (what was in flight counts as spent)."""

@@ -150,16 +150,7 @@ class BudgetMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         answer_max_tokens: int = 512,
     ) -> None:
         super().__init__()
-        names = list(dict.fromkeys((c.budget_key or n) for n, c in (tools or {}).items()))
-        capped = Budget.parse(budget, names) if isinstance(budget, str) else budget
-        self.keeper = Keeper(
-            capped,
-            prices or PriceTable(),
-            account,
-            dict(tools or {}),
-            max_tokens=max_tokens,
-            answer_max_tokens=answer_max_tokens,
-        )
+        self.keeper = Keeper.of(budget, tools, prices, account, max_tokens, answer_max_tokens)
         self.model = model
         self.show_budget = show_budget
         self._schemas: dict[int, tuple[Any, ToolSchema]] = {}

@@ -223,16 +223,7 @@ class BudgetCapability(AbstractCapability[Any]):
         max_tokens: int = 1024,
         answer_max_tokens: int = 512,
     ) -> None:
-        names = list(dict.fromkeys((c.budget_key or n) for n, c in (tools or {}).items()))
-        capped = Budget.parse(budget, names) if isinstance(budget, str) else budget
-        self.keeper = Keeper(
-            capped,
-            prices or PriceTable(),
-            account,
-            dict(tools or {}),
-            max_tokens=max_tokens,
-            answer_max_tokens=answer_max_tokens,
-        )
+        self.keeper = Keeper.of(budget, tools, prices, account, max_tokens, answer_max_tokens)
         self.model = model
         self.scope = scope
         self.show_budget = show_budget
