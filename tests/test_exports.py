@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from budgetgraph.errors import MissingExtra
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = [
     "budgetgraph",
@@ -58,12 +60,18 @@ def test_the_docs_import_only_exported_names():
     imports = _doc_imports()
     assert len(imports) > 20  # the scan found the docs' imports
     problems = []
+    checked = 0
     for where, module_name, name in imports:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except MissingExtra:
+            continue  # an extra this interpreter lacks (langchain needs Python 3.11+): checked where it is
+        checked += 1
         if not hasattr(module, name):
             problems.append(f"{where}: {module_name} has no {name}")
         elif "__all__" in vars(module) and name not in module.__all__:
             problems.append(f"{where}: {module_name} does not export {name}")
+    assert checked > 20
     assert problems == []
 
 
