@@ -59,6 +59,24 @@ def mini_corpus(mini_rows, tmp_path_factory):
     return _corpus(mini_rows, "multihop_mini", tmp_path_factory.mktemp("corpora"))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """Under pytest-xdist (``-n``), a test marked ``model`` runs alone, its fixtures' set-up and tear-down
+    included, while the others run side by side: llama.cpp's threads spin, so a test beside them slows both
+    far more than waiting costs. The wait is outside the test, so ``--durations`` shows the test's own time."""
+    import os
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return (yield)
+    from filelock import ReadWriteLock
+
+    # each worker's basetemp is a folder of the run's shared one
+    lock = ReadWriteLock(Path(item.config.option.basetemp).parent / "cpus.lock")
+    alone = item.get_closest_marker("model") is not None
+    with lock.write_lock() if alone else lock.read_lock():
+        return (yield)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A test marked ``bwrap`` needs bubblewrap (the default sandbox refuses to run model-written code without
     it): it skips where bubblewrap is missing, unless BUDGETGRAPH_REQUIRE_SANDBOX=1 (CI sets it) makes that a
