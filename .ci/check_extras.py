@@ -316,8 +316,8 @@ def pydantic_ai() -> str:
 
 
 def test() -> str:
-    _mods("pytest", "pytest_timeout", "hypothesis")
-    return _versions("pytest", "pytest-timeout", "hypothesis")
+    _mods("pytest", "pytest_timeout", "xdist", "hypothesis")
+    return _versions("pytest", "pytest-timeout", "pytest-xdist", "hypothesis")
 
 
 def lint() -> str:
