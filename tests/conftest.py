@@ -59,7 +59,7 @@ def mini_corpus(mini_rows, tmp_path_factory):
     return _corpus(mini_rows, "multihop_mini", tmp_path_factory.mktemp("corpora"))
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
     """Under pytest-xdist (``-n``), a test marked ``model`` runs alone, its fixtures' set-up and tear-down
     included, while the others run side by side: llama.cpp's threads spin, so a test beside them slows both
