@@ -82,6 +82,8 @@ def test_the_example_test_of_a_users_agent_passes():
             "-q",
             "-p",
             "no:cacheprovider",
+            "-n",
+            "0",  # one process, as in a user's project (this one's addopts ask for a worker per CPU)
             str(ROOT / "examples" / "test_my_agent.py"),
         ],
         cwd=ROOT,
